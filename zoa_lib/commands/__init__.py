@@ -1,0 +1,29 @@
+"""Sub-commands of the ``zoa`` CLI, one module each, and their shared options."""
+from __future__ import annotations
+
+import argparse
+
+from ..config import ProfileError, load_profile, parse_value
+
+
+def add_profile_args(p: argparse.ArgumentParser, default: str = "laptop") -> None:
+    """``--profile NAME`` and repeatable ``-p key=value`` overrides."""
+    p.add_argument("--profile", default=default,
+                   help=f"profile name (ci, laptop, workstation, paper) or YAML path (default: {default})")
+    p.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile key, e.g. -p training.epochs=3 (repeatable)")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ProfileError(f"override {item!r}: expected KEY=VALUE, e.g. training.epochs=3")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_value(v)
+    return out
+
+
+def profile_from_args(args):
+    """The validated profile named by ``--profile`` with ``-p`` overrides applied."""
+    return load_profile(args.profile, parse_overrides(args.overrides))

@@ -1,0 +1,513 @@
+"""Profiles: every size and knob of the pipeline, in one validated YAML file per scale.
+
+A profile is loaded into a tree of frozen dataclasses (:class:`Profile`). Loading
+checks every key against the dataclass fields: an unknown key, a wrong type or an
+impossible value raises :class:`ProfileError` with a one-line message naming the key
+(``profile 'ci': simulation.parent_mesh: must be a power of two, got 48``).
+
+Overrides use dotted keys, as on the command line (``zoa run -p training.epochs=3``)
+and in a notebook's ``parameters`` cell (``overrides = {"training.epochs": 3}``).
+
+Units follow ../shared/DESIGN.md: lengths in Mpc/h, velocities in km/s, angles in
+degrees, H0 = 100 h km/s/Mpc.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from .errors import ZoaError
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_NAMES = ("ci", "laptop", "workstation", "paper")
+
+
+class ProfileError(ZoaError, ValueError):
+    """A profile file or override is invalid; the message names the key."""
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
+
+
+# --------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class CosmologyConfig:
+    """Cosmological parameters. ``name`` is a colossus cosmology (``planck18``);
+    any parameter given here overrides it (H0 in km/s/Mpc, the rest dimensionless)."""
+
+    name: str = "planck18"
+    H0: float | None = None
+    Om0: float | None = None
+    Ob0: float | None = None
+    sigma8: float | None = None
+    ns: float | None = None
+
+    def validate(self, err):
+        if self.name not in ("planck18", "planck15", "planck13", "WMAP9"):
+            err("name", f"unknown cosmology {self.name!r} (planck18, planck15, planck13, WMAP9)")
+        for key in ("H0", "Om0", "Ob0", "sigma8", "ns"):
+            v = getattr(self, key)
+            if v is not None and v <= 0:
+                err(key, f"must be > 0, got {v}")
+        if self.Om0 is not None and self.Om0 > 1:
+            err("Om0", f"must be <= 1, got {self.Om0}")
+
+
+@dataclass(frozen=True)
+class BoxConfig:
+    """The observer-centred cube the network sees: side ``size`` (Mpc/h) on a
+    ``grid``³ mesh; targets smoothed with a Gaussian of ``smoothing`` Mpc/h."""
+
+    size: float = 160.0
+    grid: int = 32
+    smoothing: float = 1.25
+
+    def validate(self, err):
+        if self.size <= 0:
+            err("size", f"must be > 0 Mpc/h, got {self.size}")
+        if not _power_of_two(self.grid) or self.grid < 8:
+            err("grid", f"must be a power of two >= 8, got {self.grid}")
+        if self.smoothing < 0:
+            err("smoothing", f"must be >= 0 Mpc/h, got {self.smoothing}")
+
+    @property
+    def voxel(self) -> float:
+        """Voxel side in Mpc/h."""
+        return self.size / self.grid
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Parent periodic boxes (side ``parent_size`` Mpc/h, ``parent_mesh``³ particles
+    and mesh), displaced with Lagrangian perturbation theory of order ``lpt_order``
+    (1 = Zel'dovich, 2 = 2LPT). Each parent box yields ``observers_per_box`` cubes at
+    random observer positions, each turned by one of ``rotations`` (24 proper or 48
+    with reflections) symmetries of the cube."""
+
+    parent_size: float = 640.0
+    parent_mesh: int = 128
+    lpt_order: int = 2
+    observers_per_box: int = 32
+    rotations: int = 24
+    velocity: Literal["particles", "linear"] = "particles"
+
+    def validate(self, err):
+        if self.parent_size <= 0:
+            err("parent_size", f"must be > 0 Mpc/h, got {self.parent_size}")
+        if not _power_of_two(self.parent_mesh):
+            err("parent_mesh", f"must be a power of two, got {self.parent_mesh}")
+        if self.lpt_order not in (1, 2):
+            err("lpt_order", f"must be 1 (Zel'dovich) or 2 (2LPT), got {self.lpt_order}")
+        if self.observers_per_box < 1:
+            err("observers_per_box", f"must be >= 1, got {self.observers_per_box}")
+        if self.rotations not in (1, 24, 48):
+            err("rotations", f"must be 1, 24 or 48, got {self.rotations}")
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    """A CF4-like mock survey inside the cube.
+
+    ``n_galaxies``: expected galaxies inside ``r_max`` (Mpc/h); the radial selection is
+    n(r) ∝ exp(-(r / ``selection_r0``)^``selection_power``); galaxies at Galactic latitude
+    |b| < ``zoa_b`` (deg) are removed; distance moduli carry Gaussian errors of
+    ``sigma_dm`` mag (log-normal distances); ``bias`` is a linear galaxy bias;
+    ``sigma_v_nl`` (km/s) an extra, velocity-independent scatter (nonlinear motions).
+    ``grid_position`` says where a galaxy is gridded: its observed or true distance."""
+
+    n_galaxies: int = 17000
+    r_max: float = 80.0
+    selection_r0: float = 60.0
+    selection_power: float = 2.0
+    zoa_b: float = 10.0
+    sigma_dm: float = 0.4
+    sigma_v_nl: float = 0.0
+    bias: float = 1.0
+    estimator: Literal["watkins_feldman", "linear"] = "watkins_feldman"
+    grid_position: Literal["observed", "true"] = "observed"
+    error_weighting: bool = False
+
+    def validate(self, err):
+        if self.n_galaxies < 1:
+            err("n_galaxies", f"must be >= 1, got {self.n_galaxies}")
+        for key in ("r_max", "selection_r0", "selection_power"):
+            if getattr(self, key) <= 0:
+                err(key, f"must be > 0, got {getattr(self, key)}")
+        if not 0 <= self.zoa_b < 90:
+            err("zoa_b", f"must be in [0, 90) degrees, got {self.zoa_b}")
+        if self.sigma_dm < 0:
+            err("sigma_dm", f"must be >= 0 mag, got {self.sigma_dm}")
+        if self.sigma_v_nl < 0:
+            err("sigma_v_nl", f"must be >= 0 km/s, got {self.sigma_v_nl}")
+        if self.bias <= 0:
+            err("bias", f"must be > 0, got {self.bias}")
+
+
+@dataclass(frozen=True)
+class MocksConfig:
+    """How many mocks, and how they are sharded on disk (``shard_size`` mocks per
+    HDF5 shard). Train, validation and test mocks come from disjoint parent boxes."""
+
+    n_train: int = 256
+    n_val: int = 32
+    n_test: int = 32
+    shard_size: int = 32
+    workers: int = 2
+
+    def validate(self, err):
+        for key in ("n_train", "n_val", "n_test"):
+            if getattr(self, key) < 0:
+                err(key, f"must be >= 0, got {getattr(self, key)}")
+        if self.n_train < 1:
+            err("n_train", f"must be >= 1, got {self.n_train}")
+        if self.shard_size < 1:
+            err("shard_size", f"must be >= 1, got {self.shard_size}")
+        if self.workers < 1:
+            err("workers", f"must be >= 1, got {self.workers}")
+
+    @property
+    def n_total(self) -> int:
+        return self.n_train + self.n_val + self.n_test
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """V-Net architecture: ``depth`` resolution levels below the input, ``base_filters``
+    channels at full resolution (doubled at each level), ``convs_per_stage`` residual
+    convolutions per stage, ``kernel_size``³ kernels, reflection padding."""
+
+    depth: int = 3
+    base_filters: int = 16
+    convs_per_stage: int = 2
+    kernel_size: int = 3
+    activation: str = "relu"
+    padding: Literal["reflect", "zeros"] = "reflect"
+
+    def validate(self, err):
+        if not 1 <= self.depth <= 6:
+            err("depth", f"must be in 1..6, got {self.depth}")
+        if self.base_filters < 1:
+            err("base_filters", f"must be >= 1, got {self.base_filters}")
+        if self.convs_per_stage < 1:
+            err("convs_per_stage", f"must be >= 1, got {self.convs_per_stage}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            err("kernel_size", f"must be a positive odd integer, got {self.kernel_size}")
+        if self.activation not in ("relu", "elu", "gelu", "leaky_relu", "prelu", "swish", "tanh"):
+            err("activation", f"unknown activation {self.activation!r}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Adam on the MSE with a triangular cyclic learning rate (Smith 2017) between
+    ``lr_min`` and ``lr_max``; one cycle lasts 2 × ``lr_half_cycle_epochs`` epochs.
+    ``n_gal_scale`` and ``v_pec_scale`` (km/s) normalise the inputs."""
+
+    epochs: int = 20
+    batch_size: int = 4
+    lr_min: float = 1e-7
+    lr_max: float = 1e-5
+    lr_half_cycle_epochs: float = 4.0
+    augment: bool = True
+    shuffle_buffer: int = 64
+    mixed_precision: bool = False
+    xla: bool = False
+    n_gal_scale: float = 1.0
+    v_pec_scale: float = 500.0
+    delta_transform: Literal["log1p", "identity"] = "log1p"
+    phi_transform: Literal["standardize", "identity"] = "standardize"
+
+    def validate(self, err):
+        if self.epochs < 1:
+            err("epochs", f"must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            err("batch_size", f"must be >= 1, got {self.batch_size}")
+        if not 0 < self.lr_min <= self.lr_max:
+            err("lr_min", f"need 0 < lr_min <= lr_max, got {self.lr_min}, {self.lr_max}")
+        if self.lr_half_cycle_epochs <= 0:
+            err("lr_half_cycle_epochs", f"must be > 0, got {self.lr_half_cycle_epochs}")
+        if self.shuffle_buffer < 1:
+            err("shuffle_buffer", f"must be >= 1, got {self.shuffle_buffer}")
+        for key in ("n_gal_scale", "v_pec_scale"):
+            if getattr(self, key) <= 0:
+                err(key, f"must be > 0, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Held-out metrics and classical baselines. ``bulk_flow_radii`` in Mpc/h;
+    ``wiener_*`` control the conjugate-gradient Wiener filter; ``potent_smoothing``
+    (Mpc/h) is POTENT's Gaussian smoothing of the radial velocities."""
+
+    n_eval: int = 16
+    bulk_flow_radii: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0)
+    distance_shells: tuple[float, ...] = (0.0, 20.0, 40.0, 60.0, 80.0)
+    wiener_tol: float = 1e-5
+    wiener_maxiter: int = 500
+    wiener_sigma_v: float = 0.0
+    potent_smoothing: float = 10.0
+
+    def validate(self, err):
+        if self.n_eval < 1:
+            err("n_eval", f"must be >= 1, got {self.n_eval}")
+        if any(r <= 0 for r in self.bulk_flow_radii):
+            err("bulk_flow_radii", "every radius must be > 0 Mpc/h")
+        if list(self.distance_shells) != sorted(self.distance_shells) or len(self.distance_shells) < 2:
+            err("distance_shells", "must be at least two increasing edges in Mpc/h")
+        if self.wiener_tol <= 0:
+            err("wiener_tol", f"must be > 0, got {self.wiener_tol}")
+        if self.wiener_maxiter < 1:
+            err("wiener_maxiter", f"must be >= 1, got {self.wiener_maxiter}")
+        if self.potent_smoothing <= 0:
+            err("potent_smoothing", f"must be > 0 Mpc/h, got {self.potent_smoothing}")
+
+
+@dataclass(frozen=True)
+class LocalUniverseConfig:
+    """The constrained local-universe mock and the Great Attractor search:
+    ``n_realizations`` noise realizations of the survey; the GA counts as found when a
+    density peak lies within ``ga_match_radius`` Mpc/h of its literature position."""
+
+    n_realizations: int = 20
+    constraint_smoothing: float = 5.0
+    ga_match_radius: float = 15.0
+
+    def validate(self, err):
+        if self.n_realizations < 1:
+            err("n_realizations", f"must be >= 1, got {self.n_realizations}")
+        if self.constraint_smoothing <= 0:
+            err("constraint_smoothing", f"must be > 0, got {self.constraint_smoothing}")
+        if self.ga_match_radius <= 0:
+            err("ga_match_radius", f"must be > 0, got {self.ga_match_radius}")
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    """Notebook execution: papermill's per-cell timeout in seconds."""
+
+    cell_timeout: int = 3600
+
+    def validate(self, err):
+        if self.cell_timeout < 1:
+            err("cell_timeout", f"must be >= 1 s, got {self.cell_timeout}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A whole profile. ``data_dir`` is where generated data goes (relative paths are
+    taken from the repository root, or from $ZOA_DATA when it is set)."""
+
+    name: str
+    description: str = ""
+    seed: int = 20251105
+    data_dir: str = "data"
+    cosmology: CosmologyConfig = field(default_factory=CosmologyConfig)
+    box: BoxConfig = field(default_factory=BoxConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
+    mocks: MocksConfig = field(default_factory=MocksConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    local_universe: LocalUniverseConfig = field(default_factory=LocalUniverseConfig)
+    book: BookConfig = field(default_factory=BookConfig)
+
+    def validate(self, err):
+        if self.seed < 0:
+            err("seed", f"must be >= 0, got {self.seed}")
+        if self.simulation.parent_size < self.box.size:
+            err("simulation.parent_size",
+                f"parent box ({self.simulation.parent_size} Mpc/h) must be at least the cube "
+                f"({self.box.size} Mpc/h)")
+        if self.survey.r_max > self.box.size / 2 * 3 ** 0.5:
+            err("survey.r_max", f"{self.survey.r_max} Mpc/h reaches beyond the cube's corners")
+        cube_mesh = self.box.size / self.simulation.parent_size * self.simulation.parent_mesh
+        if cube_mesh < self.box.grid / 2:
+            err("simulation.parent_mesh",
+                f"parent mesh too coarse: the cube gets {cube_mesh:.0f} mesh cells per side "
+                f"for a {self.box.grid}^3 grid (need at least grid/2)")
+
+    # -- conveniences
+    @property
+    def data_path(self) -> Path:
+        """Root folder of this profile's generated data: ``<data_dir>/<name>``."""
+        base = Path(os.environ.get("ZOA_DATA", self.data_dir))
+        if not base.is_absolute():
+            base = PROFILES_DIR.parent / base
+        return base / self.name
+
+    def to_dict(self) -> dict:
+        return _to_plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _to_plain(obj):
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- loading
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    """Coerce ``value`` to the annotated type ``tp`` or raise ProfileError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where)
+            except ProfileError as e:
+                errors.append(str(e))
+        raise ProfileError(errors[0] if errors else f"{where}: wrong type")
+    if origin is Literal:
+        if value not in args:
+            raise ProfileError(f"{where}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ProfileError(f"{where}: must be a list, got {type(value).__name__} {value!r}")
+        elem = args[0]
+        return tuple(_check_type(v, elem, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ProfileError(f"{where}: must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProfileError(f"{where}: must be an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProfileError(f"{where}: must be a number, got {type(value).__name__} {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ProfileError(f"{where}: must be finite, got {value}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ProfileError(f"{where}: must be a string, got {type(value).__name__} {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    raise TypeError(f"unsupported annotation {tp!r} at {where}")
+
+
+def _build(cls, data: Any, where: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ProfileError(f"{where or 'profile'}: must be a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            dotted = f"{where}.{key}" if where else str(key)
+            raise ProfileError(f"{dotted}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        dotted = f"{where}.{f.name}" if where else f.name
+        if f.name in data:
+            kwargs[f.name] = _check_type(data[f.name], hints[f.name], dotted)
+        elif dataclasses.is_dataclass(hints[f.name]):
+            kwargs[f.name] = _build(hints[f.name], {}, dotted)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ProfileError(f"{dotted}: required key is missing")
+    obj = cls(**kwargs)
+
+    def err(key, msg):
+        raise ProfileError(f"{where + '.' if where else ''}{key}: {msg}")
+
+    obj.validate(err)
+    return obj
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line override value with YAML rules (``3`` → int, ``1e-5`` →
+    float, ``true`` → bool, ``[1, 2]`` → list)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-5' as a string
+            value = float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def apply_overrides(data: dict, overrides: Mapping[str, Any] | None) -> dict:
+    """Return a copy of ``data`` with dotted-key ``overrides`` set."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for dotted, value in (overrides or {}).items():
+        if isinstance(value, str):
+            value = parse_value(value)
+        parts = str(dotted).split(".")
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ProfileError(f"{dotted}: {p} is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def profile_path(name: str | os.PathLike) -> Path:
+    """Path of a profile given by name (``ci``) or by a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yml", ".yaml"):
+        return p
+    return PROFILES_DIR / f"{name}.yml"
+
+
+def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any] | None = None) -> Profile:
+    """Load, override and validate a profile.
+
+    Parameters
+    ----------
+    name : profile name (``ci``, ``laptop``, ``workstation``, ``paper``) or YAML path.
+    overrides : dotted keys to set, e.g. ``{"training.epochs": 3}``.
+
+    Raises
+    ------
+    ProfileError : one line naming the file and the offending key.
+    """
+    path = profile_path(name)
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yml")))
+        raise ProfileError(f"profile {str(name)!r} not found (known: {known})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"profile {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ProfileError(f"profile {path}:{where} not valid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        raise ProfileError(f"profile {path}: file is empty")
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {path}: must be a mapping of keys, got {type(data).__name__}")
+    data.setdefault("name", path.stem)
+    try:
+        data = apply_overrides(data, overrides)
+        return _build(Profile, data, "")
+    except ProfileError as e:
+        raise ProfileError(f"profile {data.get('name', path.stem)!r}: {e}") from None
