@@ -1,0 +1,60 @@
+"""The zoa CLI: help on every command, one-line errors with exit status 2."""
+import subprocess
+import sys
+
+import pytest
+
+from zoa_lib.cli import COMMANDS, build_parser, main
+
+
+def _subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_core_commands_exist():
+    names = _subcommands()
+    for cmd in ("profile", "run", "book", "bench"):
+        assert cmd in names
+    assert set(names) <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("cmd", _subcommands())
+def test_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: zoa " + cmd in capsys.readouterr().out
+
+
+def test_profile_show(capsys):
+    assert main(["profile", "show", "ci", "-p", "training.epochs=3"]) == 0
+    out = capsys.readouterr().out
+    assert "epochs: 3" in out and "grid: 16" in out
+
+
+def test_bad_profile_exit_2_one_line(capsys):
+    assert main(["profile", "show", "ci", "-p", "box.grid=12"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "box.grid" in err and "Traceback" not in err
+
+
+def test_bad_override_syntax(capsys):
+    assert main(["profile", "show", "ci", "-p", "box.grid"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_console_script_exit_status():
+    out = subprocess.run([sys.executable, "-m", "zoa_lib.cli", "profile", "show", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "not found" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "zoa_lib.cli", "--debug", "profile", "show", "nope"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_run_rejects_unknown_chapter(tmp_path, capsys):
+    assert main(["run", "--profile", "ci", "--only", "99-nothing"]) == 2
+    assert "99-nothing" in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""Profiles: the shipped ones load; bad files give a one-line error naming the key."""
+import pytest
+import yaml
+
+from zoa_lib.config import PROFILE_NAMES, ProfileError, load_profile
+
+
+@pytest.mark.parametrize("name", PROFILE_NAMES)
+def test_shipped_profiles_load(name):
+    p = load_profile(name)
+    assert p.name == name
+    assert p.box.size == 160.0
+    assert p.box.grid & (p.box.grid - 1) == 0
+
+
+def test_paper_profile_is_the_paper():
+    p = load_profile("paper")
+    assert p.box.grid == 128 and p.box.voxel == 1.25 and p.box.smoothing == 1.25
+    assert (p.mocks.n_train, p.mocks.n_val) == (11512, 1264)
+    assert p.training.epochs == 200
+    assert (p.training.lr_min, p.training.lr_max) == (1e-7, 1e-5)
+    assert p.model.padding == "reflect"
+
+
+def test_ci_is_small_and_laptop_is_32():
+    assert load_profile("ci").box.grid <= 32
+    assert load_profile("laptop").box.grid == 32
+
+
+def _write(tmp_path, data, name="bad.yml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"box": {"grid": 48}}, "box.grid"),
+    ({"box": {"size": -160.0}}, "box.size"),
+    ({"box": {"gird": 32}}, "box.gird"),
+    ({"boxx": {}}, "boxx"),
+    ({"training": {"epochs": "ten"}}, "training.epochs"),
+    ({"training": {"epochs": 2.5}}, "training.epochs"),
+    ({"training": {"augment": "yes"}}, "training.augment"),
+    ({"training": {"lr_min": 1e-3, "lr_max": 1e-5}}, "training.lr_min"),
+    ({"simulation": {"parent_mesh": 100}}, "simulation.parent_mesh"),
+    ({"simulation": {"lpt_order": 3}}, "simulation.lpt_order"),
+    ({"survey": {"zoa_b": 95}}, "survey.zoa_b"),
+    ({"survey": {"grid_position": "somewhere"}}, "survey.grid_position"),
+    ({"model": {"kernel_size": 4}}, "model.kernel_size"),
+    ({"mocks": {"n_train": 0}}, "mocks.n_train"),
+    ({"evaluation": {"bulk_flow_radii": [10, -5]}}, "evaluation.bulk_flow_radii"),
+    ({"cosmology": {"name": "einstein-de-sitter"}}, "cosmology.name"),
+    ({"box": {"size": float("nan")}}, "box.size"),
+    ({"box": [1, 2]}, "box"),
+])
+def test_bad_values_name_the_key(tmp_path, data, key):
+    with pytest.raises(ProfileError) as e:
+        load_profile(_write(tmp_path, data))
+    msg = str(e.value)
+    assert key in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("text, what", [
+    ("", "empty"),
+    ("box: [1, 2\n", "YAML"),
+    ("- a\n- b\n", "mapping"),
+])
+def test_malformed_files(tmp_path, text, what):
+    with pytest.raises(ProfileError, match=what):
+        load_profile(_write(tmp_path, text))
+
+
+def test_non_utf8(tmp_path):
+    path = tmp_path / "x.yml"
+    path.write_bytes(b"box: {size: \xff\xfe}\n")
+    with pytest.raises(ProfileError, match="UTF-8"):
+        load_profile(path)
+
+
+def test_unknown_profile_lists_known():
+    with pytest.raises(ProfileError, match="laptop"):
+        load_profile("nonexistent")
+
+
+def test_overrides_apply_and_validate():
+    p = load_profile("ci", {"training.epochs": "5", "box.grid": 32, "survey.zoa_b": "5.0"})
+    assert p.training.epochs == 5 and p.box.grid == 32 and p.survey.zoa_b == 5.0
+    with pytest.raises(ProfileError, match="box.grid"):
+        load_profile("ci", {"box.grid": 33})
+    with pytest.raises(ProfileError, match="training.nope"):
+        load_profile("ci", {"training.nope": 1})
+
+
+def test_cross_field_checks(tmp_path):
+    with pytest.raises(ProfileError, match="simulation.parent_size"):
+        load_profile("ci", {"simulation.parent_size": 100.0})
+    with pytest.raises(ProfileError, match="parent_mesh"):
+        load_profile("ci", {"simulation.parent_mesh": 8, "box.grid": 32})
+
+
+def test_round_trip_yaml(tmp_path):
+    p = load_profile("laptop")
+    path = tmp_path / "copy.yml"
+    path.write_text(p.to_yaml())
+    assert load_profile(path).to_dict() == {**p.to_dict(), "name": p.name}
+
+
+def test_data_path_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("ZOA_DATA", str(tmp_path))
+    assert load_profile("ci").data_path == tmp_path / "ci"

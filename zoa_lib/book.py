@@ -1,0 +1,268 @@
+"""The paper book: execute the chapter notebooks with papermill, build the Jupyter Book.
+
+Layout (DESIGN.md): source notebooks live in ``notebooks/`` (outputs stripped, one cell
+tagged ``parameters``); ``_toc.yml`` lists the chapters as ``book/chapters/<name>``;
+``zoa run`` executes ``notebooks/<name>.ipynb`` into ``<root>/book/chapters/<name>.ipynb``
+(never over the source) and writes ``<root>/book/_generated/run-info.{json,md}`` — the
+profile, overrides, per-chapter wall time and machine — which the landing page includes.
+``zoa build`` then runs ``jupyter-book build`` with notebook execution off.
+
+Papermill passes only ``profile`` and ``overrides``; every size comes from the profile.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ZoaError
+from .io import atomic_path, git_commit, write_json_atomic, write_text_atomic
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+CHAPTER_PREFIX = "book/chapters/"
+#: Files a book root needs (copied by :func:`prepare_root` into a fresh folder).
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv")
+
+
+class BookError(ZoaError):
+    """The book cannot be run or built (missing notebook, failed cell, build error)."""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter: its name (``01-cosmology``), source notebook and executed copy."""
+
+    name: str
+    source: Path
+    executed: Path
+
+
+def toc_chapters(root: str | os.PathLike = REPO_ROOT) -> list[Chapter]:
+    """Chapters listed in ``<root>/_toc.yml`` whose files live under ``book/chapters/``."""
+    root = Path(root)
+    toc_path = root / "_toc.yml"
+    if not toc_path.exists():
+        raise BookError(f"{toc_path}: no table of contents (is {root} a book root?)")
+    toc = yaml.safe_load(toc_path.read_text())
+    files: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(str(node["file"]))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    chapters = []
+    for f in files:
+        if not f.startswith(CHAPTER_PREFIX):
+            continue
+        name = Path(f).name.removesuffix(".ipynb")
+        source = NOTEBOOKS_DIR / f"{name}.ipynb"
+        if not source.exists():
+            raise BookError(f"_toc.yml lists {f} but {source} does not exist")
+        chapters.append(Chapter(name, source, root / CHAPTER_PREFIX / f"{name}.ipynb"))
+    return chapters
+
+
+def prepare_root(dest: str | os.PathLike) -> Path:
+    """Copy the book sources (config, toc, prose, shipped tables) into ``dest`` so a
+    book can be run and built outside the repository (tests, scratch builds)."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in BOOK_SOURCES:
+        src = REPO_ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.ipynb", "_generated"))
+        elif src.exists():
+            (dest / item).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / item)
+    return dest
+
+
+def glue(name: str, value, display: bool = False):
+    """Glue a number, table or figure for the page's prose (myst-nb), converting numpy
+    scalars to plain Python numbers so ``{glue:text}`name:.3f``` formats them."""
+    import numpy as np
+    from myst_nb import glue as _glue
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    return _glue(name, value, display=display)
+
+
+def _source_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _tag_for_book(nb_path: Path) -> None:
+    """Hide papermill's injected-parameters cell in the rendered page."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, nb_path)
+
+
+def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *, root=REPO_ROOT,
+                  only: list[str] | None = None, resume: bool = False, log=print) -> dict:
+    """Execute the chapters with papermill on a profile; return the run-info dict.
+
+    Parameters
+    ----------
+    profile_name : profile given to every notebook (its ``parameters`` cell).
+    overrides : dotted-key profile overrides passed to every notebook.
+    root : book root holding ``_toc.yml`` (the repo by default; see :func:`prepare_root`).
+    only : chapter names (or unique prefixes, e.g. ``01``) to run; default all.
+    resume : skip chapters already executed with the same profile, overrides and
+        source notebook (as recorded in run-info.json).
+
+    Each executed notebook is written atomically; a failed chapter raises
+    :class:`BookError` naming the chapter and the failing cell, and leaves the previous
+    executed copy in place.
+    """
+    import papermill as pm
+
+    from .config import load_profile
+
+    overrides = dict(overrides or {})
+    profile = load_profile(profile_name, overrides)  # validate before any work
+    root = Path(root)
+    chapters = toc_chapters(root)
+    if only:
+        sel = []
+        for key in only:
+            match = [c for c in chapters if c.name == key or c.name.startswith(key)]
+            if len(match) != 1:
+                raise BookError(f"--only {key!r} matches {len(match)} chapters "
+                                f"(chapters: {', '.join(c.name for c in chapters)})")
+            sel += match
+        chapters = sel
+    info_path = root / "book" / "_generated" / "run-info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    same_run = info.get("profile") == profile.name and info.get("overrides") == overrides
+    records = info.get("chapters", {}) if same_run else {}
+    info = {
+        "profile": profile.name,
+        "overrides": overrides,
+        "description": profile.description,
+        "grid": profile.box.grid,
+        "n_mocks": profile.mocks.n_total,
+        "epochs": profile.training.epochs,
+        "git_commit": git_commit(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}",
+        "chapters": records,
+    }
+    for ch in chapters:
+        src_hash = _source_hash(ch.source)
+        rec = records.get(ch.name)
+        if resume and rec and rec.get("source_sha") == src_hash and ch.executed.exists():
+            log(f"[zoa run] {ch.name}: already executed for this profile, skipped (--resume)")
+            continue
+        log(f"[zoa run] {ch.name}: executing on profile {profile.name!r}")
+        ch.executed.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        # figures must render inline in the kernel, whatever backend the caller uses
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+        with atomic_path(ch.executed) as tmp:
+            try:
+                pm.execute_notebook(
+                    str(ch.source), str(tmp),
+                    parameters={"profile": profile.name, "overrides": overrides},
+                    cwd=str(ch.executed.parent), kernel_name="python3",
+                    progress_bar=False, request_save_on_cell_execute=False,
+                    execution_timeout=profile.book.cell_timeout, log_output=False,
+                )
+            except pm.PapermillExecutionError as e:
+                raise BookError(f"chapter {ch.name}: cell {e.exec_count} failed: {e.ename}: "
+                                f"{e.evalue} (see the traceback in {ch.source.name})") from None
+            _tag_for_book(tmp)
+        seconds = time.perf_counter() - t0
+        records[ch.name] = {
+            "seconds": round(seconds, 1),
+            "source_sha": src_hash,
+            "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        info["chapters"] = records
+        write_run_info(root, info)
+        log(f"[zoa run] {ch.name}: done in {seconds:.0f} s")
+    info["chapters"] = records
+    write_run_info(root, info)
+    return info
+
+
+def write_run_info(root: Path, info: dict) -> None:
+    """Write run-info.json and the Markdown the landing page includes."""
+    gen = Path(root) / "book" / "_generated"
+    write_json_atomic(gen / "run-info.json", info)
+    write_text_atomic(gen / "run-info.md", run_info_markdown(info))
+
+
+def run_info_markdown(info: dict) -> str:
+    """The landing page's 'how this book was made' table."""
+    ov = ", ".join(f"`{k}={v}`" for k, v in info.get("overrides", {}).items()) or "none"
+    lines = [
+        f"This book was produced by `zoa run --profile {info['profile']}` "
+        f"(overrides: {ov}) at git commit `{info.get('git_commit', 'unknown')}` on "
+        f"{info.get('machine', 'an unrecorded machine')}.",
+        "",
+        f"Profile **{info['profile']}**: {info.get('description', '')} — "
+        f"{info.get('grid')}³ voxels over 160 Mpc/h, {info.get('n_mocks')} mocks, "
+        f"{info.get('epochs')} training epochs.",
+        "",
+        "| chapter | wall time | finished (UTC) |",
+        "|---|---|---|",
+    ]
+    total = 0.0
+    for name, rec in sorted(info.get("chapters", {}).items()):
+        total += rec["seconds"]
+        lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec['finished_utc']} |")
+    lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def build_book(root=REPO_ROOT, path_output: str | os.PathLike | None = None, log=print) -> Path:
+    """Build the Jupyter Book at ``root`` into ``<path_output>/_build/html`` (default
+    ``<root>/_build/html``) and return that folder. Notebooks are not executed here."""
+    root = Path(root)
+    missing = [c.executed for c in toc_chapters(root) if not c.executed.exists()]
+    if missing:
+        raise BookError(f"{len(missing)} chapter(s) not executed yet ({missing[0].name}, ...): "
+                        f"run 'zoa run --profile PROFILE' first")
+    if not (root / "book" / "_generated" / "run-info.md").exists():
+        raise BookError("book/_generated/run-info.md is missing: run 'zoa run' first")
+    path_output = Path(path_output) if path_output else root
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root),
+           "--path-output", str(path_output), "--keep-going", "--all"]
+    log(f"[zoa book] {' '.join(cmd)}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    html = path_output / "_build" / "html"
+    if proc.returncode != 0 or not (html / "index.html").exists():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    log(f"[zoa book] built {html / 'index.html'}")
+    return html
