@@ -1,4 +1,5 @@
 """The zoa CLI: help on every command, one-line errors with exit status 2."""
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,25 @@ def test_console_script_exit_status():
 def test_run_rejects_unknown_chapter(tmp_path, capsys):
     assert main(["run", "--profile", "ci", "--only", "99-nothing"]) == 2
     assert "99-nothing" in capsys.readouterr().err
+
+
+def test_doctor_reports_unwritable_data_folder(tmp_path, monkeypatch, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    monkeypatch.setenv("ZOA_DATA", str(ro / "sub"))
+    try:
+        code = main(["doctor", "--profile", "ci", "--no-tensorflow"])
+    finally:
+        ro.chmod(0o700)
+    out = capsys.readouterr().out
+    if os.geteuid() == 0:  # root writes anywhere: the folder check passes
+        assert "[OK  ] data folder" in out
+    else:
+        assert code == 2 and "not writable" in out
+    assert "[OK  ] python" in out and "jupyter-book" in out
+
+
+def test_doctor_ok(zoa_data, capsys):
+    assert main(["doctor", "--profile", "ci", "--no-tensorflow"]) == 0
+    assert "data folder" in capsys.readouterr().out
