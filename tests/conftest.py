@@ -1,10 +1,14 @@
 """Shared test set-up: headless plotting, quiet TensorFlow, generated data in tmp."""
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest
+import pytest  # noqa: E402
+
+ZOA = [sys.executable, "-m", "zoa_lib.cli"]
 
 
 @pytest.fixture
@@ -13,3 +17,19 @@ def zoa_data(tmp_path, monkeypatch):
     d = tmp_path / "data"
     monkeypatch.setenv("ZOA_DATA", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Run every chapter at the ci profile (`zoa run`) and build the HTML (`zoa book`) in a
+    temporary book root; shared by the book and browser tests."""
+    from zoa_lib.book import prepare_root
+
+    root = prepare_root(tmp_path_factory.mktemp("book"))
+    env = dict(os.environ, ZOA_DATA=str(root / "data"), MPLBACKEND="Agg")
+    run = subprocess.run(ZOA + ["run", "--profile", "ci", "--root", str(root)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    build = subprocess.run(ZOA + ["book", "--root", str(root)], capture_output=True, text=True, env=env)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return root

@@ -1,28 +1,11 @@
 """End to end: `zoa run --profile ci` then `zoa book` into a temporary folder."""
-import os
+import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from zoa_lib.book import prepare_root, toc_chapters
-
-ZOA = [sys.executable, "-m", "zoa_lib.cli"]
-
-
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory):
-    """Run every chapter at the ci profile and build the HTML; shared by the book tests."""
-    root = prepare_root(tmp_path_factory.mktemp("book"))
-    env = dict(os.environ, ZOA_DATA=str(root / "data"), MPLBACKEND="Agg")
-    run = subprocess.run(ZOA + ["run", "--profile", "ci", "--root", str(root)],
-                         capture_output=True, text=True, env=env)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    build = subprocess.run(ZOA + ["book", "--root", str(root)], capture_output=True, text=True, env=env)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    return root
+from zoa_lib.book import toc_chapters
 
 
 @pytest.mark.slow
@@ -59,7 +42,6 @@ def test_landing_page_names_the_profile(built_book):
 @pytest.mark.slow
 def test_sources_never_overwritten(built_book):
     src = Path(__file__).resolve().parent.parent / "notebooks"
-    import json
     for p in src.glob("*.ipynb"):
         nb = json.loads(p.read_text())
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
