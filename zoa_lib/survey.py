@@ -1,0 +1,419 @@
+"""CF4-like mock surveys and the gridding of any peculiar-velocity catalog.
+
+Everything here is a pure function of arrays (plus a ``numpy.random.Generator`` for
+the draws). Units follow ../shared/DESIGN.md: comoving distances in Mpc/h, velocities
+in km/s, H0 = 100 km/s per Mpc/h, angles in degrees.
+
+Sky coordinates
+    The cube axes are supergalactic (SGX, SGY, SGZ); Galactic (l, b) come from
+    ``astropy.coordinates`` (:func:`sg_to_galactic`, :func:`galactic_to_sg`,
+    :func:`icrs_to_galactic`). No rotation matrix is typed here.
+
+Distance–redshift relation
+    Distances and redshifts obey the cosmographic expansion that Watkins & Feldman
+    (2015, WF15) use, with q0 = −0.55, j0 = 1 (flat ΛCDM with Ωm ≈ 0.3)::
+
+        H0 d_L = c z_mod(z),  z_mod = z [1 + ½(1 − q0) z − ⅙(1 − q0 − 3 q0² + j0) z²]
+        d_C = d_L / (1 + z)                                  (comoving, Mpc/h)
+
+    so the estimator below is applied to data made with the relation it assumes; at the
+    cube's z ≤ 0.05 this agrees with a flat ΛCDM to better than 10⁻⁴ in distance.
+
+Mock observables (:func:`draw_galaxies`)
+    For a galaxy at comoving distance ``d_true`` with radial peculiar velocity
+    ``v_r_true = v · r̂``:
+
+    * cosmological redshift z_cos from ``d_true`` (inverse of d_C(z) above);
+    * observed redshift, exact composition of the two redshifts:
+      ``1 + z = (1 + z_cos)(1 + v_r_true / c)``; the catalog's ``cz`` is c z (km/s,
+      CMB frame: the simulation frame is the CMB frame);
+    * observed distance modulus ``μ_obs = μ_true + ε``, ε ~ N(0, σ_μ), i.e. a log-normal
+      luminosity distance ``d_L,obs = d_L,true 10^(ε/5)``; ``d_obs`` is the comoving
+      distance of ``d_L,obs`` (what an observer derives from μ alone);
+    * observed radial peculiar velocity from (cz, d_L,obs) with the profile's estimator
+      (:func:`estimate_velocity`), plus Gaussian scatter ``sigma_v_nl``;
+    * ``sigma_v`` = the estimator's error for σ_μ, with ``sigma_v_nl`` added in quadrature.
+
+    The catalog's SGX, SGY, SGZ are at the **observed** distance, ``r̂ d_obs`` (what an
+    observer knows and what a real catalog gives); the true position is
+    ``r̂ d_true`` (:func:`catalog_positions`). Galactic (l, b) depend on r̂ only.
+
+Velocity estimators (``survey.estimator``)
+    ``watkins_feldman`` (WF15): ``v = [c z_mod / (1 + z_mod)] ln(c z_mod / (H0 d_L))``,
+    ``σ_v = [c z_mod / (1 + z_mod)] (ln 10 / 5) σ_μ``. Linear in ln d, hence unbiased for
+    log-normal distance errors; with exact distances it returns
+    v [1 + (1 − q0) z + v/(2cz)] to second order (≈ 4 % high at 80 Mpc/h).
+    ``linear``: ``v = c (z − z_cos(d_L)) / (1 + z_cos(d_L))`` (→ cz − H0 d at low z),
+    the exact inverse of the redshift composition: exact when distances are exact,
+    biased (towards negative v) by log-normal distance errors.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .cosmology import C_LIGHT, H0 as H0_DEFAULT
+from .data import CATALOG_DTYPE
+from .errors import ZoaError
+
+#: WF15 deceleration and jerk parameters of the cosmographic expansion.
+Q0 = -0.55
+J0 = 1.0
+LN10_5 = np.log(10.0) / 5.0
+_A2 = 0.5 * (1.0 - Q0)
+_A3 = (1.0 - Q0 - 3.0 * Q0 ** 2 + J0) / 6.0
+
+
+class SurveyError(ZoaError, ValueError):
+    """Bad input to the survey/gridding functions (wrong shapes, unknown option)."""
+
+
+# --------------------------------------------------------------------------- sky coordinates
+def sg_to_galactic(sgx, sgy, sgz):
+    """Supergalactic Cartesian → Galactic (l, b, d), via astropy.
+
+    Parameters: SGX, SGY, SGZ (any length unit, e.g. Mpc/h). Returns l in [0, 360) deg,
+    b in [−90, 90] deg and the distance d in the input unit. Vectorised.
+    """
+    import astropy.units as u
+    from astropy.coordinates import CartesianRepresentation, Galactic, Supergalactic
+
+    x, y, z = (np.asarray(a, dtype=np.float64) for a in (sgx, sgy, sgz))
+    sg = Supergalactic(CartesianRepresentation(x, y, z, unit=u.Mpc))
+    sph = sg.transform_to(Galactic()).represent_as("spherical")
+    return (np.asarray(sph.lon.to_value(u.deg)), np.asarray(sph.lat.to_value(u.deg)),
+            np.asarray(sph.distance.to_value(u.Mpc)))
+
+
+def galactic_to_sg(l, b, d):
+    """Galactic (l, b in deg, distance d in any unit) → supergalactic (SGX, SGY, SGZ), via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import Galactic, SphericalRepresentation, Supergalactic
+
+    l, b, d = (np.asarray(a, dtype=np.float64) for a in (l, b, d))
+    g = Galactic(SphericalRepresentation(l * u.deg, b * u.deg, d * u.Mpc))
+    c = g.transform_to(Supergalactic()).represent_as("cartesian")
+    return tuple(np.asarray(a.to_value(u.Mpc)) for a in (c.x, c.y, c.z))
+
+
+def icrs_to_galactic(ra, dec):
+    """Equatorial (ICRS, J2000) RA, Dec in deg → Galactic (l, b) in deg, via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import ICRS, Galactic
+
+    c = ICRS(ra=np.asarray(ra, np.float64) * u.deg, dec=np.asarray(dec, np.float64) * u.deg)
+    g = c.transform_to(Galactic())
+    return np.asarray(g.l.to_value(u.deg)), np.asarray(g.b.to_value(u.deg))
+
+
+def galactic_to_icrs(l, b):
+    """Galactic (l, b) in deg → ICRS (RA, Dec) in deg, via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import ICRS, Galactic
+
+    g = Galactic(l=np.asarray(l, np.float64) * u.deg, b=np.asarray(b, np.float64) * u.deg)
+    c = g.transform_to(ICRS())
+    return np.asarray(c.ra.to_value(u.deg)), np.asarray(c.dec.to_value(u.deg))
+
+
+def supergalactic_to_galactic_angles(sgl, sgb):
+    """Supergalactic (SGL, SGB) in deg → Galactic (l, b) in deg, via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import Galactic, Supergalactic
+
+    s = Supergalactic(sgl=np.asarray(sgl, np.float64) * u.deg, sgb=np.asarray(sgb, np.float64) * u.deg)
+    g = s.transform_to(Galactic())
+    return np.asarray(g.l.to_value(u.deg)), np.asarray(g.b.to_value(u.deg))
+
+
+# --------------------------------------------------------------------------- distance–redshift
+def z_mod(z):
+    """WF15's modified redshift: z [1 + ½(1 − q0) z − ⅙(1 − q0 − 3q0² + j0) z²] (q0=−0.55, j0=1)."""
+    z = np.asarray(z, dtype=np.float64)
+    return z * (1.0 + _A2 * z - _A3 * z * z)
+
+
+def _dz_mod(z):
+    return 1.0 + 2.0 * _A2 * z - 3.0 * _A3 * z * z
+
+
+def luminosity_distance(z, H0: float = H0_DEFAULT):
+    """Luminosity distance of redshift z: d_L = c z_mod(z) / H0 (Mpc/h for H0 = 100)."""
+    return C_LIGHT * z_mod(z) / H0
+
+
+def comoving_distance(z, H0: float = H0_DEFAULT):
+    """Comoving distance of redshift z: d_C = d_L / (1 + z) (Mpc/h for H0 = 100)."""
+    z = np.asarray(z, dtype=np.float64)
+    return luminosity_distance(z, H0) / (1.0 + z)
+
+
+def _invert(target, f, df, H0):
+    """Solve f(z) = target H0 / c for z by Newton iterations (monotonic on z < 1)."""
+    y = np.asarray(target, dtype=np.float64) * H0 / C_LIGHT
+    z = y.copy()
+    for _ in range(50):
+        step = (f(z) - y) / df(z)
+        z = z - step
+        if np.all(np.abs(step) <= 1e-14 * np.maximum(1.0, np.abs(z))):
+            break
+    return z
+
+
+def redshift_from_luminosity_distance(d_L, H0: float = H0_DEFAULT):
+    """z such that :func:`luminosity_distance` (z) = d_L (Mpc/h)."""
+    return _invert(d_L, z_mod, _dz_mod, H0)
+
+
+def redshift_from_comoving_distance(d, H0: float = H0_DEFAULT):
+    """Cosmological redshift z_cos of a comoving distance d (Mpc/h)."""
+    f = lambda z: z_mod(z) / (1.0 + z)  # noqa: E731
+    df = lambda z: (_dz_mod(z) * (1.0 + z) - z_mod(z)) / (1.0 + z) ** 2  # noqa: E731
+    return _invert(d, f, df, H0)
+
+
+def comoving_from_luminosity_distance(d_L, H0: float = H0_DEFAULT):
+    """Comoving distance (Mpc/h) of a luminosity distance d_L (Mpc/h)."""
+    d_L = np.asarray(d_L, dtype=np.float64)
+    return d_L / (1.0 + redshift_from_luminosity_distance(d_L, H0))
+
+
+def luminosity_from_comoving_distance(d, H0: float = H0_DEFAULT):
+    """Luminosity distance (Mpc/h) of a comoving distance d (Mpc/h): (1 + z_cos) d."""
+    d = np.asarray(d, dtype=np.float64)
+    return d * (1.0 + redshift_from_comoving_distance(d, H0))
+
+
+def observed_cz(d, v_r, H0: float = H0_DEFAULT):
+    """Observed c z (km/s) of a galaxy at comoving distance d (Mpc/h) with radial
+    peculiar velocity v_r (km/s): 1 + z = (1 + z_cos(d)) (1 + v_r / c)."""
+    zc = redshift_from_comoving_distance(d, H0)
+    return C_LIGHT * ((1.0 + zc) * (1.0 + np.asarray(v_r, np.float64) / C_LIGHT) - 1.0)
+
+
+def distance_modulus(d_L_mpc):
+    """μ = 5 log10(d_L / Mpc) + 25 for d_L in Mpc."""
+    return 5.0 * np.log10(np.asarray(d_L_mpc, np.float64)) + 25.0
+
+
+def distance_from_modulus(mu):
+    """d_L in Mpc of a distance modulus μ: 10^((μ − 25)/5)."""
+    return 10.0 ** ((np.asarray(mu, np.float64) - 25.0) / 5.0)
+
+
+# --------------------------------------------------------------------------- estimators
+def watkins_feldman_velocity(cz, d, H0: float = H0_DEFAULT):
+    """WF15 peculiar velocity (km/s): v = [c z_mod / (1 + z_mod)] ln(c z_mod / (H0 d)).
+
+    cz: observed redshift times c (km/s, > 0); d: luminosity distance (Mpc/h for H0=100).
+    """
+    zm = z_mod(np.asarray(cz, np.float64) / C_LIGHT)
+    czm = C_LIGHT * zm
+    return czm / (1.0 + zm) * np.log(czm / (H0 * np.asarray(d, np.float64)))
+
+
+def watkins_feldman_sigma(cz, sigma_dm):
+    """WF15 velocity error (km/s): σ_v = [c z_mod / (1 + z_mod)] (ln 10 / 5) σ_μ."""
+    zm = z_mod(np.asarray(cz, np.float64) / C_LIGHT)
+    return C_LIGHT * zm / (1.0 + zm) * LN10_5 * np.asarray(sigma_dm, np.float64)
+
+
+def watkins_feldman_distance(cz, v, H0: float = H0_DEFAULT):
+    """Inverse of :func:`watkins_feldman_velocity`: the luminosity distance (Mpc/h)
+    that gives velocity v (km/s) at redshift cz: d = (c z_mod / H0) exp(−v (1 + z_mod) / (c z_mod))."""
+    zm = z_mod(np.asarray(cz, np.float64) / C_LIGHT)
+    czm = C_LIGHT * zm
+    return czm / H0 * np.exp(-np.asarray(v, np.float64) * (1.0 + zm) / czm)
+
+
+def sigma_dm_from_sigma_v(cz, sigma_v):
+    """Inverse of :func:`watkins_feldman_sigma`: σ_μ (mag) from σ_v (km/s) at cz."""
+    zm = z_mod(np.asarray(cz, np.float64) / C_LIGHT)
+    return np.asarray(sigma_v, np.float64) / (C_LIGHT * zm / (1.0 + zm) * LN10_5)
+
+
+def linear_velocity(cz, d, H0: float = H0_DEFAULT):
+    """Linear estimator (km/s): v = c (z − z_cos) / (1 + z_cos), z_cos = the redshift of
+    luminosity distance d (Mpc/h); equals cz − H0 d at low z."""
+    z = np.asarray(cz, np.float64) / C_LIGHT
+    zc = redshift_from_luminosity_distance(d, H0)
+    return C_LIGHT * (z - zc) / (1.0 + zc)
+
+
+def linear_sigma(cz, d, sigma_dm, H0: float = H0_DEFAULT):
+    """Error of :func:`linear_velocity` for a distance-modulus error σ_μ (first order):
+    σ_v = c (1 + z) / (1 + z_cos)² · z_mod(z_cos) / z_mod'(z_cos) · (ln 10 / 5) σ_μ
+    (→ H0 d (ln 10 / 5) σ_μ at low z)."""
+    z = np.asarray(cz, np.float64) / C_LIGHT
+    zc = redshift_from_luminosity_distance(d, H0)
+    return (C_LIGHT * (1.0 + z) / (1.0 + zc) ** 2 * z_mod(zc) / _dz_mod(zc)
+            * LN10_5 * np.asarray(sigma_dm, np.float64))
+
+
+ESTIMATORS = ("watkins_feldman", "linear")
+
+
+def estimate_velocity(estimator: str, cz, d, sigma_dm, H0: float = H0_DEFAULT):
+    """(v, σ_v) in km/s from cz (km/s), luminosity distance d (Mpc/h) and σ_μ (mag)
+    with the named estimator (``watkins_feldman`` or ``linear``)."""
+    if estimator == "watkins_feldman":
+        return watkins_feldman_velocity(cz, d, H0), watkins_feldman_sigma(cz, sigma_dm)
+    if estimator == "linear":
+        return linear_velocity(cz, d, H0), linear_sigma(cz, d, sigma_dm, H0)
+    raise SurveyError(f"survey.estimator: unknown estimator {estimator!r} (known: {', '.join(ESTIMATORS)})")
+
+
+# --------------------------------------------------------------------------- mock survey
+def selection_weight(r, r0: float, power: float):
+    """Radial selection n(r) ∝ exp(−(r / r0)^power) (r, r0 in Mpc/h)."""
+    return np.exp(-(np.asarray(r, np.float64) / r0) ** power)
+
+
+def local_density_contrast(positions, box_size: float, mean_density: float, cell: float):
+    """δ at each particle from nearest-grid-point counts on a mesh of ~``cell`` Mpc/h
+    over the cube [−L/2, L/2)³ (mean density in particles per (Mpc/h)³)."""
+    n = max(1, int(round(box_size / cell)))
+    h = box_size / n
+    idx = np.floor((np.asarray(positions, np.float64) + box_size / 2) / h).astype(np.int64)
+    np.clip(idx, 0, n - 1, out=idx)
+    flat = (idx[:, 0] * n + idx[:, 1]) * n + idx[:, 2]
+    counts = np.bincount(flat, minlength=n ** 3)
+    return counts[flat] / (mean_density * h ** 3) - 1.0
+
+
+def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, sample: int = 0,
+                  H0: float = H0_DEFAULT) -> np.ndarray:
+    """A CF4-like mock catalog drawn from an observer cube's particles.
+
+    Parameters
+    ----------
+    cube : has ``positions`` (n, 3) observer-centred SG Mpc/h, ``velocities`` (n, 3) km/s,
+        ``mean_density`` particles per (Mpc/h)³ (an ``ObserverCube``).
+    survey_cfg : :class:`zoa_lib.config.SurveyConfig` (n_galaxies, r_max, selection_r0,
+        selection_power, zoa_b, sigma_dm, sigma_v_nl, bias, estimator).
+    rng : the survey stream of this sample (``rng.generator(seed, "survey", sample)``).
+    box_size : cube side L (Mpc/h).
+    sample : written to the catalog's ``sample`` column.
+
+    Returns
+    -------
+    structured array of :data:`zoa_lib.data.CATALOG_DTYPE`.
+
+    Sampling: each particle inside r_max carries an expected number of galaxies
+    λ_i = A w(r_i) b_i with w = exp(−(r/r0)^p) and, for a linear bias b ≠ 1,
+    b_i = max(1 + b δ_i, 0)/(1 + δ_i) (δ from nearest-grid-point counts on cells of
+    side 4 n̄^{−1/3}, 64 particles on average), so that the galaxy density follows
+    (1 + b δ) w(r). A is fixed by Σ λ_i = ``n_galaxies`` (expected count inside r_max before the ZOA cut). Each particle
+    gets Poisson(λ_i) galaxies, each displaced uniformly within a cube of side n̄^{−1/3}
+    around its particle (so galaxies do not sit on the particle lattice) and moving with
+    its particle. Galaxies with |b| < zoa_b, beyond r_max after the displacement, or
+    with cz ≤ 0 (a blueshifted close neighbour, for which no redshift-distance estimator
+    exists; a handful within a few Mpc/h) are dropped. Observables as in the module
+    docstring.
+    """
+    cfg = survey_cfg
+    pos = np.asarray(cube.positions, dtype=np.float64)
+    vel = np.asarray(cube.velocities, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3 or vel.shape != pos.shape:
+        raise SurveyError(f"cube positions/velocities must be (n, 3) arrays, got {pos.shape}, {vel.shape}")
+    r = np.sqrt(np.einsum("ij,ij->i", pos, pos))
+    inside = np.flatnonzero((r <= cfg.r_max) & (r > 0))
+    w = selection_weight(r[inside], cfg.selection_r0, cfg.selection_power)
+    spacing = float(cube.mean_density) ** (-1.0 / 3.0)
+    if cfg.bias != 1.0:
+        delta = local_density_contrast(pos, box_size, float(cube.mean_density), 4.0 * spacing)[inside]
+        w = w * np.maximum(1.0 + cfg.bias * delta, 0.0) / (1.0 + delta)
+    total = w.sum()
+    if total <= 0:
+        return np.zeros(0, CATALOG_DTYPE)
+    lam = cfg.n_galaxies * w / total
+    counts = rng.poisson(lam)
+    parent = np.repeat(inside, counts)
+    gpos = pos[parent] + rng.uniform(-0.5 * spacing, 0.5 * spacing, size=(parent.size, 3))
+    gvel = vel[parent]
+    d_true = np.sqrt(np.einsum("ij,ij->i", gpos, gpos))
+    l, b, _ = sg_to_galactic(gpos[:, 0], gpos[:, 1], gpos[:, 2])
+    keep = (np.abs(b) >= cfg.zoa_b) & (d_true <= cfg.r_max) & (d_true > 0)
+    gpos, gvel, d_true, l, b = gpos[keep], gvel[keep], d_true[keep], l[keep], b[keep]
+    rhat = gpos / d_true[:, None]
+    v_r_true = np.einsum("ij,ij->i", gvel, rhat)
+    cz = observed_cz(d_true, v_r_true, H0)
+    red = cz > 0  # a blueshifted neighbour has no redshift-distance velocity: dropped
+    if not np.all(red):
+        rhat, v_r_true, cz, d_true, l, b = (a[red] for a in (rhat, v_r_true, cz, d_true, l, b))
+    n = d_true.size
+    # draws in a fixed order: distance errors, then nonlinear scatter
+    eps = rng.normal(0.0, 1.0, n) * cfg.sigma_dm
+    nl = rng.normal(0.0, 1.0, n) * cfg.sigma_v_nl
+    d_L_obs = luminosity_from_comoving_distance(d_true, H0) * 10.0 ** (eps / 5.0)
+    d_obs = comoving_from_luminosity_distance(d_L_obs, H0)
+    v_obs, sig = estimate_velocity(cfg.estimator, cz, d_L_obs, cfg.sigma_dm, H0)
+    v_obs = v_obs + nl
+    sig = np.sqrt(sig ** 2 + cfg.sigma_v_nl ** 2)
+    cat = np.zeros(n, CATALOG_DTYPE)
+    cat["sample"] = sample
+    obs = rhat * d_obs[:, None]
+    cat["SGX"], cat["SGY"], cat["SGZ"] = obs[:, 0], obs[:, 1], obs[:, 2]
+    cat["l"], cat["b"] = l, b
+    cat["d_true"], cat["d_obs"] = d_true, d_obs
+    cat["cz"] = cz
+    cat["v_r_true"], cat["v_r_obs"], cat["sigma_v"] = v_r_true, v_obs, sig
+    return cat
+
+
+# --------------------------------------------------------------------------- gridding
+def catalog_positions(catalog, position: str = "observed") -> np.ndarray:
+    """(m, 3) float64 SG positions (Mpc/h) of catalog rows: ``observed`` = (SGX, SGY, SGZ)
+    (at d_obs), ``true`` = the same direction at d_true."""
+    xyz = np.stack([np.asarray(catalog[k], np.float64) for k in ("SGX", "SGY", "SGZ")], axis=-1)
+    if position == "observed":
+        return xyz
+    if position == "true":
+        d_true = np.asarray(catalog["d_true"], np.float64)
+        if d_true.size and not np.all(np.isfinite(d_true)):
+            raise SurveyError("grid_position 'true' needs true distances; this catalog has none "
+                              "(a real catalog): use 'observed'")
+        d_obs = np.asarray(catalog["d_obs"], np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(d_obs > 0, d_true / d_obs, 0.0)
+        return xyz * scale[:, None]
+    raise SurveyError(f"grid position must be 'observed' or 'true', got {position!r}")
+
+
+def voxel_index(xyz, box_size: float, grid: int):
+    """Flat voxel index (i·N + j)·N + k of positions (m, 3) in Mpc/h, and a mask of those
+    inside the cube [−L/2, L/2)³ (grid convention of DESIGN.md)."""
+    xyz = np.asarray(xyz, np.float64)
+    ijk = np.floor((xyz + box_size / 2.0) * (grid / box_size)).astype(np.int64)
+    ok = np.all((ijk >= 0) & (ijk < grid), axis=-1)
+    ijk = ijk[ok]
+    return (ijk[:, 0] * grid + ijk[:, 1]) * grid + ijk[:, 2], ok
+
+
+def grid_catalog(catalog, box_size: float, grid: int, position: str = "observed",
+                 error_weighting: bool = False, return_outside: bool = False):
+    """Grid a catalog into the network's two input channels.
+
+    Returns ``inputs`` (N, N, N, 2) float32: channel 0 N_gal = galaxies per voxel;
+    channel 1 V_pec = mean ``v_r_obs`` (km/s) of the voxel's galaxies, 0 where empty
+    (inverse-variance weighted, 1/σ_v², when ``error_weighting``). Galaxies outside the
+    cube are dropped; with ``return_outside`` the result is ``(inputs, n_outside)``.
+    """
+    xyz = catalog_positions(catalog, position)
+    flat, ok = voxel_index(xyz, box_size, grid)
+    v = np.asarray(catalog["v_r_obs"], np.float64)[ok]
+    n3 = grid ** 3
+    counts = np.bincount(flat, minlength=n3).astype(np.float64)
+    if error_weighting:
+        s = np.asarray(catalog["sigma_v"], np.float64)[ok]
+        if np.any(~(s > 0)):
+            raise SurveyError("error_weighting needs sigma_v > 0 for every galaxy in the cube")
+        wt = 1.0 / s ** 2
+    else:
+        wt = np.ones_like(v)
+    wsum = np.bincount(flat, weights=wt, minlength=n3)
+    vsum = np.bincount(flat, weights=wt * v, minlength=n3)
+    vmean = np.divide(vsum, wsum, out=np.zeros(n3), where=wsum > 0)
+    inputs = np.stack([counts, vmean], axis=-1).reshape(grid, grid, grid, 2).astype(np.float32)
+    if return_outside:
+        return inputs, int((~ok).sum())
+    return inputs
