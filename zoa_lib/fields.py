@@ -1,0 +1,438 @@
+"""Target fields on periodic meshes and on observer cubes: density, potential, velocity.
+
+Conventions (DESIGN.md): positions in Mpc/h, wavenumbers in h/Mpc, velocities in km/s,
+the potential φ in (km/s)², H0 = 100 km/s per Mpc/h, a = 1 (z = 0).
+
+Spectral operators act on a periodic cube of side ``size`` (Mpc/h) sampled on a
+``mesh``³ grid with real-to-complex FFTs (:func:`scipy.fft.rfftn`, ``workers`` threads).
+The Fourier convention is the numpy one, δ_k = Σ_x δ(x) e^{−i k·x}, with
+k = 2π n / size. For first derivatives (odd in k) the Nyquist component of the wave
+vector is set to zero, so that real fields stay real; second derivatives and k² use
+the full wave vector.
+
+Linear theory at a = 1 (the paper's eqs.; Peebles 1980)::
+
+    ∇²φ  = (3/2) Ωm H0² δ                 →  φ(k) = −(3/2) Ωm H0² δ(k) / k²   [(km/s)²]
+    v(k) = i f H0 δ(k) k / k²                                                   [km/s]
+    v    = −(2 f / (3 H0 Ωm)) ∇φ
+
+Targets of one observer cube (:func:`cube_targets`) are sampled from the parent box's
+fields, computed once per parent box and cached on it (:func:`parent_fields`):
+
+* δ: cloud-in-cell density contrast of the particles on the parent mesh, smoothed with
+  a Gaussian of σ = ``profile.box.smoothing`` Mpc/h (spectral kernel exp(−k²σ²/2));
+  no CIC deconvolution (it would amplify shot noise).
+* φ: spectral Poisson solution of the smoothed δ on the periodic parent box, k = 0
+  mode zero (φ has zero mean over the parent box).
+* velocity (``profile.simulation.velocity``):
+
+  - ``"particles"`` (default): the true, mass-weighted particle velocity. Momentum
+    p = Σ m v and mass m are deposited with CIC and each is smoothed with the same
+    *real-space, positive* Gaussian kernel (``scipy.ndimage.gaussian_filter``, periodic,
+    truncated at 4σ); then v = (G∗p + ε ρ̄ v_lin) / (G∗m + ε ρ̄), ε = 10⁻³. Where
+    there is mass this is a mass-weighted mean of nearby particle velocities (a convex
+    combination, so it never exceeds them); nodes with no particle within the kernel
+    (voids, or parent cells wider than σ) get the linear-theory velocity v_lin of the
+    smoothed density. A spectral kernel is not used here because, when σ is below the
+    mesh spacing, its truncation at the Nyquist frequency gives negative lobes that
+    make the ratio G∗p / G∗m blow up where G∗m is near zero.
+  - ``"linear"``: v = v_lin = −(2f / 3H0Ωm) ∇φ of the smoothed density, i.e. the
+    velocity the network implies from the φ it predicts.
+
+* Cube sampling: the field at SG point x of a cube with observer o and rotation R is the
+  parent field at o + Rᵀx (periodic), by trilinear interpolation between parent mesh
+  nodes (:func:`scipy.ndimage.map_coordinates`, ``order=1, mode='grid-wrap'``);
+  vectors are rotated, v_SG = R v_parent. Voxel i of the N³ cube is centred at
+  x_i = −L/2 + (i + ½) L/N. Parent mesh node (i, j, k) sits at (i, j, k) · size/mesh.
+
+Training transforms (invertible, documented, kept with the fields):
+
+* :func:`delta_to_target` ``"log1p"``: t = ln max(1 + δ, ``DELTA_FLOOR``), inverse
+  δ = eᵗ − 1 (exact for 1 + δ ≥ ``DELTA_FLOOR`` = 10⁻²; smoothed densities below
+  that are set to the floor). ``"identity"``: t = δ.
+* :func:`phi_to_target`: t = φ / s with s = :func:`phi_target_scale` (profile): the
+  linear-theory rms σ_φ of the smoothed potential in the parent box,
+  σ_φ² = (1/V) Σ_k P(k) [(3/2) Ωm H0² / k²]² e^{−k²σ²} over the parent box's modes
+  (``training.phi_transform: standardize``), or s = 1 (``identity``).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.fft as sfft
+
+from .cosmology import H0
+from .errors import ZoaError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .simulation import ObserverCube, ParentBox
+
+#: Floor of 1 + δ in the log transform of the density target.
+DELTA_FLOOR = 1e-2
+#: Mass floor ε (in units of the mean mass per node) of the velocity fill, see module doc.
+VELOCITY_MASS_FLOOR = 1e-3
+
+
+class FieldError(ZoaError, ValueError):
+    """A field operation got an array of the wrong shape or an impossible parameter."""
+
+
+def fft_workers(workers: int | None = None) -> int:
+    """Threads for scipy.fft: ``workers`` if given, else $ZOA_FFT_WORKERS, else all cores."""
+    if workers is not None:
+        return int(workers)
+    env = os.environ.get("ZOA_FFT_WORKERS")
+    return int(env) if env else (os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- Fourier grid
+@functools.lru_cache(maxsize=32)
+def _k1d(mesh: int, size: float, nyquist: bool, half: bool) -> np.ndarray:
+    n = np.fft.rfftfreq(mesh, d=1.0 / mesh) if half else np.fft.fftfreq(mesh, d=1.0 / mesh)
+    k = 2.0 * np.pi / size * n
+    if not nyquist and mesh % 2 == 0:
+        k = k.copy()
+        k[np.abs(n) == mesh // 2] = 0.0
+    k.setflags(write=False)
+    return k
+
+
+def wavevectors(mesh: int, size: float, nyquist: bool = True, dtype=np.float64):
+    """The wave-vector components (kx, ky, kz) in h/Mpc of an ``rfftn`` of a mesh³ field,
+    shaped (mesh, 1, 1), (1, mesh, 1), (1, 1, mesh//2 + 1) for broadcasting.
+    ``nyquist=False`` sets the Nyquist entries to zero (for first-derivative operators)."""
+    kx = _k1d(mesh, float(size), nyquist, False).astype(dtype)[:, None, None]
+    ky = _k1d(mesh, float(size), nyquist, False).astype(dtype)[None, :, None]
+    kz = _k1d(mesh, float(size), nyquist, True).astype(dtype)[None, None, :]
+    return kx, ky, kz
+
+
+def k_squared(mesh: int, size: float, dtype=np.float64) -> np.ndarray:
+    """|k|² in (h/Mpc)² on the rfftn grid, shape (mesh, mesh, mesh//2 + 1)."""
+    kx, ky, kz = wavevectors(mesh, size, True, dtype)
+    return kx * kx + ky * ky + kz * kz
+
+
+def inverse_k_squared(mesh: int, size: float, dtype=np.float64) -> np.ndarray:
+    """1 / |k|² on the rfftn grid with the k = 0 entry set to 0."""
+    k2 = k_squared(mesh, size, dtype)
+    k2[0, 0, 0] = 1.0
+    inv = np.reciprocal(k2, out=k2)
+    inv[0, 0, 0] = 0.0
+    return inv
+
+
+def _real_dtype(a: np.ndarray):
+    return np.float64 if a.dtype == np.float64 else np.float32
+
+
+def _check_cube(field: np.ndarray, name: str, vector: bool = False) -> np.ndarray:
+    field = np.asarray(field)
+    shape = field.shape[:3]
+    ok = field.ndim == (4 if vector else 3) and shape[0] == shape[1] == shape[2] and shape[0] > 0
+    if vector:
+        ok = ok and field.shape[3] == 3
+    if not ok:
+        want = "(N, N, N, 3)" if vector else "(N, N, N)"
+        raise FieldError(f"{name}: expected a cubic {want} array, got shape {field.shape}")
+    if not np.issubdtype(field.dtype, np.floating):
+        field = field.astype(np.float64)
+    return field
+
+
+# --------------------------------------------------------------------------- operators
+def density_contrast(mass_mesh: np.ndarray) -> np.ndarray:
+    """δ = m / m̄ − 1 (float32) from a mass (or count) mesh, m̄ its mean (computed in float64).
+
+    The mean of 1 + δ is 1 by construction."""
+    m = np.asarray(mass_mesh)
+    mean = float(np.mean(m, dtype=np.float64))
+    if not mean > 0:
+        raise FieldError(f"density_contrast: mean mass per cell must be > 0, got {mean}")
+    out = np.asarray(m, dtype=np.float64) / mean
+    out -= 1.0
+    return out.astype(np.float32)
+
+
+def gaussian_smooth(field: np.ndarray, size: float, sigma: float, workers: int | None = None) -> np.ndarray:
+    """Convolve a periodic field (N, N, N) or (N, N, N, 3) with a Gaussian of σ = ``sigma``
+    Mpc/h, spectrally: f(k) ← f(k) exp(−k²σ²/2). Keeps the dtype (float32 or float64)."""
+    vector = np.ndim(field) == 4
+    field = _check_cube(field, "gaussian_smooth", vector=vector)
+    if sigma < 0:
+        raise FieldError(f"gaussian_smooth: sigma must be >= 0 Mpc/h, got {sigma}")
+    if vector:
+        return np.stack([gaussian_smooth(field[..., a], size, sigma, workers) for a in range(3)], axis=-1)
+    dt = _real_dtype(field)
+    if sigma == 0:
+        return field.astype(dt, copy=True)
+    w = fft_workers(workers)
+    fk = sfft.rfftn(field.astype(dt, copy=False), workers=w)
+    fk *= gaussian_kernel_k(field.shape[0], size, sigma, dt)
+    return sfft.irfftn(fk, s=field.shape, workers=w, overwrite_x=True).astype(dt, copy=False)
+
+
+def gaussian_kernel_k(mesh: int, size: float, sigma: float, dtype=np.float64) -> np.ndarray:
+    """exp(−k²σ²/2) on the rfftn grid (the Fourier transform of a unit-mass Gaussian)."""
+    k2 = k_squared(mesh, size, dtype)
+    k2 *= -0.5 * sigma * sigma
+    return np.exp(k2, out=k2)
+
+
+def potential_from_delta(delta: np.ndarray, size: float, cosmo, workers: int | None = None) -> np.ndarray:
+    """Peculiar potential φ in (km/s)² from Poisson's equation ∇²φ = (3/2) Ωm H0² δ on a
+    periodic box of side ``size`` Mpc/h: φ(k) = −(3/2) Ωm H0² δ(k) / k², φ(k=0) = 0.
+
+    ``cosmo`` is a :class:`zoa_lib.cosmology.Cosmology` (uses ``poisson_factor``).
+    Keeps the dtype of ``delta`` (float32 or float64)."""
+    delta = _check_cube(delta, "potential_from_delta")
+    dt = _real_dtype(delta)
+    w = fft_workers(workers)
+    dk = sfft.rfftn(delta.astype(dt, copy=False), workers=w)
+    dk *= (-cosmo.poisson_factor * inverse_k_squared(delta.shape[0], size, dt)).astype(dt, copy=False)
+    return sfft.irfftn(dk, s=delta.shape, workers=w, overwrite_x=True).astype(dt, copy=False)
+
+
+def _velocity_from_delta_k(dk: np.ndarray, mesh: int, size: float, f: float, dt, workers: int,
+                           out: np.ndarray, axis_last: bool) -> np.ndarray:
+    """v_a(k) = i f H0 k_a δ(k) / k², written to out[..., a] or out[a]."""
+    kvec = wavevectors(mesh, size, nyquist=False, dtype=dt)
+    inv = inverse_k_squared(mesh, size, dt)
+    for a in range(3):
+        mult = (f * H0) * kvec[a] * inv
+        comp = sfft.irfftn(dk * (1j * mult), s=(mesh,) * 3, workers=workers, overwrite_x=True)
+        if axis_last:
+            out[..., a] = comp
+        else:
+            out[a] = comp
+    return out
+
+
+def velocity_from_delta_linear(delta: np.ndarray, size: float, cosmo, workers: int | None = None) -> np.ndarray:
+    """Linear-theory peculiar velocity v(k) = i f H0 δ(k) k / k² in km/s, shape (N, N, N, 3),
+    components along the array axes; f = ``cosmo.growth_rate``. Its divergence is
+    ∇·v = −f H0 δ (k = 0 and Nyquist components excluded)."""
+    delta = _check_cube(delta, "velocity_from_delta_linear")
+    dt = _real_dtype(delta)
+    w = fft_workers(workers)
+    n = delta.shape[0]
+    dk = sfft.rfftn(delta.astype(dt, copy=False), workers=w)
+    out = np.empty(delta.shape + (3,), dtype=dt)
+    return _velocity_from_delta_k(dk, n, size, float(cosmo.growth_rate), dt, w, out, axis_last=True)
+
+
+# --------------------------------------------------------------------------- training transforms
+def delta_to_target(delta: np.ndarray, kind: str = "log1p", floor: float = DELTA_FLOOR) -> np.ndarray:
+    """Network target of the density: ``"log1p"`` t = ln max(1 + δ, floor); ``"identity"`` t = δ.
+    Inverse: :func:`target_to_delta`."""
+    delta = np.asarray(delta)
+    if kind == "identity":
+        return delta.astype(np.float32, copy=True)
+    if kind != "log1p":
+        raise FieldError(f"delta_to_target: unknown kind {kind!r} (log1p, identity)")
+    return np.log(np.maximum(1.0 + delta.astype(np.float64), floor)).astype(np.float32)
+
+
+def target_to_delta(target: np.ndarray, kind: str = "log1p") -> np.ndarray:
+    """Inverse of :func:`delta_to_target`: ``"log1p"`` δ = eᵗ − 1; ``"identity"`` δ = t."""
+    target = np.asarray(target)
+    if kind == "identity":
+        return target.astype(np.float32, copy=True)
+    if kind != "log1p":
+        raise FieldError(f"target_to_delta: unknown kind {kind!r} (log1p, identity)")
+    return np.expm1(target.astype(np.float64)).astype(np.float32)
+
+
+def phi_to_target(phi: np.ndarray, scale: float) -> np.ndarray:
+    """Network target of the potential: t = φ / scale (scale in (km/s)², e.g.
+    :func:`phi_target_scale`). Inverse: :func:`target_to_phi`."""
+    if not scale > 0:
+        raise FieldError(f"phi_to_target: scale must be > 0 (km/s)^2, got {scale}")
+    return (np.asarray(phi, dtype=np.float64) / scale).astype(np.float32)
+
+
+def target_to_phi(target: np.ndarray, scale: float) -> np.ndarray:
+    """Inverse of :func:`phi_to_target`: φ = t · scale in (km/s)²."""
+    if not scale > 0:
+        raise FieldError(f"target_to_phi: scale must be > 0 (km/s)^2, got {scale}")
+    return (np.asarray(target, dtype=np.float64) * scale).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _phi_sigma(cosmo, size: float, mesh: int, smoothing: float) -> float:
+    k2 = k_squared(mesh, size)
+    pk = cosmo.power_spectrum(np.sqrt(k2))
+    inv = inverse_k_squared(mesh, size)
+    term = pk * (cosmo.poisson_factor * inv) ** 2 * np.exp(-k2 * smoothing ** 2)
+    # rfft half space: planes kz = 0 and kz = Nyquist count once, the others twice
+    mult = np.full(k2.shape[-1], 2.0)
+    mult[0] = 1.0
+    if mesh % 2 == 0:
+        mult[-1] = 1.0
+    return float(np.sqrt(np.sum(term * mult) / size ** 3))
+
+
+def phi_sigma_linear(cosmo, size: float, mesh: int, smoothing: float) -> float:
+    """Linear-theory rms of the smoothed potential in a periodic box, (km/s)²:
+    σ_φ² = (1/V) Σ_{k≠0} P(k) [(3/2) Ωm H0² / k²]² exp(−k²σ²) over the box's modes up
+    to the Nyquist frequency of ``min(mesh, 64)`` (φ's power falls as P(k)/k⁴, so higher
+    modes add less than 10⁻³)."""
+    return _phi_sigma(cosmo, float(size), int(min(mesh, 64)), float(smoothing))
+
+
+def phi_target_scale(profile) -> float:
+    """The scale s of :func:`phi_to_target` for a profile: σ_φ of the parent box from
+    linear theory (``training.phi_transform: standardize``), or 1 (``identity``)."""
+    if profile.training.phi_transform == "identity":
+        return 1.0
+    from .cosmology import from_profile
+
+    return phi_sigma_linear(from_profile(profile), profile.simulation.parent_size,
+                            profile.simulation.parent_mesh, profile.box.smoothing)
+
+
+# --------------------------------------------------------------------------- parent box fields
+@dataclass(eq=False)
+class ParentFields:
+    """Smoothed target fields on a parent box's periodic mesh (parent axes).
+
+    delta : (M, M, M) float32 density contrast; phi : (M, M, M) float32, (km/s)²;
+    velocity : (3, M, M, M) float32 km/s (component first, for fast sampling);
+    node (i, j, k) at (i, j, k) · size / M Mpc/h."""
+
+    size: float
+    mesh: int
+    smoothing: float
+    velocity_method: str
+    delta: np.ndarray
+    phi: np.ndarray
+    velocity: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.delta.nbytes + self.phi.nbytes + self.velocity.nbytes
+
+
+def compute_parent_fields(box: "ParentBox", cosmo, smoothing: float, velocity: str = "particles",
+                          workers: int | None = None) -> ParentFields:
+    """δ, φ and v on the parent mesh (see the module docstring for the method)."""
+    from scipy import ndimage
+
+    from .simulation import cic_deposit
+
+    if velocity not in ("particles", "linear"):
+        raise FieldError(f"simulation.velocity: unknown method {velocity!r} (particles, linear)")
+    L, M = float(box.size), int(box.mesh)
+    w = fft_workers(workers)
+    shape = (M, M, M)
+    mbar = len(box.positions) / M ** 3
+    rho = (cic_deposit(box.positions, L, M) / mbar).astype(np.float32)  # 1 + δ, unsmoothed
+    dk = sfft.rfftn(rho, workers=w)
+    dk[0, 0, 0] = 0.0  # δ = ρ/ρ̄ − 1 has zero mean exactly
+    if velocity == "linear":
+        del rho
+    dk *= gaussian_kernel_k(M, L, smoothing, np.float32)
+    delta_s = sfft.irfftn(dk, s=shape, workers=w)
+    phi = sfft.irfftn(dk * (-cosmo.poisson_factor * inverse_k_squared(M, L, np.float32)), s=shape,
+                      workers=w, overwrite_x=True)
+    vel = np.empty((3,) + shape, dtype=np.float32)
+    _velocity_from_delta_k(dk, M, L, float(cosmo.growth_rate), np.float32, w, vel, axis_last=False)
+    del dk
+    if velocity == "particles":
+        sig_cells = smoothing * M / L
+
+        def smooth(x):
+            return ndimage.gaussian_filter(x, sig_cells, mode="wrap", truncate=4.0) if sig_cells > 0 else x
+
+        eps = VELOCITY_MASS_FLOOR
+        denom = smooth(rho)
+        del rho
+        np.maximum(denom, 0.0, out=denom)
+        denom += eps
+        for a in range(3):
+            mom = smooth((cic_deposit(box.positions, L, M, weights=box.velocities[:, a]) / mbar)
+                         .astype(np.float32))
+            vel[a] *= eps
+            vel[a] += mom
+            vel[a] /= denom
+            del mom
+        del denom
+    return ParentFields(size=L, mesh=M, smoothing=float(smoothing), velocity_method=velocity,
+                        delta=delta_s.astype(np.float32, copy=False), phi=phi.astype(np.float32, copy=False),
+                        velocity=vel)
+
+
+def parent_fields(profile, box: "ParentBox", workers: int | None = None) -> ParentFields:
+    """The parent box's smoothed fields for this profile, computed once and cached on the
+    box (one set at a time: a new smoothing or method replaces the old set)."""
+    from .cosmology import from_profile
+
+    cosmo = from_profile(profile)
+    key = (float(profile.box.smoothing), profile.simulation.velocity, cosmo)
+    cache = box._cache
+    if cache.get("fields_key") != key:
+        cache.pop("fields", None)
+        cache["fields"] = compute_parent_fields(box, cosmo, profile.box.smoothing,
+                                                profile.simulation.velocity, workers)
+        cache["fields_key"] = key
+    return cache["fields"]
+
+
+# --------------------------------------------------------------------------- cube targets
+@dataclass
+class Targets:
+    """Targets of one observer cube on its N³ grid (axes SGX, SGY, SGZ; observer at the centre).
+
+    delta : (N,N,N) float32 density contrast, smoothed with a Gaussian of ``profile.box.smoothing``;
+    phi : (N,N,N) float32 peculiar potential, (km/s)², from ∇²φ = (3/2) Ωm H0² δ;
+    velocity : (N,N,N,3) float32 peculiar velocity, km/s, SG components."""
+
+    delta: np.ndarray
+    phi: np.ndarray
+    velocity: np.ndarray
+
+    @property
+    def density(self) -> np.ndarray:
+        """ρ/ρ̄ = 1 + δ."""
+        return (1.0 + self.delta).astype(np.float32)
+
+
+def voxel_centres(size: float, grid: int) -> np.ndarray:
+    """Voxel-centre coordinates x_i = −L/2 + (i + ½) L/N (Mpc/h), i = 0..N−1."""
+    return -size / 2.0 + (np.arange(grid) + 0.5) * (size / grid)
+
+
+def sample_parent(fields: ParentFields, observer, rotation, size: float, grid: int):
+    """Sample parent fields on an observer cube: (delta, phi, velocity (N,N,N,3) SG axes)."""
+    from scipy import ndimage
+
+    from .simulation import rotate_vectors
+
+    R = np.asarray(rotation)
+    x = voxel_centres(size, grid)
+    X = np.stack(np.meshgrid(x, x, x, indexing="ij"), axis=-1).reshape(-1, 3)
+    # parent point o + Rᵀ x, in mesh-node units, wrapped to [0, M)
+    p = (np.asarray(observer, dtype=np.float64) + rotate_vectors(R.T, X)) * (fields.mesh / fields.size)
+    coords = np.mod(p, fields.mesh).T
+    shape = (grid,) * 3
+
+    def at(f):
+        return ndimage.map_coordinates(f, coords, order=1, mode="grid-wrap", prefilter=False).reshape(shape)
+
+    delta = at(fields.delta)
+    phi = at(fields.phi)
+    vpar = np.stack([at(fields.velocity[a]) for a in range(3)], axis=-1)
+    vel = rotate_vectors(R, vpar)
+    return delta.astype(np.float32), phi.astype(np.float32), np.ascontiguousarray(vel, dtype=np.float32)
+
+
+def cube_targets(profile, box: "ParentBox", cube: "ObserverCube") -> Targets:
+    """δ, φ and v of an observer cube on the profile's ``box.grid``³ mesh, sampled from the
+    parent box's cached fields (module docstring)."""
+    fields = parent_fields(profile, box)
+    d, p, v = sample_parent(fields, cube.observer, cube.rotation, cube.size, profile.box.grid)
+    return Targets(delta=d, phi=p, velocity=v)

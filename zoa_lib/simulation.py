@@ -1,0 +1,527 @@
+"""Simulated universes: Gaussian initial conditions, 2LPT particles, observer cubes.
+
+Units (DESIGN.md): comoving positions in Mpc/h, wavenumbers in h/Mpc, P(k) in (Mpc/h)³,
+velocities in km/s, H0 = 100 km/s per Mpc/h; everything at a = 1 (z = 0).
+
+**Parent box.** A periodic box of side L = ``profile.simulation.parent_size`` with
+M³ particles, M = ``parent_mesh``, and the same M³ FFT mesh. Mesh node (i, j, k) sits
+at q = (i, j, k) L/M; particle p = (i M + j) M + k starts on that node (a lattice on
+the mesh nodes, the "corners" of the cells of a cell-centred view).
+
+*Gaussian ICs* (:func:`gaussian_field`): real-space white noise w(x) ~ N(0, 1) drawn
+from the ``("initial_conditions", box_index)`` stream, then, with the numpy DFT
+convention (⟨|w_k|²⟩ = M³)::
+
+    δ_k = w_k · [P(k) / ΔV]^½,   ΔV = (L/M)³,   δ_{k=0} = 0
+
+so that ⟨|δ_k|²⟩ = M⁶ P(k) / V, i.e. the estimator P̂(k) = |δ_k|² V / M⁶ is unbiased.
+The Nyquist planes are kept (real noise keeps them Hermitian).
+
+*Lagrangian perturbation theory* (Scoccimarro 1998; Crocce, Pueblas & Scoccimarro
+2006), with D₁ = 1 today and δ_lin the linear density at z = 0::
+
+    x = q + Ψ₁ + Ψ₂,            Ψ₁ = −∇φ⁽¹⁾,  ∇²φ⁽¹⁾ = δ_lin
+    Ψ₂ = D₂ ∇φ⁽²⁾,              ∇²φ⁽²⁾ = Σ_{i>j} [φ⁽¹⁾,ii φ⁽¹⁾,jj − (φ⁽¹⁾,ij)²]
+    D₂ = −(3/7) Ωm^(−1/143)
+    v = H0 (f₁ Ψ₁ + f₂ Ψ₂),     f₁ = f (cosmology), f₂ = 2 Ωm^(6/11)
+
+``lpt_order = 1`` is the Zel'dovich approximation (Ψ₂ = 0). For a uniform spherical
+overdensity this gives 1 + δ = 1 + δ₀ + (17/21) δ₀² + …, the exact second order.
+
+**Observers.** Observer i of a box takes its position (uniform in the box) and a
+rotation (uniform among ``simulation.rotations`` symmetries of the cube) from the
+``("observers", box_index, i)`` stream. Supergalactic coordinates of a parent point
+y are x_SG = R (y − o), wrapped periodically; velocities rotate the same way,
+v_SG = R v. The cube keeps the particles with x_SG in [−s/2, s/2)³, s =
+``profile.box.size``. Because R is a symmetry of the cube, the rotated cube is
+axis-aligned in the parent box too.
+
+Targets (δ, φ, v) of a cube are in :mod:`zoa_lib.fields`; they are cached per parent box
+(:meth:`ParentBox.fields`) so many cubes per box are cheap.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import scipy.fft as sfft
+
+from .errors import ZoaError
+from .fields import fft_workers, inverse_k_squared, wavevectors
+from .rng import generator
+
+
+class SimulationError(ZoaError, ValueError):
+    """Bad input to the simulation (shapes, sizes): the message names the argument."""
+
+
+# --------------------------------------------------------------------------- data classes
+@dataclass(eq=False)
+class ParentBox:
+    """A periodic parent box of 2LPT (or Zel'dovich) particles at z = 0.
+
+    size : side, Mpc/h; mesh : particles and FFT mesh per side;
+    positions : (mesh³, 3) float32 comoving positions in [0, size), Mpc/h;
+    velocities : (mesh³, 3) float32 peculiar velocities, km/s;
+    delta_lin : (mesh, mesh, mesh) float32 linear density contrast at z = 0 (the ICs),
+    node (i, j, k) at (i, j, k) size/mesh; box_index, seed : its random stream.
+    """
+
+    size: float
+    mesh: int
+    positions: np.ndarray
+    velocities: np.ndarray
+    delta_lin: np.ndarray
+    box_index: int
+    seed: int
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def fields(self, profile):
+        """Smoothed δ, φ, v on this box's mesh for ``profile`` (cached):
+        :func:`zoa_lib.fields.parent_fields`."""
+        from .fields import parent_fields
+
+        return parent_fields(profile, self)
+
+    @property
+    def mean_density(self) -> float:
+        """Particles per (Mpc/h)³."""
+        return len(self.positions) / self.size ** 3
+
+    @property
+    def nbytes(self) -> int:
+        return self.positions.nbytes + self.velocities.nbytes + self.delta_lin.nbytes
+
+
+@dataclass(eq=False)
+class ObserverCube:
+    """Particles of one observer-centred cube in supergalactic axes.
+
+    size : cube side, Mpc/h; observer : (3,) position in the parent box, Mpc/h;
+    rotation : (3, 3) int8, x_SG = R (x_parent − observer) (wrapped);
+    positions : (n, 3) float32 in [−size/2, size/2)³, Mpc/h, SG axes;
+    velocities : (n, 3) float32 km/s, SG axes; mean_density : parent particles per
+    (Mpc/h)³; box_index, index : which parent box and which observer of it.
+    """
+
+    size: float
+    observer: np.ndarray
+    rotation: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    mean_density: float
+    box_index: int = -1
+    index: int = -1
+
+
+# --------------------------------------------------------------------------- initial conditions
+def _power_table(cosmo, size: float, mesh: int):
+    """(ln k, ln P) on a fine log grid covering the mesh's wavenumbers."""
+    kmin = np.pi / size
+    kmax = np.sqrt(3.0) * np.pi * mesh / size * 1.01
+    lnk = np.linspace(np.log(kmin), np.log(kmax), 4096)
+    pk = cosmo.power_spectrum(np.exp(lnk))
+    return lnk, np.log(pk)
+
+
+def gaussian_field(cosmo, size: float, mesh: int, rng: np.random.Generator,
+                   workers: int | None = None) -> np.ndarray:
+    """A Gaussian random field δ (mesh³, float32) with power spectrum ``cosmo.power_spectrum``
+    in a periodic box of side ``size`` Mpc/h (module docstring for the normalisation).
+
+    Deterministic in ``rng``: white noise is drawn in real space (float32, C order)."""
+    size, mesh = float(size), int(mesh)
+    if mesh < 2 or size <= 0:
+        raise SimulationError(f"gaussian_field: need mesh >= 2 and size > 0, got mesh={mesh}, size={size}")
+    w = fft_workers(workers)
+    noise = rng.standard_normal((mesh,) * 3, dtype=np.float32)
+    wk = sfft.rfftn(noise, workers=w, overwrite_x=True)
+    del noise
+    lnk, lnp = _power_table(cosmo, size, mesh)
+    dV = (size / mesh) ** 3
+    kx, ky, kz = wavevectors(mesh, size)
+    kyz2 = ky[0] ** 2 + kz[0] ** 2  # (mesh, mesh//2+1)
+    for i in range(mesh):  # slab by slab: no full-size float64 temporaries
+        k = np.sqrt(kx[i, 0, 0] ** 2 + kyz2)
+        with np.errstate(divide="ignore"):
+            amp = np.sqrt(np.exp(np.interp(np.log(k), lnk, lnp)) / dV)
+        if i == 0:
+            amp[0, 0] = 0.0
+        wk[i] *= amp.astype(np.float32)
+    return sfft.irfftn(wk, s=(mesh,) * 3, workers=w, overwrite_x=True).astype(np.float32, copy=False)
+
+
+def _lpt_components(delta_lin: np.ndarray, size: float, Om0: float, order: int, workers: int):
+    """Yield (axis, Ψ₁_a, Ψ₂_a or None) for a = 0, 1, 2 (float32 mesh³), holding at most two
+    complex meshes at a time."""
+    mesh = delta_lin.shape[0]
+    shape = (mesh,) * 3
+    dk = sfft.rfftn(delta_lin.astype(np.float32, copy=False), workers=workers)
+    dk[0, 0, 0] = 0.0
+    inv = inverse_k_squared(mesh, size, np.float32)
+    kfull = wavevectors(mesh, size, True, np.float32)
+    kodd = wavevectors(mesh, size, False, np.float32)
+    phi2k = None
+    if order == 2:
+        def d2(a, b):  # φ⁽¹⁾,ab = IFFT[k_a k_b δ(k) / k²]
+            kk = kfull if a == b else kodd
+            return sfft.irfftn(dk * (kk[a] * kk[b] * inv), s=shape, workers=workers, overwrite_x=True)
+
+        pxx, pyy = d2(0, 0), d2(1, 1)
+        src = pxx * pyy
+        pxx += pyy
+        del pyy
+        pzz = d2(2, 2)
+        src += pzz * pxx
+        del pxx, pzz
+        for a, b in ((0, 1), (0, 2), (1, 2)):
+            t = d2(a, b)
+            t *= t
+            src -= t
+            del t
+        phi2k = sfft.rfftn(src, workers=workers, overwrite_x=True)
+        del src
+        phi2k *= -inv  # ∇²φ⁽²⁾ = src
+        D2 = -3.0 / 7.0 * Om0 ** (-1.0 / 143.0)
+    for a in range(3):
+        # Ψ₁ = −∇φ⁽¹⁾, φ⁽¹⁾(k) = −δ/k²  →  Ψ₁(k) = i k δ / k²
+        psi1 = sfft.irfftn(dk * (1j * kodd[a] * inv), s=shape, workers=workers, overwrite_x=True)
+        psi2 = None
+        if phi2k is not None:
+            psi2 = sfft.irfftn(phi2k * (1j * D2 * kodd[a]), s=shape, workers=workers, overwrite_x=True)
+        yield a, psi1.astype(np.float32, copy=False), (None if psi2 is None else psi2.astype(np.float32, copy=False))
+
+
+def lpt_displacements(delta_lin: np.ndarray, size: float, Om0: float, order: int = 2,
+                      workers: int | None = None):
+    """First- and second-order displacement fields (Ψ₁, Ψ₂), each (M, M, M, 3) float32 in
+    Mpc/h on the Lagrangian lattice (Ψ₂ is None for ``order=1``). For tests and small meshes;
+    :func:`make_parent_box` streams them component by component."""
+    delta_lin = np.asarray(delta_lin)
+    if delta_lin.ndim != 3 or len(set(delta_lin.shape)) != 1:
+        raise SimulationError(f"lpt_displacements: delta_lin must be (M, M, M), got {delta_lin.shape}")
+    if order not in (1, 2):
+        raise SimulationError(f"lpt_displacements: order must be 1 or 2, got {order}")
+    psi1 = np.empty(delta_lin.shape + (3,), np.float32)
+    psi2 = np.empty(delta_lin.shape + (3,), np.float32) if order == 2 else None
+    for a, p1, p2 in _lpt_components(delta_lin, float(size), Om0, order, fft_workers(workers)):
+        psi1[..., a] = p1
+        if psi2 is not None:
+            psi2[..., a] = p2
+    return psi1, psi2
+
+
+def second_order_growth_rate(Om0: float) -> float:
+    """f₂ ≈ 2 Ωm^(6/11) (Bouchet et al. 1995)."""
+    return 2.0 * Om0 ** (6.0 / 11.0)
+
+
+def particles_from_ics(delta_lin: np.ndarray, size: float, cosmo, order: int = 2,
+                       workers: int | None = None):
+    """Positions (M³, 3) float32 in [0, size) and velocities (M³, 3) float32 km/s of
+    particles started on the mesh nodes and moved with LPT of ``order``."""
+    mesh = delta_lin.shape[0]
+    n = mesh ** 3
+    dx = size / mesh
+    f1 = float(cosmo.growth_rate)
+    f2 = second_order_growth_rate(cosmo.Om0)
+    pos = np.empty((n, 3), np.float32)
+    vel = np.empty((n, 3), np.float32)
+    q1d = (np.arange(mesh) * dx).astype(np.float32)
+    for a, psi1, psi2 in _lpt_components(delta_lin, size, cosmo.Om0, order, fft_workers(workers)):
+        qshape = [1, 1, 1]
+        qshape[a] = mesh
+        v = psi1 * np.float32(f1 * 100.0)
+        x = psi1
+        x += q1d.reshape(qshape)
+        if psi2 is not None:
+            v += psi2 * np.float32(f2 * 100.0)
+            x += psi2
+            del psi2
+        x = np.mod(x, np.float32(size), out=x)
+        x[x >= size] = 0.0  # float32 rounding of tiny negatives
+        pos[:, a] = x.reshape(-1)
+        vel[:, a] = v.reshape(-1)
+        del x, v
+    return pos, vel
+
+
+def make_parent_box(profile, box_index: int, workers: int | None = None) -> ParentBox:
+    """Parent box ``box_index`` of a profile: Gaussian ICs from the stream
+    ``("initial_conditions", box_index)``, then LPT of order ``simulation.lpt_order``."""
+    from .cosmology import from_profile
+
+    if int(box_index) < 0:
+        raise SimulationError(f"make_parent_box: box_index must be >= 0, got {box_index}")
+    sim = profile.simulation
+    cosmo = from_profile(profile)
+    rng = generator(profile.seed, "initial_conditions", int(box_index))
+    delta = gaussian_field(cosmo, sim.parent_size, sim.parent_mesh, rng, workers)
+    pos, vel = particles_from_ics(delta, sim.parent_size, cosmo, sim.lpt_order, workers)
+    return ParentBox(size=float(sim.parent_size), mesh=int(sim.parent_mesh), positions=pos,
+                     velocities=vel, delta_lin=delta, box_index=int(box_index), seed=int(profile.seed))
+
+
+# --------------------------------------------------------------------------- mass assignment
+def cic_deposit(positions: np.ndarray, size: float, mesh: int, weights: np.ndarray | None = None,
+                chunk: int | None = None) -> np.ndarray:
+    """Cloud-in-cell assignment on a periodic mesh: (mesh, mesh, mesh) float64 sum of
+    ``weights`` (default 1 per particle: particle counts, i.e. mass in particle masses).
+
+    Node (i, j, k) sits at (i, j, k) · size/mesh; a particle at x gives node n the weight
+    Π_a max(0, 1 − |x_a/Δ − n_a|) (periodic), Δ = size/mesh. The weights of each
+    particle sum to 1, so the total is conserved; a lattice on the nodes (or on the cell
+    centres) deposits a uniform mesh. Particles are processed in chunks (default ~mesh³/8)."""
+    pos = np.asarray(positions)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise SimulationError(f"cic_deposit: positions must be (n, 3), got {pos.shape}")
+    n = len(pos)
+    if weights is not None:
+        weights = np.asarray(weights)
+        if weights.shape != (n,):
+            raise SimulationError(f"cic_deposit: weights must be ({n},), got {weights.shape}")
+    mesh = int(mesh)
+    dx = float(size) / mesh
+    out = np.zeros(mesh ** 3, np.float64)
+    chunk = int(chunk or max(1 << 18, mesh ** 3 // 8))
+    corners = list(itertools.product((0, 1), repeat=3))
+    for s in range(0, n, chunk):
+        u = pos[s:s + chunk].astype(np.float64) / dx
+        i0 = np.floor(u)
+        f1 = u - i0
+        f0 = 1.0 - f1
+        del u
+        i0 = np.mod(i0.astype(np.int64), mesh)
+        i1 = i0 + 1
+        i1[i1 == mesh] = 0
+        m = len(i0)
+        w = None if weights is None else weights[s:s + chunk].astype(np.float64)
+        idx = np.empty(8 * m, np.int64)
+        ww = np.empty(8 * m, np.float64)
+        for c, (a, b, d) in enumerate(corners):
+            sl = slice(c * m, (c + 1) * m)
+            ix = i1[:, 0] if a else i0[:, 0]
+            iy = i1[:, 1] if b else i0[:, 1]
+            iz = i1[:, 2] if d else i0[:, 2]
+            np.multiply(ix, mesh, out=idx[sl])
+            idx[sl] += iy
+            idx[sl] *= mesh
+            idx[sl] += iz
+            np.multiply(f1[:, 0] if a else f0[:, 0], f1[:, 1] if b else f0[:, 1], out=ww[sl])
+            ww[sl] *= f1[:, 2] if d else f0[:, 2]
+            if w is not None:
+                ww[sl] *= w
+        out += np.bincount(idx, ww, minlength=mesh ** 3)
+        del idx, ww, i0, i1, f0, f1
+    return out.reshape((mesh,) * 3)
+
+
+# --------------------------------------------------------------------------- observers
+def cube_rotations(n: int = 24) -> np.ndarray:
+    """Symmetries of the cube as (n, 3, 3) int8 signed permutation matrices: n = 24 the
+    proper rotations (det +1), n = 48 all of them (proper first), n = 1 the identity.
+    The identity is always first; the order is fixed."""
+    return _cube_rotations(int(n)).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _cube_rotations(n: int) -> np.ndarray:
+    if n not in (1, 24, 48):
+        raise SimulationError(f"cube_rotations: n must be 1, 24 or 48, got {n}")
+    mats = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1, -1), repeat=3):
+            R = np.zeros((3, 3), np.int8)
+            for row, (col, sg) in enumerate(zip(perm, signs)):
+                R[row, col] = sg
+            mats.append(R)
+    dets = [round(np.linalg.det(R.astype(float))) for R in mats]
+    proper = [R for R, d in zip(mats, dets) if d == 1]
+    improper = [R for R, d in zip(mats, dets) if d == -1]
+    allm = np.array(proper + improper, dtype=np.int8)
+    return allm[:n].copy()
+
+
+def rotate_vectors(rotation, v: np.ndarray) -> np.ndarray:
+    """R v for each row of ``v`` (n, 3) (i.e. ``v @ R.T``), R a signed permutation matrix,
+    by exact index and sign operations (much faster than a matmul with a 3x3)."""
+    R = np.asarray(rotation)
+    perm = np.argmax(np.abs(R), axis=1)
+    sign = R[np.arange(3), perm].astype(v.dtype)
+    out = np.empty(v.shape, v.dtype)
+    for i in range(3):
+        np.multiply(v[..., perm[i]], sign[i], out=out[..., i])
+    return out
+
+
+def _cell_index(box: ParentBox, ncell: int):
+    """(order, starts): particle indices sorted (stably) by coarse cell of side L/ncell, and
+    the start of each cell's run; cached on the box."""
+    key = ("cells", ncell)
+    if key not in box._cache:
+        c = box.size / ncell
+        cell = np.zeros(len(box.positions), np.int64)
+        for a in range(3):
+            ia = np.minimum((box.positions[:, a] / np.float32(c)).astype(np.int64), ncell - 1)
+            np.maximum(ia, 0, out=ia)
+            cell *= ncell
+            cell += ia
+            del ia
+        order = np.argsort(cell, kind="stable")
+        counts = np.bincount(cell, minlength=ncell ** 3)
+        del cell
+        if len(order) < 2 ** 31:
+            order = order.astype(np.int32)
+        starts = np.zeros(ncell ** 3 + 1, np.int64)
+        np.cumsum(counts, out=starts[1:])
+        for k in [k for k in box._cache if isinstance(k, tuple) and k[0] == "cells"]:
+            del box._cache[k]
+        box._cache[key] = (order, starts)
+    return box._cache[key]
+
+
+def _candidates(box: ParentBox, obs: np.ndarray, half: float) -> np.ndarray:
+    """Indices of the particles in the coarse cells overlapping [obs − half, obs + half]³ (periodic)."""
+    L = float(box.size)
+    ncell = max(1, min(64, int(L // (half / 4.0))))
+    order, starts = _cell_index(box, ncell)
+    c = L / ncell
+    ranges = []
+    for a in range(3):
+        eps = 1e-3  # Mpc/h: covers float32 rounding of the cell assignment
+        lo, hi = int(np.floor((obs[a] - half - eps) / c)), int(np.floor((obs[a] + half + eps) / c))
+        ranges.append(np.arange(ncell) if hi - lo + 1 >= ncell else np.mod(np.arange(lo, hi + 1), ncell))
+    pieces = []
+    for ix in ranges[0]:
+        for iy in ranges[1]:
+            base = (ix * ncell + iy) * ncell
+            zs = np.sort(ranges[2])
+            # contiguous runs of z cells -> one slice each
+            breaks = np.flatnonzero(np.diff(zs) != 1) + 1
+            for run in np.split(zs, breaks):
+                pieces.append(order[starts[base + run[0]]:starts[base + run[-1] + 1]])
+    return np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+
+
+def cut_cube(box: ParentBox, observer, rotation, size: float, box_index: int | None = None,
+             index: int = -1) -> ObserverCube:
+    """The particles of ``box`` in the cube of side ``size`` Mpc/h centred on ``observer``
+    (Mpc/h, parent axes) in SG axes x_SG = R (x − observer), periodic (module docstring)."""
+    L = float(box.size)
+    if not 0 < size <= L:
+        raise SimulationError(f"cut_cube: cube size {size} Mpc/h must be in (0, {L}] (the parent box)")
+    R = np.asarray(rotation)
+    if R.shape != (3, 3) or not np.array_equal(np.abs(R).sum(0), [1, 1, 1]) or \
+            not np.array_equal(np.abs(R).sum(1), [1, 1, 1]) or not np.all(np.isin(R, (-1, 0, 1))):
+        raise SimulationError(f"cut_cube: rotation must be a 3x3 signed permutation matrix, got {R.tolist()}")
+    obs = np.mod(np.asarray(observer, dtype=np.float64).reshape(3), L)
+    half = size / 2.0
+    # candidates: the particles in the coarse cells the cube overlaps (it is axis-aligned in
+    # the parent box too); then the exact cut on the minimum image
+    idx = _candidates(box, obs, half)
+    d = box.positions[idx].astype(np.float64) - obs
+    d -= L * np.floor(d / L + 0.5)
+    near = np.all(np.abs(d) <= half, axis=1)
+    idx, d = idx[near], d[near]
+    x = rotate_vectors(R, d)
+    x -= L * np.floor(x / L + 0.5)  # only matters when size == L
+    inside = np.all((x >= -half) & (x < half), axis=1)
+    x = x[inside]
+    v = rotate_vectors(R, box.velocities[idx[inside]])
+    return ObserverCube(size=float(size), observer=obs, rotation=R.astype(np.int8),
+                        positions=x.astype(np.float32), velocities=np.ascontiguousarray(v, np.float32),
+                        mean_density=box.mean_density,
+                        box_index=box.box_index if box_index is None else int(box_index), index=int(index))
+
+
+def observer_placement(profile, box_index: int, index: int):
+    """(observer (3,) Mpc/h, rotation (3,3) int8) of observer ``index`` of parent box
+    ``box_index``: position uniform in [0, L)³, then a rotation uniform among
+    ``simulation.rotations``, both from the stream ``("observers", box_index, index)``."""
+    rng = generator(profile.seed, "observers", int(box_index), int(index))
+    obs = rng.uniform(0.0, profile.simulation.parent_size, size=3)
+    rots = cube_rotations(profile.simulation.rotations)
+    R = rots[int(rng.integers(len(rots)))]
+    return obs, R
+
+
+def observer_cubes(profile, box: ParentBox, indices: Sequence[int]) -> list[ObserverCube]:
+    """The observer cubes ``indices`` of a parent box (:func:`observer_placement`), each of
+    side ``profile.box.size`` Mpc/h."""
+    out = []
+    for i in indices:
+        obs, R = observer_placement(profile, box.box_index, i)
+        out.append(cut_cube(box, obs, R, profile.box.size, index=int(i)))
+    return out
+
+
+# --------------------------------------------------------------------------- benchmark
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def benchmark(profile, n_cubes: int | None = None) -> dict:
+    """Time one parent box and its observer cubes at the profile's sizes.
+
+    Returns seconds for the ICs + LPT (``seconds_ics_lpt``), for the box's smoothed fields
+    (``seconds_parent_fields``, CIC + FFTs), their sum (``seconds_per_parent_box``), the
+    mean seconds per observer cube after that (particle cut + targets on the
+    ``box.grid``³ mesh) and the process's peak resident memory (MiB) before and after."""
+    from .fields import cube_targets
+
+    sim = profile.simulation
+    n = int(n_cubes or min(sim.observers_per_box, 32))
+    rss0 = _rss_mib()
+    t0 = time.perf_counter()
+    box = make_parent_box(profile, 0)
+    t1 = time.perf_counter()
+    peak_box = _peak_rss_mib()
+    box.fields(profile)
+    t2 = time.perf_counter()
+    peak_fields = _peak_rss_mib()
+    t_cut = t_tgt = 0.0
+    for i in range(n):
+        a = time.perf_counter()
+        cube = observer_cubes(profile, box, [i])[0]
+        b = time.perf_counter()
+        cube_targets(profile, box, cube)
+        c = time.perf_counter()
+        t_cut += b - a
+        t_tgt += c - b
+    return {
+        "parent_size_mpc_h": sim.parent_size,
+        "parent_mesh": sim.parent_mesh,
+        "particles": sim.parent_mesh ** 3,
+        "lpt_order": sim.lpt_order,
+        "cube_grid": profile.box.grid,
+        "fft_workers": fft_workers(),
+        "seconds_ics_lpt": round(t1 - t0, 3),
+        "seconds_parent_fields": round(t2 - t1, 3),
+        "seconds_per_parent_box": round(t2 - t0, 3),
+        "n_cubes_timed": n,
+        "seconds_per_cube_cut": round(t_cut / n, 5),
+        "seconds_per_cube_targets": round(t_tgt / n, 5),
+        "seconds_per_observer_cube": round((t_cut + t_tgt) / n, 5),
+        "observer_cubes_per_second": round(n / (t_cut + t_tgt), 2),
+        "box_arrays_mib": round(box.nbytes / 2 ** 20, 1),
+        "field_arrays_mib": round(box.fields(profile).nbytes / 2 ** 20, 1),
+        "rss_before_mib": round(rss0, 1),
+        "peak_rss_after_box_mib": round(peak_box, 1),
+        "peak_rss_after_fields_mib": round(peak_fields, 1),
+    }
