@@ -1,0 +1,159 @@
+"""Metrics checked against analytic expectations and independent computations."""
+import json
+
+import numpy as np
+import pytest
+
+from zoa_lib import metrics
+from zoa_lib.cosmology import Cosmology
+
+
+def gaussian_field(n, L, power, rng):
+    """Independent Gaussian field with spectrum power(k) (Mpc/h)³ on a periodic n³ grid:
+    FFT(white noise) × √(P/Δ³), the convention δ_k = Σ δ_x e^{−ikx}, P = Δ³/n³ ⟨|δ_k|²⟩."""
+    w = np.fft.rfftn(rng.standard_normal((n, n, n)))
+    k1 = 2 * np.pi * np.fft.fftfreq(n, L / n)
+    kz = 2 * np.pi * np.fft.rfftfreq(n, L / n)
+    k = np.sqrt(k1[:, None, None] ** 2 + k1[None, :, None] ** 2 + kz[None, None, :] ** 2)
+    amp = np.zeros_like(k)
+    amp[k > 0] = np.sqrt(power(k[k > 0]) / (L / n) ** 3)
+    return np.fft.irfftn(w * amp, s=(n, n, n))
+
+
+def test_pearson_and_linear_fit():
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=5000)
+    p = 2.0 * t + 1.0 + 0.5 * rng.normal(size=5000)
+    assert metrics.pearson_r(p, t) == pytest.approx(np.corrcoef(p, t)[0, 1], abs=1e-12)
+    fit = metrics.linear_fit(p, t)
+    slope, intercept = np.polyfit(t, p, 1)
+    assert fit["slope"] == pytest.approx(slope, rel=1e-10)
+    assert fit["intercept"] == pytest.approx(intercept, rel=1e-10)
+    assert fit["scatter"] == pytest.approx(0.5, rel=0.05)
+    mask = t > 0
+    assert metrics.pearson_r(p, t, mask) == pytest.approx(np.corrcoef(p[mask], t[mask])[0, 1], abs=1e-12)
+    assert metrics.mse(p, t) == pytest.approx(np.mean((p - t) ** 2))
+
+
+def test_white_noise_power_spectrum_is_sigma2_voxel_volume():
+    n, L, s = 32, 160.0, 3.0
+    rng = np.random.default_rng(2)
+    x = s * rng.standard_normal((n, n, n))
+    ps = metrics.power_spectrum(x, L)
+    good = ps["modes"] > 50
+    expected = s ** 2 * (L / n) ** 3
+    np.testing.assert_allclose(ps["power"][good], expected, rtol=5 / np.sqrt(ps["modes"][good]).min())
+    assert np.all(np.diff(ps["k"]) > 0)
+
+
+def test_power_spectrum_recovers_input_spectrum():
+    n, L = 32, 200.0
+    P = lambda k: 500.0 * (k / 0.1) ** -1.5  # noqa: E731
+    rng = np.random.default_rng(3)
+    ps = metrics.power_spectrum(np.stack([gaussian_field(n, L, P, rng) for _ in range(4)]), L)
+    good = ps["modes"] > 100
+    ratio = ps["power"][good] / P(ps["k"][good])
+    # cosmic variance of 4 boxes (modes counts each ±k pair twice) + 5 % for P(⟨k⟩) ≠ ⟨P⟩ in a bin
+    tol = 0.05 + 4.0 / np.sqrt(2 * ps["modes"][good])
+    assert np.all(np.abs(ratio - 1) < tol)
+    assert np.median(np.abs(ratio - 1)) < 0.03
+
+
+def test_cross_correlation_with_itself_is_one():
+    n, L = 16, 100.0
+    rng = np.random.default_rng(4)
+    f = gaussian_field(n, L, lambda k: k ** -2.0, rng)
+    cc = metrics.cross_correlation(f, f, L)
+    np.testing.assert_allclose(cc["r"], 1.0, atol=1e-12)
+    np.testing.assert_allclose(cc["transfer"], 1.0, atol=1e-12)
+    cc2 = metrics.cross_correlation(3 * f, f, L)
+    np.testing.assert_allclose(cc2["transfer"], 3.0, rtol=1e-12)
+
+
+def test_cross_correlation_with_white_noise_matches_analytic():
+    """pred = truth + white noise of variance σ²: r(k) = √(P/(P + N)), N = σ² Δ³."""
+    n, L, s = 32, 200.0, 1.0
+    rng = np.random.default_rng(5)
+    P = lambda k: 300.0 * (k / 0.2) ** -2.0  # noqa: E731  crosses N = σ²Δ³ = 244 mid-range
+    t = np.stack([gaussian_field(n, L, P, rng) for _ in range(3)])
+    p = t + s * rng.standard_normal(t.shape)
+    cc = metrics.cross_correlation(p, t, L)
+    N = s ** 2 * (L / n) ** 3
+    expected = np.sqrt(cc["p_true"] / (cc["p_true"] + N))
+    modes = cc["modes"] * 3
+    good = modes > 30
+    assert np.all(np.abs(cc["r"][good] - expected[good]) < 4.0 / np.sqrt(modes[good]))
+    assert expected[good].max() > 0.9 and expected[good].min() < 0.5  # both regimes tested
+
+
+def test_galactic_latitude_of_voxels_matches_pole_projection():
+    """b = arcsin(r̂ · n_NGP), with the Galactic north pole's SG direction from astropy."""
+    import astropy.units as u
+    from astropy.coordinates import Galactic, SkyCoord
+
+    ngp = SkyCoord(l=0 * u.deg, b=90 * u.deg, frame=Galactic).supergalactic.cartesian.xyz.value
+    n, L = 8, 80.0
+    x = -L / 2 + (np.arange(n) + 0.5) * L / n
+    pos = np.stack(np.meshgrid(x, x, x, indexing="ij"), -1)
+    rhat = pos / np.linalg.norm(pos, axis=-1, keepdims=True)
+    b = np.degrees(np.arcsin(rhat @ ngp))
+    np.testing.assert_allclose(metrics.galactic_latitude_grid(n, L), b, atol=1e-6)
+    np.testing.assert_array_equal(metrics.zoa_mask(n, L, 10.0), np.abs(b) < 10.0)
+
+
+def test_zoa_fraction_of_sky():
+    n, L, b0 = 48, 160.0, 10.0
+    reg = metrics.regions(n, L, b0, r_max=80.0)
+    shell = reg["survey"] & (np.linalg.norm(np.stack(np.meshgrid(*(
+        [-L / 2 + (np.arange(n) + 0.5) * L / n] * 3), indexing="ij"), -1), axis=-1) > 30)
+    frac = (reg["zoa"] & shell).sum() / shell.sum()
+    assert frac == pytest.approx(np.sin(np.radians(b0)), rel=0.05)
+    assert not np.any(reg["zoa"] & reg["outside_zoa"])
+    np.testing.assert_array_equal(reg["zoa"] | reg["outside_zoa"], reg["survey"])
+
+
+def test_velocity_residual_rms_and_bulk_flow_error():
+    n, L = 8, 80.0
+    rng = np.random.default_rng(6)
+    t = rng.normal(0, 300, (2, n, n, n, 3))
+    off = np.array([30.0, -40.0, 0.0])
+    res = metrics.velocity_residual_rms(t + off, t)
+    assert res["x"] == pytest.approx(30.0) and res["y"] == pytest.approx(40.0)
+    assert res["z"] == pytest.approx(0.0, abs=1e-9) and res["3d"] == pytest.approx(50.0)
+    bf = metrics.bulk_flow_error(t + off, t, L, [10.0, 30.0], cosmo=Cosmology())
+    np.testing.assert_allclose(bf["error_mean"], 50.0, rtol=1e-10)
+    assert len(bf["lcdm_sigma"]) == 2 and bf["lcdm_lower"][0] < bf["lcdm_sigma"][0]
+
+
+def test_one_point_pdf_normalised():
+    rng = np.random.default_rng(7)
+    a = rng.normal(size=10000)
+    pdf = metrics.one_point_pdf(a + 0.1, a, bins=30)
+    w = np.diff(pdf["edges"])
+    assert np.sum(pdf["truth"] * w) == pytest.approx(1.0)
+    assert np.sum(pdf["pred"] * w) == pytest.approx(1.0, abs=0.01)
+
+
+def test_field_and_velocity_metrics_are_plain_json():
+    n, L = 8, 80.0
+    rng = np.random.default_rng(8)
+    t = rng.normal(size=(2, n, n, n))
+    p = t + 0.3 * rng.normal(size=t.shape)
+    fm = metrics.field_metrics(p, t, L, zoa_b=10.0, shells=(0, 20, 40), r_max=40.0)
+    json.dumps(fm, allow_nan=False)
+    assert set(fm["regions"]) == {"cube", "survey", "zoa", "outside_zoa"}
+    assert fm["regions"]["cube"]["pearson_r"] == pytest.approx(metrics.pearson_r(p, t))
+    assert fm["regions"]["cube"]["mse"] == pytest.approx(0.09, rel=0.15)
+    assert len(fm["shells"]) == 2 and len(fm["slabs"]) == 4
+    tv = rng.normal(size=(2, n, n, n, 3))
+    vm = metrics.velocity_metrics(tv + 0.1, tv, L, 10.0, (0, 20, 40), radii=(10.0, 20.0), r_max=40.0)
+    json.dumps(vm, allow_nan=False)
+    assert vm["regions"]["survey"]["x"]["pearson_r"] > 0.99
+    assert vm["bulk_flow"]["error_mean"] == pytest.approx([np.sqrt(0.03)] * 2)
+
+
+def test_shape_mismatch_raises():
+    from zoa_lib.errors import ZoaError
+
+    with pytest.raises(ZoaError, match="shape"):
+        metrics.field_metrics(np.zeros((8, 8, 8)), np.zeros((4, 4, 4)), 80.0, 10.0, (0, 40))

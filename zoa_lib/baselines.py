@@ -1,0 +1,448 @@
+"""Classical reconstructions from the same gridded inputs as the V-Net: the Wiener filter
+and POTENT.
+
+Inputs are the network's two channels on the observer cube (../shared/DESIGN.md):
+``n_gal`` (galaxies per voxel) and ``v_pec`` (their mean observed radial peculiar velocity,
+km/s, 0 where empty). Outputs are δ (dimensionless), φ ((km/s)²) and the 3D velocity
+(km/s, SG components) on the same N³ grid.
+
+Wiener filter (Zaroubi, Hoffman & Dekel 1999)
+---------------------------------------------
+Data: d_i = V_pec in every voxel i with N_gal > 0 that is outside the ZOA wedge
+(voxel-centre |b| ≥ zoa_b); empty and ZOA voxels carry infinite noise, i.e. are left
+out. Model d_i = u(r_i) + ε_i, u = v·r̂ the radial velocity of the linear-theory velocity
+field at the voxel centre, ε_i Gaussian with variance N_ii = σ_v,i² / N_gal,i.
+
+Prior: δ Gaussian with the cosmology's linear P(k) times W²(k) = exp(−k²σ_s²), σ_s the
+profile's target smoothing (``box.smoothing``), so the estimates are the smoothed fields
+the targets are. Linear theory gives v_a(k) = L_a(k) δ(k), L_a = i f H0 k̃_a / k²
+(k̃: the wave vector with its Nyquist component 0, as for every odd derivative in
+:mod:`zoa_lib.fields`), φ(k) = −(3/2) Ωm H0² δ(k) / k².
+
+Covariances are those of a periodic box of side pad·L (``pad = 2``: the cube is placed
+in a zero-padded cube twice its side, so the survey never wraps onto itself; modes longer
+than pad·L are absent from the prior). On its M³ = (pad N)³ grid of spacing Δ = L/N,
+
+    ⟨v_a(r) v_b(r')⟩ = (1/V) Σ_k P(k) W²(k) L_a(k) L_b*(k) e^{ik·(r−r')},  V = (MΔ)³,
+
+so S_ij = r̂_iᵀ C_v(r_i − r_j) r̂_j is applied to a vector x on the data voxels with FFTs:
+place y_b = r̂_b x on the M³ grid, Y_b = FFT(y_b); Ψ(k) = P W² Σ_b (f H0 k̃_b / k²) Y_b / Δ³;
+v_a = iFFT((f H0 k̃_a / k²) Ψ); (S x)_i = Σ_a r̂_a,i v_a(r_i). (S + N) x = d is solved by
+conjugate gradients (``scipy.sparse.linalg.cg``, Jacobi preconditioner 1/(S_ii + N_ii)).
+The estimates follow from the same x by the cross-covariances:
+
+    δ_WF = iFFT(−i Ψ),   φ_WF = iFFT((3/2) Ωm H0² i Ψ / k²),   v_WF,a = iFFT((f H0 k̃_a/k²) Ψ)
+
+i.e. ⟨s(r) d⟩ (S + N)⁻¹ d for s = δ, φ, v_a. k = 0 carries no power.
+
+Noise σ_v,i (km/s per galaxy): ``evaluation.wiener_sigma_v`` if > 0; otherwise the
+profile's survey error model at the voxel's distance: the velocity estimator's error for
+``survey.sigma_dm`` at the redshift of a galaxy at rest at the voxel centre
+(≈ (ln 10 / 5) σ_μ H0 r; :func:`zoa_lib.survey.estimate_velocity`), with
+``survey.sigma_v_nl`` in quadrature (:func:`noise_sigma_v`).
+
+POTENT (Bertschinger & Dekel 1989; tensor window of Dekel, Bertschinger & Faber 1990)
+-----------------------------------------------------------------------------------
+1. Smoothing (``evaluation.potent_smoothing`` σ_P, Mpc/h, Gaussian G, open boundaries):
+   ``window="tensor"`` fits at each grid point a local flow B minimising
+   Σ_j w_j G(r − r_j) (u_j − B·r̂_j)² with w_j = N_gal,j (galaxy weighting): B = A⁻¹ b,
+   A_ab = G∗(w r̂_a r̂_b), b_a = G∗(w u r̂_a), A regularised by ε tr(A)/3 (ε = 10⁻³) along
+   directions the data do not constrain; the smoothed radial velocity is u_s = B·r̂.
+   ``window="scalar"``: u_s = G∗(w u) / G∗(w). Points whose summed weight G∗w is below
+   10⁻³ of its mean over data voxels get B = 0.
+2. Velocity potential by radial integration from the observer,
+   Φ_v(r) = −∫₀^r u_s(r' r̂) dr'  [km/s · Mpc/h]  (Gauss–Legendre, 2N nodes per ray,
+   trilinear interpolation of B and projection on the ray's r̂).
+3. v = −∇Φ_v, δ = −∇·v / (f H0) (linear continuity), finite differences.
+4. φ: with v = −(2f/(3 H0 Ωm)) ∇φ and v = −∇Φ_v, φ = (3 H0 Ωm / (2f)) Φ_v + const; the
+   constant is set so that φ has zero mean over the cube (the prior mean; a constant is
+   not measurable from velocities).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from . import fields
+from . import velocity as vel
+from .cosmology import H0, from_profile
+from .errors import ZoaError
+
+
+class BaselineError(ZoaError, ValueError):
+    """Bad input to a baseline reconstruction (shapes, parameters)."""
+
+
+@dataclass
+class WienerResult:
+    """Wiener-filter estimates on the N³ cube: ``delta`` (dimensionless), ``phi`` (km/s)²,
+    ``velocity`` (N, N, N, 3) km/s; CG ``iterations``, ``converged``, ``n_data`` voxels used."""
+
+    delta: np.ndarray
+    phi: np.ndarray
+    velocity: np.ndarray
+    iterations: int
+    converged: bool
+    n_data: int = 0
+
+
+@dataclass
+class PotentResult:
+    """POTENT estimates: ``delta``, ``phi`` (km/s)², ``velocity`` (N, N, N, 3) km/s, the
+    velocity potential ``potential`` Φ_v (km/s · Mpc/h) and the smoothed radial velocity
+    ``radial`` u_s (km/s)."""
+
+    delta: np.ndarray
+    phi: np.ndarray
+    velocity: np.ndarray
+    potential: np.ndarray
+    radial: np.ndarray
+
+
+def _check_inputs(n_gal, v_pec):
+    n_gal = np.asarray(n_gal, dtype=float)
+    v_pec = np.asarray(v_pec, dtype=float)
+    if n_gal.ndim != 3 or len(set(n_gal.shape)) != 1 or v_pec.shape != n_gal.shape:
+        raise BaselineError(f"inputs: N_gal and V_pec must be (N, N, N) cubes, got {n_gal.shape} "
+                            f"and {v_pec.shape}")
+    if np.any(n_gal < 0) or not np.all(np.isfinite(n_gal)) or not np.all(np.isfinite(v_pec)):
+        raise BaselineError("inputs: N_gal must be finite and >= 0, V_pec finite")
+    return n_gal, v_pec
+
+
+# =========================================================================== Wiener filter
+class WienerFilter:
+    """The Wiener-filter operators of one (grid, box, cosmology, smoothing, padding).
+
+    Build once and reuse for every mock of a profile (:meth:`solve`)."""
+
+    def __init__(self, n: int, size: float, cosmo, smoothing: float = 0.0, pad: int = 2):
+        if pad < 1 or int(pad) != pad:
+            raise BaselineError(f"pad: must be an integer >= 1, got {pad}")
+        self.n, self.size, self.pad = int(n), float(size), int(pad)
+        self.m = m = self.pad * self.n
+        self.dx = self.size / self.n
+        L = self.size * self.pad
+        self.cosmo = cosmo
+        k2 = fields.k_squared(m, L)
+        # P(k) on the distinct |k|² of the grid (exact values, one colossus call)
+        uniq, inv = np.unique(np.round(k2 / (2 * np.pi / L) ** 2).astype(np.int64), return_inverse=True)
+        pk = cosmo.power_spectrum(np.sqrt(uniq) * (2 * np.pi / L))[inv].reshape(k2.shape)
+        pk *= np.exp(-k2 * smoothing ** 2)
+        pk[0, 0, 0] = 0.0
+        self.spec = pk / self.dx ** 3
+        inv_k2 = fields.inverse_k_squared(m, L)
+        fH0 = cosmo.growth_rate * H0
+        self.lk = [fH0 * k * inv_k2 for k in fields.wavevectors(m, L, nyquist=False)]
+        self.phik = cosmo.poisson_factor * inv_k2
+        # S_ii = r̂ᵀ C_v(0) r̂ = C_xx(0) (isotropic): (1/V) Σ_k P W² |L|² / 3 over all modes
+        wt = np.full(k2.shape[-1], 2.0)
+        wt[0] = 1.0
+        if m % 2 == 0:
+            wt[-1] = 1.0
+        lsq = sum(l ** 2 for l in self.lk)
+        self.c0 = float(np.sum(self.spec * lsq * wt) / m ** 3 / 3.0)
+        self.workers = fields.fft_workers()
+
+    # ------------------------------------------------------------------ operators
+    def _psi(self, x, flat, rhat):
+        """Ψ(k) = P W² Σ_b (f H0 k̃_b/k²) FFT(r̂_b x) / Δ³ for x on the data voxels."""
+        m = self.m
+        psi = None
+        y = np.zeros(m ** 3)
+        for b in range(3):
+            y[flat] = rhat[:, b] * x
+            yk = sfft.rfftn(y.reshape(m, m, m), workers=self.workers)
+            term = self.lk[b] * yk
+            psi = term if psi is None else psi + term
+        psi *= self.spec
+        return psi
+
+    def _velocity_grid(self, psi, a):
+        return sfft.irfftn(self.lk[a] * psi, s=(self.m,) * 3, workers=self.workers)
+
+    def apply_signal(self, x, flat, rhat):
+        """S x: the signal covariance of the radial velocities at the data voxels (flat
+        indices into the padded M³ grid, unit vectors ``rhat`` (n_d, 3)) times x."""
+        psi = self._psi(np.asarray(x, dtype=float), flat, rhat)
+        out = np.zeros(len(flat))
+        for a in range(3):
+            out += rhat[:, a] * self._velocity_grid(psi, a).ravel()[flat]
+        return out
+
+    def data_voxels(self, n_gal, exclude=None):
+        """(cube mask, padded flat indices, r̂ (n_d, 3)) of voxels with N_gal > 0 not excluded."""
+        n = self.n
+        mask = n_gal > 0
+        if exclude is not None:
+            mask &= ~np.asarray(exclude, bool)
+        ijk = np.argwhere(mask)
+        flat = (ijk[:, 0] * self.m + ijk[:, 1]) * self.m + ijk[:, 2]
+        rhat = vel.unit_radial_grid(n, self.size)[mask]
+        return mask, flat, rhat
+
+    def solve(self, n_gal, v_pec, sigma_v, exclude=None, tol: float = 1e-5, maxiter: int = 500,
+              x0=None) -> WienerResult:
+        """Wiener-filter δ, φ and v from gridded radial velocities.
+
+        Parameters
+        ----------
+        n_gal, v_pec : (N, N, N) galaxies per voxel and their mean radial velocity (km/s).
+        sigma_v : per-galaxy velocity error (km/s): a number or an (N, N, N) array.
+        exclude : (N, N, N) bool, voxels to leave out (the ZOA wedge).
+        tol, maxiter : CG relative residual tolerance and iteration cap.
+        """
+        from scipy.sparse.linalg import LinearOperator, cg
+
+        n_gal, v_pec = _check_inputs(n_gal, v_pec)
+        if n_gal.shape[0] != self.n:
+            raise BaselineError(f"inputs: grid {n_gal.shape[0]}^3 but the filter was built for {self.n}^3")
+        mask, flat, rhat = self.data_voxels(n_gal, exclude)
+        n_d = len(flat)
+        n = self.n
+        if n_d == 0:
+            z = np.zeros((n, n, n))
+            return WienerResult(z, z.copy(), np.zeros((n, n, n, 3)), 0, True, 0)
+        sig = np.broadcast_to(np.asarray(sigma_v, dtype=float), (n, n, n))[mask]
+        if np.any(~(sig > 0)):
+            raise BaselineError("sigma_v: the velocity error must be > 0 km/s in every data voxel")
+        noise = sig ** 2 / n_gal[mask]
+        d = v_pec[mask]
+        A = LinearOperator((n_d, n_d), matvec=lambda x: self.apply_signal(x, flat, rhat) + noise * x,
+                           dtype=float)
+        diag = self.c0 * np.sum(rhat ** 2, axis=1) + noise
+        M = LinearOperator((n_d, n_d), matvec=lambda x: x / diag, dtype=float)
+        count = [0]
+
+        def cb(_):
+            count[0] += 1
+
+        x, info = cg(A, d, x0=x0, rtol=tol, atol=0.0, maxiter=maxiter, M=M, callback=cb)
+        if info < 0:
+            raise BaselineError(f"Wiener filter: conjugate gradients broke down (info={info})")
+        return self.estimates(x, flat, rhat, iterations=count[0], converged=info == 0)
+
+    def estimates(self, x, flat, rhat, iterations=0, converged=True) -> WienerResult:
+        """δ, φ, v on the cube from x = (S + N)⁻¹ d on the data voxels."""
+        n, m = self.n, self.m
+        psi = self._psi(x, flat, rhat)
+        shape = (m,) * 3
+        cut = (slice(0, n),) * 3
+        delta = sfft.irfftn(-1j * psi, s=shape, workers=self.workers)[cut]
+        phi = sfft.irfftn(1j * self.phik * psi, s=shape, workers=self.workers)[cut]
+        v = np.stack([self._velocity_grid(psi, a)[cut] for a in range(3)], axis=-1)
+        return WienerResult(delta=delta, phi=phi, velocity=v, iterations=int(iterations),
+                            converged=bool(converged), n_data=len(flat))
+
+
+def noise_sigma_v(profile) -> np.ndarray | float:
+    """Per-galaxy radial-velocity error σ_v (km/s) assumed by the Wiener filter: the
+    constant ``evaluation.wiener_sigma_v`` if > 0, else an (N, N, N) array of the survey's
+    error model at each voxel-centre distance (module docstring)."""
+    if profile.evaluation.wiener_sigma_v > 0:
+        return float(profile.evaluation.wiener_sigma_v)
+    from . import survey
+
+    n, L = profile.box.grid, profile.box.size
+    r = np.maximum(vel.radius_grid(n, L), 0.5 * L / n)
+    cz = survey.C_LIGHT * survey.redshift_from_comoving_distance(r)
+    d_l = survey.luminosity_from_comoving_distance(r)
+    _, sig = survey.estimate_velocity(profile.survey.estimator, cz, d_l, profile.survey.sigma_dm)
+    return np.sqrt(sig ** 2 + profile.survey.sigma_v_nl ** 2)
+
+
+def wiener_filter(inputs, profile, operator: WienerFilter | None = None) -> WienerResult:
+    """The profile's Wiener filter of one mock's ``inputs`` (N, N, N, 2): noise from
+    :func:`noise_sigma_v`, ZOA voxels (|b| < ``survey.zoa_b``) left out, prior smoothed with
+    ``box.smoothing``, CG tolerance and cap from ``evaluation.wiener_tol/maxiter``."""
+    from .metrics import zoa_mask
+
+    inputs = np.asarray(inputs)
+    n, L = profile.box.grid, profile.box.size
+    if inputs.shape != (n, n, n, 2):
+        raise BaselineError(f"inputs: expected shape {(n, n, n, 2)} for profile {profile.name!r}, "
+                            f"got {inputs.shape}")
+    op = operator or WienerFilter(n, L, from_profile(profile), profile.box.smoothing)
+    return op.solve(inputs[..., 0], inputs[..., 1], noise_sigma_v(profile),
+                    exclude=zoa_mask(n, L, profile.survey.zoa_b),
+                    tol=profile.evaluation.wiener_tol, maxiter=profile.evaluation.wiener_maxiter)
+
+
+# =========================================================================== POTENT
+RIDGE = 1e-3
+WEIGHT_FLOOR = 1e-3
+
+
+def _smooth_open(field, sigma_cells):
+    """Gaussian smoothing with open (zero) boundaries, σ in voxels, truncated at 4σ."""
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(field, sigma_cells, mode="constant", cval=0.0, truncate=4.0)
+
+
+def potent(n_gal, v_pec, size: float, cosmo, smoothing: float, window: str = "tensor",
+           exclude=None, n_nodes: int | None = None) -> PotentResult:
+    """POTENT reconstruction of δ, φ and v from gridded radial velocities (module docstring).
+
+    Parameters
+    ----------
+    n_gal, v_pec : (N, N, N) galaxies per voxel and mean radial velocity (km/s).
+    size : cube side L (Mpc/h). cosmo : the cosmology (f, Ωm).
+    smoothing : Gaussian σ_P of the velocity smoothing (Mpc/h).
+    window : ``"tensor"`` (default) or ``"scalar"``.
+    exclude : optional (N, N, N) bool voxels to ignore.
+    n_nodes : Gauss–Legendre nodes per line of sight (default 2N).
+    """
+    from scipy import ndimage
+
+    n_gal, v_pec = _check_inputs(n_gal, v_pec)
+    if smoothing <= 0:
+        raise BaselineError(f"smoothing: must be > 0 Mpc/h, got {smoothing}")
+    if window not in ("tensor", "scalar"):
+        raise BaselineError(f"window: must be 'tensor' or 'scalar', got {window!r}")
+    n = n_gal.shape[0]
+    dx = size / n
+    w = n_gal.copy()
+    if exclude is not None:
+        w[np.asarray(exclude, bool)] = 0.0
+    rhat = vel.unit_radial_grid(n, size)
+    s = smoothing / dx
+    W = _smooth_open(w, s)
+    occupied = w > 0
+    floor = WEIGHT_FLOOR * (W[occupied].mean() if occupied.any() else 1.0)
+    good = W > floor
+    if window == "tensor":
+        A = np.empty((n, n, n, 3, 3))
+        for a in range(3):
+            for b in range(a, 3):
+                A[..., a, b] = A[..., b, a] = _smooth_open(w * rhat[..., a] * rhat[..., b], s)
+        bvec = np.stack([_smooth_open(w * v_pec * rhat[..., a], s) for a in range(3)], axis=-1)
+        tr = np.trace(A, axis1=-2, axis2=-1)
+        A += (RIDGE * tr / 3.0 + ~good)[..., None, None] * np.eye(3)
+        B = np.linalg.solve(A, bvec[..., None])[..., 0]
+        B[~good] = 0.0
+        radial = np.einsum("...a,...a->...", B, rhat)
+    else:
+        radial = np.divide(_smooth_open(w * v_pec, s), W, out=np.zeros_like(W), where=good)
+        B = None
+    # --- radial integration Φ_v(r) = −r ∫₀¹ u_s(t r) dt along each voxel's line of sight
+    nq = int(n_nodes or 2 * n)
+    t, tw = np.polynomial.legendre.leggauss(nq)
+    t = 0.5 * (t + 1.0)
+    tw = 0.5 * tw
+    pos = vel.position_grid(n, size).reshape(-1, 3)
+    r = np.linalg.norm(pos, axis=1)
+    unit = np.divide(pos, r[:, None], out=np.zeros_like(pos), where=r[:, None] > 0)
+    pot = np.zeros(len(pos))
+    chunk = max(1, 2 ** 20 // nq)
+    for lo in range(0, len(pos), chunk):
+        p = pos[lo:lo + chunk]
+        pts = p[:, None, :] * t[None, :, None]  # (c, nq, 3)
+        coords = (pts.reshape(-1, 3) / dx + n / 2.0 - 0.5).T
+        if B is not None:
+            comps = [ndimage.map_coordinates(B[..., a], coords, order=1, mode="nearest")
+                     for a in range(3)]
+            u = sum(c.reshape(len(p), nq) * unit[lo:lo + chunk, a, None] for a, c in enumerate(comps))
+        else:
+            u = ndimage.map_coordinates(radial, coords, order=1, mode="nearest").reshape(len(p), nq)
+        pot[lo:lo + chunk] = -r[lo:lo + chunk] * (u @ tw)
+    pot = pot.reshape(n, n, n)
+    v = -vel.gradient(pot, size, "finite_difference")
+    delta = vel.density_from_velocity(v, size, cosmo, "finite_difference")
+    phi = pot / cosmo.velocity_from_potential_factor
+    phi -= phi.mean()
+    return PotentResult(delta=delta, phi=phi, velocity=v, potential=pot, radial=radial)
+
+
+def potent_from_profile(inputs, profile) -> PotentResult:
+    """POTENT of one mock's ``inputs`` (N, N, N, 2) at the profile's
+    ``evaluation.potent_smoothing`` (tensor window)."""
+    inputs = np.asarray(inputs)
+    return potent(inputs[..., 0], inputs[..., 1], profile.box.size, from_profile(profile),
+                  profile.evaluation.potent_smoothing)
+
+
+# =========================================================================== synthetic mocks
+def synthetic_mock(profile, index: int = 0) -> dict:
+    """A Gaussian mock for benchmarks and tests when no shards exist: δ drawn with the
+    cosmology's P(k) on a periodic box of twice the cube's side (``simulation.gaussian_field``,
+    evaluation stream), smoothed with ``box.smoothing``, linear velocity and potential;
+    the cube is its centre. Galaxies per voxel ~ Poisson(n̄ w(r)) with the survey's
+    selection w(r), ``n_galaxies`` expected within r_max, none in the ZOA; V_pec = u +
+    Gaussian noise of σ_v(r)/√N_gal (:func:`noise_sigma_v`).
+
+    Returns {"inputs" (N,N,N,2) float32, "delta", "phi", "velocity" (N,N,N,3)}."""
+    from . import rng as rngmod
+    from . import simulation, survey
+    from .metrics import zoa_mask
+
+    n, L = profile.box.grid, profile.box.size
+    cosmo = from_profile(profile)
+    g = rngmod.generator(profile.seed, "evaluation", 1_000_000 + int(index))
+    big = simulation.gaussian_field(cosmo, 2 * L, 2 * n, g).astype(np.float64)
+    big = fields.gaussian_smooth(big, 2 * L, profile.box.smoothing)
+    v_big = fields.velocity_from_delta_linear(big, 2 * L, cosmo)
+    phi_big = fields.potential_from_delta(big, 2 * L, cosmo)
+    cut = (slice(n // 2, n // 2 + n),) * 3
+    delta, phi, v = big[cut], phi_big[cut], v_big[cut]
+    r = vel.radius_grid(n, L)
+    sel = survey.selection_weight(r, profile.survey.selection_r0, profile.survey.selection_power)
+    sel[r > profile.survey.r_max] = 0.0
+    lam = profile.survey.n_galaxies * sel / sel.sum()
+    lam[zoa_mask(n, L, profile.survey.zoa_b)] = 0.0
+    n_gal = g.poisson(lam).astype(float)
+    u = vel.radial_velocity(v, L)
+    sig = np.broadcast_to(noise_sigma_v(profile), (n, n, n))
+    noise = g.standard_normal((n, n, n)) * sig / np.sqrt(np.maximum(n_gal, 1.0))
+    v_pec = np.where(n_gal > 0, u + noise, 0.0)
+    inputs = np.stack([n_gal, v_pec], axis=-1).astype(np.float32)
+    return {"inputs": inputs, "delta": delta, "phi": phi, "velocity": v}
+
+
+# =========================================================================== benchmark
+def benchmark(profile, n_mocks: int | None = None) -> dict:
+    """Wiener-filter seconds and CG iterations per mock, and POTENT seconds, at the
+    profile's grid, on the test shards if present, else on :func:`synthetic_mock` mocks."""
+    import h5py
+
+    from . import data
+
+    n_mocks = int(n_mocks or min(3, profile.evaluation.n_eval))
+    source = "synthetic"
+    mocks = []
+    paths = [p for p in data.shard_paths(data.mocks_dir(profile), "test") if p.exists()]
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            for i in range(f["inputs"].shape[0]):
+                if len(mocks) < n_mocks:
+                    mocks.append(f["inputs"][i])
+    if len(mocks) == n_mocks:
+        source = "test shards"
+    else:
+        mocks = [synthetic_mock(profile, i)["inputs"] for i in range(n_mocks)]
+    t0 = time.perf_counter()
+    op = WienerFilter(profile.box.grid, profile.box.size, from_profile(profile), profile.box.smoothing)
+    setup = time.perf_counter() - t0
+    wf_s, iters, conv, ndata, pot_s = [], [], [], [], []
+    for x in mocks:
+        t0 = time.perf_counter()
+        res = wiener_filter(x, profile, op)
+        wf_s.append(time.perf_counter() - t0)
+        iters.append(res.iterations)
+        conv.append(res.converged)
+        ndata.append(res.n_data)
+        t0 = time.perf_counter()
+        potent_from_profile(x, profile)
+        pot_s.append(time.perf_counter() - t0)
+    return {
+        "grid": profile.box.grid, "padded_grid": op.m, "mocks": n_mocks, "source": source,
+        "wiener_setup_seconds": round(setup, 3),
+        "wiener_seconds_per_mock": round(float(np.mean(wf_s)), 3),
+        "wiener_seconds": [round(s, 3) for s in wf_s],
+        "wiener_iterations": iters, "wiener_converged": conv, "wiener_data_voxels": ndata,
+        "wiener_tol": profile.evaluation.wiener_tol,
+        "potent_seconds_per_mock": round(float(np.mean(pot_s)), 3),
+    }

@@ -1,0 +1,31 @@
+"""``zoa evaluate``: V-Net δ and φ against the Wiener filter and POTENT on held-out mocks."""
+from __future__ import annotations
+
+from . import add_profile_args, profile_from_args
+
+
+def register(sub):
+    p = sub.add_parser(
+        "evaluate", help="metrics of the V-Nets, Wiener filter and POTENT; JSON + Markdown table",
+        description="Reconstruct the first evaluation.n_eval held-out mocks with the V-Net predictions "
+                    "(from `zoa predict`), a Wiener filter and POTENT, compute every metric (Pearson r "
+                    "overall, in the ZOA, in shells and slabs; MSE; r(k), T(k); PDFs; velocity residuals; "
+                    "bulk flows) and write <data>/<profile>/evaluation/{<method>.json, comparison.json, "
+                    "comparison.md}.")
+    add_profile_args(p)
+    p.add_argument("--split", default="test", choices=("test", "val"), help="held-out split (default: test)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated subset of vnet_delta,vnet_phi,wiener,potent (default: all); "
+                        "'wiener,potent' needs only the mock shards")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..evaluation import comparison_markdown, evaluate, evaluation_dir
+
+    prof = profile_from_args(args)
+    comp = evaluate(prof, split=args.split, methods=args.methods, progress=not args.no_progress)
+    print(comparison_markdown(comp))
+    print(f"written: {evaluation_dir(prof)}/comparison.md, comparison.json and one JSON per method")
+    return 0

@@ -1,0 +1,368 @@
+"""Accuracy metrics of reconstructed fields against the truth, as plain JSON-able dicts.
+
+Every function takes observer-centred cubes (../shared/DESIGN.md: axes SGX, SGY, SGZ, voxel
+centres x_i = −L/2 + (i + ½) L/N, observer at the centre), either one cube (N, N, N) or a
+stack of mocks (n, N, N, N); vector fields carry a trailing axis of 3 (km/s).
+
+* Pearson r, least-squares slope / intercept / scatter of prediction against truth
+  (pred ≈ slope · truth + intercept; scatter = rms of the residual about that line), MSE —
+  pooled over every voxel of every mock in a region, plus the per-mock mean and spread of r.
+* Regions: ``cube`` (every voxel), ``survey`` (r ≤ r_max), ``zoa`` (survey voxels whose
+  centre has Galactic latitude |b| < zoa_b) and ``outside_zoa`` (the other survey voxels);
+  distance shells and SGZ slabs.
+* Fourier: measured power spectrum P(k) (Mpc/h)³ in spherical k bins, cross-correlation
+  coefficient r(k) = P_pt / √(P_pp P_tt) and transfer function T(k) = √(P_pred / P_true).
+* One-point PDFs (histograms on common edges), velocity residual rms (km/s) per component
+  and in 3D, bulk-flow error against radius R.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import scipy.fft as sfft
+
+from . import fields
+from . import velocity as vel
+from .errors import ZoaError
+from .survey import sg_to_galactic
+
+
+class MetricsError(ZoaError, ValueError):
+    """Prediction and truth do not match in shape, or a metric argument is invalid."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _f(x):
+    """A JSON-able float (NaN and inf → None)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _stack(a, vector=False):
+    a = np.asarray(a, dtype=float)
+    want = 4 if vector else 3
+    if a.ndim == want:
+        a = a[None]
+    if a.ndim != want + 1 or len(set(a.shape[1:4])) != 1 or (vector and a.shape[-1] != 3):
+        shape = "(N, N, N, 3)" if vector else "(N, N, N)"
+        raise MetricsError(f"expected a cube {shape} or a stack of them, got shape {a.shape}")
+    return a
+
+
+def _pair(pred, truth, vector=False):
+    p, t = _stack(pred, vector), _stack(truth, vector)
+    if p.shape != t.shape:
+        raise MetricsError(f"prediction has shape {p.shape} but truth has shape {t.shape}")
+    return p, t
+
+
+# --------------------------------------------------------------------------- point statistics
+def pearson_r(a, b, mask=None) -> float:
+    """Pearson correlation coefficient of two arrays (over ``mask`` if given)."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    if mask is not None:
+        m = np.broadcast_to(mask, a.shape)
+        a, b = a[m], b[m]
+    a = a.ravel() - a.mean() if a.size else a.ravel()
+    b = b.ravel() - b.mean() if b.size else b.ravel()
+    den = np.sqrt(np.dot(a, a) * np.dot(b, b))
+    return float(np.dot(a, b) / den) if den > 0 else float("nan")
+
+
+def linear_fit(pred, truth, mask=None) -> dict:
+    """Least-squares line pred = slope · truth + intercept; ``scatter`` is the rms residual
+    about it (units of the field)."""
+    p = np.asarray(pred, dtype=float)
+    t = np.asarray(truth, dtype=float)
+    if mask is not None:
+        m = np.broadcast_to(mask, p.shape)
+        p, t = p[m], t[m]
+    p, t = p.ravel(), t.ravel()
+    if p.size < 2 or np.var(t) == 0:
+        return {"slope": None, "intercept": None, "scatter": None}
+    tc = t - t.mean()
+    slope = np.dot(tc, p - p.mean()) / np.dot(tc, tc)
+    intercept = p.mean() - slope * t.mean()
+    resid = p - slope * t - intercept
+    return {"slope": _f(slope), "intercept": _f(intercept), "scatter": _f(np.sqrt(np.mean(resid ** 2)))}
+
+
+def mse(pred, truth, mask=None) -> float:
+    """Mean squared error (units of the field squared)."""
+    d = np.asarray(pred, dtype=float) - np.asarray(truth, dtype=float)
+    if mask is not None:
+        d = d[np.broadcast_to(mask, d.shape)]
+    return float(np.mean(d ** 2)) if d.size else float("nan")
+
+
+def _point_stats(p, t, mask):
+    """Pooled statistics of stacks p, t (n, N, N, N) over a (N, N, N) mask."""
+    n_vox = int(mask.sum())
+    if n_vox == 0:
+        return {"n_voxels": 0}
+    pm, tm = p[:, mask], t[:, mask]
+    per = [pearson_r(pm[i], tm[i]) for i in range(len(pm))]
+    # the mean of each mock's field is unknown to a reconstruction from data in the cube
+    # (e.g. φ's constant); the "demeaned" MSE removes it per mock.
+    dm = (pm - pm.mean(axis=1, keepdims=True)) - (tm - tm.mean(axis=1, keepdims=True))
+    out = {
+        "n_voxels": n_vox,
+        "pearson_r": _f(pearson_r(pm, tm)),
+        "pearson_r_mock_mean": _f(np.nanmean(per)) if np.any(np.isfinite(per)) else None,
+        "pearson_r_mock_std": _f(np.nanstd(per)) if np.any(np.isfinite(per)) else None,
+        "mse": _f(mse(pm, tm)),
+        "rmse": _f(np.sqrt(mse(pm, tm))),
+        "mse_demeaned": _f(np.mean(dm ** 2)),
+        "truth_std": _f(np.std(tm)),
+        "pred_std": _f(np.std(pm)),
+    }
+    out.update(linear_fit(pm, tm))
+    return out
+
+
+# --------------------------------------------------------------------------- sky geometry
+@functools.lru_cache(maxsize=8)
+def _latitude_grid_cached(n: int, size: float) -> np.ndarray:
+    pos = vel.position_grid(n, size).reshape(-1, 3)
+    b = np.asarray(sg_to_galactic(pos[:, 0], pos[:, 1], pos[:, 2])[1], dtype=float).reshape(n, n, n)
+    b.setflags(write=False)
+    return b
+
+
+def galactic_latitude_grid(n: int, size: float) -> np.ndarray:
+    """(N, N, N) Galactic latitude b (deg) of every voxel centre seen from the observer."""
+    return _latitude_grid_cached(int(n), float(size))
+
+
+def zoa_mask(n: int, size: float, zoa_b: float) -> np.ndarray:
+    """True for voxels whose centre lies in the Zone of Avoidance wedge |b| < zoa_b (deg)."""
+    return np.abs(galactic_latitude_grid(n, size)) < zoa_b
+
+
+def regions(n: int, size: float, zoa_b: float, r_max: float | None = None) -> dict:
+    """Named boolean masks: cube, survey (r ≤ r_max, default L/2), zoa, outside_zoa."""
+    r = vel.radius_grid(n, size)
+    r_max = 0.5 * size if r_max is None else r_max
+    survey = r <= r_max
+    z = zoa_mask(n, size, zoa_b)
+    return {"cube": np.ones((n, n, n), bool), "survey": survey,
+            "zoa": survey & z, "outside_zoa": survey & ~z}
+
+
+# --------------------------------------------------------------------------- Fourier statistics
+def _k_bins(n, size, nbins):
+    kf = 2 * np.pi / size
+    knyq = np.pi * n / size
+    nbins = int(nbins or n // 2)
+    return np.linspace(0.5 * kf, knyq, nbins + 1)
+
+
+def _binned_cross(a, b, size, nbins):
+    """Σ over mocks of the binned cross power of stacks a, b: (k_mean, P_ab, modes)."""
+    n = a.shape[1]
+    edges = _k_bins(n, size, nbins)
+    kmag = np.sqrt(fields.k_squared(n, size))
+    # rfftn keeps half the modes: weight 2 for kz planes that stand for their conjugate
+    w = np.full(kmag.shape, 2.0)
+    w[..., 0] = 1.0
+    if n % 2 == 0:
+        w[..., -1] = 1.0
+    idx = np.digitize(kmag.ravel(), edges) - 1
+    ok = (idx >= 0) & (idx < len(edges) - 1)
+    nb = len(edges) - 1
+    modes = np.bincount(idx[ok], weights=w.ravel()[ok], minlength=nb)
+    ksum = np.bincount(idx[ok], weights=(w * kmag).ravel()[ok], minlength=nb)
+    vol = size ** 3
+    norm = vol / float(n) ** 6
+    pab = np.zeros(nb)
+    workers = fields.fft_workers()
+    for i in range(a.shape[0]):
+        fa = sfft.rfftn(a[i], workers=workers)
+        fb = fa if b is a else sfft.rfftn(b[i], workers=workers)
+        cross = (fa * np.conj(fb)).real * w * norm
+        pab += np.bincount(idx[ok], weights=cross.ravel()[ok], minlength=nb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kmean = ksum / modes
+        pab = pab / modes / a.shape[0]
+    return kmean, pab, modes, edges
+
+
+def power_spectrum(field, size: float, nbins: int | None = None) -> dict:
+    """Measured power spectrum of a cube (or the mean over a stack of cubes).
+
+    P(k) = ⟨|δ_k|²⟩ / V with δ_k = Δ³ Σ_x δ(x) e^{−ik·x} (the FFT times the voxel volume
+    Δ³ = (L/N)³), averaged in ``nbins`` (default N/2) linear spherical shells from k_f/2 to
+    the Nyquist frequency πN/L. Returns {"k": mean |k| per bin (h/Mpc), "power": (Mpc/h)³,
+    "modes": modes per bin, "edges"}. No window deconvolution or shot-noise subtraction: it
+    measures the field as gridded."""
+    a = _stack(field)
+    k, p, modes, edges = _binned_cross(a, a, size, nbins)
+    return {"k": k, "power": p, "modes": modes, "edges": edges}
+
+
+def cross_correlation(pred, truth, size: float, nbins: int | None = None) -> dict:
+    """Cross-correlation coefficient r(k) = P_pt / √(P_pp P_tt) and transfer function
+    T(k) = √(P_pred / P_true) in spherical k bins (powers summed over the mocks of a stack)."""
+    p, t = _pair(pred, truth)
+    k, ppt, modes, _ = _binned_cross(p, t, size, nbins)
+    _, ppp, _, _ = _binned_cross(p, p, size, nbins)
+    _, ptt, _, _ = _binned_cross(t, t, size, nbins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = ppt / np.sqrt(ppp * ptt)
+        tr = np.sqrt(ppp / ptt)
+    return {"k": k, "r": r, "transfer": tr, "p_pred": ppp, "p_true": ptt, "modes": modes}
+
+
+# --------------------------------------------------------------------------- other metrics
+def one_point_pdf(pred, truth, bins: int = 40, mask=None) -> dict:
+    """Histograms (probability densities) of prediction and truth on common edges spanning
+    the 0.1–99.9 percentiles of both."""
+    p = np.asarray(pred, dtype=float)
+    t = np.asarray(truth, dtype=float)
+    if mask is not None:
+        m = np.broadcast_to(mask, p.shape)
+        p, t = p[m], t[m]
+    both = np.concatenate([p.ravel(), t.ravel()])
+    lo, hi = np.percentile(both, [0.1, 99.9])
+    if not hi > lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    hp, _ = np.histogram(p, edges, density=True)
+    ht, _ = np.histogram(t, edges, density=True)
+    return {"edges": edges, "pred": hp, "truth": ht}
+
+
+def velocity_residual_rms(pred_v, true_v, mask=None) -> dict:
+    """rms of the velocity residual (km/s): per SG component and 3D, √⟨|v_pred − v_true|²⟩."""
+    p, t = _pair(pred_v, true_v, vector=True)
+    d = p - t
+    if mask is not None:
+        d = d[:, mask]
+    else:
+        d = d.reshape(-1, 3)
+    d = d.reshape(-1, 3)
+    if not len(d):
+        return {"x": None, "y": None, "z": None, "3d": None}
+    comp = np.sqrt(np.mean(d ** 2, axis=0))
+    return {"x": _f(comp[0]), "y": _f(comp[1]), "z": _f(comp[2]),
+            "3d": _f(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))}
+
+
+def bulk_flow_error(pred_v, true_v, size: float, radii, cosmo=None) -> dict:
+    """Bulk flows B(R) of prediction and truth (:func:`zoa_lib.velocity.bulk_flow`) at each
+    radius, per mock, and their error |B_pred − B_true| (km/s): mean and rms over mocks.
+    With ``cosmo``, the ΛCDM σ_B(R) and its Maxwellian 68 % range are added."""
+    p, t = _pair(pred_v, true_v, vector=True)
+    radii = [float(r) for r in np.atleast_1d(radii)]
+    bp = np.array([vel.bulk_flow_profile(x, size, radii) for x in p])  # (n, R, 3)
+    bt = np.array([vel.bulk_flow_profile(x, size, radii) for x in t])
+    err = np.linalg.norm(bp - bt, axis=-1)
+    out = {
+        "radii": radii,
+        "error_mean": err.mean(axis=0),
+        "error_rms": np.sqrt(np.mean(err ** 2, axis=0)),
+        "pred_magnitude_mean": np.linalg.norm(bp, axis=-1).mean(axis=0),
+        "true_magnitude_mean": np.linalg.norm(bt, axis=-1).mean(axis=0),
+        "pred": bp, "true": bt,
+    }
+    if cosmo is not None:
+        sig, lo, hi = cosmo.bulk_flow_range(radii)
+        out.update(lcdm_sigma=sig, lcdm_lower=lo, lcdm_upper=hi)
+    return to_jsonable(out)
+
+
+def to_jsonable(obj):
+    """Arrays → lists, numpy scalars → floats, NaN/inf → None, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _f(obj)
+    return obj
+
+
+# --------------------------------------------------------------------------- bundles
+def _shells_and_slabs(p, t, size, shells, n_slabs):
+    n = p.shape[1]
+    r = vel.radius_grid(n, size)
+    out_shells = []
+    for lo, hi in zip(shells[:-1], shells[1:]):
+        m = (r >= lo) & (r < hi)
+        s = {"r_min": float(lo), "r_max": float(hi), "n_voxels": int(m.sum())}
+        if m.any():
+            s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])))
+        out_shells.append(s)
+    z = vel.voxel_centres(n, size)
+    edges = np.linspace(-0.5 * size, 0.5 * size, n_slabs + 1)
+    out_slabs = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (z >= lo) & (z < hi)
+        m = np.zeros((n, n, n), bool)
+        m[:, :, sel] = True
+        s = {"sgz_min": float(lo), "sgz_max": float(hi), "n_voxels": int(m.sum())}
+        if m.any():
+            s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])))
+        out_slabs.append(s)
+    return out_shells, out_slabs
+
+
+def field_metrics(pred, truth, size: float, zoa_b: float, shells, r_max: float | None = None,
+                  n_slabs: int = 4, nbins: int | None = None, pdf_bins: int = 40) -> dict:
+    """Every metric of a scalar field (δ or φ) against the truth, as a JSON-able dict.
+
+    Parameters
+    ----------
+    pred, truth : (N, N, N) or (n, N, N, N) in the field's physical units.
+    size : cube side L (Mpc/h). zoa_b : ZOA half-width in Galactic latitude (deg).
+    shells : increasing distance-shell edges (Mpc/h). r_max : survey radius (default L/2).
+    n_slabs : number of equal SGZ slabs. nbins : k bins (default N/2).
+
+    Returns
+    -------
+    {"regions": {cube|survey|zoa|outside_zoa: {pearson_r, slope, intercept, scatter, mse,
+    rmse, mse_demeaned, ...}}, "shells": [...], "slabs": [...],
+    "spectrum": {k, r, transfer, p_pred, p_true}, "pdf": {edges, pred, truth}}
+    """
+    p, t = _pair(pred, truth)
+    n = p.shape[1]
+    regs = regions(n, size, zoa_b, r_max)
+    out = {"regions": {name: _point_stats(p, t, m) for name, m in regs.items()}}
+    out["shells"], out["slabs"] = _shells_and_slabs(p, t, size, shells, n_slabs)
+    cc = cross_correlation(p, t, size, nbins)
+    out["spectrum"] = {k: cc[k] for k in ("k", "r", "transfer", "p_pred", "p_true", "modes")}
+    out["pdf"] = one_point_pdf(p, t, pdf_bins)
+    return to_jsonable(out)
+
+
+def velocity_metrics(pred_v, true_v, size: float, zoa_b: float, shells, radii,
+                     r_max: float | None = None, cosmo=None, n_slabs: int = 4) -> dict:
+    """Metrics of a velocity field (km/s) against the truth, as a JSON-able dict:
+    per-region Pearson r / slope / MSE of each SG component and of the radial velocity,
+    residual rms per component and 3D, shells and slabs of the radial velocity, and the
+    bulk-flow error against R (:func:`bulk_flow_error`)."""
+    p, t = _pair(pred_v, true_v, vector=True)
+    n = p.shape[1]
+    regs = regions(n, size, zoa_b, r_max)
+    rhat = vel.unit_radial_grid(n, size)
+    pr = np.einsum("m...a,...a->m...", p, rhat)
+    tr = np.einsum("m...a,...a->m...", t, rhat)
+    comps = {"x": (p[..., 0], t[..., 0]), "y": (p[..., 1], t[..., 1]),
+             "z": (p[..., 2], t[..., 2]), "radial": (pr, tr)}
+    out = {"regions": {}}
+    for name, m in regs.items():
+        reg = {c: _point_stats(a, b, m) for c, (a, b) in comps.items()}
+        reg["residual_rms"] = velocity_residual_rms(p, t, m)
+        out["regions"][name] = reg
+    out["shells"], out["slabs"] = _shells_and_slabs(pr, tr, size, shells, n_slabs)
+    out["bulk_flow"] = bulk_flow_error(p, t, size, radii, cosmo)
+    return to_jsonable(out)
