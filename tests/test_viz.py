@@ -1,0 +1,486 @@
+"""Tests of the plotting library (zoa_lib.viz, zoa_lib.explorer, zoa_lib.scene3d).
+
+Everything runs on small synthetic arrays. Geometry is checked against independent
+computations: analytic slab means, astropy SkyCoord conversions, the supergalactic pole's
+literature position, matplotlib's own transforms, the glTF 2.0 container layout and
+VTK's glTF reader.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.quiver import Quiver, QuiverKey
+
+from zoa_lib import viz
+from zoa_lib.cosmology import C_LIGHT
+from zoa_lib.data import CATALOG_DTYPE
+from zoa_lib.errors import ZoaError
+
+L = 160.0
+
+
+def centres(n, size=L):
+    return -size / 2 + (np.arange(n) + 0.5) * size / n
+
+
+def coords(n, size=L):
+    x = centres(n, size)
+    return np.meshgrid(x, x, x, indexing="ij")
+
+
+def draw(fig):
+    """Render the figure (catches errors that only appear at draw time)."""
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def smooth_field(n, seed=0, amp=0.7):
+    from scipy.ndimage import gaussian_filter
+
+    g = gaussian_filter(np.random.default_rng(seed).normal(size=(n, n, n)), 1.5, mode="wrap")
+    return (amp * g / g.std()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- slab average
+def test_slab_average_of_linear_field_is_analytic():
+    n = 32
+    X, Y, Z = coords(n)
+    f = 2.0 + 0.5 * X - 0.25 * Y + 3.0 * Z
+    # paper slab −15 < SGZ < 15: centres ±2.5, ±7.5, ±12.5 → mean SGZ = 0
+    m, ext = viz.slab_average(f, L)
+    x = centres(n)
+    assert ext == (-80.0, 80.0, -80.0, 80.0)
+    np.testing.assert_allclose(m, 2.0 + 0.5 * x[:, None] - 0.25 * x[None, :], atol=1e-10)
+    # asymmetric slab 0 < SGZ < 40: centres 2.5 ... 37.5 → mean 20
+    m, _ = viz.slab_average(f, L, "SGZ", 0.0, 40.0)
+    np.testing.assert_allclose(m, 2.0 + 0.5 * x[:, None] - 0.25 * x[None, :] + 3.0 * 20.0, atol=1e-10)
+    # along SGX: remaining axes (SGY, SGZ) in cube order; slab −10 < SGX < 21 → centres −7.5 … 17.5
+    m, _ = viz.slab_average(f, L, 0, -10.0, 21.0)
+    sel = x[(x > -10) & (x < 21)]
+    np.testing.assert_allclose(m, 2.0 + 0.5 * sel.mean() - 0.25 * x[:, None] + 3.0 * x[None, :], atol=1e-10)
+
+
+def test_slab_average_keeps_vector_components_and_rejects_empty_slab():
+    n = 16
+    X, Y, Z = coords(n)
+    v = np.stack([X, 2 * Y, Z + 100.0], axis=-1)
+    m, _ = viz.slab_average(v, L, 2)
+    assert m.shape == (n, n, 3)
+    np.testing.assert_allclose(m[..., 2], 100.0, atol=1e-10)  # centres ±5 average to 0
+    with pytest.raises(ZoaError, match="no voxel centre"):
+        viz.slab_average(v, L, 2, 1.0, 4.0)  # between the centres 0 ± 5
+    with pytest.raises(ZoaError, match="shape"):
+        viz.slab_average(np.zeros((4, 4, 5)), L)
+
+
+# --------------------------------------------------------------------------- slices
+def test_plot_slice_density_uses_log_norm_from_0p1_to_15():
+    n = 16
+    delta = np.full((n, n), 0.5)
+    delta[0, 0] = -1.0  # empty voxel
+    fig = viz.new_figure()
+    ax = fig.add_subplot(111)
+    im = viz.plot_slice(ax, delta, L, "density")
+    assert isinstance(im.norm, LogNorm)
+    assert (im.norm.vmin, im.norm.vmax) == (0.1, 15.0)
+    shown = np.asarray(im.get_array())
+    assert shown[5, 3] == pytest.approx(1.5)  # 1 + δ, transposed for imshow
+    assert np.isfinite(shown[0, 0]) and shown[0, 0] < 0.1  # empty voxel drawn at the bottom of the scale
+    assert im.get_extent() == [-80.0, 80.0, -80.0, 80.0]
+    assert ax.get_xlabel().startswith("SGX") and "Mpc/h" in ax.get_xlabel()
+    assert ax.get_ylabel().startswith("SGY")
+    assert len(fig.axes) == 2  # map + colour bar
+    draw(fig)
+
+
+def test_plot_slice_potential_is_phi_over_c2_in_units_of_1e_minus_6():
+    n = 8
+    phi = np.full((n, n), 3e-6 * C_LIGHT ** 2)  # φ/c² = 3e-6
+    phi[1, 2] = -5e-6 * C_LIGHT ** 2
+    fig = viz.new_figure()
+    im = viz.plot_slice(fig.add_subplot(111), phi, L, "potential")
+    a = np.asarray(im.get_array())
+    assert a[0, 0] == pytest.approx(3.0)
+    assert a[2, 1] == pytest.approx(-5.0)
+    assert (im.norm.vmin, im.norm.vmax) == (-6.0, 6.0)
+    draw(fig)
+
+
+def test_velocity_arrows_key_is_1000_kms_and_one_spacing_long():
+    n = 32
+    v = np.zeros((n, n, 3))
+    v[..., 0] = 1000.0  # uniform 1000 km/s along SGX
+    fig = viz.new_figure()
+    ax = fig.add_subplot(111)
+    viz.plot_slice(ax, np.zeros((n, n)), L, "density", v, arrow_scale=1000.0, arrows_per_side=16)
+    q = [c for c in ax.collections if isinstance(c, Quiver)]
+    assert len(q) == 1
+    q = q[0]
+    spacing = 2 * L / n  # every other voxel
+    assert q.scale_units == "xy"
+    # an arrow of U km/s spans U / scale data units: 1000 km/s → one arrow spacing
+    assert 1000.0 / q.scale == pytest.approx(spacing)
+    assert np.allclose(q.U, 1000.0) and np.allclose(q.V, 0.0)
+    keys = [a for a in ax.get_children() if isinstance(a, QuiverKey)]
+    assert len(keys) == 1 and keys[0].U == 1000.0 and keys[0].text.get_text() == "1000 km/s"
+    draw(fig)
+
+
+@pytest.mark.parametrize("kind", ["density", "potential"])
+def test_figure_truth_vs_prediction_layout_and_residual(kind):
+    n = 16
+    t = smooth_field(n, 1)
+    p = t * 0.8 + 0.05
+    if kind == "potential":
+        t, p = t * 2e-6 * C_LIGHT ** 2, p * 2e-6 * C_LIGHT ** 2
+    X, Y, Z = coords(n)
+    vt = np.stack([Y, -X, 0 * Z], -1) * 10.0
+    fig = viz.figure_truth_vs_prediction(t, p, L, kind, vt, vt * 0.9)
+    assert len(fig.axes) == 5  # truth, prediction, residual + two colour bars
+    panels = fig.axes[:3]
+    ims = [ax.get_images()[0] for ax in panels]
+    if kind == "density":
+        assert isinstance(ims[0].norm, LogNorm) and (ims[0].norm.vmin, ims[0].norm.vmax) == (0.1, 15.0)
+        expect_res = viz.slab_average(p, L)[0] - viz.slab_average(t, L)[0]
+    else:
+        assert (ims[0].norm.vmin, ims[0].norm.vmax) == (-6.0, 6.0)
+        expect_res = (viz.slab_average(p, L)[0] - viz.slab_average(t, L)[0]) * 1e6 / C_LIGHT ** 2
+    assert ims[0].norm is ims[1].norm  # truth and prediction share one scale
+    np.testing.assert_allclose(np.asarray(ims[2].get_array()), expect_res.T, rtol=1e-5, atol=1e-6)
+    for ax in panels:
+        assert sum(isinstance(c, Quiver) for c in ax.collections) == 1
+    draw(fig)
+
+
+def test_scatter_density_reports_pearson_r():
+    from scipy.stats import pearsonr
+
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=4000)
+    p = 0.9 * t + 0.3 * rng.normal(size=4000)
+    ax = viz.plot_scatter_density(None, t, p, "δ")
+    texts = [x.get_text() for x in ax.get_legend().get_texts()]
+    assert f"δ  r = {pearsonr(t, p)[0]:.3f}" in texts
+    ax = viz.plot_scatter_density(None, t, p, "φ", r=0.987654)
+    assert "φ  r = 0.988" in [x.get_text() for x in ax.get_legend().get_texts()]
+    draw(ax.figure)
+
+
+def test_pdf_power_bulk_metric_plots():
+    rng = np.random.default_rng(4)
+    ax = viz.plot_pdf(None, rng.normal(size=5000), rng.normal(size=5000) * 0.8, bins=40)
+    for patch in ax.patches:  # StepPatch: PDF integrates to 1 over the bins
+        vals, edges = patch.get_data()[:2]
+        assert np.sum(vals * np.diff(edges)) == pytest.approx(1.0, rel=1e-6)
+    k = np.logspace(-1.5, 0, 12)
+    ax = viz.plot_power_ratio(None, k, np.linspace(1, 0.4, 12), np.linspace(1, 0.6, 12), label="V-Net")
+    assert ax.get_xscale() == "log" and len(ax.get_lines()) == 3  # r, T, unit line
+    R = np.linspace(10, 80, 8)
+    ax = viz.plot_bulk_flow(None, R, {"truth": 300 - R, "V-Net": rng.normal(300 - R, 10, (5, 8))},
+                            320 - R, 200 - R, 400 - R)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:4] == ["ΛCDM 68 %", r"ΛCDM $\sigma_B$", "truth", "V-Net"]
+    ax = viz.plot_metric_vs_distance(None, R, {"V-Net": 1 - R / 200}, zoa={"V-Net": 0.9 - R / 200})
+    assert len(ax.get_lines()) == 2
+    for a in (ax,):
+        draw(a.figure)
+
+
+def test_loss_curves_from_csv_and_errors(tmp_path):
+    import pandas as pd
+
+    ep = np.arange(12)
+    df = pd.DataFrame({"epoch": ep, "learning_rate": 1e-7 + 1e-6 * (ep % 4), "loss": 1 / (ep + 1.0),
+                       "val_loss": 1.3 / (ep + 1.0)})
+    path = tmp_path / "history.csv"
+    df.to_csv(path, index=False)
+    fig = viz.plot_loss_curves(path)
+    ax, ax2 = fig.axes
+    assert ax.get_yscale() == "log" and ax2.get_yscale() == "log"
+    np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), ep + 1)
+    np.testing.assert_allclose(ax2.get_lines()[0].get_ydata(), df["learning_rate"])
+    draw(fig)
+    (tmp_path / "bad.csv").write_text("epoch,acc\n0,1\n")
+    with pytest.raises(ZoaError, match="bad.csv: no 'loss' column"):
+        viz.plot_loss_curves(tmp_path / "bad.csv")
+
+
+# --------------------------------------------------------------------------- sky
+def test_sky_projection_centre_and_longitude_to_the_left():
+    x, y = viz.sky_xy([0.0, 90.0, 270.0, 359.0, 0.0], [0.0, 0.0, 0.0, 0.0, 45.0])
+    np.testing.assert_allclose(x, [0.0, -np.pi / 2, np.pi / 2, np.radians(1.0), 0.0], atol=1e-12)
+    np.testing.assert_allclose(y[-1], np.pi / 4)
+    ax = viz.sky_axes()
+    draw(ax.figure)
+    bbox = ax.get_window_extent()
+    px = ax.transData.transform(np.column_stack(viz.sky_xy([0.0, 90.0, 270.0], [0.0, 0.0, 30.0])))
+    assert px[0] == pytest.approx([(bbox.x0 + bbox.x1) / 2, (bbox.y0 + bbox.y1) / 2], abs=1.0)
+    assert px[1, 0] < px[0, 0] - 10  # l = 90° to the left
+    assert px[2, 0] > px[0, 0] + 10 and px[2, 1] > px[0, 1] + 10  # l = 270° right, b = 30° up
+    labels = {round(np.degrees(t), 3): lab.get_text() for t, lab in zip(ax.get_xticks(), ax.get_xticklabels())}
+    assert labels[-60.0] == "60°" and labels[60.0] == "300°" and labels[0.0] == "0°"
+
+
+def test_sample_shell_matches_astropy_positions():
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    n = 32
+    X, Y, Z = coords(n)
+    r_lo, r_hi, n_r = 20.0, 44.0, 6
+    l, b, m = viz.sample_shell(Z, L, r_lo, r_hi, nside_like=(24, 12), n_r=n_r)
+    assert m.shape == (12, 24)
+    r = r_lo + (np.arange(n_r) + 0.5) * (r_hi - r_lo) / n_r
+    Lg, Bg = np.meshgrid(l, b)
+    sgz = np.stack([SkyCoord(l=Lg * u.deg, b=Bg * u.deg, distance=ri * u.Mpc, frame="galactic")
+                   .transform_to("supergalactic").cartesian.z.value for ri in r])
+    expect = np.sum(sgz * r[:, None, None] ** 2, 0) / np.sum(r ** 2)
+    np.testing.assert_allclose(m, expect, atol=1e-6)  # trilinear interpolation is exact for linear f
+    # a uniform flow along +SGZ has radial component v · r̂ = SGZ / d
+    v = np.zeros((n, n, n, 3))
+    v[..., 2] = 500.0
+    _, _, vr = viz.sample_shell(v, L, r_lo, r_hi, nside_like=(24, 12), n_r=n_r)
+    np.testing.assert_allclose(vr, 500.0 * sgz[0] / r[0], atol=1e-6)
+
+
+def test_shell_map_peaks_at_the_supergalactic_pole():
+    n = 16
+    X, Y, Z = coords(n)
+    fig = viz.sky_shell_map(Z / 60.0, L, 30, 60, nside_like=(72, 36), kind="potential",
+                            structures=[("SGP", 47.37, 6.32)], zoa_b=10)
+    l, b, m = fig.zoa_sky
+    j, i = np.unravel_index(np.nanargmax(m), m.shape)
+    # north supergalactic pole at (l, b) = (47.37°, 6.32°) (de Vaucouleurs et al. 1991)
+    assert abs(((b[j] - 6.32) + 180) % 360 - 180) <= 5.0 and abs(((l[i] - 47.37) + 180) % 360 - 180) <= 5.0
+    assert len(fig.axes) == 2  # sky + colour bar
+    draw(fig)
+
+
+def _catalog(n=3000, seed=5):
+    rng = np.random.default_rng(seed)
+    cat = np.zeros(n, CATALOG_DTYPE)
+    cat["l"] = rng.uniform(0, 360, n)
+    cat["b"] = np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    cat["d_true"] = 80 * rng.uniform(0, 1, n) ** (1 / 3)
+    cat["d_obs"] = cat["d_true"] * np.exp(rng.normal(0, 0.2, n))
+    cat["v_r_obs"] = rng.normal(0, 300, n)
+    return cat[np.abs(cat["b"]) > 10]
+
+
+def test_catalog_sky_and_selection():
+    cat = _catalog()
+    fig = viz.plot_catalog_sky(cat, 10.0, structures=[("Great Attractor", 308.4, 29.0)])
+    ax = fig.axes[0]
+    assert ax.name == "mollweide" and len(fig.axes) == 2
+    sc = ax.collections[0]
+    np.testing.assert_allclose(sc.get_offsets()[:, 0], viz.sky_xy(cat["l"], cat["b"])[0], atol=1e-6)
+    assert any("|b| < 10°" in (t.get_text()) for t in ax.get_legend().get_texts())
+    draw(fig)
+    fig = viz.plot_selection(cat)
+    assert len(fig.axes) == 2
+    text = fig.axes[1].get_legend().get_texts()[0].get_text()
+    sigma = float(text.split("σ = ")[1])
+    assert sigma == pytest.approx(0.2, abs=0.02)
+    draw(fig)
+    with pytest.raises(ZoaError, match="missing fields"):
+        viz.plot_selection(np.zeros(3, [("d_true", "f4")]))
+
+
+def test_structures_table_reader(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("# comment\nname,l,b,cz\nGreat Attractor,308.4,29.0,4960\nVirgo cluster (M87),283.8,74.5,1100\n")
+    rows = viz.read_structures(p)
+    assert rows == [("Great Attractor", 308.4, 29.0), ("Virgo cluster (M87)", 283.8, 74.5)]
+    with pytest.raises(ZoaError, match="row 0"):
+        viz.read_structures([("x",)])
+
+
+def test_import_changes_no_global_state_and_figures_display_in_jupyter():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, sys; before = dict(matplotlib.rcParams); "
+            "import zoa_lib.viz as v, zoa_lib.explorer, zoa_lib.scene3d; v.new_figure(); "
+            "assert dict(matplotlib.rcParams) == before, 'rcParams changed'; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
+            "assert 'pyvista' not in sys.modules, 'pyvista imported at import time'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    fig = viz.new_figure()
+    fig.add_subplot(111).plot([0, 1], [0, 1])
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # what IPython shows for a cell's value
+
+
+# --------------------------------------------------------------------------- explorer
+def _explorer(n=12):
+    from zoa_lib.explorer import SliceExplorer
+
+    X, Y, Z = coords(n)
+    delta = (X + 2 * Y + 3 * Z) / 1000.0
+    inputs = np.stack([(np.abs(X) < 20).astype(float), Y * 2.0], -1)
+    vel = np.stack([Y, -X, Z], -1) * 5.0
+    return SliceExplorer.from_arrays(L, delta=delta, phi=delta * 1e5, inputs=inputs, prediction=delta * 0.9,
+                                     velocity=vel, velocity_pred=vel * 0.8), delta
+
+
+def test_explorer_render_every_field_axis_and_arrow_option():
+    ex, delta = _explorer()
+    assert list(ex.fields) == ["truth δ", "truth φ", "N_gal", "V_pec", "prediction δ", "residual δ"]
+    assert ex.kinds["truth φ"] == ("potential", None) and ex.kinds["residual δ"] == ("residual", "density")
+    for name in ex.fields:
+        for axis in ("SGX", "SGY", "SGZ"):
+            for arrows in (True, False):
+                fig = ex.render(name, axis, 3, arrows)
+                ax = fig.axes[0]
+                assert sum(isinstance(c, Quiver) for c in ax.collections) == int(arrows)
+    fig = draw(ex.render("truth δ", "SGY", 4, True))
+    shown = np.asarray(fig.axes[0].get_images()[0].get_array())
+    np.testing.assert_allclose(shown, 1.0 + delta[:, 4, :].T)  # plane (SGX, SGZ), 1 + δ
+    assert fig.axes[0].get_xlabel().startswith("SGX") and fig.axes[0].get_ylabel().startswith("SGZ")
+    fig = ex.render("residual δ", 2, 5)
+    np.testing.assert_allclose(np.asarray(fig.axes[0].get_images()[0].get_array()), -0.1 * delta[:, :, 5].T,
+                               atol=1e-12)
+    assert ex.index_of(0.1) in (5, 6) and ex.index_of(-1e3) == 0 and ex.index_of(1e3) == 11
+    with pytest.raises(ZoaError, match="unknown field"):
+        ex.render("nope", "SGZ", 0)
+    with pytest.raises(ZoaError, match="slice index"):
+        ex.render("truth δ", "SGZ", 12)
+    fig = draw(ex.static_frame())
+    assert sum(ax.get_visible() and bool(ax.get_images()) for ax in fig.axes) == 6
+
+
+def test_explorer_widget_updates_image():
+    ex, _ = _explorer(8)
+    w = ex.widget
+    img = ex.image
+    first = img.value
+    assert bytes(first[:8]) == b"\x89PNG\r\n\x1a\n"
+    ex.controls["field"].value = "V_pec"
+    second = img.value
+    ex.controls["axis"].value = "SGX"
+    ex.controls["arrows"].value = False
+    ex.controls["position"].value = ex.x[1]
+    assert second != first and img.value != second
+    assert w.children[-1] is img
+
+
+# --------------------------------------------------------------------------- 3D scenes
+@pytest.fixture(scope="module")
+def scene():
+    from zoa_lib import scene3d
+
+    n = 16
+    X, Y, Z = coords(n)
+    delta = smooth_field(n, 7, 0.8)
+    vel = np.stack([-X, -Y, -Z], -1) * 3.0  # infall onto the observer
+    p = scene3d.density_scene(delta, L, vel, iso_levels=(1.0, 1.5), n_streamlines=20)
+    yield p
+    p.close()
+
+
+def _dataset_points(plotter):
+    import pyvista as pv
+
+    total = 0
+    for actor in plotter.renderer.actors.values():
+        m = actor.GetMapper() if hasattr(actor, "GetMapper") else None
+        if m is not None and hasattr(m, "GetInput") and m.GetInput() is not None:
+            total += pv.wrap(m.GetInput()).n_points
+    return total
+
+
+def test_density_scene_content(scene):
+    meta = scene.zoa_meta
+    assert meta["iso_levels"][1.0] > 0 and meta["iso_levels"][1.5] > 0
+    assert meta["n_streamlines"] > 0
+    for name in ("1+δ = 1", "1+δ = 1.5", "streamlines", "observer", "box", "axis SGX", "label SGZ-labels"):
+        assert name in scene.renderer.actors
+
+
+def test_scene_html_export_is_standalone_vtkjs(scene, tmp_path):
+    import base64
+    import re
+    import zipfile
+
+    from zoa_lib import scene3d
+
+    path = scene3d.export_scene_html(scene, tmp_path / "scene.html")
+    html = path.read_text()
+    assert "vtk.js" in html or "vtkjs" in html
+    assert "canvas" in html.lower()
+    assert not re.search(r"<script[^>]+src=[\"']https?://", html)  # nothing fetched from the network
+    # the embedded scene is a zip with index.json listing the render window and its renderer
+    z = zipfile.ZipFile(io.BytesIO(scene3d.scene_vtksz(scene)))
+    doc = json.loads(z.read("index.json"))
+    assert doc["scene"]["type"].endswith("RenderWindow") and doc["hashes"]
+    assert base64.b64encode(z.read("index.json")[:30])  # readable
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_scene_gltf_and_glb_are_valid(scene, tmp_path):
+    from vtkmodules.vtkIOGeometry import vtkGLTFReader
+
+    from zoa_lib import scene3d
+
+    gltf = scene3d.export_scene_gltf(scene, tmp_path / "scene.gltf")
+    doc = json.loads(gltf.read_text())
+    assert doc["asset"]["version"] == "2.0" and doc["meshes"]
+    glb = scene3d.export_scene_gltf(scene, tmp_path / "scene.glb")
+    data = glb.read_bytes()
+    magic, version, length = struct.unpack("<4sII", data[:12])  # glTF 2.0 §4.4 header
+    assert (magic, version, length) == (b"glTF", 2, len(data))
+    jlen, jtype = struct.unpack("<I4s", data[12:20])
+    assert jtype == b"JSON" and jlen % 4 == 0
+    gdoc = json.loads(data[20:20 + jlen])
+    blen, btype = struct.unpack("<I4s", data[20 + jlen:28 + jlen])
+    assert btype == b"BIN\0" and gdoc["buffers"] == [{"byteLength": blen}] and 28 + jlen + blen == len(data)
+    for view in gdoc["bufferViews"]:
+        assert view["buffer"] == 0 and view.get("byteOffset", 0) + view["byteLength"] <= blen
+    # an independent reader (VTK's glTF reader) sees every vertex of the scene in both files
+    counts = []
+    for f in (gltf, glb):
+        r = vtkGLTFReader()
+        r.SetFileName(str(f))
+        r.Update()
+        it = r.GetOutput().NewIterator()
+        it.InitTraversal()
+        n = 0
+        while not it.IsDoneWithTraversal():
+            n += it.GetCurrentDataObject().GetNumberOfPoints()
+            it.GoToNextItem()
+        counts.append(n)
+    assert counts[0] == counts[1] == _dataset_points(scene)
+
+
+def test_scene_screenshot_is_not_blank(scene, tmp_path):
+    from PIL import Image
+
+    from zoa_lib import scene3d
+
+    ok, why = scene3d.offscreen_available()
+    if not ok:
+        pytest.skip(f"no off-screen OpenGL here: {why}")
+    path = scene3d.screenshot(scene, tmp_path / "scene.png", window_size=(320, 240))
+    img = np.asarray(Image.open(path).convert("RGB"))
+    assert img.shape == (240, 320, 3)
+    assert img.std() > 5.0 and len(np.unique(img.reshape(-1, 3), axis=0)) > 50
+
+
+def test_seed_points_fill_the_ball():
+    from zoa_lib import scene3d
+
+    s = scene3d.seed_points(2000, 10.0)
+    r = np.linalg.norm(s, axis=1)
+    assert r.max() <= 10.0
+    assert np.mean(r < 10.0 * 0.5 ** (1 / 3)) == pytest.approx(0.5, abs=0.03)  # half the volume
+    np.testing.assert_allclose(s.mean(axis=0), 0.0, atol=0.3)

@@ -1,0 +1,1004 @@
+"""Publication figures of the paper book (matplotlib): slices, scatter plots, spectra,
+bulk flows, training curves and Galactic sky maps.
+
+Every function takes plain numpy arrays and draws with ``matplotlib.figure.Figure``
+(never ``pyplot``, never ``plt.show``): nothing accumulates in pyplot's figure list, and
+importing this module changes no global state. Figure-level functions (``figure_*``,
+``sky_shell_map``, ``plot_catalog_sky``, ``plot_selection``, ``plot_loss_curves``)
+return a :class:`~matplotlib.figure.Figure` (a subclass that Jupyter displays as PNG
+when it is a cell's value, with no pyplot or inline backend needed); axes-level functions (``plot_*(ax, ...)``,
+``sky_map``) draw on the axes they are given and return it (or the image they drew,
+where said; ``ax.figure`` is its Figure). ``fig.savefig(path)`` writes a figure;
+``display(fig)`` or myst-nb ``glue(name, fig)`` puts it in a page.
+
+Conventions (../shared/DESIGN.md)
+---------------------------------
+* Cube fields have array axes (0, 1, 2) = (SGX, SGY, SGZ), voxel ``i`` centred at
+  ``x_i = -L/2 + (i + 0.5) L/N`` (Mpc/h), observer at the centre. Velocities are
+  ``(..., 3)`` arrays (v_SGX, v_SGY, v_SGZ) in km/s; φ is in (km/s)².
+* A 2D map ``m[i_a, i_b]`` keeps the cube's index order: its first index runs along the
+  first in-plane axis (drawn horizontally), its second along the second one (vertically).
+* Density is shown as 1 + δ on a logarithmic colour scale from 0.1 to 15; the potential
+  as φ/c² × 10⁶ (c in km/s, so φ/c² is the dimensionless Newtonian potential of the
+  paper, whose maps are in units of 10⁻⁶) from −6 to 6; velocity arrows are scaled so
+  that the key arrow is 1000 km/s (Dupuy et al. 2025, main figure).
+* Sky maps are Galactic Mollweide projections with l = 0 at the centre and l increasing
+  to the LEFT, as astronomers draw the sky.
+
+Colours are colour-blind friendly: Okabe–Ito lines, perceptually uniform sequential maps
+(magma, cividis) and ColorBrewer diverging maps (RdBu, PuOr).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .cosmology import C_LIGHT
+from .errors import ZoaError
+
+#: The names of the cube axes, in array order.
+AXIS_NAMES = ("SGX", "SGY", "SGZ")
+#: Okabe & Ito (2008) colour-blind-safe qualitative palette, in the order lines use it.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+#: Density colour scale of the paper: 1 + δ from 0.1 to 15, logarithmic.
+DENSITY_RANGE = (0.1, 15.0)
+#: Potential colour scale of the paper: φ/c² in units of 1e-6 from −6 to 6.
+POTENTIAL_RANGE = (-6.0, 6.0)
+#: Multiplier from φ in (km/s)² to the displayed potential: φ/c² × 10⁶.
+POTENTIAL_DISPLAY_FACTOR = 1e6 / C_LIGHT ** 2
+#: Default paper slab: −15 < SGZ < 15 Mpc/h.
+SLAB = (-15.0, 15.0)
+
+#: rcParams of every figure of the book (used through :func:`style`).
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+    "xtick.direction": "in",
+    "ytick.direction": "in",
+    "xtick.top": True,
+    "ytick.right": True,
+    "xtick.minor.visible": True,
+    "ytick.minor.visible": True,
+    "lines.linewidth": 1.6,
+    "image.origin": "lower",
+    "image.cmap": "viridis",
+    "axes.grid": False,
+    "mathtext.default": "regular",
+}
+
+
+class VizError(ZoaError, ValueError):
+    """An array given to a plotting function has the wrong shape, kind or content."""
+
+
+@contextlib.contextmanager
+def style():
+    """Context in which matplotlib uses the book's :data:`STYLE` (restored on exit)."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    with mpl.rc_context({**STYLE, "axes.prop_cycle": cycler(color=list(OKABE_ITO))}):
+        yield
+
+
+class BookFigure(Figure):
+    """A Figure that Jupyter displays as PNG when it is a cell's value or passed to
+    ``display``/myst-nb ``glue`` — with no pyplot and no activated inline backend."""
+
+    def _repr_png_(self):
+        return figure_png(self, dpi=STYLE["figure.dpi"])
+
+
+def new_figure(figsize=(6.4, 4.8), **kw) -> BookFigure:
+    """A constrained-layout :class:`BookFigure`, not registered with pyplot (nothing
+    accumulates in pyplot, no double display in notebooks)."""
+    with style():
+        return BookFigure(figsize=figsize, layout=kw.pop("layout", "constrained"), **kw)
+
+
+def figure_png(fig, dpi: int | None = None) -> bytes:
+    """The PNG bytes of ``fig`` in the book's style (what notebooks, the explorer widget
+    and tests show)."""
+    buf = io.BytesIO()
+    with style():
+        fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- grid
+def voxel_centres(size: float, n: int) -> np.ndarray:
+    """Voxel centres ``x_i = -L/2 + (i + 0.5) L/N`` (Mpc/h) of an ``n``-voxel axis of length ``size``."""
+    return -size / 2.0 + (np.arange(n) + 0.5) * size / n
+
+
+def box_extent(size: float) -> tuple[float, float, float, float]:
+    """The imshow extent (left, right, bottom, top) of a cube face, Mpc/h."""
+    h = size / 2.0
+    return (-h, h, -h, h)
+
+
+def _axis_index(axis) -> int:
+    if isinstance(axis, str):
+        try:
+            return AXIS_NAMES.index(axis.upper())
+        except ValueError:
+            raise VizError(f"axis must be one of {AXIS_NAMES} or 0, 1, 2, got {axis!r}") from None
+    if axis in (0, 1, 2):
+        return int(axis)
+    raise VizError(f"axis must be one of {AXIS_NAMES} or 0, 1, 2, got {axis!r}")
+
+
+def _check_cube(field, name="field", vector=None) -> np.ndarray:
+    a = np.asarray(field)
+    scalar_ok = a.ndim == 3 and a.shape[0] == a.shape[1] == a.shape[2]
+    vector_ok = a.ndim == 4 and a.shape[0] == a.shape[1] == a.shape[2] and a.shape[3] == 3
+    if (vector is None and not (scalar_ok or vector_ok)) or (vector is True and not vector_ok) or (
+            vector is False and not scalar_ok):
+        want = {None: "(N, N, N) or (N, N, N, 3)", True: "(N, N, N, 3)", False: "(N, N, N)"}[vector]
+        raise VizError(f"{name} must have shape {want}, got {a.shape}")
+    return a
+
+
+def slab_average(field, size: float, axis=2, lo: float = SLAB[0], hi: float = SLAB[1]):
+    """Mean of a cube field over the voxels whose centres lie in ``lo < x < hi`` (Mpc/h)
+    along ``axis`` — the paper's maps average −15 < SGZ < 15 Mpc/h.
+
+    Parameters
+    ----------
+    field : (N, N, N) or (N, N, N, 3) array on the grid convention (a velocity keeps its
+        three components).
+    size : box side L, Mpc/h.
+    axis : 0, 1, 2 or "SGX", "SGY", "SGZ": the axis averaged over.
+    lo, hi : slab limits, Mpc/h.
+
+    Returns
+    -------
+    (map2d, extent) : map2d has shape (N, N) (or (N, N, 3)) indexed by the two remaining
+        axes in cube order; extent = (−L/2, L/2, −L/2, L/2) for ``imshow(map2d.T,
+        origin="lower", extent=extent)``.
+    """
+    a = _check_cube(field)
+    ax = _axis_index(axis)
+    n = a.shape[0]
+    x = voxel_centres(size, n)
+    sel = (x > lo) & (x < hi)
+    if not sel.any():
+        raise VizError(f"no voxel centre of the {n}-voxel grid (L = {size:g} Mpc/h) lies in "
+                       f"{lo:g} < {AXIS_NAMES[ax]} < {hi:g} Mpc/h; widen the slab")
+    m = np.take(a, np.flatnonzero(sel), axis=ax).mean(axis=ax)
+    return m, box_extent(size)
+
+
+def plane_axes(axis) -> tuple[int, int]:
+    """The two in-plane axes (cube order) of a slice perpendicular to ``axis``."""
+    ax = _axis_index(axis)
+    return tuple(i for i in range(3) if i != ax)
+
+
+# --------------------------------------------------------------------------- kinds
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of 2D map is drawn: display transform, colour map, norm, label."""
+
+    name: str
+    label: str
+    cmap: str
+    transform: Callable[[np.ndarray], np.ndarray]
+    norm: str  # "log" | "fixed" | "symmetric" | "positive"
+    vmin: float | None = None
+    vmax: float | None = None
+
+
+def density_display(delta) -> np.ndarray:
+    """1 + δ (floored at 1e-3 so that empty voxels show as the lowest colour of the log scale)."""
+    return np.maximum(1.0 + np.asarray(delta, dtype=float), 1e-3)
+
+
+def potential_display(phi) -> np.ndarray:
+    """φ/c² × 10⁶ from φ in (km/s)² (c = 299 792.458 km/s): the paper's potential maps,
+    dimensionless in units of 10⁻⁶."""
+    return np.asarray(phi, dtype=float) * POTENTIAL_DISPLAY_FACTOR
+
+
+def _identity(x):
+    return np.asarray(x, dtype=float)
+
+
+KINDS = {
+    "density": Kind("density", r"$1+\delta$", "magma", density_display, "log", *DENSITY_RANGE),
+    "potential": Kind("potential", r"$\phi/c^2$  [$10^{-6}$]", "RdBu_r", potential_display, "fixed",
+                      *POTENTIAL_RANGE),
+    "velocity": Kind("velocity", r"$v$  [km/s]", "RdBu_r", _identity, "symmetric"),
+    "n_gal": Kind("n_gal", r"$N_{\rm gal}$ per voxel", "cividis", _identity, "positive"),
+    "v_pec": Kind("v_pec", r"$V_{\rm pec}$  [km/s]", "RdBu_r", _identity, "symmetric"),
+}
+#: Residual (prediction − truth) of each kind: its display transform is the kind's own
+#: (for density δ differences, equal to differences of 1 + δ).
+RESIDUAL_LABELS = {
+    "density": r"$\delta_{\rm pred}-\delta_{\rm true}$",
+    "potential": r"$\Delta\phi/c^2$  [$10^{-6}$]",
+    "velocity": r"$\Delta v$  [km/s]",
+    "n_gal": r"$\Delta N_{\rm gal}$",
+    "v_pec": r"$\Delta V_{\rm pec}$  [km/s]",
+}
+
+
+def _kind(kind: str, of: str | None = None) -> Kind:
+    if kind == "residual":
+        base = KINDS.get(of or "density")
+        if base is None:
+            raise VizError(f"residual of unknown kind {of!r} (known: {', '.join(KINDS)})")
+        tr = _identity if base.name == "density" else base.transform
+        return Kind("residual", RESIDUAL_LABELS[base.name], "PuOr_r", tr, "symmetric")
+    if kind not in KINDS:
+        raise VizError(f"unknown map kind {kind!r} (known: {', '.join(KINDS)}, residual)")
+    return KINDS[kind]
+
+
+def _robust_abs_max(x, q=99.0) -> float:
+    x = np.abs(np.asarray(x, dtype=float))
+    x = x[np.isfinite(x)]
+    v = float(np.percentile(x, q)) if x.size else 0.0
+    return v if v > 0 else 1.0
+
+
+def kind_norm(kind: str, data=None, *, of: str | None = None, vmin=None, vmax=None):
+    """The matplotlib norm of a map kind: LogNorm(0.1, 15) for density, Normalize(−6, 6)
+    for the potential, a symmetric Normalize (99th percentile of |data|) for velocities
+    and residuals, Normalize(0, 99th percentile) for galaxy counts; ``vmin``/``vmax``
+    override."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    k = _kind(kind, of)
+    disp = None if data is None else k.transform(data)
+    if k.norm == "log":
+        return LogNorm(vmin if vmin is not None else k.vmin, vmax if vmax is not None else k.vmax)
+    if k.norm == "fixed":
+        return Normalize(vmin if vmin is not None else k.vmin, vmax if vmax is not None else k.vmax)
+    if k.norm == "positive":
+        top = _robust_abs_max(disp, 99.5) if disp is not None else 1.0
+        return Normalize(vmin if vmin is not None else 0.0, vmax if vmax is not None else top)
+    m = _robust_abs_max(disp) if disp is not None else 1.0
+    return Normalize(vmin if vmin is not None else -m, vmax if vmax is not None else m)
+
+
+# --------------------------------------------------------------------------- slices
+def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None, arrow_scale: float = 1000.0,
+               *, of: str | None = None, plane=(0, 1), vmin=None, vmax=None, cmap=None, norm=None,
+               arrows_per_side: int = 16, arrow_color=None, observer: bool = True, colorbar: bool = True,
+               title: str | None = None, key: bool = True):
+    """Draw a 2D map of the cube on ``ax`` with the paper's conventions; return the image.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes.
+    field2d : (n, n) map indexed [i_a, i_b] along the in-plane axes ``plane`` (e.g. from
+        :func:`slab_average`), in the kind's units: δ for ``density`` (drawn as 1 + δ,
+        log scale 0.1–15), φ in (km/s)² for ``potential`` (drawn as φ/c² × 10⁶, −6..6),
+        km/s for ``velocity`` and ``v_pec``, galaxies per voxel for ``n_gal``, and
+        prediction − truth in the units of ``of`` for ``residual``. ``None`` with
+        ``velocity2d`` given draws the arrows only.
+    size : box side L, Mpc/h.
+    kind : "density" | "potential" | "velocity" | "n_gal" | "v_pec" | "residual".
+    velocity2d : optional (n, n, 3) (all components, ``plane`` picks the in-plane ones) or
+        (n, n, 2) (in-plane components) velocity map, km/s, drawn as arrows.
+    arrow_scale : km/s of the key arrow; an arrow of that speed is one arrow spacing long.
+    of : for ``residual``, the kind of the difference ("density", "potential", ...).
+    plane : the cube axes (a, b) drawn horizontally and vertically: (0, 1) = SGX–SGY.
+    vmin, vmax, cmap, norm : override the kind's colour scale.
+    arrows_per_side : about how many arrows along each side.
+    arrow_color : default white on density maps, black on the others.
+    observer : mark the observer at the origin.
+    colorbar : add a colour bar labelled with the units.
+    """
+    from matplotlib.colors import LogNorm
+
+    n = None
+    a_name, b_name = AXIS_NAMES[plane[0]], AXIS_NAMES[plane[1]]
+    k = _kind(kind, of)
+    im = None
+    with style():
+        if field2d is not None:
+            f = np.asarray(field2d)
+            if f.ndim != 2 or f.shape[0] != f.shape[1]:
+                raise VizError(f"plot_slice: field2d must be a square 2D map, got shape {f.shape}")
+            n = f.shape[0]
+            disp = k.transform(f)
+            nrm = norm or kind_norm(kind, f, of=of, vmin=vmin, vmax=vmax)
+            import matplotlib as mpl
+
+            cm = mpl.colormaps[cmap or k.cmap]
+            if isinstance(nrm, LogNorm):
+                cm = cm.with_extremes(bad=cm(0.0))
+            im = ax.imshow(disp.T, origin="lower", extent=box_extent(size), cmap=cm, norm=nrm,
+                           interpolation="nearest", aspect="equal")
+            if colorbar:
+                extend = _extend(disp, nrm)
+                ax.figure.colorbar(im, ax=ax, label=k.label, extend=extend, shrink=0.9)
+        if velocity2d is not None:
+            v = np.asarray(velocity2d, dtype=float)
+            if v.ndim != 3 or v.shape[0] != v.shape[1] or v.shape[2] not in (2, 3):
+                raise VizError(f"plot_slice: velocity2d must have shape (n, n, 3) or (n, n, 2), got {v.shape}")
+            if n is not None and v.shape[0] != n:
+                raise VizError(f"plot_slice: velocity2d is {v.shape[0]}² but field2d is {n}²")
+            u_c, w_c = (plane if v.shape[2] == 3 else (0, 1))
+            if arrow_color is None:
+                arrow_color = "white" if (k.name == "density" and field2d is not None) else "black"
+            _quiver(ax, v[..., u_c], v[..., w_c], size, arrow_scale, arrows_per_side, arrow_color, key)
+        if observer:
+            ax.plot([0.0], [0.0], marker="*", ms=11, mfc="white", mec="black", mew=0.9, ls="none",
+                    zorder=5, label="observer")
+        h = size / 2.0
+        ax.set_xlim(-h, h)
+        ax.set_ylim(-h, h)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"{a_name}  [Mpc/h]")
+        ax.set_ylabel(f"{b_name}  [Mpc/h]")
+        if title:
+            ax.set_title(title, loc="left")
+    return im
+
+
+def _extend(disp, nrm) -> str:
+    d = np.asarray(disp)[np.isfinite(disp)]
+    if d.size == 0:
+        return "neither"
+    lo, hi = d.min() < nrm.vmin, d.max() > nrm.vmax
+    return {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}[(lo, hi)]
+
+
+def _quiver(ax, u, w, size, arrow_scale, per_side, color, key):
+    n = u.shape[0]
+    step = max(1, int(round(n / per_side)))
+    start = step // 2
+    x = voxel_centres(size, n)[start::step]
+    X, Y = np.meshgrid(x, x, indexing="xy")
+    U = u[start::step, start::step].T
+    W = w[start::step, start::step].T
+    spacing = step * size / n
+    q = ax.quiver(X, Y, U, W, angles="xy", scale_units="xy", scale=arrow_scale / spacing, color=color,
+                  width=0.005, headwidth=3.5, headlength=4.0, minlength=0.0, zorder=4, pivot="middle")
+    if key:
+        ax.quiverkey(q, 0.78, 1.035, arrow_scale, f"{arrow_scale:g} km/s", labelpos="E", coordinates="axes",
+                     color="black", fontproperties={"size": 8})
+    return q
+
+
+def _as_map(a, size, axis, lo, hi, name):
+    a = np.asarray(a)
+    cube = a.ndim >= 3 and a.shape[0] == a.shape[1] == a.shape[2] and (a.ndim == 3 or a.shape[3] == 3)
+    if cube and a.ndim <= 4:
+        return slab_average(a, size, axis, lo, hi)[0]
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (2, 3)):
+        return a
+    raise VizError(f"{name} must be a cube (N, N, N[, 3]) or a map (n, n[, 3]), got shape {a.shape}")
+
+
+def figure_truth_vs_prediction(truth, pred, size: float, kind: str = "density", velocity_truth=None,
+                               velocity_pred=None, *, axis=2, lo: float = SLAB[0], hi: float = SLAB[1],
+                               arrow_scale: float = 1000.0, titles=("Truth", "V-Net prediction",
+                                                                    "Residual (prediction − truth)"),
+                               residual_lim: float | None = None, suptitle: str | None = None):
+    """The paper's main figure: truth | prediction | residual maps of one field.
+
+    ``truth`` and ``pred`` are cubes (N, N, N) — averaged over the slab ``lo < x < hi``
+    along ``axis`` (default −15 < SGZ < 15 Mpc/h) — or already-averaged (N, N) maps, in
+    the units of ``kind`` (δ, or φ in (km/s)², ...). Velocities (cubes (N, N, N, 3) or
+    maps (N, N, 3)) in km/s add arrows scaled to ``arrow_scale`` km/s; the residual panel
+    shows prediction − truth and, when both velocities are given, their difference.
+    Truth and prediction share one colour bar. Returns the Figure (3 panels + 2 colour bars).
+    """
+    if kind == "residual":
+        raise VizError("figure_truth_vs_prediction: kind is the field's kind, not 'residual'")
+    _kind(kind)
+    ax_i = _axis_index(axis)
+    plane = plane_axes(ax_i)
+    t = _as_map(truth, size, ax_i, lo, hi, "truth")
+    p = _as_map(pred, size, ax_i, lo, hi, "pred")
+    if t.shape != p.shape:
+        raise VizError(f"truth map {t.shape} and prediction map {p.shape} differ in shape")
+    vt = None if velocity_truth is None else _as_map(velocity_truth, size, ax_i, lo, hi, "velocity_truth")
+    vp = None if velocity_pred is None else _as_map(velocity_pred, size, ax_i, lo, hi, "velocity_pred")
+    vr = None if (vt is None or vp is None) else vp - vt
+    fig = new_figure(figsize=(15.0, 4.9))
+    with style():
+        axes = fig.subplots(1, 3, sharex=True, sharey=True)
+        nrm = kind_norm(kind, t)
+        plot_slice(axes[0], t, size, kind, vt, arrow_scale, plane=plane, norm=nrm, colorbar=False,
+                   title=titles[0])
+        im = plot_slice(axes[1], p, size, kind, vp, arrow_scale, plane=plane, norm=nrm, colorbar=False,
+                        title=titles[1])
+        k = _kind(kind)
+        fig.colorbar(im, ax=list(axes[:2]), label=k.label, shrink=0.9,
+                     extend=_extend(np.concatenate([k.transform(t).ravel(), k.transform(p).ravel()]), nrm))
+        res = p - t
+        rn = kind_norm("residual", res, of=kind,
+                       vmin=-residual_lim if residual_lim else None, vmax=residual_lim if residual_lim else None)
+        plot_slice(axes[2], res, size, "residual", vr, arrow_scale, of=kind, plane=plane, norm=rn,
+                   title=titles[2])
+        for a in axes[1:]:
+            a.set_ylabel("")
+        if suptitle is None:
+            lo_s, hi_s = f"{lo:g}".replace("-", "−"), f"{hi:g}"
+            suptitle = f"Average over {lo_s} < {AXIS_NAMES[ax_i]} < {hi_s} Mpc/h"
+        if suptitle:
+            fig.suptitle(suptitle)
+    return fig
+
+
+# --------------------------------------------------------------------------- 1D/2D statistics
+def _new_ax(ax, figsize=(5.2, 4.4), **kw):
+    if ax is not None:
+        return ax
+    fig = new_figure(figsize=figsize)
+    with style():
+        return fig.add_subplot(111, **kw)
+
+
+def plot_scatter_density(ax, truth, pred, label: str = "", r: float | None = None, *, bins: int = 80,
+                         lims=None, xlabel: str = "truth", ylabel: str = "prediction", cmap: str = "cividis"):
+    """2D histogram of prediction vs truth (log counts), the 1:1 line, and the Pearson r
+    in the legend (``r`` as given, e.g. from the metrics module; np.corrcoef if None).
+
+    Returns the Axes (a new Figure's when ``ax`` is None).
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.lines import Line2D
+
+    ax = _new_ax(ax)
+    t, p = np.ravel(truth).astype(float), np.ravel(pred).astype(float)
+    if t.shape != p.shape:
+        raise VizError(f"plot_scatter_density: truth has {t.size} values, prediction {p.size}")
+    ok = np.isfinite(t) & np.isfinite(p)
+    t, p = t[ok], p[ok]
+    if t.size < 2:
+        raise VizError("plot_scatter_density: fewer than 2 finite pairs")
+    if r is None:
+        r = float(np.corrcoef(t, p)[0, 1])
+    if lims is None:
+        lo = min(np.percentile(t, 0.1), np.percentile(p, 0.1))
+        hi = max(np.percentile(t, 99.9), np.percentile(p, 99.9))
+        pad = 0.03 * (hi - lo or 1.0)
+        lims = (lo - pad, hi + pad)
+    with style():
+        H, xe, ye = np.histogram2d(t, p, bins=bins, range=[lims, lims])
+        H = np.ma.masked_equal(H, 0)
+        mesh = ax.pcolormesh(xe, ye, H.T, cmap=cmap, norm=LogNorm(vmin=1, vmax=max(H.max(), 2)),
+                             rasterized=True)
+        ax.figure.colorbar(mesh, ax=ax, label="voxels per bin")
+        ax.plot(lims, lims, color=OKABE_ITO[1], lw=1.2, ls="--")
+        ax.set_xlim(lims)
+        ax.set_ylim(lims)
+        ax.set_aspect("equal")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        handles = [Line2D([], [], color=OKABE_ITO[1], ls="--", label="1:1"),
+                   Line2D([], [], ls="none", label=f"{label}  r = {r:.3f}".strip())]
+        ax.legend(handles=handles, loc="upper left")
+    return ax
+
+
+def plot_power_ratio(ax, k, r_k, T_k=None, *, label: str | None = None, color=None, k_nyquist: float | None = None):
+    """Cross-correlation coefficient r(k) = P_tp/√(P_tt P_pp) (solid) and transfer function
+    T(k) = √(P_pp/P_tt) (dashed) against k in h/Mpc, log k axis, with the unit line.
+    Call again on the same Axes to overlay methods. Returns the Axes."""
+    ax = _new_ax(ax)
+    k = np.asarray(k, float)
+    with style():
+        line, = ax.plot(k, r_k, color=color, label=f"r(k){'  ' + label if label else ''}")
+        if T_k is not None:
+            ax.plot(k, T_k, color=line.get_color(), ls="--", label=f"T(k){'  ' + label if label else ''}")
+        ax.axhline(1.0, color="0.5", lw=0.8, zorder=0)
+        if k_nyquist:
+            ax.axvline(k_nyquist, color="0.5", lw=0.8, ls=":", label=r"$k_{\rm Nyquist}$")
+        ax.set_xscale("log")
+        ax.set_xlabel(r"$k$  [$h$/Mpc]")
+        ax.set_ylabel(r"$r(k)$, $T(k)$")
+        ax.legend()
+    return ax
+
+
+def plot_pdf(ax, truth, pred, bins=60, *, xlabel: str = r"$\delta$", labels=("truth", "prediction"),
+             log: bool = True, range=None):
+    """Normalised histograms (PDFs) of the truth and prediction values on common bins;
+    log y axis by default. Returns the Axes."""
+    ax = _new_ax(ax)
+    t, p = np.ravel(truth).astype(float), np.ravel(pred).astype(float)
+    t, p = t[np.isfinite(t)], p[np.isfinite(p)]
+    if range is None:
+        both = np.concatenate([t, p])
+        range = (np.percentile(both, 0.05), np.percentile(both, 99.95))
+    edges = np.histogram_bin_edges(np.concatenate([t, p]), bins=bins, range=range)
+    with style():
+        for vals, lab, c in ((t, labels[0], "k"), (p, labels[1], OKABE_ITO[0])):
+            h, _ = np.histogram(vals, edges, density=True)
+            ax.stairs(h, edges, label=lab, color=c, lw=1.5)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("PDF")
+        ax.legend()
+    return ax
+
+
+def _line_with_band(ax, x, y, label, color=None, err=None, **kw):
+    y = np.asarray(y, float)
+    if y.ndim == 2:  # realisations × x: mean and standard deviation
+        err = y.std(axis=0) if err is None else err
+        y = y.mean(axis=0)
+    line, = ax.plot(x, y, label=label, color=color, marker=kw.pop("marker", None), **kw)
+    if err is not None:
+        err = np.asarray(err, float)
+        ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.2, lw=0)
+    return line
+
+
+def plot_bulk_flow(ax, R, B_methods: Mapping[str, np.ndarray], sigma_B=None, lo=None, hi=None, *, errors=None,
+                   band_label: str = "ΛCDM 68 %"):
+    """Bulk-flow magnitude |B|(R) in km/s of each method against the sphere radius R
+    (Mpc/h), over the ΛCDM expectation: the band ``lo``–``hi`` and σ_B(R) dashed
+    (``Cosmology.bulk_flow_range(R)`` returns (σ_B, lo, hi)). A method's array may be
+    (n_R,) or (n_realisations, n_R) (mean ± standard deviation drawn); ``errors`` maps a
+    method to its 1σ. Returns the Axes."""
+    ax = _new_ax(ax)
+    R = np.asarray(R, float)
+    with style():
+        if lo is not None and hi is not None:
+            ax.fill_between(R, lo, hi, color="0.75", alpha=0.6, lw=0, label=band_label, zorder=0)
+        if sigma_B is not None:
+            ax.plot(R, sigma_B, color="0.35", ls="--", lw=1.2, label=r"ΛCDM $\sigma_B$")
+        for i, (name, B) in enumerate(B_methods.items()):
+            _line_with_band(ax, R, B, name, OKABE_ITO[i % len(OKABE_ITO)],
+                            None if errors is None else errors.get(name), marker="o", ms=3)
+        ax.set_xlabel(r"$R$  [Mpc/$h$]")
+        ax.set_ylabel(r"$|B|$  [km/s]")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    return ax
+
+
+def plot_metric_vs_distance(ax, r, metrics: Mapping[str, np.ndarray], *, ylabel: str = "Pearson r",
+                            xlabel: str = "distance from the observer  [Mpc/h]", errors=None,
+                            zoa: Mapping[str, np.ndarray] | None = None, ylim=None):
+    """A metric (default Pearson r) in radial bins centred at ``r`` (Mpc/h) for each entry
+    of ``metrics`` (name → (n_bins,) or (n_realisations, n_bins), mean ± std drawn);
+    ``zoa`` adds the same metrics inside the ZOA as dashed lines. Returns the Axes."""
+    ax = _new_ax(ax)
+    r = np.asarray(r, float)
+    with style():
+        for i, (name, m) in enumerate(metrics.items()):
+            c = OKABE_ITO[i % len(OKABE_ITO)]
+            _line_with_band(ax, r, m, name, c, None if errors is None else errors.get(name), marker="o", ms=3)
+            if zoa is not None and name in zoa:
+                _line_with_band(ax, r, zoa[name], f"{name} (ZOA)", c, ls="--", marker="s", ms=3)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ylim:
+            ax.set_ylim(*ylim)
+        ax.legend()
+    return ax
+
+
+LR_COLUMNS = ("learning_rate", "lr")
+
+
+def read_history(history):
+    """A training history as a pandas DataFrame, from a CSV path (Keras CSVLogger), a
+    DataFrame or a mapping of lists (``History.history``)."""
+    import pandas as pd
+
+    if isinstance(history, (str, os.PathLike)):
+        path = Path(history)
+        try:
+            df = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise VizError(f"{path}: cannot read training history ({e})") from None
+        where = str(path)
+    elif isinstance(history, pd.DataFrame):
+        df, where = history, "history"
+    elif isinstance(history, Mapping):
+        df, where = pd.DataFrame(dict(history)), "history"
+    else:
+        raise VizError(f"training history must be a CSV path, DataFrame or dict, got {type(history).__name__}")
+    if "loss" not in df.columns:
+        raise VizError(f"{where}: no 'loss' column (columns: {', '.join(map(str, df.columns))})")
+    return df
+
+
+def plot_loss_curves(history, ax=None, *, title: str | None = None):
+    """Training and validation loss (log scale) against epoch, and the learning rate on a
+    twin axis (log scale) when the history has a ``learning_rate``/``lr`` column.
+    ``history``: CSV path, DataFrame or dict (see :func:`read_history`). Returns the Figure."""
+    df = read_history(history)
+    ax = _new_ax(ax, figsize=(6.4, 4.2))
+    epoch = df["epoch"].to_numpy() + 1 if "epoch" in df.columns else np.arange(1, len(df) + 1)
+    with style():
+        ax.plot(epoch, df["loss"], color=OKABE_ITO[0], label="loss (training)")
+        if "val_loss" in df.columns:
+            ax.plot(epoch, df["val_loss"], color=OKABE_ITO[1], label="val_loss (validation)")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        handles, labels = ax.get_legend_handles_labels()
+        lr_col = next((c for c in LR_COLUMNS if c in df.columns), None)
+        if lr_col is not None:
+            ax2 = ax.twinx()
+            ax2.plot(epoch, df[lr_col], color=OKABE_ITO[2], ls=":", lw=1.3, label="learning rate")
+            lr = df[lr_col].to_numpy(float)
+            if np.all(lr > 0):
+                ax2.set_yscale("log")
+            ax2.set_ylabel("learning rate", color=OKABE_ITO[2])
+            ax2.tick_params(axis="y", colors=OKABE_ITO[2])
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, loc="upper right")
+        if title:
+            ax.set_title(title)
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- sky maps
+def sky_xy(l_deg, b_deg):
+    """Mollweide plot coordinates (radians) of Galactic (l, b) in degrees: x = −wrap(l)
+    with wrap(l) ∈ [−180°, 180°), so l = 0 is at the centre and l grows to the left;
+    y = b."""
+    l = np.asarray(l_deg, dtype=float)
+    b = np.asarray(b_deg, dtype=float)
+    x = -np.radians((l + 180.0) % 360.0 - 180.0)
+    return x, np.radians(b)
+
+
+def _l_ticklabel(x_deg: float) -> str:
+    return f"{(-x_deg) % 360:.0f}°"
+
+
+def sky_axes(fig=None, rect=111):
+    """A Galactic Mollweide Axes on ``fig`` (new Figure when None), longitude labels
+    running 0° at the centre and increasing to the left."""
+    fig = fig if fig is not None else new_figure(figsize=(9.0, 5.2))
+    with style():
+        ax = fig.add_subplot(rect, projection="mollweide")
+        ticks = np.arange(-150, 151, 30)
+        ax.set_xticks(np.radians(ticks))
+        ax.set_xticklabels([_l_ticklabel(t) if t % 60 == 0 else "" for t in ticks], fontsize=8)
+        for t in ax.get_xticklabels():  # longitude labels sit inside the map: keep them legible
+            t.set_bbox(dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+        ax.grid(True, color="0.6", lw=0.5, alpha=0.7)
+        ax.set_xlabel("Galactic longitude $l$")
+        ax.set_ylabel("Galactic latitude $b$")
+        ax.tick_params(top=False, right=False, which="both")
+        ax.minorticks_off()
+    return ax
+
+
+def _sky_ax(ax_or_fig):
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    if ax_or_fig is None:
+        return sky_axes()
+    if isinstance(ax_or_fig, Figure):
+        return sky_axes(ax_or_fig)
+    if isinstance(ax_or_fig, Axes):
+        if ax_or_fig.name != "mollweide":
+            raise VizError(f"sky maps need a projection='mollweide' Axes, got {ax_or_fig.name!r} "
+                           "(use viz.sky_axes(fig))")
+        return ax_or_fig
+    raise VizError(f"sky_map: expected an Axes, a Figure or None, got {type(ax_or_fig).__name__}")
+
+
+def _edges(c, lo, hi):
+    c = np.asarray(c, float)
+    if c.size == 1:
+        return np.array([lo, hi])
+    mid = 0.5 * (c[1:] + c[:-1])
+    return np.clip(np.concatenate([[2 * c[0] - mid[0]], mid, [2 * c[-1] - mid[-1]]]), lo, hi)
+
+
+def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cmap=None, norm=None, vmin=None,
+            vmax=None, s: float = 3.0, color=None, label: str | None = None, colorbar: bool = True,
+            title: str | None = None, **scatter_kw):
+    """Draw values on the sky in Galactic Mollweide projection; return the Axes.
+
+    Two modes:
+
+    * points: ``l_deg``, ``b_deg`` (and ``values``) of the same length → a scatter,
+      coloured by ``values`` when given;
+    * image: ``values`` of shape (n_b, n_l) with ``l_deg`` (n_l,) and ``b_deg`` (n_b,) the
+      pixel centres (as returned by :func:`sample_shell`) → a pcolormesh.
+
+    ``kind`` ("density", "potential", "velocity", ...) picks the colour conventions of
+    :func:`plot_slice` (values in that kind's units); otherwise ``cmap``/``norm``/``vmin``/
+    ``vmax`` as given (symmetric RdBu_r by default). ``ax_or_fig``: a mollweide Axes, a
+    Figure (a sky Axes is added) or None (new Figure).
+    """
+    import matplotlib as mpl
+    from matplotlib.colors import Normalize
+
+    ax = _sky_ax(ax_or_fig)
+    l = np.asarray(l_deg, float)
+    b = np.asarray(b_deg, float)
+    vals = None if values is None else np.asarray(values, float)
+    image = vals is not None and vals.ndim == 2 and l.ndim == 1 and b.ndim == 1 and vals.shape == (b.size, l.size)
+    if kind is not None:
+        k = _kind(kind)
+        disp = None if vals is None else k.transform(vals)
+        norm = norm or kind_norm(kind, vals, vmin=vmin, vmax=vmax)
+        cmap = cmap or k.cmap
+        label = label if label is not None else k.label
+    else:
+        disp = vals
+        if vals is not None and norm is None:
+            if vmin is None and vmax is None:
+                m = _robust_abs_max(vals)
+                vmin, vmax = -m, m
+            norm = Normalize(vmin, vmax)
+        cmap = cmap or "RdBu_r"
+    with style():
+        if image:
+            x, _ = sky_xy(l, np.zeros_like(l))
+            order = np.argsort(x)
+            xe = _edges(x[order], -np.pi, np.pi)
+            ye = _edges(np.radians(b), -np.pi / 2, np.pi / 2)
+            art = ax.pcolormesh(xe, ye, np.ma.masked_invalid(disp[:, order]), cmap=cmap, norm=norm,
+                                shading="flat", rasterized=True)
+        else:
+            if l.shape != b.shape or (vals is not None and vals.shape != l.shape):
+                raise VizError(f"sky_map: l {l.shape}, b {b.shape} and values "
+                               f"{None if vals is None else vals.shape} must have the same shape")
+            x, y = sky_xy(l, b)
+            if disp is None:
+                art = ax.scatter(x, y, s=s, color=color or OKABE_ITO[0], lw=0, rasterized=True, **scatter_kw)
+            else:
+                art = ax.scatter(x, y, c=disp, s=s, cmap=cmap, norm=norm, lw=0, rasterized=True, **scatter_kw)
+        if vals is not None and colorbar:
+            ax.figure.colorbar(art, ax=ax, orientation="horizontal", shrink=0.6, pad=0.06, label=label or "")
+        if title:
+            ax.set_title(title, pad=14)
+    return ax
+
+
+def zoa_band(ax, zoa_b: float = 10.0, *, color="0.55", alpha=0.35, label: str | None = "ZOA"):
+    """Shade the Zone of Avoidance |b| < ``zoa_b`` degrees on a sky Axes; return the patch."""
+    with style():
+        x = np.linspace(-np.pi, np.pi, 181)
+        b = np.radians(zoa_b)
+        lab = f"{label}  |b| < {zoa_b:g}°" if label else None
+        return ax.fill_between(x, -b, b, color=color, alpha=alpha, lw=0, hatch="//", zorder=1.8, label=lab)
+
+
+def read_structures(structures) -> list[tuple[str, float, float]]:
+    """Named structures as [(name, l, b)] from a list of tuples, a DataFrame or a CSV file
+    with columns name, l, b (such as data/known_structures.csv, '#' comment lines)."""
+    if structures is None:
+        return []
+    if isinstance(structures, (str, os.PathLike)):
+        import pandas as pd
+
+        try:
+            structures = pd.read_csv(structures, comment="#")
+        except (OSError, pd.errors.ParserError) as e:
+            raise VizError(f"{structures}: cannot read structures table ({e})") from None
+    if hasattr(structures, "itertuples"):
+        missing = {"name", "l", "b"} - set(structures.columns)
+        if missing:
+            raise VizError(f"structures table lacks columns {sorted(missing)}")
+        return [(str(r.name), float(r.l), float(r.b)) for r in structures[["name", "l", "b"]].itertuples(index=False)]
+    out = []
+    for i, row in enumerate(structures):
+        try:
+            name, l, b = row[0], row[1], row[2]
+            out.append((str(name), float(l), float(b)))
+        except (TypeError, ValueError, IndexError):
+            raise VizError(f"structure row {i} must be (name, l, b), got {row!r}") from None
+    return out
+
+
+def mark_structures(ax, structures, *, short: bool = True, color="black", fontsize: float = 7.5):
+    """Mark named structures ((name, l, b) rows, see :func:`read_structures`) on a sky Axes
+    with an open circle and their name (text before a parenthesis when ``short``)."""
+    rows = read_structures(structures)
+    with style():
+        for name, l, b in rows:
+            x, y = sky_xy(l, b)
+            ax.plot([x], [y], marker="o", ms=7, mfc="none", mec="white", mew=2.6, ls="none", zorder=6)
+            ax.plot([x], [y], marker="o", ms=7, mfc="none", mec=color, mew=1.2, ls="none", zorder=6)
+            text = name.split(" (")[0] if short else name
+            ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=fontsize,
+                        color=color, zorder=6,
+                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
+    return rows
+
+
+def galactic_to_sg(l_deg, b_deg, d=1.0) -> np.ndarray:
+    """Supergalactic Cartesian positions (..., 3) = (SGX, SGY, SGZ) of Galactic (l, b) in
+    degrees at distance d (Mpc/h), through astropy.coordinates (Galactic → Supergalactic).
+
+    NOTE: kept here because no shared conversion existed when this module was written;
+    if ``zoa_lib.survey`` provides one, this should become an import of it.
+    """
+    import astropy.units as u
+    from astropy.coordinates import Galactic, Supergalactic
+
+    l = np.asarray(l_deg, float)
+    b = np.asarray(b_deg, float)
+    c = Galactic(l=l * u.deg, b=b * u.deg).transform_to(Supergalactic())
+    xyz = np.stack([c.cartesian.x.value, c.cartesian.y.value, c.cartesian.z.value], axis=-1)
+    return xyz * np.asarray(d, float)[..., None]
+
+
+def sky_grid(nside_like=(180, 90)):
+    """Pixel centres (l_deg (n_l,), b_deg (n_b,)) of an equal-angle sky grid, columns
+    ordered left to right as drawn (l from 180° down to 0° then 360° down to 180°)."""
+    n_l, n_b = int(nside_like[0]), int(nside_like[1])
+    if n_l < 2 or n_b < 2:
+        raise VizError(f"sky grid needs at least 2 × 2 pixels, got {nside_like}")
+    x = -180.0 + (np.arange(n_l) + 0.5) * 360.0 / n_l  # plot longitude, left to right
+    l = (-x) % 360.0
+    b = -90.0 + (np.arange(n_b) + 0.5) * 180.0 / n_b
+    return l, b
+
+
+def interpolate_cube(field, size: float, positions) -> np.ndarray:
+    """Trilinear interpolation of a scalar cube field at SG positions (..., 3) in Mpc/h;
+    NaN outside the cube |x| ≤ L/2 (constant extrapolation within half a voxel of a face)."""
+    from scipy.ndimage import map_coordinates
+
+    f = np.asarray(field, float)
+    n = f.shape[0]
+    pos = np.asarray(positions, float)
+    idx = (pos + size / 2.0) * n / size - 0.5
+    out = map_coordinates(f, np.moveaxis(idx, -1, 0).reshape(3, -1), order=1, mode="nearest")
+    out = out.reshape(pos.shape[:-1])
+    inside = np.all(np.abs(pos) <= size / 2.0, axis=-1)
+    return np.where(inside, out, np.nan)
+
+
+def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), n_r: int | None = None):
+    """Sky map of a cube field averaged over the shell ``r_lo < d < r_hi`` (Mpc/h).
+
+    Each (l, b) pixel centre of :func:`sky_grid` is converted to SG unit vectors with
+    astropy (:func:`galactic_to_sg`); the field is interpolated trilinearly at ``n_r``
+    distances (mid-points of equal steps; default one per half voxel) and averaged with
+    weights d² (the shell's volume element); points outside the cube are left out (NaN
+    where none remain). A velocity cube (N, N, N, 3) gives the radial velocity
+    v_r = v · r̂ in km/s.
+
+    Returns (l_deg (n_l,), b_deg (n_b,), values (n_b, n_l)).
+    """
+    f = _check_cube(field)
+    if not (0 <= r_lo < r_hi):
+        raise VizError(f"shell limits must satisfy 0 ≤ r_lo < r_hi, got {r_lo:g}, {r_hi:g}")
+    n = f.shape[0]
+    if n_r is None:
+        n_r = max(2, int(math.ceil((r_hi - r_lo) / (0.5 * size / n))))
+    l, b = sky_grid(nside_like)
+    L, B = np.meshgrid(l, b)  # (n_b, n_l)
+    u = galactic_to_sg(L, B)  # (n_b, n_l, 3)
+    r = r_lo + (np.arange(n_r) + 0.5) * (r_hi - r_lo) / n_r
+    pos = r[:, None, None, None] * u[None]
+    if f.ndim == 4:
+        vals = sum(interpolate_cube(f[..., c], size, pos) * u[None, ..., c] for c in range(3))
+    else:
+        vals = interpolate_cube(f, size, pos)
+    w = (r ** 2)[:, None, None] * np.isfinite(vals)
+    num = np.nansum(np.nan_to_num(vals) * w, axis=0)
+    den = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return l, b, out
+
+
+def sky_shell_map(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), *, kind: str | None = None,
+                  n_r: int | None = None, structures=None, zoa_b: float | None = None, ax=None, title: str | None = None,
+                  cmap=None, vmin=None, vmax=None, label: str | None = None):
+    """Galactic Mollweide map of a cube field averaged over a distance shell
+    (:func:`sample_shell`), with optional ZOA band and named structures.
+
+    ``kind`` defaults to "velocity" for a (N, N, N, 3) cube (radial velocity, km/s) and
+    "density" (field = δ, drawn as 1 + δ, log 0.1–15) otherwise; "potential" takes φ in
+    (km/s)². Returns the Figure; the sampled map is attached as ``fig.zoa_sky`` =
+    (l_deg, b_deg, values).
+    """
+    f = _check_cube(field)
+    kind = kind or ("velocity" if f.ndim == 4 else "density")
+    l, b, vals = sample_shell(f, size, r_lo, r_hi, nside_like, n_r)
+    ax = _sky_ax(ax)
+    if kind == "velocity" and label is None:
+        label = r"$v_r$  [km/s]"
+    if title is None:
+        title = f"{r_lo:g} < d < {r_hi:g} Mpc/h"
+    sky_map(ax, l, b, vals, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax, label=label, title=title)
+    if zoa_b:
+        zoa_band(ax, zoa_b)
+    if structures is not None:
+        mark_structures(ax, structures)
+    ax.figure.zoa_sky = (l, b, vals)
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- catalogs
+def _check_catalog(catalog, fields, where="catalog"):
+    names = getattr(getattr(catalog, "dtype", None), "names", None)
+    if names is None:
+        raise VizError(f"{where}: expected a numpy structured array (zoa_lib.data.CATALOG_DTYPE)")
+    missing = [f for f in fields if f not in names]
+    if missing:
+        raise VizError(f"{where}: missing fields {missing}")
+    return catalog
+
+
+def plot_catalog_sky(catalog, zoa_b: float | None = 10.0, *, structures=None, vlim: float | None = None,
+                     s: float = 2.0, value: str = "v_r_obs", title: str | None = None):
+    """Galactic Mollweide scatter of a mock (or real) catalog coloured by the observed
+    radial peculiar velocity (km/s, symmetric diverging coolwarm scale, whose grey centre
+    stays visible on white), with the ZOA band
+    |b| < ``zoa_b`` shaded and optional named structures. Returns the Figure."""
+    cat = _check_catalog(catalog, ("l", "b", value))
+    m = vlim or _robust_abs_max(cat[value], 98)
+    ax = sky_map(None, cat["l"], cat["b"], cat[value], vmin=-m, vmax=m, s=s, cmap="coolwarm",
+                 label=r"$v_{r,\rm obs}$  [km/s]" if value == "v_r_obs" else value,
+                 title=title if title is not None else f"{len(cat):,} galaxies")
+    if zoa_b:
+        zoa_band(ax, zoa_b)
+        ax.legend(loc="lower right", fontsize=7.5, bbox_to_anchor=(1.05, -0.05))
+    if structures is not None:
+        mark_structures(ax, structures)
+    return ax.figure
+
+
+def plot_selection(catalog, *, bins: int = 30, r_max: float | None = None):
+    """Two panels: (a) the radial distribution n(r) of the catalog (true and observed
+    distances, Mpc/h); (b) the distance errors ln(d_obs/d_true) with their mean and
+    standard deviation (≈ the fractional distance error). Returns the Figure."""
+    cat = _check_catalog(catalog, ("d_true", "d_obs"))
+    dt = np.asarray(cat["d_true"], float)
+    do = np.asarray(cat["d_obs"], float)
+    fig = new_figure(figsize=(10.0, 4.0))
+    with style():
+        ax1, ax2 = fig.subplots(1, 2)
+        top = r_max or (float(np.nanmax(np.concatenate([dt, do]))) if dt.size else 1.0)
+        edges = np.linspace(0.0, top, bins + 1)
+        ax1.hist(dt, edges, histtype="stepfilled", color=OKABE_ITO[0], alpha=0.35, label=r"$d_{\rm true}$")
+        ax1.hist(do, edges, histtype="step", color=OKABE_ITO[1], lw=1.5, label=r"$d_{\rm obs}$")
+        ax1.set_xlabel("distance  [Mpc/h]")
+        ax1.set_ylabel("galaxies per bin")
+        ax1.set_title("(a) radial distribution n(r)")
+        ax1.legend()
+        ok = (dt > 0) & (do > 0) & np.isfinite(dt) & np.isfinite(do)
+        e = np.log(do[ok] / dt[ok])
+        if e.size:
+            mu, sd = float(e.mean()), float(e.std())
+            ax2.hist(e, bins=bins * 2, histtype="stepfilled", color=OKABE_ITO[2], alpha=0.6,
+                     label=f"mean {mu:+.3f}, σ = {sd:.3f}")
+            ax2.axvline(0.0, color="0.4", lw=0.8)
+            ax2.legend()
+        ax2.set_xlabel(r"$\ln(d_{\rm obs}/d_{\rm true})$")
+        ax2.set_ylabel("galaxies per bin")
+        ax2.set_title("(b) distance errors")
+    return fig
+
+
+__all__ = [
+    "AXIS_NAMES", "DENSITY_RANGE", "POTENTIAL_RANGE", "POTENTIAL_DISPLAY_FACTOR", "SLAB", "STYLE", "OKABE_ITO",
+    "VizError", "BookFigure", "style", "new_figure", "figure_png", "voxel_centres", "box_extent", "slab_average", "plane_axes",
+    "density_display", "potential_display", "kind_norm", "plot_slice", "figure_truth_vs_prediction",
+    "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_metric_vs_distance",
+    "read_history", "plot_loss_curves", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
+    "mark_structures", "galactic_to_sg", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map",
+    "plot_catalog_sky", "plot_selection",
+]
