@@ -25,8 +25,11 @@ its datasets' bytes (content-only, independent of HDF5 timestamps).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -111,29 +114,121 @@ def write_shard(path: str | Path, shard: Shard) -> str:
     without HDF5 timestamps, so equal arrays give equal dataset bytes.
     """
     _check_consistent(shard, str(path))
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            n, N = shard.n, shard.grid
-            kw = dict(track_times=False)
-            f.create_dataset("inputs", data=shard.inputs.astype(np.float32, copy=False),
-                             chunks=(1, N, N, N, 2), **kw)
-            g = f.create_group("targets")
+    with ShardWriter(path, shard.n, shard.grid, shard.attrs) as w:
+        for i in range(shard.n):
+            w.write(i, shard.inputs[i], {t: shard.targets[t][i] for t in TARGETS}, None,
+                    sample=shard.samples[i], observer=shard.observers[i], rotation=shard.rotations[i],
+                    box_index=shard.box_index[i])
+        w.catalogs.append(np.asarray(shard.catalog))
+    return w.sha256
+
+
+class ShardWriter:
+    """Write a shard mock by mock, atomically (memory: one mock at a time).
+
+    ::
+
+        with ShardWriter(path, n, grid, attrs) as w:
+            for i in range(n):
+                w.write(i, inputs, {"delta": d, "phi": p, "velocity": v}, catalog,
+                        sample=s, observer=o, rotation=R, box_index=b)
+        sha = w.sha256
+
+    The file is written under a temporary name and renamed onto ``path`` only when the
+    block ends without error and every one of the ``n`` mocks was written; otherwise
+    ``path`` is untouched. Same layout, chunks and attrs as :func:`write_shard`.
+    """
+
+    def __init__(self, path: str | Path, n: int, grid: int, attrs: Mapping | None = None):
+        self.path = Path(path)
+        self.n, self.grid = int(n), int(grid)
+        self.attrs = dict(attrs or {})
+        self.catalogs: list[np.ndarray] = []
+        self.sha256: str | None = None
+        self._written = np.zeros(self.n, bool)
+        self._samples = np.zeros(self.n, np.int64)
+        self._observers = np.zeros((self.n, 3), np.float64)
+        self._rotations = np.zeros((self.n, 3, 3), np.int8)
+        self._box_index = np.zeros(self.n, np.int64)
+
+    def __enter__(self) -> "ShardWriter":
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        try:
+            self._f = h5py.File(tmp, "w", track_order=True)
+            n, N, kw = self.n, self.grid, dict(track_times=False, dtype=np.float32)
+            self._f.create_dataset("inputs", shape=(n, N, N, N, 2), chunks=(1, N, N, N, 2), **kw)
+            g = self._f.create_group("targets")
             for name in TARGETS:
-                arr = shard.targets[name].astype(np.float32, copy=False)
-                g.create_dataset(name, data=arr, chunks=(1,) + arr.shape[1:], **kw)
-            cat = np.asarray(shard.catalog).astype(CATALOG_DTYPE, copy=False)
-            d = f.create_dataset("catalog", data=cat, **kw)
-            d.attrs["units"] = json.dumps({nm: u for nm, _, u in CATALOG_COLUMNS})
-            f.create_dataset("samples", data=np.asarray(shard.samples, np.int64), **kw)
-            f.create_dataset("observers", data=np.asarray(shard.observers, np.float64), **kw)
-            f.create_dataset("rotations", data=np.asarray(shard.rotations, np.int8), **kw)
-            f.create_dataset("box_index", data=np.asarray(shard.box_index, np.int64), **kw)
-            for name, unit in UNITS.items():
-                f[name].attrs["units"] = unit
-            for k, v in shard.attrs.items():
-                f.attrs[k] = _to_attr(v)
-            f.attrs["schema"] = "zoa-mock-shard/1"
-    return content_checksum(path)
+                tail = (3,) if name == "velocity" else ()
+                g.create_dataset(name, shape=(n, N, N, N) + tail, chunks=(1, N, N, N) + tail, **kw)
+        except BaseException:
+            self._close_file()
+            self._ctx.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def write(self, i: int, inputs, targets: Mapping[str, np.ndarray], catalog, *, sample: int,
+              observer, rotation, box_index: int) -> None:
+        """Store mock ``i`` (0-based within the shard): inputs (N,N,N,2), targets delta,
+        phi (N,N,N) and velocity (N,N,N,3), its catalog rows (or None), and its ids."""
+        N = self.grid
+        if not 0 <= i < self.n:
+            raise ShardError(f"{self.path}: mock index {i} outside 0..{self.n - 1}")
+        if np.shape(inputs) != (N, N, N, 2):
+            raise ShardError(f"{self.path}: inputs of mock {i} have shape {np.shape(inputs)}, expected {(N, N, N, 2)}")
+        self._f["inputs"][i] = np.asarray(inputs, np.float32)
+        for name in TARGETS:
+            want = (N, N, N) + ((3,) if name == "velocity" else ())
+            arr = np.asarray(targets[name], np.float32)
+            if arr.shape != want:
+                raise ShardError(f"{self.path}: targets/{name} of mock {i} has shape {arr.shape}, expected {want}")
+            self._f["targets/" + name][i] = arr
+        if catalog is not None:
+            self.catalogs.append(np.asarray(catalog))
+        self._samples[i] = sample
+        self._observers[i] = np.asarray(observer, np.float64).reshape(3)
+        self._rotations[i] = np.asarray(rotation).reshape(3, 3)
+        self._box_index[i] = box_index
+        self._written[i] = True
+
+    def _close_file(self):
+        f = getattr(self, "_f", None)
+        if f is not None:
+            f.close()
+            self._f = None
+
+    def __exit__(self, et, ev, tb):
+        try:
+            if et is None:
+                if not self._written.all():
+                    missing = np.flatnonzero(~self._written)
+                    raise ShardError(f"{self.path}: mocks {missing.tolist()[:5]} of {self.n} were never written")
+                f, kw = self._f, dict(track_times=False)
+                cat = (np.concatenate([c.astype(CATALOG_DTYPE, copy=False) for c in self.catalogs])
+                       if self.catalogs else np.zeros(0, CATALOG_DTYPE))
+                d = f.create_dataset("catalog", data=cat, **kw)
+                d.attrs["units"] = json.dumps({nm: u for nm, _, u in CATALOG_COLUMNS})
+                f.create_dataset("samples", data=self._samples, **kw)
+                f.create_dataset("observers", data=self._observers, **kw)
+                f.create_dataset("rotations", data=self._rotations, **kw)
+                f.create_dataset("box_index", data=self._box_index, **kw)
+                for name, unit in UNITS.items():
+                    f[name].attrs["units"] = unit
+                for k, v in self.attrs.items():
+                    f.attrs[k] = _to_attr(v)
+                f.attrs["schema"] = "zoa-mock-shard/1"
+            self._close_file()
+        except BaseException:
+            self._close_file()
+            self._ctx.__exit__(*sys.exc_info())
+            raise
+        if et is not None:
+            self._ctx.__exit__(et, ev, tb)
+            return False
+        self._ctx.__exit__(None, None, None)
+        self.sha256 = content_checksum(self.path)
+        return False
 
 
 def _check_consistent(shard: Shard, where: str):
@@ -158,8 +253,14 @@ def content_checksum(path: str | Path) -> str:
             for nm in sorted(names):
                 ds = f[nm]
                 h.update(f"{nm}|{ds.shape}|{ds.dtype.str}".encode())
-                for i in range(ds.shape[0] if ds.ndim else 1):
-                    h.update(np.ascontiguousarray(ds[i] if ds.ndim else ds[()]).tobytes())
+                if not ds.ndim:
+                    h.update(np.ascontiguousarray(ds[()]).tobytes())
+                    continue
+                # blocks of rows (~32 MiB): the same bytes, in the same order, as row by row
+                row = max(1, ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64)))
+                step = max(1, (32 << 20) // row)
+                for i in range(0, ds.shape[0], step):
+                    h.update(np.ascontiguousarray(ds[i:i + step]).tobytes())
     except (OSError, KeyError, ValueError) as e:
         raise ShardError(f"{path}: cannot read shard ({e})") from None
     return h.hexdigest()
@@ -239,6 +340,41 @@ def read_manifest(folder: str | Path) -> dict:
 
 def write_manifest(folder: str | Path, manifest: Mapping) -> Path:
     return write_json_atomic(Path(folder) / MANIFEST, dict(manifest))
+
+
+@contextlib.contextmanager
+def manifest_lock(folder: str | Path):
+    """Exclusive advisory lock (``fcntl.flock`` on ``.manifest.lock``) around a
+    read-modify-write of the manifest, so that concurrent writers (e.g. a Slurm array of
+    ``zoa mocks --shards``) merge their rows instead of overwriting each other's. Where
+    flock is not available the block runs unlocked."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder / ".manifest.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # e.g. a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
+def update_manifest(folder: str | Path, update) -> dict:
+    """Under :func:`manifest_lock`, read the manifest, call ``update(manifest)`` (which
+    changes it in place) and write it back atomically; return the new manifest."""
+    with manifest_lock(folder):
+        man = read_manifest(folder)
+        man.setdefault("shards", {})
+        update(man)
+        write_manifest(folder, man)
+        return man
 
 
 def shard_paths(folder: str | Path, split: str | None = None) -> list[Path]:

@@ -1,0 +1,619 @@
+"""Mock data sets: samples → HDF5 shards, fanned out with Dask, resumable.
+
+Samples, splits and parent boxes
+    Global sample indices run over the splits in order: train ``[0, n_train)``, val
+    ``[n_train, n_train + n_val)``, test after. Within a split, local index j lives in
+    parent box ``first_box(split) + j // K`` as observer ``j % K``, with
+    K = ``simulation.observers_per_box``; the splits' boxes are consecutive and disjoint
+    (train boxes 0..B_train−1, then val, then test; B = ceil(n / K)), so no parent box
+    contributes to two splits. :func:`sample_location` is that mapping.
+
+Shards
+    Each split is cut into shards of ``mocks.shard_size`` consecutive samples (the last
+    one may be shorter); shards are numbered globally in sample order
+    (``shard-0000.h5`` …). :func:`make_shard` builds each parent box it needs once and
+    reuses it for its observers, makes every sample (:func:`sample_from_cube`) and writes
+    the shard mock by mock with :class:`zoa_lib.data.ShardWriter` (atomic). With
+    ``shard_size`` a multiple of K (all shipped profiles) a shard task builds whole boxes.
+
+Determinism
+    Everything random comes from (profile seed, stream, indices): the box's initial
+    conditions from ``("initial_conditions", box)``, its observers from
+    ``("observers", box, i)``, the survey of sample s from ``("survey", s)``. A shard
+    therefore has the same bytes whichever worker, order or scheduler makes it.
+
+Resuming (:func:`generate`)
+    A shard is complete when the manifest lists it with the current sample range, the
+    file validates (:func:`zoa_lib.data.validate_shard`) and its content checksum equals
+    the manifest's. A valid shard file that the manifest does not list (its writer was
+    killed before it updated the manifest, or concurrent ``--shards`` jobs raced) is
+    adopted when its attrs carry this configuration's checksum and sample range.
+    Anything else is regenerated. The manifest is updated by the driver only, under a
+    file lock, after each shard completes. Temporaries of killed runs are removed first.
+    Mocks made with a different configuration (a changed survey, box, simulation,
+    cosmology, split sizes or seed) are not mixed in: :func:`generate` refuses unless
+    ``force=True``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .data import (ShardError, ShardWriter, content_checksum, mocks_dir, read_manifest, shard_name,
+                   update_manifest, validate_shard)
+from .errors import ZoaError
+from .io import clean_temporaries, provenance
+from .rng import generator
+
+SPLITS = ("train", "val", "test")
+
+
+class MocksError(ZoaError, ValueError):
+    """A mock-generation request cannot be carried out (bad shard range, scheduler,
+    mismatched existing data, failed shard tasks)."""
+
+
+# --------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class SampleLocation:
+    """Where global sample ``sample`` comes from: ``split``, parent box, observer index."""
+
+    sample: int
+    split: str
+    box_index: int
+    observer: int
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """Shard ``index`` (file ``name``) holds samples [start, stop) of ``split``."""
+
+    index: int
+    name: str
+    split: str
+    start: int
+    stop: int
+
+    @property
+    def n(self) -> int:
+        return self.stop - self.start
+
+
+def split_ranges(profile) -> dict[str, tuple[int, int]]:
+    """Global sample range [start, stop) of each split."""
+    m = profile.mocks
+    out, a = {}, 0
+    for split, n in zip(SPLITS, (m.n_train, m.n_val, m.n_test)):
+        out[split] = (a, a + n)
+        a += n
+    return out
+
+
+def split_boxes(profile) -> dict[str, tuple[int, int]]:
+    """Parent boxes [first, stop) of each split (disjoint, consecutive)."""
+    K = profile.simulation.observers_per_box
+    out, b = {}, 0
+    for split, (a, z) in split_ranges(profile).items():
+        nb = math.ceil((z - a) / K)
+        out[split] = (b, b + nb)
+        b += nb
+    return out
+
+
+def sample_location(profile, sample: int) -> SampleLocation:
+    """The split, parent box and observer of global sample ``sample`` (module docstring)."""
+    K = profile.simulation.observers_per_box
+    boxes = split_boxes(profile)
+    for split, (a, z) in split_ranges(profile).items():
+        if a <= sample < z:
+            j = sample - a
+            return SampleLocation(int(sample), split, boxes[split][0] + j // K, j % K)
+    raise MocksError(f"sample {sample} outside 0..{profile.mocks.n_total - 1} (profile {profile.name!r})")
+
+
+def shard_plan(profile) -> list[ShardSpec]:
+    """Every shard of the profile's data set, in sample order."""
+    S = profile.mocks.shard_size
+    plan = []
+    for split, (a, z) in split_ranges(profile).items():
+        for s in range(a, z, S):
+            i = len(plan)
+            plan.append(ShardSpec(i, shard_name(i), split, s, min(s + S, z)))
+    return plan
+
+
+def parse_shard_range(text: str | None, n_shards: int) -> range:
+    """``A:B`` (shards A..B−1), ``A:``, ``:B`` or ``A`` → a range of shard indices."""
+    if text is None or text.strip() in ("", ":"):
+        return range(n_shards)
+    t = text.strip()
+    try:
+        if ":" in t:
+            a, b = t.split(":", 1)
+            lo = int(a) if a.strip() else 0
+            hi = int(b) if b.strip() else n_shards
+        else:
+            lo = int(t)
+            hi = lo + 1
+    except ValueError:
+        raise MocksError(f"--shards {text!r}: expected A:B with integers (e.g. 0:4)") from None
+    if not (0 <= lo < hi <= n_shards):
+        raise MocksError(f"--shards {text!r}: need 0 <= A < B <= {n_shards} (this profile has {n_shards} shards)")
+    return range(lo, hi)
+
+
+# --------------------------------------------------------------------------- configuration
+def mock_config(profile) -> dict:
+    """The profile parameters that determine the mocks' bytes (not workers, training…)."""
+    d = profile.to_dict()
+    mocks = {k: v for k, v in d["mocks"].items() if k != "workers"}
+    return {"seed": d["seed"], "cosmology": d["cosmology"], "box": d["box"], "simulation": d["simulation"],
+            "survey": d["survey"], "mocks": mocks}
+
+
+def config_checksum(profile) -> str:
+    """SHA-256 of :func:`mock_config` (JSON, sorted keys)."""
+    return hashlib.sha256(json.dumps(mock_config(profile), sort_keys=True).encode()).hexdigest()
+
+
+def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+ATTR_UNITS = {"box_size": "Mpc/h", "smoothing": "Mpc/h", "zoa_b": "deg", "parent_size": "Mpc/h",
+              "H0": "km/s per Mpc/h", "selection.r_max": "Mpc/h", "selection.selection_r0": "Mpc/h",
+              "selection.sigma_dm": "mag", "selection.sigma_v_nl": "km/s"}
+
+
+def shard_attrs(profile, spec: ShardSpec) -> dict:
+    """Attrs of a shard: DESIGN.md's list (box_size, grid, smoothing, cosmology, zoa_b,
+    selection, seed, split, provenance) with units (``attr_units``), plus the sample
+    range, the configuration checksum and the survey's redshift/estimator conventions."""
+    from .cosmology import H0, from_profile
+
+    cosmo = from_profile(profile)
+    sv = profile.survey
+    return {
+        **provenance(profile),
+        "box_size": float(profile.box.size),
+        "grid": int(profile.box.grid),
+        "smoothing": float(profile.box.smoothing),
+        "cosmology": {**profile.to_dict()["cosmology"], "h": cosmo.h, "Om0": cosmo.Om0, "Ob0": cosmo.Ob0,
+                      "sigma8": cosmo.sigma8, "ns": cosmo.ns, "growth_rate_f": cosmo.growth_rate},
+        "H0": H0,
+        "zoa_b": float(sv.zoa_b),
+        "selection": profile.to_dict()["survey"],
+        "velocity_estimator": sv.estimator,
+        "redshift_model": "1+z = (1+z_cos(d))(1+v_r/c); H0 d_L = c z_mod(z_cos) with q0=-0.55, j0=1 "
+                          "(zoa_lib.survey)",
+        "grid_position": sv.grid_position,
+        "parent_size": float(profile.simulation.parent_size),
+        "parent_mesh": int(profile.simulation.parent_mesh),
+        "lpt_order": int(profile.simulation.lpt_order),
+        "observers_per_box": int(profile.simulation.observers_per_box),
+        "seed": int(profile.seed),
+        "split": spec.split,
+        "shard_index": spec.index,
+        "sample_start": spec.start,
+        "sample_stop": spec.stop,
+        "config_sha256": config_checksum(profile),
+        "attr_units": ATTR_UNITS,
+    }
+
+
+# --------------------------------------------------------------------------- one sample
+@dataclass
+class Sample:
+    """One mock: network inputs (N,N,N,2), targets (``zoa_lib.fields.Targets``), its
+    survey catalog, the observer cube and where it comes from."""
+
+    inputs: np.ndarray
+    targets: object
+    catalog: np.ndarray
+    cube: object
+    location: SampleLocation
+
+
+def sample_from_cube(profile, box, cube, sample: int):
+    """(inputs, targets, catalog) of global sample ``sample`` made from ``cube`` of parent ``box``."""
+    from . import fields, survey
+
+    targets = fields.cube_targets(profile, box, cube)
+    cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", int(sample)),
+                               profile.box.size, sample=int(sample))
+    inputs = survey.grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
+                                 error_weighting=profile.survey.error_weighting)
+    return inputs, targets, cat
+
+
+def make_sample(profile, sample: int, box=None) -> Sample:
+    """Global sample ``sample`` of a profile, built from scratch (or from ``box`` when it
+    is the right parent box). Identical to the sample stored in the shards."""
+    from . import simulation
+
+    loc = sample_location(profile, sample)
+    if box is None or box.box_index != loc.box_index:
+        box = simulation.make_parent_box(profile, loc.box_index)
+    cube = simulation.observer_cubes(profile, box, [loc.observer])[0]
+    inputs, targets, cat = sample_from_cube(profile, box, cube, sample)
+    return Sample(inputs=inputs, targets=targets, catalog=cat, cube=cube, location=loc)
+
+
+# --------------------------------------------------------------------------- one shard
+def make_shard(profile, spec: ShardSpec, folder: str | os.PathLike, fft_workers: int | None = None) -> dict:
+    """Generate and write one shard (atomically); return its manifest row plus timings.
+
+    Runs in a Dask worker (or in-process). ``fft_workers`` sets ``ZOA_FFT_WORKERS`` for
+    this process (1 under Dask: one thread per worker)."""
+    from . import simulation
+
+    if fft_workers is not None:
+        os.environ["ZOA_FFT_WORKERS"] = str(int(fft_workers))
+    t0 = time.perf_counter()
+    path = Path(folder) / spec.name
+    locs = [sample_location(profile, s) for s in range(spec.start, spec.stop)]
+    n_gal = 0
+    t_box = 0.0
+    box = None
+    with ShardWriter(path, spec.n, profile.box.grid, shard_attrs(profile, spec)) as w:
+        for i, loc in enumerate(locs):
+            if box is None or box.box_index != loc.box_index:
+                box = None  # free the previous box before building the next
+                a = time.perf_counter()
+                box = simulation.make_parent_box(profile, loc.box_index)
+                t_box += time.perf_counter() - a
+            cube = simulation.observer_cubes(profile, box, [loc.observer])[0]
+            inputs, targets, cat = sample_from_cube(profile, box, cube, loc.sample)
+            w.write(i, inputs, {"delta": targets.delta, "phi": targets.phi, "velocity": targets.velocity}, cat,
+                    sample=loc.sample, observer=cube.observer, rotation=cube.rotation, box_index=loc.box_index)
+            n_gal += len(cat)
+            del cube, inputs, targets, cat
+    return {"name": spec.name, "split": spec.split, "start": spec.start, "stop": spec.stop, "n": spec.n,
+            "sha256": w.sha256, "bytes": path.stat().st_size, "n_galaxies": n_gal,
+            "seconds": round(time.perf_counter() - t0, 3), "seconds_boxes": round(t_box, 3)}
+
+
+# --------------------------------------------------------------------------- status
+def shard_status(folder: Path, spec: ShardSpec, manifest: dict, profile, verify: str = "checksum"):
+    """(state, reason, row): state is ``complete``, ``adopt`` (valid file not yet in the
+    manifest; ``row`` is its manifest row) or ``make`` (missing, corrupt or stale)."""
+    path = Path(folder) / spec.name
+    row = manifest.get("shards", {}).get(spec.name)
+    if not path.exists():
+        return "make", ("missing" if row is None else "listed in the manifest but the file is missing"), None
+    try:
+        attrs = validate_shard(path, grid=profile.box.grid)
+    except ShardError as e:
+        return "make", f"corrupt: {e}", None
+    if row is not None:
+        if (row.get("split"), row.get("start"), row.get("stop")) != (spec.split, spec.start, spec.stop):
+            return "make", "the manifest's sample range differs from the plan", None
+        if verify == "quick":
+            if row.get("bytes") not in (None, path.stat().st_size):
+                return "make", "file size differs from the manifest", None
+            return "complete", "valid (quick check)", row
+        try:
+            sha = content_checksum(path)
+        except ShardError as e:
+            return "make", f"corrupt: {e}", None
+        if sha != row.get("sha256"):
+            return "make", "content checksum differs from the manifest", None
+        return "complete", "checksum verified", row
+    # not in the manifest: adopt a complete file made with this configuration
+    if (attrs.get("config_sha256") == config_checksum(profile) and attrs.get("split") == spec.split
+            and int(attrs.get("sample_start", -1)) == spec.start and int(attrs.get("sample_stop", -1)) == spec.stop):
+        try:
+            sha = content_checksum(path)
+        except ShardError as e:
+            return "make", f"corrupt: {e}", None
+        return "adopt", "valid file not in the manifest", {
+            "name": spec.name, "split": spec.split, "start": spec.start, "stop": spec.stop, "n": spec.n,
+            "sha256": sha, "bytes": path.stat().st_size}
+    return "make", "file not in the manifest and made with another configuration", None
+
+
+def _manifest_row(res: dict) -> dict:
+    return {k: res[k] for k in ("split", "start", "stop", "n", "sha256", "bytes") if k in res}
+
+
+# --------------------------------------------------------------------------- driver
+def _client(scheduler: str, workers: int, profile):
+    """(client, cluster) for ``local`` (LocalCluster), ``slurm`` (dask-jobqueue) or an address."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster
+    if scheduler == "slurm":
+        try:
+            import dask
+            from dask_jobqueue import SLURMCluster
+        except ImportError as e:
+            raise MocksError(f"--scheduler slurm needs dask-jobqueue ({e})") from None
+        kw = {"cores": 1, "processes": 1, "job_name": "zoa-mocks"}
+        if not dask.config.get("jobqueue.slurm.memory", None):
+            kw["memory"] = f"{worker_memory_gib(profile)}GiB"
+        try:
+            cluster = SLURMCluster(**kw)
+        except Exception as e:  # noqa: BLE001 - configuration errors of dask-jobqueue
+            raise MocksError(f"--scheduler slurm: cannot start a SLURMCluster ({e}); set queue/account/"
+                             "walltime in ~/.config/dask/jobqueue.yaml") from None
+        cluster.scale(jobs=workers)
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout="30s"), None
+    except (OSError, ValueError, TypeError) as e:
+        raise MocksError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler ({e}); "
+                         "use local, slurm, sync or tcp://HOST:PORT") from None
+
+
+def worker_memory_gib(profile) -> int:
+    """Rough memory (GiB) one worker needs: the parent box's particles, ICs, LPT and
+    field arrays (~120 bytes per particle) plus 2 GiB."""
+    return int(math.ceil(120 * profile.simulation.parent_mesh ** 3 / 2 ** 30 + 2))
+
+
+def generate(profile, shards: str | Sequence[int] | None = None, workers: int | None = None,
+             scheduler: str = "local", progress: bool = True, force: bool = False, verify: str = "checksum",
+             log: Callable[[str], None] | None = None) -> dict:
+    """Make the profile's mock shards (all, or ``shards``: ``"A:B"`` or indices) in
+    ``mocks_dir(profile)``, skipping complete ones (module docstring).
+
+    scheduler : ``local`` (dask LocalCluster, ``workers`` processes, 1 thread each),
+        ``slurm`` (dask-jobqueue SLURMCluster, ``workers`` jobs), a scheduler address
+        (``tcp://host:port``), or ``sync`` (in this process, no Dask; for debugging).
+    verify : ``checksum`` (re-hash complete shards) or ``quick`` (validate + size only).
+    Returns a summary: shards made, skipped, adopted, regenerated (with reasons), seconds.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    workers = int(workers or profile.mocks.workers)
+    if workers < 1:
+        raise MocksError(f"--workers must be >= 1, got {workers}")
+    if verify not in ("checksum", "quick"):
+        raise MocksError(f"verify must be 'checksum' or 'quick', got {verify!r}")
+    t0 = time.perf_counter()
+    folder = mocks_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    removed = clean_temporaries(folder)
+    if removed:
+        log(f"removed {len(removed)} temporary file(s) left by an interrupted run")
+    plan = shard_plan(profile)
+    if shards is None or isinstance(shards, str):
+        selected = [plan[i] for i in parse_shard_range(shards, len(plan))]
+    else:
+        bad = [i for i in shards if not 0 <= int(i) < len(plan)]
+        if bad:
+            raise MocksError(f"shards {bad}: outside 0..{len(plan) - 1}")
+        selected = [plan[int(i)] for i in shards]
+    cfg_sha = config_checksum(profile)
+    manifest = read_manifest(folder)
+    if manifest.get("shards") and manifest.get("config_sha256") not in (None, cfg_sha):
+        changed = _diff_keys(manifest.get("config", {}), mock_config(profile))
+        if not force:
+            raise MocksError(f"{folder}: existing mocks were made with a different configuration "
+                             f"(changed: {', '.join(changed) or 'unknown'}); use --force to replace them, "
+                             f"or another data folder (-p data_dir=... or $ZOA_DATA)")
+        log(f"--force: replacing mocks made with another configuration ({', '.join(changed)})")
+
+        def reset(m):
+            m.clear()
+            m["shards"] = {}
+        manifest = update_manifest(folder, reset)
+
+    todo, skipped, adopted, regenerated = [], [], [], {}
+    for spec in selected:
+        state, reason, row = shard_status(folder, spec, manifest, profile, verify)
+        if state == "complete":
+            skipped.append(spec.name)
+        elif state == "adopt":
+            adopted.append(spec.name)
+            manifest["shards"][spec.name] = _manifest_row(row)
+        else:
+            todo.append(spec)
+            if reason != "missing":
+                regenerated[spec.name] = reason
+                log(f"{spec.name}: {reason}; regenerating")
+
+    def header(m):
+        m["profile"] = profile.name
+        m["config_sha256"] = cfg_sha
+        m["config"] = mock_config(profile)
+        m["plan"] = {"n_shards": len(plan), "shard_size": profile.mocks.shard_size,
+                     "splits": {k: list(v) for k, v in split_ranges(profile).items()},
+                     "boxes": {k: list(v) for k, v in split_boxes(profile).items()},
+                     "observers_per_box": profile.simulation.observers_per_box}
+        for name in regenerated:
+            m["shards"].pop(name, None)
+        for name in adopted:
+            m["shards"][name] = manifest["shards"][name]
+    update_manifest(folder, header)
+
+    made, failed = [], {}
+
+    def done(res):
+        made.append(res)
+        update_manifest(folder, lambda m: m["shards"].__setitem__(res["name"], _manifest_row(res)))
+
+    if todo:
+        _run(profile, folder, todo, workers, scheduler, progress, done, failed)
+    summary = {
+        "profile": profile.name, "folder": str(folder), "scheduler": scheduler, "workers": workers,
+        "shards_selected": len(selected), "made": [r["name"] for r in made], "skipped": skipped,
+        "adopted": adopted, "regenerated": regenerated, "failed": failed,
+        "mocks_made": int(sum(r["n"] for r in made)),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds_per_shard": [r["seconds"] for r in made],
+    }
+    if failed:
+        first = next(iter(failed.items()))
+        raise MocksError(f"{len(failed)} shard task(s) failed, first {first[0]}: {first[1]} "
+                         f"(completed shards are kept; rerun to retry)")
+    return summary
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="shard", desc="mocks", disable=not enabled or None, file=sys.stderr)
+
+
+def _run(profile, folder, todo, workers, scheduler, progress, done, failed):
+    bar = _progress(len(todo), progress)
+    try:
+        if scheduler == "sync":
+            for spec in todo:
+                done(make_shard(profile, spec, folder))
+                bar.update(1)
+            return
+        from distributed import as_completed
+
+        client, cluster = _client(scheduler, workers, profile)
+        try:
+            futures = [client.submit(make_shard, profile, spec, str(folder), 1, pure=False,
+                                     key=f"zoa-mocks-{spec.name}-{time.time_ns()}") for spec in todo]
+            names = {f.key: spec.name for f, spec in zip(futures, todo)}
+            for fut in as_completed(futures):
+                try:
+                    done(fut.result())
+                except Exception as e:  # noqa: BLE001 - report per shard, keep the others
+                    failed[names[fut.key]] = f"{type(e).__name__}: {e}"
+                bar.update(1)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------- benchmark
+def benchmark(profile, n_mocks: int | None = None, parallel_shards: int | None = None) -> dict:
+    """Speed and size of mock generation at the profile's sizes (``zoa bench mocks``).
+
+    1. In this process: one parent box, then ``n_mocks`` samples (default: one box's
+       observers, at most 16), timed per stage, and a shard of them written.
+    2. With Dask (LocalCluster, ``mocks.workers`` processes): ``parallel_shards`` full
+       shards (default: one per worker) generated into a temporary folder, wall time
+       including the cluster start.
+
+    Returns mocks per second (serial and parallel), seconds per stage, bytes per mock,
+    peak memory of the worker processes, and the estimated time of the profile's whole
+    mock set: cluster start + ceil(n_shards / workers) × the mean shard time.
+    """
+    import resource
+    import tempfile
+
+    from . import fields, simulation, survey
+
+    K = profile.simulation.observers_per_box
+    n = int(n_mocks or min(K, 16))
+    t = {}
+    a = time.perf_counter()
+    box = simulation.make_parent_box(profile, 0)
+    t["box"] = time.perf_counter() - a
+    a = time.perf_counter()
+    fields.parent_fields(profile, box)
+    t["parent_fields"] = time.perf_counter() - a
+    t_cut = t_tgt = t_sur = t_grid = 0.0
+    n_gal = []
+    samples = []
+    for i in range(n):
+        a = time.perf_counter()
+        cube = simulation.observer_cubes(profile, box, [i % K])[0]
+        b = time.perf_counter()
+        tg = fields.cube_targets(profile, box, cube)
+        c = time.perf_counter()
+        cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", i), profile.box.size,
+                                   sample=i)
+        d = time.perf_counter()
+        inp = survey.grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
+                                  error_weighting=profile.survey.error_weighting)
+        e = time.perf_counter()
+        t_cut += b - a
+        t_tgt += c - b
+        t_sur += d - c
+        t_grid += e - d
+        n_gal.append(len(cat))
+        samples.append((inp, tg, cat, cube))
+    with tempfile.TemporaryDirectory(prefix="zoa-bench-") as tmp:
+        spec = ShardSpec(0, "bench.h5", "train", 0, n)
+        a = time.perf_counter()
+        with ShardWriter(Path(tmp) / spec.name, n, profile.box.grid, shard_attrs(profile, spec)) as w:
+            for i, (inp, tg, cat, cube) in enumerate(samples):
+                w.write(i, inp, {"delta": tg.delta, "phi": tg.phi, "velocity": tg.velocity}, cat, sample=i,
+                        observer=cube.observer, rotation=cube.rotation, box_index=0)
+        t_write = time.perf_counter() - a
+        bytes_per_mock = (Path(tmp) / spec.name).stat().st_size / n
+    del samples, box
+    per_mock_serial = (t_cut + t_tgt + t_sur + t_grid + t_write) / n
+    serial_shard_estimate = t["box"] + t["parent_fields"] + per_mock_serial * profile.mocks.shard_size
+
+    # parallel: whole shards with Dask in a temporary data folder
+    workers = profile.mocks.workers
+    plan = shard_plan(profile)
+    k = int(parallel_shards or min(workers, len(plan)))
+    with tempfile.TemporaryDirectory(prefix="zoa-bench-data-") as tmp:
+        old = os.environ.get("ZOA_DATA")
+        os.environ["ZOA_DATA"] = tmp
+        try:
+            a = time.perf_counter()
+            summary = generate(profile, shards=list(range(k)), workers=workers, scheduler="local",
+                               progress=False, log=lambda m: None)
+            wall = time.perf_counter() - a
+        finally:
+            if old is None:
+                os.environ.pop("ZOA_DATA", None)
+            else:
+                os.environ["ZOA_DATA"] = old
+    shard_secs = summary["seconds_per_shard"]
+    mean_shard = float(np.mean(shard_secs))
+    startup = max(0.0, wall - max(shard_secs))
+    mocks_par = summary["mocks_made"]
+    rounds = math.ceil(len(plan) / workers)
+    est_total = startup + rounds * mean_shard * (profile.mocks.shard_size / max(1, mocks_par / k))
+    child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return {
+        "n_mocks_serial": n,
+        "seconds_parent_box": round(t["box"], 3),
+        "seconds_parent_fields": round(t["parent_fields"], 3),
+        "seconds_per_mock_cube_cut": round(t_cut / n, 4),
+        "seconds_per_mock_targets": round(t_tgt / n, 4),
+        "seconds_per_mock_survey": round(t_sur / n, 4),
+        "seconds_per_mock_gridding": round(t_grid / n, 4),
+        "seconds_per_mock_write": round(t_write / n, 4),
+        "galaxies_per_mock": round(float(np.mean(n_gal)), 1),
+        "mocks_per_second_serial_excl_box": round(1.0 / per_mock_serial, 2),
+        "mocks_per_second_serial_incl_box": round(profile.mocks.shard_size / serial_shard_estimate, 3),
+        "bytes_per_mock": int(round(bytes_per_mock)),
+        "parallel_workers": workers,
+        "parallel_shards": k,
+        "parallel_mocks": mocks_par,
+        "parallel_wall_seconds": round(wall, 2),
+        "parallel_seconds_per_shard": shard_secs,
+        "dask_startup_seconds_approx": round(startup, 2),
+        "mocks_per_second_parallel": round(mocks_par / wall, 3),
+        "n_shards_total": len(plan),
+        "n_mocks_total": profile.mocks.n_total,
+        "estimated_seconds_full_set": round(est_total, 1),
+        "estimated_bytes_full_set": int(bytes_per_mock * profile.mocks.n_total),
+        "peak_rss_worker_mib": round(child_peak, 1),
+    }
