@@ -57,6 +57,18 @@ POTENT (Bertschinger & Dekel 1989; tensor window of Dekel, Bertschinger & Faber 
 4. φ: with v = −(2f/(3 H0 Ωm)) ∇φ and v = −∇Φ_v, φ = (3 H0 Ωm / (2f)) Φ_v + const; the
    constant is set so that φ has zero mean over the cube (the prior mean; a constant is
    not measurable from velocities).
+
+Known limits (both are classical, kept on purpose): the uniform-flow window aliases local
+shear and compression of the flow into B on scales ≲ σ_P — most near the observer, where
+the errors enter every line of sight's integral (Dekel et al. 1999 fit a local linear flow
+for this reason) — and σ_P must span a couple of voxels for B to be determined at all. A
+noiseless potential flow smoothed on scales 10× σ_P is recovered to a few per cent
+(tests/test_baselines.py).
+
+Both baselines take the gridded V_pec at face value: galaxies gridded at their observed
+distances (``survey.grid_position: observed``) carry the inhomogeneous Malmquist bias of
+log-normal distance errors under a falling selection function (a spurious outflow inside
+and infall near r_max), which neither method corrects.
 """
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ the verdict on the V-Net-below-Wiener-filter MSE goal), all written atomically.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -247,16 +246,14 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
         rec = {"delta": np.empty((n, N, N, N), np.float32), "phi": np.empty((n, N, N, N), np.float32),
                "velocity": np.empty((n, N, N, N, 3), np.float32)}
         infos = []
-        t0 = time.perf_counter()
         for i in tqdm(range(n), desc=LABELS[m], unit="mock", disable=not progress, leave=False):
             r = reconstruct(m, inputs[i], profile, None if pred is None else pred[i], cosmo, op)
             for k in rec:
                 rec[k][i] = r[k]
             infos.append(r["info"])
-        seconds = time.perf_counter() - t0
         res = {"method": m, "label": LABELS[m], "profile": profile.name, "split": split,
                "n_mocks": n, "samples": [int(s) for s in g["samples"]], "source": g["source"],
-               "seconds_per_mock": seconds / n, "provenance": provenance(profile)}
+               "provenance": provenance(profile)}
         if m == "wiener":
             res["wiener"] = {"iterations": [x["iterations"] for x in infos],
                              "converged": [x["converged"] for x in infos],
