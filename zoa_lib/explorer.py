@@ -158,7 +158,7 @@ class SliceExplorer:
                 ax = fig.add_subplot(111)
         x = self.x[i]
         viz.plot_slice(ax, m, self.size, kind, v2, self.arrow_scale, of=of, plane=plane,
-                       observer=abs(x) <= self.size / self.n, title=f"{field}   {AXIS_NAMES[a]} = {x:+.1f} Mpc/h")
+                       observer=abs(x) <= self.size / self.n, title=f"{field}  ({AXIS_NAMES[a]} = {x:+.1f})")
         return ax.figure
 
     def static_frame(self, field: str | None = None, axis="SGZ", position: float = 0.0, arrows: bool = True):

@@ -36,13 +36,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from .cosmology import C_LIGHT
 from .errors import ZoaError
+from .fields import voxel_centres
+from .survey import galactic_to_sg
 
 #: The names of the cube axes, in array order.
 AXIS_NAMES = ("SGX", "SGY", "SGZ")
@@ -120,11 +122,6 @@ def figure_png(fig, dpi: int | None = None) -> bytes:
 
 
 # --------------------------------------------------------------------------- grid
-def voxel_centres(size: float, n: int) -> np.ndarray:
-    """Voxel centres ``x_i = -L/2 + (i + 0.5) L/N`` (Mpc/h) of an ``n``-voxel axis of length ``size``."""
-    return -size / 2.0 + (np.arange(n) + 0.5) * size / n
-
-
 def box_extent(size: float) -> tuple[float, float, float, float]:
     """The imshow extent (left, right, bottom, top) of a cube face, Mpc/h."""
     h = size / 2.0
@@ -301,7 +298,7 @@ def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None,
     plane : the cube axes (a, b) drawn horizontally and vertically: (0, 1) = SGX–SGY.
     vmin, vmax, cmap, norm : override the kind's colour scale.
     arrows_per_side : about how many arrows along each side.
-    arrow_color : default white on density maps, black on the others.
+    arrow_color : default white on density and N_gal maps (dark low end), black on the others.
     observer : mark the observer at the origin.
     colorbar : add a colour bar labelled with the units.
     """
@@ -337,7 +334,7 @@ def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None,
                 raise VizError(f"plot_slice: velocity2d is {v.shape[0]}² but field2d is {n}²")
             u_c, w_c = (plane if v.shape[2] == 3 else (0, 1))
             if arrow_color is None:
-                arrow_color = "white" if (k.name == "density" and field2d is not None) else "black"
+                arrow_color = "white" if (k.name in ("density", "n_gal") and field2d is not None) else "black"
             _quiver(ax, v[..., u_c], v[..., w_c], size, arrow_scale, arrows_per_side, arrow_color, key)
         if observer:
             ax.plot([0.0], [0.0], marker="*", ms=11, mfc="white", mec="black", mew=0.9, ls="none",
@@ -674,9 +671,10 @@ def sky_axes(fig=None, rect=111):
         ax = fig.add_subplot(rect, projection="mollweide")
         ticks = np.arange(-150, 151, 30)
         ax.set_xticks(np.radians(ticks))
-        ax.set_xticklabels([_l_ticklabel(t) if t % 60 == 0 else "" for t in ticks], fontsize=8)
-        for t in ax.get_xticklabels():  # longitude labels sit inside the map: keep them legible
-            t.set_bbox(dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7))
+        ax.set_xticklabels([])
+        for t in ticks[ticks % 60 == 0]:  # longitude labels sit inside the map: keep them legible
+            ax.text(np.radians(t), 0.0, _l_ticklabel(t), fontsize=8, ha="center", va="center", zorder=7,
+                    gid="l-label", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.75))
         ax.grid(True, color="0.6", lw=0.5, alpha=0.7)
         ax.set_xlabel("Galactic longitude $l$")
         ax.set_ylabel("Galactic latitude $b$")
@@ -726,7 +724,6 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
     ``vmax`` as given (symmetric RdBu_r by default). ``ax_or_fig``: a mollweide Axes, a
     Figure (a sky Axes is added) or None (new Figure).
     """
-    import matplotlib as mpl
     from matplotlib.colors import Normalize
 
     ax = _sky_ax(ax_or_fig)
@@ -824,23 +821,6 @@ def mark_structures(ax, structures, *, short: bool = True, color="black", fontsi
     return rows
 
 
-def galactic_to_sg(l_deg, b_deg, d=1.0) -> np.ndarray:
-    """Supergalactic Cartesian positions (..., 3) = (SGX, SGY, SGZ) of Galactic (l, b) in
-    degrees at distance d (Mpc/h), through astropy.coordinates (Galactic → Supergalactic).
-
-    NOTE: kept here because no shared conversion existed when this module was written;
-    if ``zoa_lib.survey`` provides one, this should become an import of it.
-    """
-    import astropy.units as u
-    from astropy.coordinates import Galactic, Supergalactic
-
-    l = np.asarray(l_deg, float)
-    b = np.asarray(b_deg, float)
-    c = Galactic(l=l * u.deg, b=b * u.deg).transform_to(Supergalactic())
-    xyz = np.stack([c.cartesian.x.value, c.cartesian.y.value, c.cartesian.z.value], axis=-1)
-    return xyz * np.asarray(d, float)[..., None]
-
-
 def sky_grid(nside_like=(180, 90)):
     """Pixel centres (l_deg (n_l,), b_deg (n_b,)) of an equal-angle sky grid, columns
     ordered left to right as drawn (l from 180° down to 0° then 360° down to 180°)."""
@@ -872,7 +852,7 @@ def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 
     """Sky map of a cube field averaged over the shell ``r_lo < d < r_hi`` (Mpc/h).
 
     Each (l, b) pixel centre of :func:`sky_grid` is converted to SG unit vectors with
-    astropy (:func:`galactic_to_sg`); the field is interpolated trilinearly at ``n_r``
+    astropy (:func:`zoa_lib.survey.galactic_to_sg`); the field is interpolated trilinearly at ``n_r``
     distances (mid-points of equal steps; default one per half voxel) and averaged with
     weights d² (the shell's volume element); points outside the cube are left out (NaN
     where none remain). A velocity cube (N, N, N, 3) gives the radial velocity
@@ -888,7 +868,7 @@ def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 
         n_r = max(2, int(math.ceil((r_hi - r_lo) / (0.5 * size / n))))
     l, b = sky_grid(nside_like)
     L, B = np.meshgrid(l, b)  # (n_b, n_l)
-    u = galactic_to_sg(L, B)  # (n_b, n_l, 3)
+    u = np.stack(galactic_to_sg(L, B, np.ones_like(L)), axis=-1)  # SG unit vectors (n_b, n_l, 3)
     r = r_lo + (np.arange(n_r) + 0.5) * (r_hi - r_lo) / n_r
     pos = r[:, None, None, None] * u[None]
     if f.ndim == 4:
@@ -903,9 +883,9 @@ def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 
     return l, b, out
 
 
-def sky_shell_map(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), *, kind: str | None = None,
-                  n_r: int | None = None, structures=None, zoa_b: float | None = None, ax=None, title: str | None = None,
-                  cmap=None, vmin=None, vmax=None, label: str | None = None):
+def sky_shell_map(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), *,
+                  kind: str | None = None, n_r: int | None = None, structures=None, zoa_b: float | None = None,
+                  ax=None, title: str | None = None, cmap=None, vmin=None, vmax=None, label: str | None = None):
     """Galactic Mollweide map of a cube field averaged over a distance shell
     (:func:`sample_shell`), with optional ZOA band and named structures.
 
@@ -995,10 +975,11 @@ def plot_selection(catalog, *, bins: int = 30, r_max: float | None = None):
 
 __all__ = [
     "AXIS_NAMES", "DENSITY_RANGE", "POTENTIAL_RANGE", "POTENTIAL_DISPLAY_FACTOR", "SLAB", "STYLE", "OKABE_ITO",
-    "VizError", "BookFigure", "style", "new_figure", "figure_png", "voxel_centres", "box_extent", "slab_average", "plane_axes",
+    "VizError", "BookFigure", "style", "new_figure", "figure_png", "voxel_centres", "box_extent", "slab_average",
+    "plane_axes",
     "density_display", "potential_display", "kind_norm", "plot_slice", "figure_truth_vs_prediction",
     "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_metric_vs_distance",
     "read_history", "plot_loss_curves", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
-    "mark_structures", "galactic_to_sg", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map",
+    "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map",
     "plot_catalog_sky", "plot_selection",
 ]
