@@ -337,12 +337,12 @@ def test_explorer_render_every_field_axis_and_arrow_option():
     ex, delta = _explorer()
     assert list(ex.fields) == ["truth δ", "truth φ", "N_gal", "V_pec", "prediction δ", "residual δ"]
     assert ex.kinds["truth φ"] == ("potential", None) and ex.kinds["residual δ"] == ("residual", "density")
-    for name in ex.fields:
-        for axis in ("SGX", "SGY", "SGZ"):
-            for arrows in (True, False):
-                fig = ex.render(name, axis, 3, arrows)
-                ax = fig.axes[0]
-                assert sum(isinstance(c, Quiver) for c in ax.collections) == int(arrows)
+    for i, name in enumerate(ex.fields):  # every field and axis; arrows on and off for each field
+        for j, axis in enumerate(("SGX", "SGY", "SGZ")):
+            arrows = (i + j) % 2 == 0 if j < 2 else None
+            for arr in ((True, False) if arrows is None else (arrows,)):
+                fig = ex.render(name, axis, 3, arr)
+                assert sum(isinstance(c, Quiver) for c in fig.axes[0].collections) == int(arr)
     fig = draw(ex.render("truth δ", "SGY", 4, True))
     shown = np.asarray(fig.axes[0].get_images()[0].get_array())
     np.testing.assert_allclose(shown, 1.0 + delta[:, 4, :].T)  # plane (SGX, SGZ), 1 + δ
