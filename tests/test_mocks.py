@@ -264,6 +264,15 @@ def test_cli_help_and_bad_range(zoa_data):
         "zoa mocks: error: --shards '7:9': need 0 <= A < B <= 4 (this profile has 4 shards)"]
 
 
+def test_scheduler_errors_are_one_line(zoa_data, monkeypatch):
+    p = load_profile("ci")
+    with pytest.raises(mocks.MocksError, match="cannot connect to a Dask scheduler"):
+        mocks.generate(p, shards="0", scheduler="nohost", progress=False, log=lambda m: None)
+    monkeypatch.setenv("PATH", "")
+    with pytest.raises(mocks.MocksError, match="sbatch not found"):
+        mocks.generate(p, shards="0", scheduler="slurm", progress=False, log=lambda m: None)
+
+
 # --------------------------------------------------------------------------- end to end (Dask, kill)
 @pytest.mark.slow
 def test_dask_generation_is_byte_identical_to_in_process(ci_reference, zoa_data):

@@ -55,6 +55,8 @@ from .io import clean_temporaries, provenance
 from .rng import generator
 
 SPLITS = ("train", "val", "test")
+#: How long to wait for an existing Dask scheduler (``--scheduler ADDRESS``).
+CONNECT_TIMEOUT = "20s"
 
 
 class MocksError(ZoaError, ValueError):
@@ -344,6 +346,11 @@ def _client(scheduler: str, workers: int, profile):
                                dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster
     if scheduler == "slurm":
+        import shutil
+
+        if shutil.which("sbatch") is None:
+            raise MocksError("--scheduler slurm: sbatch not found; run on a Slurm login node, or use "
+                             "--scheduler local (or a Slurm array of --shards jobs, hpc/mocks-array.sbatch)")
         try:
             import dask
             from dask_jobqueue import SLURMCluster
@@ -360,7 +367,7 @@ def _client(scheduler: str, workers: int, profile):
         cluster.scale(jobs=workers)
         return Client(cluster), cluster
     try:
-        return Client(scheduler, timeout="30s"), None
+        return Client(scheduler, timeout=CONNECT_TIMEOUT), None
     except (OSError, ValueError, TypeError) as e:
         raise MocksError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler ({e}); "
                          "use local, slurm, sync or tcp://HOST:PORT") from None
@@ -486,6 +493,8 @@ def _run(profile, folder, todo, workers, scheduler, progress, done, failed):
             return
         from distributed import as_completed
 
+        if scheduler in ("local", "slurm"):
+            workers = min(workers, len(todo))  # no idle workers to start
         client, cluster = _client(scheduler, workers, profile)
         try:
             futures = [client.submit(make_shard, profile, spec, str(folder), 1, pure=False,
