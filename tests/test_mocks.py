@@ -58,7 +58,8 @@ def test_parse_shard_range():
     assert list(mocks.parse_shard_range("3:", 5)) == [3, 4]
     assert list(mocks.parse_shard_range("4", 5)) == [4]
     assert list(mocks.parse_shard_range(None, 3)) == [0, 1, 2]
-    for bad in ("3:2", "0:6", "a:b", "-1:2"):
+    assert list(mocks.parse_shard_range("3:8", 5)) == [3, 4]  # last task of a Slurm array
+    for bad in ("3:2", "5:7", "a:b", "-1:2", "5"):
         with pytest.raises(mocks.MocksError, match="--shards"):
             mocks.parse_shard_range(bad, 5)
 
@@ -261,7 +262,7 @@ def test_cli_help_and_bad_range(zoa_data):
     out = subprocess.run([ZOA, "mocks", "--profile", "ci", "--shards", "7:9"], capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "zoa mocks: error: --shards '7:9': need 0 <= A < B <= 4 (this profile has 4 shards)"]
+        "zoa mocks: error: --shards '7:9': need 0 <= A < B and A < 4 (this profile has 4 shards)"]
 
 
 def test_scheduler_errors_are_one_line(zoa_data, monkeypatch):

@@ -134,7 +134,8 @@ def shard_plan(profile) -> list[ShardSpec]:
 
 
 def parse_shard_range(text: str | None, n_shards: int) -> range:
-    """``A:B`` (shards A..B−1), ``A:``, ``:B`` or ``A`` → a range of shard indices."""
+    """``A:B`` (shards A..B−1; B past the last shard is clipped, as a Slurm array's last
+    task may ask), ``A:``, ``:B`` or ``A`` → a range of shard indices."""
     if text is None or text.strip() in ("", ":"):
         return range(n_shards)
     t = text.strip()
@@ -148,9 +149,10 @@ def parse_shard_range(text: str | None, n_shards: int) -> range:
             hi = lo + 1
     except ValueError:
         raise MocksError(f"--shards {text!r}: expected A:B with integers (e.g. 0:4)") from None
-    if not (0 <= lo < hi <= n_shards):
-        raise MocksError(f"--shards {text!r}: need 0 <= A < B <= {n_shards} (this profile has {n_shards} shards)")
-    return range(lo, hi)
+    if not (0 <= lo < hi and lo < n_shards):
+        raise MocksError(f"--shards {text!r}: need 0 <= A < B and A < {n_shards} (this profile has "
+                         f"{n_shards} shards)")
+    return range(lo, min(hi, n_shards))  # B past the end is clipped, like a slice
 
 
 # --------------------------------------------------------------------------- configuration
