@@ -315,3 +315,27 @@ def test_empty_cells_get_bounded_velocities(cosmo):
     assert empty.any()
     far = empty & np.roll(empty, 1, 0) & np.roll(empty, -1, 0)
     np.testing.assert_allclose(pf.velocity[:, far], lin.velocity[:, far], rtol=1e-4, atol=1e-2)
+
+
+@pytest.mark.parametrize("ridx, grid", [(0, 16), (9, 16), (20, 12)])
+def test_cube_sampling_equals_map_coordinates(prof, box, ridx, grid):
+    """Targets at voxel centres x equal scipy's trilinear map_coordinates of the parent fields
+    at o + R^T x (periodic), with vectors rotated by R; also for voxels not aligned with nodes."""
+    from scipy import ndimage
+
+    pf = box.fields(prof)
+    rng = np.random.default_rng(ridx)
+    obs = rng.uniform(0, box.size, 3)
+    R = S.cube_rotations()[ridx].astype(float)
+    d, p, v = F.sample_parent(pf, obs, R.astype(np.int8), 150.0, grid)
+    x = -75.0 + (np.arange(grid) + 0.5) * 150.0 / grid
+    X = np.stack(np.meshgrid(x, x, x, indexing="ij"), -1).reshape(-1, 3)
+    coords = ((obs + X @ R) / (box.size / box.mesh)).T  # X @ R = rows of R^T x
+
+    def mc(f):
+        return ndimage.map_coordinates(f.astype(float), coords, order=1, mode="grid-wrap").reshape((grid,) * 3)
+
+    np.testing.assert_allclose(d, mc(pf.delta), atol=1e-5)
+    np.testing.assert_allclose(p, mc(pf.phi), rtol=1e-5, atol=1e-5 * np.abs(pf.phi).max())
+    vpar = np.stack([mc(pf.velocity[a]) for a in range(3)], -1)
+    np.testing.assert_allclose(v, vpar @ R.T, atol=1e-2)

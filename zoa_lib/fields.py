@@ -42,7 +42,8 @@ fields, computed once per parent box and cached on it (:func:`parent_fields`):
 * Cube sampling: the field at SG point x of a cube with observer o and rotation R is the
   parent field at o + Rᵀx (periodic), by trilinear interpolation between parent mesh
   nodes (:func:`scipy.ndimage.map_coordinates`, ``order=1, mode='grid-wrap'``);
-  vectors are rotated, v_SG = R v_parent. Voxel i of the N³ cube is centred at
+  vectors are rotated, v_SG = R v_parent. (Implemented axis by axis on the tensor grid
+  the cube's voxel centres form in parent axes, :func:`sample_parent`.) Voxel i of the N³ cube is centred at
   x_i = −L/2 + (i + ½) L/N. Parent mesh node (i, j, k) sits at (i, j, k) · size/mesh.
 
 Training transforms (invertible, documented, kept with the fields):
@@ -322,7 +323,7 @@ def compute_parent_fields(box: "ParentBox", cosmo, smoothing: float, velocity: s
     """δ, φ and v on the parent mesh (see the module docstring for the method)."""
     from scipy import ndimage
 
-    from .simulation import cic_deposit
+    from .simulation import cic_deposit, cic_deposit_many
 
     if velocity not in ("particles", "linear"):
         raise FieldError(f"simulation.velocity: unknown method {velocity!r} (particles, linear)")
@@ -330,7 +331,16 @@ def compute_parent_fields(box: "ParentBox", cosmo, smoothing: float, velocity: s
     w = fft_workers(workers)
     shape = (M, M, M)
     mbar = len(box.positions) / M ** 3
-    rho = (cic_deposit(box.positions, L, M) / mbar).astype(np.float32)  # 1 + δ, unsmoothed
+    if velocity == "particles":
+        cols = [None] + [box.velocities[:, a] for a in range(3)]
+        meshes = cic_deposit_many(box.positions, L, M, cols)
+        for m in meshes:
+            m /= mbar
+        # 1 + δ (unsmoothed), then the momentum per mean particle mass (km/s)
+        rho, *moms = [meshes.pop(0).astype(np.float32) for _ in range(4)]
+        del meshes
+    else:
+        rho = (cic_deposit(box.positions, L, M) / mbar).astype(np.float32)
     dk = sfft.rfftn(rho, workers=w)
     dk[0, 0, 0] = 0.0  # δ = ρ/ρ̄ − 1 has zero mean exactly
     if velocity == "linear":
@@ -354,8 +364,8 @@ def compute_parent_fields(box: "ParentBox", cosmo, smoothing: float, velocity: s
         np.maximum(denom, 0.0, out=denom)
         denom += eps
         for a in range(3):
-            mom = smooth((cic_deposit(box.positions, L, M, weights=box.velocities[:, a]) / mbar)
-                         .astype(np.float32))
+            mom = smooth(moms[a])
+            moms[a] = None
             vel[a] *= eps
             vel[a] += mom
             vel[a] /= denom
@@ -406,28 +416,64 @@ def voxel_centres(size: float, grid: int) -> np.ndarray:
     return -size / 2.0 + (np.arange(grid) + 0.5) * (size / grid)
 
 
+def _axis_stencil(origin: float, x: np.ndarray, mesh: int, h: float):
+    """Linear-interpolation stencil along one axis for points origin + x (Mpc/h) on a periodic
+    line of ``mesh`` nodes spaced h: (nodes needed, local index of left and right node, weight
+    of the right node)."""
+    u = (origin + x) / h
+    i0 = np.floor(u)
+    w1 = (u - i0).astype(np.float32)
+    i0 = np.mod(i0.astype(np.int64), mesh)
+    i1 = i0 + 1
+    i1[i1 == mesh] = 0
+    nodes = np.unique(np.concatenate([i0, i1]))
+    return nodes, np.searchsorted(nodes, i0), np.searchsorted(nodes, i1), w1
+
+
+def _trilinear_block(field: np.ndarray, stencils) -> np.ndarray:
+    """Trilinear interpolation of a periodic field on the tensor grid of the three stencils
+    (identical to ``map_coordinates(order=1, mode='grid-wrap')`` there), axis by axis."""
+    sub = field[np.ix_(*(st[0] for st in stencils))]
+    for axis, (_, l0, l1, w1) in enumerate(stencils):
+        a = np.take(sub, l0, axis=axis)
+        b = np.take(sub, l1, axis=axis)
+        shape = [1, 1, 1]
+        shape[axis] = -1
+        b -= a
+        b *= w1.reshape(shape)
+        a += b
+        sub = a
+    return sub
+
+
 def sample_parent(fields: ParentFields, observer, rotation, size: float, grid: int):
-    """Sample parent fields on an observer cube: (delta, phi, velocity (N,N,N,3) SG axes)."""
-    from scipy import ndimage
+    """Sample parent fields on an observer cube: (delta, phi, velocity (N,N,N,3) SG axes).
 
-    from .simulation import rotate_vectors
-
+    The cube voxel centres x (SG axes) sit at parent points o + Rᵀx. Because R is a signed
+    permutation and the voxel grid is symmetric about the observer, these points form the
+    axis-aligned tensor grid o + (x_i, x_j, x_k) in parent axes: the fields are trilinearly
+    interpolated on that grid (periodic), then the block is transposed and flipped into SG
+    axes and the velocity components rotated, v_SG = R v."""
     R = np.asarray(rotation)
+    perm = np.argmax(np.abs(R), axis=1)
+    sign = R[np.arange(3), perm]
     x = voxel_centres(size, grid)
-    X = np.stack(np.meshgrid(x, x, x, indexing="ij"), axis=-1).reshape(-1, 3)
-    # parent point o + Rᵀ x, in mesh-node units, wrapped to [0, M)
-    p = (np.asarray(observer, dtype=np.float64) + rotate_vectors(R.T, X)) * (fields.mesh / fields.size)
-    coords = np.mod(p, fields.mesh).T
-    shape = (grid,) * 3
+    obs = np.mod(np.asarray(observer, dtype=np.float64).reshape(3), fields.size)
+    h = fields.size / fields.mesh
+    stencils = [_axis_stencil(obs[a], x, fields.mesh, h) for a in range(3)]
 
-    def at(f):
-        return ndimage.map_coordinates(f, coords, order=1, mode="grid-wrap", prefilter=False).reshape(shape)
+    def orient(block):  # parent-axis block -> SG axes: T[I] = B[J], J_perm[b] = ±I_b
+        t = np.transpose(block, perm)
+        flips = tuple(b for b in range(3) if sign[b] < 0)
+        return np.ascontiguousarray(np.flip(t, flips) if flips else t, dtype=np.float32)
 
-    delta = at(fields.delta)
-    phi = at(fields.phi)
-    vpar = np.stack([at(fields.velocity[a]) for a in range(3)], axis=-1)
-    vel = rotate_vectors(R, vpar)
-    return delta.astype(np.float32), phi.astype(np.float32), np.ascontiguousarray(vel, dtype=np.float32)
+    delta = orient(_trilinear_block(fields.delta, stencils))
+    phi = orient(_trilinear_block(fields.phi, stencils))
+    vpar = [orient(_trilinear_block(fields.velocity[c], stencils)) for c in range(3)]
+    vel = np.empty((grid,) * 3 + (3,), np.float32)
+    for b in range(3):
+        np.multiply(vpar[perm[b]], np.float32(sign[b]), out=vel[..., b])
+    return delta, phi, vel
 
 
 def cube_targets(profile, box: "ParentBox", cube: "ObserverCube") -> Targets:

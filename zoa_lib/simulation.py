@@ -276,49 +276,67 @@ def cic_deposit(positions: np.ndarray, size: float, mesh: int, weights: np.ndarr
     Node (i, j, k) sits at (i, j, k) · size/mesh; a particle at x gives node n the weight
     Π_a max(0, 1 − |x_a/Δ − n_a|) (periodic), Δ = size/mesh. The weights of each
     particle sum to 1, so the total is conserved; a lattice on the nodes (or on the cell
-    centres) deposits a uniform mesh. Particles are processed in chunks (default ~mesh³/8)."""
+    centres) deposits a uniform mesh exactly. See :func:`cic_deposit_many`."""
+    return cic_deposit_many(positions, size, mesh, [weights], chunk)[0]
+
+
+def cic_deposit_many(positions: np.ndarray, size: float, mesh: int, weights: Sequence[np.ndarray | None],
+                     chunk: int | None = None) -> list[np.ndarray]:
+    """:func:`cic_deposit` of several weight columns (``None`` = 1) sharing the geometry:
+    one (mesh, mesh, mesh) float64 mesh per entry of ``weights``.
+
+    Particles are processed in chunks (default 2²¹); each chunk is scattered with
+    ``np.add.at`` onto a (mesh+1)³ mesh whose last planes are folded back periodically."""
     pos = np.asarray(positions)
     if pos.ndim != 2 or pos.shape[1] != 3:
         raise SimulationError(f"cic_deposit: positions must be (n, 3), got {pos.shape}")
     n = len(pos)
-    if weights is not None:
-        weights = np.asarray(weights)
-        if weights.shape != (n,):
-            raise SimulationError(f"cic_deposit: weights must be ({n},), got {weights.shape}")
-    mesh = int(mesh)
-    dx = float(size) / mesh
-    out = np.zeros(mesh ** 3, np.float64)
-    chunk = int(chunk or max(1 << 18, mesh ** 3 // 8))
-    corners = list(itertools.product((0, 1), repeat=3))
+    cols = []
+    for w in weights:
+        if w is not None:
+            w = np.asarray(w)
+            if w.shape != (n,):
+                raise SimulationError(f"cic_deposit: weights must be ({n},), got {w.shape}")
+        cols.append(w)
+    M = int(mesh)
+    if M < 1 or not size > 0:
+        raise SimulationError(f"cic_deposit: need mesh >= 1 and size > 0, got mesh={mesh}, size={size}")
+    P = M + 1
+    dx = float(size) / M
+    outs = [np.zeros(P ** 3, np.float64) for _ in cols]
+    chunk = int(chunk or (1 << 21))
     for s in range(0, n, chunk):
-        u = pos[s:s + chunk].astype(np.float64) / dx
+        u = pos[s:s + chunk].astype(np.float64)
+        u /= dx
         i0 = np.floor(u)
-        f1 = u - i0
+        f1 = u
+        f1 -= i0
         f0 = 1.0 - f1
-        del u
-        i0 = np.mod(i0.astype(np.int64), mesh)
-        i1 = i0 + 1
-        i1[i1 == mesh] = 0
-        m = len(i0)
-        w = None if weights is None else weights[s:s + chunk].astype(np.float64)
-        idx = np.empty(8 * m, np.int64)
-        ww = np.empty(8 * m, np.float64)
-        for c, (a, b, d) in enumerate(corners):
-            sl = slice(c * m, (c + 1) * m)
-            ix = i1[:, 0] if a else i0[:, 0]
-            iy = i1[:, 1] if b else i0[:, 1]
-            iz = i1[:, 2] if d else i0[:, 2]
-            np.multiply(ix, mesh, out=idx[sl])
-            idx[sl] += iy
-            idx[sl] *= mesh
-            idx[sl] += iz
-            np.multiply(f1[:, 0] if a else f0[:, 0], f1[:, 1] if b else f0[:, 1], out=ww[sl])
-            ww[sl] *= f1[:, 2] if d else f0[:, 2]
-            if w is not None:
-                ww[sl] *= w
-        out += np.bincount(idx, ww, minlength=mesh ** 3)
-        del idx, ww, i0, i1, f0, f1
-    return out.reshape((mesh,) * 3)
+        i0 = np.mod(i0.astype(np.int64), M)
+        base = i0[:, 0] * P
+        base += i0[:, 1]
+        base *= P
+        base += i0[:, 2]
+        del i0
+        ws = [None if w is None else w[s:s + chunk].astype(np.float64) for w in cols]
+        wxy = {(a, b): (f1[:, 0] if a else f0[:, 0]) * (f1[:, 1] if b else f0[:, 1])
+               for a in (0, 1) for b in (0, 1)}
+        for a, b, d in itertools.product((0, 1), repeat=3):
+            g = wxy[a, b] * (f1[:, 2] if d else f0[:, 2])
+            idx = base + ((a * P + b) * P + d)
+            for out, w in zip(outs, ws):
+                np.add.at(out, idx, g if w is None else g * w)
+        del u, f0, f1, base, wxy, ws
+    res = []
+    for out in outs:
+        o = out.reshape(P, P, P)
+        o[0] += o[M]
+        o[:M, 0] += o[:M, M]
+        o[:M, :M, 0] += o[:M, :M, M]
+        res.append(np.ascontiguousarray(o[:M, :M, :M]))
+        del o
+    outs.clear()
+    return res
 
 
 # --------------------------------------------------------------------------- observers
