@@ -322,3 +322,19 @@ def test_killed_run_resumes_to_the_same_shards(ci_reference, zoa_data):
     assert {k: v["sha256"] for k, v in read_manifest(folder)["shards"].items()} == shas
     assert {k: content_checksum(folder / k) for k in shas} == shas
     assert not list(folder.glob(TMP_PREFIX + "*"))
+
+
+@pytest.mark.slow
+def test_concurrent_shard_jobs_share_a_folder(ci_reference, zoa_data):
+    """Two `zoa mocks --shards` jobs at once (a Slurm array): every row lands in the manifest."""
+    _, _, _, shas = ci_reference
+    env = dict(os.environ, ZOA_DATA=str(zoa_data))
+    procs = [subprocess.Popen([ZOA, "mocks", "--profile", "ci", "--shards", r, "--scheduler", "sync",
+                               "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in ("0:2", "2:4")]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    folder = zoa_data / "ci" / "mocks"
+    assert {k: v["sha256"] for k, v in read_manifest(folder)["shards"].items()} == shas
+    assert not list(folder.glob(TMP_PREFIX + "*"))

@@ -29,7 +29,8 @@ Resuming (:func:`generate`)
     killed before it updated the manifest, or concurrent ``--shards`` jobs raced) is
     adopted when its attrs carry this configuration's checksum and sample range.
     Anything else is regenerated. The manifest is updated by the driver only, under a
-    file lock, after each shard completes. Temporaries of killed runs are removed first.
+    file lock, after each shard completes. Temporaries of killed runs are removed first
+    (those of the selected shards, so concurrent ``--shards`` jobs can share a folder).
     Mocks made with a different configuration (a changed survey, box, simulation,
     cosmology, split sizes or seed) are not mixed in: :func:`generate` refuses unless
     ``force=True``.
@@ -48,10 +49,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .data import (ShardError, ShardWriter, content_checksum, mocks_dir, read_manifest, shard_name,
-                   update_manifest, validate_shard)
+from .data import (MANIFEST, ShardError, ShardWriter, content_checksum, manifest_lock, mocks_dir, read_manifest,
+                   shard_name, update_manifest, validate_shard)
 from .errors import ZoaError
-from .io import clean_temporaries, provenance
+from .io import TMP_PREFIX, provenance
 from .rng import generator
 
 SPLITS = ("train", "val", "test")
@@ -332,6 +333,22 @@ def shard_status(folder: Path, spec: ShardSpec, manifest: dict, profile, verify:
     return "make", "file not in the manifest and made with another configuration", None
 
 
+def _clean_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
+    """Remove the temporaries of a killed run (:func:`zoa_lib.io.clean_temporaries`) —
+    only those of the shards this run owns, and the manifest's under its lock, so that
+    concurrent ``--shards`` jobs on one folder do not delete each other's files."""
+    removed = []
+    for name in names:
+        for p in folder.glob(f"{TMP_PREFIX}{name}.*"):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    with manifest_lock(folder):
+        for p in folder.glob(f"{TMP_PREFIX}{MANIFEST}.*"):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def _manifest_row(res: dict) -> dict:
     return {k: res[k] for k in ("split", "start", "stop", "n", "sha256", "bytes") if k in res}
 
@@ -402,9 +419,6 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
     t0 = time.perf_counter()
     folder = mocks_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
-    removed = clean_temporaries(folder)
-    if removed:
-        log(f"removed {len(removed)} temporary file(s) left by an interrupted run")
     plan = shard_plan(profile)
     if shards is None or isinstance(shards, str):
         selected = [plan[i] for i in parse_shard_range(shards, len(plan))]
@@ -413,6 +427,9 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
         if bad:
             raise MocksError(f"shards {bad}: outside 0..{len(plan) - 1}")
         selected = [plan[int(i)] for i in shards]
+    removed = _clean_temporaries(folder, [s.name for s in selected])
+    if removed:
+        log(f"removed {len(removed)} temporary file(s) left by an interrupted run")
     cfg_sha = config_checksum(profile)
     manifest = read_manifest(folder)
     if manifest.get("shards") and manifest.get("config_sha256") not in (None, cfg_sha):
