@@ -33,7 +33,7 @@ book: install
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null) \
 	      || echo "warning: could not install chromium; the browser test will not run"; \
 	    else echo "warning: chromium not found and not root; the browser test will not run"; fi; }
 
