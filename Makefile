@@ -31,7 +31,7 @@ book: install
 
 # Debian's Chromium and ChromeDriver for the headless-browser test of the built book.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && ldconfig -p | grep -q libEGL_mesa || \
 	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver libegl1 libegl-mesa0 libgl1-mesa-dri >/dev/null) \
 	      || echo "warning: could not install chromium; the browser test will not run"; \
