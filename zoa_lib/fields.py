@@ -39,12 +39,13 @@ fields, computed once per parent box and cached on it (:func:`parent_fields`):
   - ``"linear"``: v = v_lin = −(2f / 3H0Ωm) ∇φ of the smoothed density, i.e. the
     velocity the network implies from the φ it predicts.
 
-* Cube sampling: the field at SG point x of a cube with observer o and rotation R is the
-  parent field at o + Rᵀx (periodic), by trilinear interpolation between parent mesh
-  nodes (:func:`scipy.ndimage.map_coordinates`, ``order=1, mode='grid-wrap'``);
-  vectors are rotated, v_SG = R v_parent. (Implemented axis by axis on the tensor grid
-  the cube's voxel centres form in parent axes, :func:`sample_parent`.) Voxel i of the N³ cube is centred at
-  x_i = −L/2 + (i + ½) L/N. Parent mesh node (i, j, k) sits at (i, j, k) · size/mesh.
+* Cube sampling: voxel i of the N³ cube is centred at x_i = −L/2 + (i + ½) L/N; parent
+  mesh node (i, j, k) sits at (i, j, k) · size/mesh. The field at SG point x of a cube
+  with observer o and rotation R is the parent field at o + Rᵀx (periodic), by trilinear
+  interpolation between parent nodes (the same numbers as
+  ``scipy.ndimage.map_coordinates(order=1, mode='grid-wrap')``, computed axis by axis
+  on the tensor grid the voxel centres form in parent axes, :func:`sample_parent`);
+  vectors are rotated, v_SG = R v_parent.
 
 Training transforms (invertible, documented, kept with the fields):
 
@@ -333,12 +334,10 @@ def compute_parent_fields(box: "ParentBox", cosmo, smoothing: float, velocity: s
     mbar = len(box.positions) / M ** 3
     if velocity == "particles":
         cols = [None] + [box.velocities[:, a] for a in range(3)]
-        meshes = cic_deposit_many(box.positions, L, M, cols)
-        for m in meshes:
-            m /= mbar
         # 1 + δ (unsmoothed), then the momentum per mean particle mass (km/s)
-        rho, *moms = [meshes.pop(0).astype(np.float32) for _ in range(4)]
-        del meshes
+        rho, *moms = cic_deposit_many(box.positions, L, M, cols, dtype=np.float32)
+        for m in (rho, *moms):
+            m /= np.float32(mbar)
     else:
         rho = (cic_deposit(box.positions, L, M) / mbar).astype(np.float32)
     dk = sfft.rfftn(rho, workers=w)

@@ -157,20 +157,21 @@ def gaussian_field(cosmo, size: float, mesh: int, rng: np.random.Generator,
 
 
 def _lpt_components(delta_lin: np.ndarray, size: float, Om0: float, order: int, workers: int):
-    """Yield (axis, Ψ₁_a, Ψ₂_a or None) for a = 0, 1, 2 (float32 mesh³), holding at most two
-    complex meshes at a time."""
+    """Yield (axis, Ψ₁_a, Ψ₂_a or None) for a = 0, 1, 2 (float32 mesh³), holding at most three
+    complex meshes at a time (δ/k², φ⁽²⁾(k) and one transform in flight)."""
     mesh = delta_lin.shape[0]
     shape = (mesh,) * 3
+    # dk = δ(k) / k² (k = 0 mode zero), in place: one complex mesh
     dk = sfft.rfftn(delta_lin.astype(np.float32, copy=False), workers=workers)
-    dk[0, 0, 0] = 0.0
     inv = inverse_k_squared(mesh, size, np.float32)
+    dk *= inv
     kfull = wavevectors(mesh, size, True, np.float32)
     kodd = wavevectors(mesh, size, False, np.float32)
     phi2k = None
     if order == 2:
         def d2(a, b):  # φ⁽¹⁾,ab = IFFT[k_a k_b δ(k) / k²]
             kk = kfull if a == b else kodd
-            return sfft.irfftn(dk * (kk[a] * kk[b] * inv), s=shape, workers=workers, overwrite_x=True)
+            return sfft.irfftn(dk * (kk[a] * kk[b]), s=shape, workers=workers, overwrite_x=True)
 
         pxx, pyy = d2(0, 0), d2(1, 1)
         src = pxx * pyy
@@ -187,10 +188,11 @@ def _lpt_components(delta_lin: np.ndarray, size: float, Om0: float, order: int, 
         phi2k = sfft.rfftn(src, workers=workers, overwrite_x=True)
         del src
         phi2k *= -inv  # ∇²φ⁽²⁾ = src
+        del inv
         D2 = -3.0 / 7.0 * Om0 ** (-1.0 / 143.0)
     for a in range(3):
         # Ψ₁ = −∇φ⁽¹⁾, φ⁽¹⁾(k) = −δ/k²  →  Ψ₁(k) = i k δ / k²
-        psi1 = sfft.irfftn(dk * (1j * kodd[a] * inv), s=shape, workers=workers, overwrite_x=True)
+        psi1 = sfft.irfftn(dk * (1j * kodd[a]), s=shape, workers=workers, overwrite_x=True)
         psi2 = None
         if phi2k is not None:
             psi2 = sfft.irfftn(phi2k * (1j * D2 * kodd[a]), s=shape, workers=workers, overwrite_x=True)
@@ -281,9 +283,10 @@ def cic_deposit(positions: np.ndarray, size: float, mesh: int, weights: np.ndarr
 
 
 def cic_deposit_many(positions: np.ndarray, size: float, mesh: int, weights: Sequence[np.ndarray | None],
-                     chunk: int | None = None) -> list[np.ndarray]:
+                     chunk: int | None = None, dtype=np.float64) -> list[np.ndarray]:
     """:func:`cic_deposit` of several weight columns (``None`` = 1) sharing the geometry:
-    one (mesh, mesh, mesh) float64 mesh per entry of ``weights``.
+    one (mesh, mesh, mesh) mesh per entry of ``weights``, accumulated in float64 and
+    returned as ``dtype``.
 
     Particles are processed in chunks (default 2²¹); each chunk is scattered with
     ``np.add.at`` onto a (mesh+1)³ mesh whose last planes are folded back periodically."""
@@ -328,14 +331,13 @@ def cic_deposit_many(positions: np.ndarray, size: float, mesh: int, weights: Seq
                 np.add.at(out, idx, g if w is None else g * w)
         del u, f0, f1, base, wxy, ws
     res = []
-    for out in outs:
-        o = out.reshape(P, P, P)
+    while outs:  # fold the padding planes back, freeing each padded mesh as we go
+        o = outs.pop(0).reshape(P, P, P)
         o[0] += o[M]
         o[:M, 0] += o[:M, M]
         o[:M, :M, 0] += o[:M, :M, M]
-        res.append(np.ascontiguousarray(o[:M, :M, :M]))
+        res.append(np.array(o[:M, :M, :M], dtype=dtype, order="C"))
         del o
-    outs.clear()
     return res
 
 
