@@ -8,15 +8,17 @@ def register(sub):
     p = sub.add_parser(
         "evaluate", help="metrics of the V-Nets, Wiener filter and POTENT; JSON + Markdown table",
         description="Reconstruct the first evaluation.n_eval held-out mocks with the V-Net predictions "
-                    "(from `zoa predict`), a Wiener filter and POTENT, compute every metric (Pearson r "
+                    "(from `zoa predict`), a Wiener filter (plain and Malmquist-calibrated) and POTENT, compute every metric (Pearson r "
                     "overall, in the ZOA, in shells and slabs; MSE; r(k), T(k); PDFs; velocity residuals; "
                     "bulk flows) and write <data>/<profile>/evaluation/{<method>.json, comparison.json, "
                     "comparison.md}.")
     add_profile_args(p)
     p.add_argument("--split", default="test", choices=("test", "val"), help="held-out split (default: test)")
     p.add_argument("--methods", default=None,
-                   help="comma-separated subset of vnet_delta,vnet_phi,wiener,potent (default: all); "
-                        "'wiener,potent' needs only the mock shards")
+                   help="comma-separated subset of vnet_delta,vnet_phi,wiener,wiener_cal,potent (default: "
+                        "all; wiener_cal, the Wiener filter after removing the radial velocity bias measured "
+                        "on training mocks, when training shards exist); 'wiener,potent' needs only the "
+                        "mock shards")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
