@@ -83,7 +83,7 @@ def test_unknown_profile_lists_known():
 
 
 def test_overrides_apply_and_validate():
-    p = load_profile("ci", {"training.epochs": "5", "box.grid": 32, "survey.zoa_b": "5.0"})
+    p = load_profile("ci", {"training.epochs": 5, "box.grid": 32, "survey.zoa_b": 5.0})
     assert p.training.epochs == 5 and p.box.grid == 32 and p.survey.zoa_b == 5.0
     with pytest.raises(ProfileError, match="box.grid"):
         load_profile("ci", {"box.grid": 33})
@@ -108,3 +108,13 @@ def test_round_trip_yaml(tmp_path):
 def test_data_path_follows_env(monkeypatch, tmp_path):
     monkeypatch.setenv("ZOA_DATA", str(tmp_path))
     assert load_profile("ci").data_path == tmp_path / "ci"
+
+
+def test_cli_override_strings_are_parsed_once():
+    from zoa_lib.commands import parse_overrides
+
+    ov = parse_overrides(["survey.grid_position=\"true\"", "training.epochs=3", "training.lr_max=1e-4",
+                          "training.augment=false"])
+    p = load_profile("ci", ov)
+    assert p.survey.grid_position == "true"
+    assert p.training.epochs == 3 and p.training.lr_max == 1e-4 and p.training.augment is False

@@ -451,13 +451,12 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(data: dict, overrides: Mapping[str, Any] | None) -> dict:
-    """Return a copy of ``data`` with dotted-key ``overrides`` set."""
+    """Return a copy of ``data`` with dotted-key ``overrides`` set. Values are used as
+    given (the CLI parses ``-p key=value`` text with :func:`parse_value` first)."""
     import copy
 
     data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
-        if isinstance(value, str):
-            value = parse_value(value)
         parts = str(dotted).split(".")
         node = data
         for p in parts[:-1]:
