@@ -232,6 +232,12 @@ def test_determinism(prof, box):
     assert not np.allclose(a[0].observer, a[1].observer)
 
 
+def test_same_bytes_whatever_the_fft_threads(prof, box):
+    one = S.make_parent_box(prof, 0, workers=1)
+    assert one.positions.tobytes() == box.positions.tobytes()
+    assert one.velocities.tobytes() == box.velocities.tobytes()
+
+
 def test_zeldovich_option(prof):
     p1 = load_profile("ci", {"simulation.parent_mesh": 32, "simulation.lpt_order": 1})
     z = S.make_parent_box(p1, 0)
