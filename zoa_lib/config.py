@@ -207,7 +207,9 @@ class ModelConfig:
 class TrainingConfig:
     """Adam on the MSE with a triangular cyclic learning rate (Smith 2017) between
     ``lr_min`` and ``lr_max``; one cycle lasts 2 × ``lr_half_cycle_epochs`` epochs.
-    ``n_gal_scale`` and ``v_pec_scale`` (km/s) normalise the inputs."""
+    ``n_gal_scale`` and ``v_pec_scale`` (km/s) normalise the inputs. ``augment``: train on
+    random symmetries of the cube about the observer (the 24 rotations, or all 48 with
+    reflections when ``augment_reflections``)."""
 
     epochs: int = 20
     batch_size: int = 4
@@ -215,6 +217,7 @@ class TrainingConfig:
     lr_max: float = 1e-5
     lr_half_cycle_epochs: float = 4.0
     augment: bool = True
+    augment_reflections: bool = False
     shuffle_buffer: int = 64
     mixed_precision: bool = False
     xla: bool = False
