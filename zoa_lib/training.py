@@ -586,19 +586,24 @@ def load_model_file(path: str | Path, compile: bool = False):
     return model, Transforms.from_dict(meta["transforms"])
 
 
-def load_model(profile, target: str, which: str = "best"):
-    """(keras.Model, Transforms) of a trained network: ``best.keras`` (lowest validation loss;
-    the default) or ``which="last"`` (``model.keras``); falls back to the other file when
-    only one exists."""
+def model_path(profile, target: str, which: str = "best") -> Path:
+    """The model file :func:`load_model` reads: ``best.keras`` (lowest validation loss; the
+    default) or ``which="last"`` (``model.keras``), falling back to the other when only one
+    exists."""
     folder = model_dir(profile, target)
     names = {"best": ("best.keras", "model.keras"), "last": ("model.keras", "best.keras")}
     if which not in names:
         raise TrainingError(f"which must be 'best' or 'last', got {which!r}")
     for name in names[which]:
         if (folder / name).exists():
-            return load_model_file(folder / name)
+            return folder / name
     raise TrainingError(f"{folder}: no trained {target} model; run `zoa train --profile {profile.name} "
                         f"--target {target}` first")
+
+
+def load_model(profile, target: str, which: str = "best"):
+    """(keras.Model, Transforms) of a trained network (file chosen by :func:`model_path`)."""
+    return load_model_file(model_path(profile, target, which))
 
 
 def predict_array(model, transforms: Transforms, inputs, batch_size: int = 4) -> np.ndarray:
@@ -801,6 +806,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         else:
             model = build_and_compile(profile, steps, name=f"vnet_{target}", jit_compile=use_xla,
                                       mixed_precision=use_mp)
+    if n_workers > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _multiworker_workarounds(model, strategy, profile.box.grid)
     n_params = int(model.count_params())
     log(f"{target}: V-Net with {n_params:,} parameters; {train_set.n} training / {val_set.n} validation "
         f"mocks; {steps} steps per epoch of global batch {B} ({replicas} replica(s), "
@@ -845,6 +852,43 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
                    {k: [float(v) for v in vals] for k, vals in hist.history.items()})
 
 
+def _multiworker_workarounds(model, strategy, grid: int) -> None:
+    """Two Keras 3 bugs with MultiWorkerMirroredStrategy (keras-team/keras#20585):
+
+    1. ``fit`` peeks at a distributed batch and ``strategy.reduce``-s the (x, y) tuple to build
+       the optimizer and metrics, which the strategy cannot reduce: only shapes are needed, so
+       this model instance builds from a local batch of the right shape instead;
+    2. the per-step logs (scalar metric results) are reduced with ``axis=0``, which fails for
+       scalars: scalars are averaged over replicas with ``axis=None`` instead (the same mean).
+    Gradients are still all-reduced by the strategy itself; nothing else changes."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    batch = (np.zeros((1, grid, grid, grid, 2), np.float32), np.zeros((1, grid, grid, grid, 1), np.float32))
+
+    def build(iterator=None, data_batch=None):
+        with strategy.scope():
+            model._symbolic_build(data_batch=batch)
+
+    model._maybe_symbolic_build = build
+    original = getattr(tf_trainer.reduce_per_replica, "_zoa_original", tf_trainer.reduce_per_replica)
+
+    def reduce_per_replica(values, strat, reduction):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strat):
+            from keras.src import tree
+
+            def red(v):
+                first = v.values[0] if tf_trainer._is_per_replica_instance(v) else v
+                if getattr(first, "shape", None) is not None and first.shape.rank == 0:
+                    return strat.reduce("MEAN", v, axis=None)
+                return original(v, strat, reduction)
+
+            return tree.map_structure(red, values)
+        return original(values, strat, reduction)
+
+    reduce_per_replica._zoa_original = original
+    tf_trainer.reduce_per_replica = reduce_per_replica
+
+
 def _result(profile, target, folder, done, start, n_params, t0, strategy, replicas, B, steps, history):
     if n_params is None:
         meta = read_model_metadata(folder / "model.keras")["meta"]
@@ -876,12 +920,10 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     if shards.n == 0:
         raise TrainingError(f"{data.mocks_dir(profile)}: no {split!r} shards in the manifest; run "
                             f"`zoa mocks --profile {profile.name}` first")
-    folder = model_dir(profile, target)
-    model_path = folder / ("best.keras" if (which == "best" and (folder / "best.keras").exists())
-                           else "model.keras")
-    model, transforms = load_model(profile, target, which)
+    path = model_path(profile, target, which)
+    model, transforms = load_model_file(path)
     if transforms.target != target:
-        raise TrainingError(f"{model_path}: a {transforms.target} model, not {target}")
+        raise TrainingError(f"{path}: a {transforms.target} model, not {target}")
     N = profile.box.grid
     n = shards.n
     b = int(batch_size or profile.training.batch_size)
@@ -918,7 +960,7 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
             for name, u in units.items():
                 h[name].attrs["units"] = u
             h.attrs.update(provenance(profile, target=target, units=UNITS[target], split=split,
-                                      model=str(model_path), transforms=json.dumps(transforms.to_dict()),
+                                      model=str(path), transforms=json.dumps(transforms.to_dict()),
                                       shards=json.dumps([p.name for p in shards.paths])))
     finally:
         reader.close()

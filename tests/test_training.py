@@ -1,0 +1,405 @@
+"""Training: transforms, cube symmetries, tf.data from shards, cyclic LR, overfitting, resume,
+save/load, predictions, bad shards, CLI, and tf.distribute (mirrored, multi-worker)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+keras = pytest.importorskip("keras")
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_shards import make_shard, write_mocks  # noqa: E402
+
+from zoa_lib import data, fields, training  # noqa: E402
+from zoa_lib.config import load_profile  # noqa: E402
+from zoa_lib.errors import ZoaError  # noqa: E402
+from zoa_lib.vnet import build_vnet  # noqa: E402
+
+TINY = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 2,
+        "training.batch_size": 2, "training.lr_half_cycle_epochs": 1.0}
+
+
+def tiny_profile(**over):
+    return load_profile("ci", {**TINY, **over})
+
+
+# --------------------------------------------------------------------------- learning rate
+def test_triangular_lr_matches_the_piecewise_linear_triangle():
+    lo, hi, h = 1e-7, 1e-5, 10.0
+    sched = training.TriangularCyclicLR(lo, hi, h)
+    steps = np.array([0, 1, 2.5, 5, 9, 10, 11, 15, 19, 20, 25, 30, 40, 41])
+    # the triangle through its corners (0, lo), (h, hi), (2h, lo), (3h, hi), ...
+    corners = np.arange(0, 6) * h
+    want = np.interp(steps, corners, [lo, hi, lo, hi, lo, hi])
+    got = np.array([float(sched(s)) for s in steps])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
+    assert float(sched(0)) == pytest.approx(lo) and float(sched(10)) == pytest.approx(hi)
+    assert float(sched(20)) == pytest.approx(lo)
+    np.testing.assert_allclose(training.triangular_lr(steps, lo, hi, h), want, rtol=1e-12)
+    clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(sched))
+    assert type(clone).__name__ == "TriangularCyclicLR" and float(clone(15)) == pytest.approx(float(sched(15)))
+    with pytest.raises(ZoaError):
+        training.TriangularCyclicLR(1e-3, 1e-5, 10)
+
+
+# --------------------------------------------------------------------------- transforms
+def test_transforms_are_invertible_and_use_the_profile(zoa_data):
+    p = tiny_profile()
+    t_phi = training.Transforms.from_profile(p, "phi")
+    assert t_phi.phi_scale == pytest.approx(fields.phi_target_scale(p))
+    assert t_phi.units == "(km/s)^2"
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.poisson(2.0, (4, 4, 4)), rng.normal(0, 400, (4, 4, 4))], -1).astype(np.float32)
+    u = t_phi.normalise_inputs(x)
+    np.testing.assert_allclose(u[..., 0], np.log1p(x[..., 0]) / p.training.n_gal_scale, rtol=1e-6)
+    np.testing.assert_allclose(u[..., 1], x[..., 1] / p.training.v_pec_scale, rtol=1e-6)
+    np.testing.assert_allclose(t_phi.denormalise_inputs(u), x, rtol=1e-5, atol=1e-3)
+    phi = rng.normal(0, 1e5, (4, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(t_phi.decode_target(t_phi.encode_target(phi)), phi, rtol=1e-5)
+    t_d = training.Transforms.from_profile(p, "delta")
+    delta = rng.uniform(-0.95, 5, (4, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(t_d.encode_target(delta), np.log(1 + delta), rtol=1e-5)
+    np.testing.assert_allclose(t_d.decode_target(t_d.encode_target(delta)), delta, rtol=1e-4, atol=1e-6)
+    assert training.Transforms.from_dict(json.loads(json.dumps(t_phi.to_dict()))) == t_phi
+    with pytest.raises(ZoaError):
+        training.Transforms.from_profile(p, "velocity")
+
+
+# --------------------------------------------------------------------------- cube symmetries
+def _rotate_by_matrix(f, R):
+    """f'(x) = f(Rᵀ x) by index arithmetic on voxel centres (observer at the centre)."""
+    N = f.shape[0]
+    c = np.arange(N) - (N - 1) / 2.0
+    X = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1)  # (N,N,N,3) centred coordinates
+    src = X @ R  # row vector x -> (R^T x)^T = x^T R
+    idx = np.rint(src + (N - 1) / 2.0).astype(int)
+    return f[idx[..., 0], idx[..., 1], idx[..., 2]]
+
+
+def test_cube_symmetries_are_the_48_signed_permutations_and_rotate_fields():
+    mats = [training.symmetry_matrix(i) for i in range(48)]
+    dets = [round(np.linalg.det(m)) for m in mats]
+    assert dets[:24] == [1] * 24 and dets[24:] == [-1] * 24
+    assert len({m.tobytes() for m in mats}) == 48
+    assert np.array_equal(mats[0], np.eye(3))
+    f = np.random.default_rng(1).normal(size=(6, 6, 6)).astype(np.float32)
+    outs = set()
+    for i, R in enumerate(mats):
+        assert np.array_equal(R @ R.T, np.eye(3))
+        g = training.rotate_cube(f, i)
+        np.testing.assert_array_equal(g, _rotate_by_matrix(f, R))
+        outs.add(np.ascontiguousarray(g).tobytes())
+    assert len(outs) == 48  # the rotated cubes are all distinct
+
+
+def test_dataset_rotates_inputs_and_target_together(tmp_path):
+    p = tiny_profile()
+    paths = write_mocks(tmp_path, grid=16, splits=(("train", 2, 3),))["train"]
+    shards = training.scan_shards(paths, 16)
+    tf_ = training.Transforms.from_profile(p, "delta")
+    ds = training.make_dataset(shards, "delta", tf_, batch_size=1, shuffle=True, augment=True, seed=7, epochs=2)
+    plan = [training.epoch_plan(shards, e, 7, 6, True, 24) for e in range(2)]
+    f, r, s = (np.concatenate(c) for c in zip(*plan))
+    assert len(set(s)) > 4 and sorted(np.unique(f * 10 + r)) == [0, 1, 2, 10, 11, 12]
+    n = 0
+    for k, (x, y) in enumerate(ds.as_numpy_iterator()):
+        with h5py.File(paths[f[k]], "r") as h:
+            raw_x, raw_t = h["inputs"][r[k]], h["targets/delta"][r[k]]
+        R = training.symmetry_matrix(s[k])
+        want_x = np.stack([_rotate_by_matrix(tf_.normalise_inputs(raw_x)[..., c], R) for c in range(2)], -1)
+        np.testing.assert_array_equal(x[0], want_x)
+        np.testing.assert_array_equal(y[0, ..., 0], _rotate_by_matrix(tf_.encode_target(raw_t), R))
+        n += 1
+    assert n == 12
+
+
+def test_dataset_slices_global_batches_per_worker(tmp_path):
+    paths = write_mocks(tmp_path, grid=8, splits=(("train", 2, 4),))["train"]
+    tf_ = training.Transforms(target="phi", phi_scale=1e5)
+    kw = dict(batch_size=4, shuffle=True, augment=False, seed=3, epochs=1, grid=8)
+    whole = [y for _, y in training.make_dataset(paths, "phi", tf_, **kw).as_numpy_iterator()]
+    parts = [[y for _, y in training.make_dataset(paths, "phi", tf_, num_pipelines=2, pipeline_id=i,
+                                                  per_replica_batch=1, **kw).as_numpy_iterator()]
+             for i in range(2)]
+    assert len(whole) == 2 and all(len(pp) == 4 for pp in parts)  # 2 steps x 2 replica batches
+    for step in range(2):
+        got = np.concatenate(parts[0][2 * step:2 * step + 2] + parts[1][2 * step:2 * step + 2])
+        np.testing.assert_array_equal(got, whole[step])
+
+
+# --------------------------------------------------------------------------- learning
+def test_network_overfits_two_samples():
+    keras.utils.set_random_seed(0)
+    p = tiny_profile(**{"model.base_filters": 4})
+    sh = make_shard(16, 2, seed=5)
+    tf_ = training.Transforms.from_profile(p, "delta")
+    x, y = tf_.normalise_inputs(sh.inputs), tf_.encode_target(sh.targets["delta"])[..., None]
+    model = build_vnet(p.model, 16)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    first = float(model.evaluate(x, y, verbose=0))
+    for _ in range(80):
+        model.train_on_batch(x, y)
+    last = float(model.evaluate(x, y, verbose=0))
+    assert last < first / 10, (first, last)
+
+
+class _Stop(Exception):
+    pass
+
+
+class _KillAfter(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise _Stop(f"killed after {self.epochs} epochs")
+
+
+def _weights(path):
+    model, _ = training.load_model_file(path)
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def test_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
+    p = tiny_profile(**{"training.epochs": 3})
+    folders = {}
+    for name in ("straight", "killed"):
+        d = tmp_path / name
+        monkeypatch.setenv("ZOA_DATA", str(d))
+        write_mocks(data.mocks_dir(p), grid=16)
+        folders[name] = training.model_dir(p, "delta")
+        if name == "straight":
+            res = training.train(p, "delta", progress=False)
+            assert res.epochs_done == 3 and res.start_epoch == 0
+        else:
+            with pytest.raises(_Stop):
+                training.train(p, "delta", progress=False, callbacks=[_KillAfter(2)])
+            assert (folders[name] / "backup").is_dir()
+            assert training.read_model_metadata(folders[name] / "model.keras")["meta"]["epochs_done"] == 2
+            res = training.train(p, "delta", resume=True, progress=False)
+            assert res.start_epoch == 2 and res.epochs_done == 3
+            assert not (folders[name] / "backup").exists()
+    hist = {k: np.genfromtxt(f / "history.csv", delimiter=",", names=True) for k, f in folders.items()}
+    for h in hist.values():
+        assert list(h["epoch"]) == [0, 1, 2] and set(h.dtype.names) >= {"loss", "val_loss", "learning_rate"}
+    np.testing.assert_allclose(hist["killed"]["loss"], hist["straight"]["loss"], rtol=1e-4)
+    for name in ("model.keras", "best.keras"):
+        a, b = _weights(folders["straight"] / name), _weights(folders["killed"] / name)
+        assert len(a) == len(b)
+        for wa, wb in zip(a, b):
+            np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
+    meta = training.read_model_metadata(folders["killed"] / "model.keras")["meta"]
+    assert meta["epochs_done"] == 3
+    # resuming a finished run does nothing; raising the epochs continues it
+    again = training.train(p, "delta", resume=True, progress=False)
+    assert again.epochs_done == 3 and again.history == {}
+    more = training.train(tiny_profile(**{"training.epochs": 4}), "delta", resume=True, progress=False)
+    assert more.start_epoch == 3 and more.epochs_done == 4
+    assert list(np.genfromtxt(folders["killed"] / "history.csv", delimiter=",", names=True)["epoch"]) == [0, 1, 2, 3]
+
+
+def test_save_load_round_trip_keeps_predictions_and_transforms(tmp_path):
+    p = tiny_profile()
+    model = training.build_and_compile(p, steps_per_epoch=3)
+    tf_ = training.Transforms.from_profile(p, "phi")
+    x = make_shard(16, 2, seed=2).inputs
+    before = training.predict_array(model, tf_, x)
+    path = training.save_model(model, tmp_path / "m.keras", tf_, p, epochs_done=5)
+    assert [q.name for q in tmp_path.iterdir()] == ["m.keras"]  # no temporary left
+    loaded, tf2 = training.load_model_file(path, compile=True)
+    assert tf2 == tf_
+    np.testing.assert_array_equal(training.predict_array(loaded, tf2, x), before)
+    # batch 1 instead of 2: oneDNN may pick another convolution algorithm (last-bit differences)
+    np.testing.assert_allclose(training.predict_array(loaded, tf2, x[0]), before[0], rtol=1e-5,
+                               atol=1e-5 * np.abs(before).max())
+    sched = loaded.optimizer.learning_rate
+    assert training.read_model_metadata(path)["meta"]["epochs_done"] == 5
+    assert type(loaded.optimizer._learning_rate).__name__ == "TriangularCyclicLR"
+    assert float(np.asarray(sched)) == pytest.approx(p.training.lr_min)
+    # physical units: the prediction is the inverse transform of the network output
+    raw = np.asarray(model.predict_on_batch(tf_.normalise_inputs(x)))[..., 0]
+    np.testing.assert_allclose(before, raw * tf_.phi_scale, rtol=1e-5)
+    with pytest.raises(ZoaError, match="expects"):
+        training.predict_array(loaded, tf2, x[:, :8, :8, :8])
+    bad = tmp_path / "plain.keras"
+    model.save(bad)
+    with pytest.raises(ZoaError, match="not a zoa model"):
+        training.load_model_file(bad)
+
+
+def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
+    from zoa_lib.cli import main
+
+    p = tiny_profile()
+    write_mocks(data.mocks_dir(p), grid=16)
+    args = ["--profile", "ci"] + [a for k, v in TINY.items() for a in ("-p", f"{k}={v}")]
+    assert main(["train", "--target", "phi", "--no-progress"] + args + ["-p", "training.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    n_params = build_vnet(p.model, 16).count_params()
+    assert f"{n_params:,} parameters" in out
+    assert main(["predict", "--target", "phi", "--split", "test", "--no-progress"] + args) == 0
+    path = zoa_data / "ci" / "predictions" / "phi-test.h5"
+    assert path.exists() and str(path) in capsys.readouterr().out
+    shards = data.shard_paths(data.mocks_dir(p), "test")
+    s = data.read_shard(shards[0])
+    model, tf_ = training.load_model(p, "phi")
+    with h5py.File(path, "r") as f:
+        assert f.attrs["target"] == "phi" and f.attrs["units"] == "(km/s)^2"
+        assert f["prediction"].shape == (2, 16, 16, 16) and f["velocity_true"].shape == (2, 16, 16, 16, 3)
+        np.testing.assert_array_equal(f["truth"][()], s.targets["phi"])
+        np.testing.assert_array_equal(f["inputs"][()], s.inputs)
+        np.testing.assert_array_equal(f["velocity_true"][()], s.targets["velocity"])
+        np.testing.assert_array_equal(f["samples"][()], s.samples)
+        np.testing.assert_allclose(f["prediction"][()], training.predict_array(model, tf_, s.inputs), rtol=1e-6)
+        assert json.loads(f.attrs["transforms"])["phi_scale"] == pytest.approx(fields.phi_target_scale(p))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--resume" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- bad input
+def _break(kind, path):
+    if kind == "missing":
+        with h5py.File(path, "a") as f:
+            del f["targets/phi"]
+    elif kind == "truncated":
+        size = path.stat().st_size
+        with open(path, "r+b") as f:
+            f.truncate(size // 2)
+    elif kind == "shape":
+        data.write_shard(path, make_shard(8, 4, seed=1))
+
+
+@pytest.mark.parametrize("kind,message", [("missing", "missing dataset 'targets/phi'"),
+                                          ("truncated", "truncated|not a readable"),
+                                          ("shape", "grid is 8\\^3 but the profile expects 16\\^3")])
+def test_bad_shards_fail_before_training(zoa_data, kind, message):
+    p = tiny_profile()
+    paths = write_mocks(data.mocks_dir(p), grid=16)
+    bad = paths["train"][1]
+    _break(kind, bad)
+    with pytest.raises(ZoaError, match=message) as e:
+        training.train(p, "delta", progress=False)
+    assert str(bad) in str(e.value)
+    assert not (zoa_data / "ci" / "models").exists()
+
+
+def test_missing_mocks_and_bad_strategy_are_clear_errors(zoa_data, monkeypatch):
+    p = tiny_profile()
+    with pytest.raises(ZoaError, match="no training shards"):
+        training.train(p, "delta", progress=False, strategy="default")
+    with pytest.raises(ZoaError, match="strategy must be one of"):
+        training.get_strategy("horovod")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(ZoaError, match="no cluster"):
+        training.get_strategy("multiworker")
+    with pytest.raises(ZoaError, match="no trained delta model"):
+        training.load_model(p, "delta")
+
+
+# --------------------------------------------------------------------------- distribution
+def _run_python(code, env, timeout=300):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_mirrored_two_cpus_gives_the_first_step_loss_of_one_device(tmp_path):
+    env = dict(os.environ, ZOA_DATA=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
+    p = tiny_profile()
+    write_mocks(tmp_path / "ci" / "mocks", grid=16, splits=(("train", 1, 2), ("val", 1, 2)))
+    assert data.mocks_dir(p) != tmp_path  # the subprocess gets ZOA_DATA
+    code = f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from zoa_lib import training
+        from zoa_lib.config import load_profile
+        over = {TINY!r}
+        over.update({{"training.epochs": 1, "training.augment": False}})
+        one = training.train(load_profile("ci", {{**over, "training.batch_size": 2}}), "delta",
+                             strategy="default", progress=False)
+        two = training.train(load_profile("ci", {{**over, "training.batch_size": 1}}), "delta",
+                             strategy=training.get_strategy("mirrored", ["/cpu:0", "/cpu:1"]), progress=False)
+        print("RESULT", json.dumps({{"one": one.history, "two": two.history, "replicas": two.replicas,
+                                    "batch": [one.global_batch, two.global_batch],
+                                    "steps": [one.steps_per_epoch, two.steps_per_epoch]}}))
+    """
+    r = _run_python(code, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert res["replicas"] == 2 and res["batch"] == [2, 2] and res["steps"] == [1, 1]
+    assert res["two"]["loss"][0] == pytest.approx(res["one"]["loss"][0], rel=1e-5)
+    assert res["two"]["val_loss"][0] == pytest.approx(res["one"]["val_loss"][0], rel=1e-4)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_worker_multiworker_run_completes_an_epoch(tmp_path):
+    write_mocks(tmp_path / "ci" / "mocks", grid=16, splits=(("train", 2, 2), ("val", 1, 2)))
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{q}" for q in ports]}
+    code = f"""
+        import json
+        from zoa_lib import training
+        from zoa_lib.config import load_profile
+        strategy = training.get_strategy("multiworker")
+        over = {TINY!r}
+        over.update({{"training.epochs": 1, "training.batch_size": 1}})
+        res = training.train(load_profile("ci", over), "delta", strategy=strategy, progress=False)
+        print("RESULT", json.dumps({{"replicas": res.replicas, "loss": res.history["loss"],
+                                    "batch": res.global_batch, "steps": res.steps_per_epoch}}))
+    """
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, ZOA_DATA=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        procs.append(subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = []
+    try:
+        for pr in procs:
+            out, err = pr.communicate(timeout=300)
+            assert pr.returncode == 0, err[-3000:]
+            outs.append(json.loads(out.split("RESULT", 1)[1]))
+    finally:
+        for pr in procs:
+            if pr.poll() is None:
+                pr.kill()
+                pr.wait()
+    assert all(o["replicas"] == 2 and o["batch"] == 2 and o["steps"] == 2 for o in outs)
+    assert outs[0]["loss"][0] == pytest.approx(outs[1]["loss"][0], rel=1e-5)
+    # the same global batches on one device give the same epoch (2 steps, weights updated between)
+    single = tmp_path / "single"
+    write_mocks(single / "ci" / "mocks", grid=16, splits=(("train", 2, 2), ("val", 1, 2)))
+    one = code.replace('get_strategy("multiworker")', 'get_strategy("default")').replace(
+        '"training.batch_size": 1', '"training.batch_size": 2')
+    r = _run_python(one, dict(os.environ, ZOA_DATA=str(single), TF_CPP_MIN_LOG_LEVEL="2"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    ref = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert ref["replicas"] == 1 and ref["batch"] == 2 and ref["steps"] == 2
+    assert outs[0]["loss"][0] == pytest.approx(ref["loss"][0], rel=1e-4)
+    folder = tmp_path / "ci" / "models" / "delta"
+    assert training.read_model_metadata(folder / "model.keras")["meta"]["epochs_done"] == 1
+    assert sorted(q.name for q in folder.iterdir()) == ["best.keras", "history.csv", "model.keras"]

@@ -1,0 +1,33 @@
+"""``zoa predict``: a trained V-Net's predictions on held-out mocks, in physical units."""
+from __future__ import annotations
+
+import os
+
+from . import add_profile_args, profile_from_args
+
+
+def register(sub):
+    p = sub.add_parser(
+        "predict", help="predict held-out mocks with a trained V-Net (HDF5, physical units)",
+        description="Run the trained delta or phi V-Net (best.keras, else model.keras) on every mock of "
+                    "a split and write data/<profile>/predictions/<target>-<split>.h5 atomically: "
+                    "prediction (n,N,N,N) in physical units (delta, or phi in (km/s)^2), truth, inputs "
+                    "(n,N,N,N,2), velocity_true (n,N,N,N,3) km/s and samples, with provenance attrs.",
+        epilog="Example: zoa predict --profile ci --target phi --split test")
+    add_profile_args(p)
+    p.add_argument("--target", required=True, choices=("delta", "phi"), help="which network")
+    p.add_argument("--split", default="test", choices=("val", "test"), help="held-out split (default: test)")
+    p.add_argument("--model", default="best", choices=("best", "last"),
+                   help="best.keras (lowest validation loss, default) or model.keras (last epoch)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    prof = profile_from_args(args)
+    from ..training import predict
+
+    out = predict(prof, args.target, split=args.split, which=args.model, progress=not args.no_progress)
+    print(f"written: {out}")
+    return 0

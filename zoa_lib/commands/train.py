@@ -1,0 +1,52 @@
+"""``zoa train``: train the δ or φ V-Net on the profile's mock shards (resumable, distributed)."""
+from __future__ import annotations
+
+import os
+
+from . import add_profile_args, profile_from_args
+
+
+def register(sub):
+    p = sub.add_parser(
+        "train", help="train the density (delta) or potential (phi) V-Net",
+        description="Train a V-Net on data/<profile>/mocks (Adam, MSE, triangular cyclic learning rate) "
+                    "and write data/<profile>/models/<target>/: model.keras (last epoch), best.keras "
+                    "(lowest validation loss), history.csv (loss, val_loss, learning_rate per epoch) and "
+                    "backup/ (BackupAndRestore state while training). Every shard is validated first. "
+                    "Prints the network's parameter count.",
+        epilog="Examples: zoa train --profile ci --target delta;  zoa train --profile paper --target phi "
+               "--resume;  srun zoa train --profile paper --target phi --strategy multiworker")
+    add_profile_args(p)
+    p.add_argument("--target", required=True, choices=("delta", "phi"),
+                   help="delta (density contrast) or phi (peculiar potential)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from backup/ (or a finished one after raising "
+                        "training.epochs) instead of starting afresh")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy: auto (default: multiworker under TF_CONFIG or a multi-task "
+                        "Slurm step, mirrored with several GPUs, else one device), default, mirrored "
+                        "(all GPUs of this node), multiworker (cluster from TF_CONFIG or Slurm)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="tf.config.experimental.enable_op_determinism(): bit-reproducible GPU runs, slower")
+    p.add_argument("--no-progress", action="store_true", help="no progress display")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    prof = profile_from_args(args)
+    from ..training import get_strategy, train
+
+    strategy = get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    res = train(prof, args.target, resume=args.resume, strategy=strategy, progress=not args.no_progress)
+    last = {k: v[-1] for k, v in res.history.items() if v}
+    summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
+    print(f"{args.target}: {res.parameters:,} parameters, {res.epochs_done} epochs "
+          f"(this run from epoch {res.start_epoch}) in {res.seconds:.0f} s"
+          + (f"; last epoch: {summary}" if summary else ""))
+    print(f"written: {res.model_path}, {res.best_path.name}, {res.history_path.name}")
+    return 0
