@@ -403,3 +403,40 @@ def test_two_worker_multiworker_run_completes_an_epoch(tmp_path):
     folder = tmp_path / "ci" / "models" / "delta"
     assert training.read_model_metadata(folder / "model.keras")["meta"]["epochs_done"] == 1
     assert sorted(q.name for q in folder.iterdir()) == ["best.keras", "history.csv", "model.keras"]
+
+
+def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
+    """A model trained for the profile is reused; another setting (epochs) retrains."""
+    import shutil
+
+    from zoa_lib import training
+    from zoa_lib.config import load_profile
+
+    monkeypatch.setenv("ZOA_DATA", str(tmp_path))
+    prof = load_profile("ci", {"training.epochs": 1})
+    folder = training.model_dir(prof, "delta")
+    assert training.matching_model(prof, "delta") is None
+    calls = []
+    monkeypatch.setattr(training, "train", lambda p, t, resume, progress: calls.append(p) or
+                        _fake_result(training, p, t, folder))
+    first = training.ensure_trained(prof, "delta")
+    assert not first["reused"] and len(calls) == 1
+    again = training.ensure_trained(prof, "delta")
+    assert again["reused"] and len(calls) == 1
+    other = load_profile("ci", {"training.epochs": 2})
+    assert training.matching_model(other, "delta") is None
+    shutil.rmtree(folder)
+
+
+def _fake_result(training, prof, target, folder):
+    """Save a real (tiny) model as `train` would, with its metadata."""
+    from zoa_lib.vnet import build_vnet
+
+    model = build_vnet(prof.model, prof.box.grid)
+    tr = training.Transforms.from_profile(prof, target)
+    path = training.save_model(model, folder / "model.keras", tr, prof, epochs_done=prof.training.epochs,
+                               parameters=model.count_params(), target=target)
+    return training.TrainResult(target=target, folder=folder, model_path=path, best_path=path,
+                                history_path=folder / "history.csv", epochs_done=prof.training.epochs,
+                                start_epoch=0, parameters=model.count_params(), seconds=0.0, strategy="default",
+                                replicas=1, global_batch=prof.training.batch_size, steps_per_epoch=1)

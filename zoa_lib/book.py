@@ -30,6 +30,8 @@ from .io import atomic_path, git_commit, write_json_atomic, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+#: Literature positions of the Great Attractor and other local structures (shipped table).
+KNOWN_STRUCTURES = REPO_ROOT / "data" / "known_structures.csv"
 CHAPTER_PREFIX = "book/chapters/"
 #: Files a book root needs (copied by :func:`prepare_root` into a fresh folder).
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv")

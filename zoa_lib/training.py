@@ -1083,3 +1083,41 @@ def benchmark(profile, max_train_seconds: float = 60.0) -> dict:
         out["gpu_peak_memory_mib"] = round(info.get("peak", 0) / 2 ** 20, 1)
     keras.backend.clear_session()
     return out
+
+
+#: Profile sections a trained model depends on: a model is reused only if they all match.
+MODEL_DEPENDS_ON = ("seed", "cosmology", "box", "simulation", "survey", "mocks", "model", "training")
+
+
+def matching_model(profile, target: str) -> Path | None:
+    """The finished ``model.keras`` for ``target`` if it was trained by this profile's
+    settings (every section in :data:`MODEL_DEPENDS_ON` equal, all epochs done), else None."""
+    path = model_dir(profile, target) / "model.keras"
+    if not path.exists():
+        return None
+    try:
+        meta = read_model_metadata(path)
+        trained = json.loads(meta["provenance"]["parameters"])
+    except (TrainingError, KeyError, json.JSONDecodeError):
+        return None
+    want = profile.to_dict()
+    if any(trained.get(k) != want.get(k) for k in MODEL_DEPENDS_ON):
+        return None
+    if meta.get("meta", {}).get("epochs_done") != profile.training.epochs:
+        return None
+    return path
+
+
+def ensure_trained(profile, target: str, progress: bool = False) -> dict:
+    """Reuse the model ``zoa train`` made for this profile when it matches
+    (:func:`matching_model`); otherwise train it (resuming an interrupted run).
+    Returns {"reused": bool, "path", "seconds", "parameters", "epochs"}."""
+    path = matching_model(profile, target)
+    if path is not None:
+        meta = read_model_metadata(path)["meta"]
+        return {"reused": True, "path": path, "seconds": 0.0, "parameters": meta.get("parameters"),
+                "epochs": meta.get("epochs_done")}
+    backup = model_dir(profile, target) / "backup"
+    res = train(profile, target, resume=backup.exists(), progress=progress)
+    return {"reused": False, "path": res.model_path, "seconds": res.seconds, "parameters": res.parameters,
+            "epochs": res.epochs_done}
