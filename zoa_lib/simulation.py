@@ -142,18 +142,32 @@ def gaussian_field(cosmo, size: float, mesh: int, rng: np.random.Generator,
     noise = rng.standard_normal((mesh,) * 3, dtype=np.float32)
     wk = sfft.rfftn(noise, workers=w, overwrite_x=True)
     del noise
+    for i, var in enumerate(_mode_variance_slabs(cosmo, size, mesh)):  # no full-size float64 temporaries
+        wk[i] *= np.sqrt(var).astype(np.float32)
+    return sfft.irfftn(wk, s=(mesh,) * 3, workers=w, overwrite_x=True).astype(np.float32, copy=False)
+
+
+def _mode_variance_slabs(cosmo, size: float, mesh: int):
+    """Yield, slab by slab along the first axis of the rfft grid, the variance P(k)/ΔV by
+    which :func:`gaussian_field` multiplies the transform of unit white noise (0 at k = 0)."""
     lnk, lnp = _power_table(cosmo, size, mesh)
     dV = (size / mesh) ** 3
     kx, ky, kz = wavevectors(mesh, size)
     kyz2 = ky[0] ** 2 + kz[0] ** 2  # (mesh, mesh//2+1)
-    for i in range(mesh):  # slab by slab: no full-size float64 temporaries
+    for i in range(mesh):
         k = np.sqrt(kx[i, 0, 0] ** 2 + kyz2)
         with np.errstate(divide="ignore"):
-            amp = np.sqrt(np.exp(np.interp(np.log(k), lnk, lnp)) / dV)
+            var = np.exp(np.interp(np.log(k), lnk, lnp)) / dV
         if i == 0:
-            amp[0, 0] = 0.0
-        wk[i] *= amp.astype(np.float32)
-    return sfft.irfftn(wk, s=(mesh,) * 3, workers=w, overwrite_x=True).astype(np.float32, copy=False)
+            var[0, 0] = 0.0
+        yield var
+
+
+def mode_variance(cosmo, size: float, mesh: int) -> np.ndarray:
+    """Variance of each rfft mode of :func:`gaussian_field` relative to unit white noise,
+    P(k)/ΔV on the (mesh, mesh, mesh//2+1) grid. The field's covariance is exactly
+    ⟨δ(x) δ(x + r)⟩ = irfftn(mode_variance)(r) (numpy's FFT normalisation)."""
+    return np.stack(list(_mode_variance_slabs(cosmo, float(size), int(mesh))))
 
 
 def _lpt_components(delta_lin: np.ndarray, size: float, Om0: float, order: int, workers: int):
