@@ -462,7 +462,13 @@ def test_scene_gltf_and_glb_are_valid(scene, tmp_path):
     assert counts[0] == counts[1] == _dataset_points(scene)
 
 
-def test_scene_screenshot_is_not_blank(scene, tmp_path):
+def test_scene_screenshot_is_not_blank(tmp_path):
+    """Rendered in a fresh process: VTK's EGL context has segfaulted inside a long pytest
+    process that already holds TensorFlow and many VTK objects."""
+    import subprocess
+    import sys
+    import textwrap
+
     from PIL import Image
 
     from zoa_lib import scene3d
@@ -470,7 +476,21 @@ def test_scene_screenshot_is_not_blank(scene, tmp_path):
     ok, why = scene3d.offscreen_available()
     if not ok:
         pytest.skip(f"no off-screen OpenGL here: {why}")
-    path = scene3d.screenshot(scene, tmp_path / "scene.png", window_size=(320, 240))
+    path = tmp_path / "scene.png"
+    code = textwrap.dedent(f"""
+        import numpy as np
+        from zoa_lib import scene3d
+        n, L = 16, 160.0
+        x = (np.arange(n) + 0.5) * L / n - L / 2
+        X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
+        delta = 3 * np.exp(-(X ** 2 + Y ** 2 + Z ** 2) / (2 * 20.0 ** 2)) - 0.5
+        v = -np.stack([X, Y, Z], axis=-1) * 5.0
+        p = scene3d.density_scene(delta, L, velocity=v, n_streamlines=20)
+        scene3d.screenshot(p, {str(path)!r}, window_size=(320, 240))
+        p.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
     img = np.asarray(Image.open(path).convert("RGB"))
     assert img.shape == (240, 320, 3)
     assert img.std() > 5.0 and len(np.unique(img.reshape(-1, 3), axis=0)) > 50
