@@ -33,3 +33,19 @@ def built_book(tmp_path_factory):
     build = subprocess.run(ZOA + ["book", "--root", str(root)], capture_output=True, text=True, env=env)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     return root
+
+
+# VTK (PyVista scenes) and TensorFlow loaded in one process can abort in C++ destructors
+# at interpreter exit ("free(): invalid pointer") after every test has passed and the
+# reports are written. End the process with pytest's own exit status instead.
+def pytest_sessionfinish(session, exitstatus):
+    session.config._zoa_exitstatus = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    status = getattr(config, "_zoa_exitstatus", None)
+    if status is not None and os.environ.get("ZOA_HARD_EXIT", "1") == "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
