@@ -116,10 +116,40 @@ def test_dataset_rotates_inputs_and_target_together(tmp_path):
             raw_x, raw_t = h["inputs"][r[k]], h["targets/delta"][r[k]]
         R = training.symmetry_matrix(s[k])
         want_x = np.stack([_rotate_by_matrix(tf_.normalise_inputs(raw_x)[..., c], R) for c in range(2)], -1)
-        np.testing.assert_array_equal(x[0], want_x)
-        np.testing.assert_array_equal(y[0, ..., 0], _rotate_by_matrix(tf_.encode_target(raw_t), R))
+        # the pipeline computes in float32 TensorFlow, the reference in numpy (float64 logs)
+        np.testing.assert_allclose(x[0], want_x, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y[0, ..., 0], _rotate_by_matrix(tf_.encode_target(raw_t), R),
+                                   rtol=1e-5, atol=1e-6)
         n += 1
     assert n == 12
+
+
+@pytest.mark.parametrize("kw", [dict(target="phi", phi_scale=2.5e5, n_gal_scale=2.0, v_pec_scale=300.0),
+                                dict(target="delta", delta_transform="identity")])
+def test_tensorflow_transform_equals_numpy_reference(tmp_path, kw):
+    paths = write_mocks(tmp_path, grid=8, splits=(("train", 1, 2),))["train"]
+    tf_ = training.Transforms(**kw)
+    reader = training.ShardReader(training.scan_shards(paths, 8), tf_.target, tf_)
+    for sym in (0, 7, 23, 31, 47):
+        x, t = reader.read(0, 1)
+        u, y = (np.asarray(a) for a in training.tf_transform(tf_, x, t, sym))
+        want_u, want_y = reader(0, 1, sym)
+        np.testing.assert_allclose(u, want_u, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-7)
+    with h5py.File(paths[0], "r") as f:  # the direct (pread) read gives the HDF5 bytes
+        np.testing.assert_array_equal(reader.read(0, 1)[0], f["inputs"][1])
+        np.testing.assert_array_equal(reader.read(0, 1)[1], f["targets/" + tf_.target][1])
+        assert reader._open(0)[2], "shards of zoa_lib.data are read directly"
+        packed = tmp_path / "packed.h5"  # a compressed copy is read through h5py
+        with h5py.File(packed, "w") as g:
+            for name in ("inputs", "targets/delta", "targets/phi", "targets/velocity"):
+                g.create_dataset(name, data=f[name][()], compression="gzip", chunks=f[name].chunks)
+    reader.close()
+    other = training.ShardReader(training.scan_shards([packed], 8), tf_.target, tf_)
+    assert not other._open(0)[2]
+    np.testing.assert_array_equal(other.read(0, 1)[0], training.ShardReader(
+        training.scan_shards(paths, 8), tf_.target, tf_).read(0, 1)[0])
+    other.close()
 
 
 def test_dataset_slices_global_batches_per_worker(tmp_path):
@@ -318,7 +348,7 @@ def _run_python(code, env, timeout=300):
 def test_mirrored_two_cpus_gives_the_first_step_loss_of_one_device(tmp_path):
     env = dict(os.environ, ZOA_DATA=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
     p = tiny_profile()
-    write_mocks(tmp_path / "ci" / "mocks", grid=16, splits=(("train", 1, 2), ("val", 1, 2)))
+    write_mocks(tmp_path / "ci" / "mocks", grid=16, splits=(("train", 1, 2),))
     assert data.mocks_dir(p) != tmp_path  # the subprocess gets ZOA_DATA
     code = f"""
         import json
@@ -342,7 +372,6 @@ def test_mirrored_two_cpus_gives_the_first_step_loss_of_one_device(tmp_path):
     res = json.loads(r.stdout.split("RESULT", 1)[1])
     assert res["replicas"] == 2 and res["batch"] == [2, 2] and res["steps"] == [1, 1]
     assert res["two"]["loss"][0] == pytest.approx(res["one"]["loss"][0], rel=1e-5)
-    assert res["two"]["val_loss"][0] == pytest.approx(res["one"]["val_loss"][0], rel=1e-4)
 
 
 def _free_ports(n):

@@ -380,25 +380,67 @@ def epoch_plan(shards: ShardSet, epoch: int, seed: int, n_samples: int, shuffle:
 
 
 class ShardReader:
-    """Callable (shard index, row, symmetry) → (normalised inputs (N,N,N,2), target (N,N,N,1)),
-    float32, reading one HDF5 chunk per mock; open files are kept per reader."""
+    """Reads one mock at a time from a :class:`ShardSet`; open files are kept per reader.
+
+    Shards written by :mod:`zoa_lib.data` store each mock as one unfiltered HDF5 chunk: its
+    byte offset is looked up once (``get_chunk_info``) and the mock is read with ``os.pread``,
+    which releases the GIL, so parallel ``tf.data`` calls read in parallel (h5py serialises
+    every call behind one lock). Other layouts (compressed, contiguous) are read with h5py.
+    Calling the reader, ``reader(shard, row, sym)``, gives the normalised, rotated
+    (inputs (N,N,N,2), target (N,N,N,1)) with the numpy transforms (the reference of the
+    pipeline's TensorFlow version, :func:`make_dataset`)."""
 
     def __init__(self, shards: ShardSet, target: str, transforms: Transforms):
+        import threading
+
         self.shards, self.target, self.transforms = shards, _check_target(target), transforms
         self._files = {}
+        self._lock = threading.Lock()  # tf.data calls the reader from several threads
 
-    def _file(self, i: int):
+    def _open(self, i: int):
+        entry = self._files.get(i)
+        if entry is None:
+            with self._lock:
+                entry = self._files.get(i) or self._open_locked(i)
+        return entry
+
+    def _open_locked(self, i: int):
         import h5py
 
-        f = self._files.get(i)
-        if f is None:
-            f = self._files[i] = h5py.File(self.shards.paths[i], "r")
-        return f
+        f = h5py.File(self.shards.paths[i], "r")
+        direct = {}
+        for name in ("inputs", "targets/" + self.target):
+            ds = f[name]
+            try:
+                ok = (ds.chunks == (1,) + ds.shape[1:] and ds.dtype == np.dtype("<f4")
+                      and ds.compression is None and not ds.fletcher32 and not ds.shuffle)
+                if ok:
+                    offs = [ds.id.get_chunk_info(k) for k in range(ds.shape[0])]
+                    ok = all(c.filter_mask == 0 and c.byte_offset is not None for c in offs)
+            except (AttributeError, RuntimeError, OSError):  # old HDF5, unallocated chunks
+                ok = False
+            if ok:
+                direct[name] = ([c.byte_offset for c in offs], int(np.prod(ds.shape[1:])) * 4, ds.shape[1:])
+        fd = os.open(self.shards.paths[i], os.O_RDONLY) if direct else None
+        entry = self._files[i] = (f, fd, direct)
+        return entry
 
-    def read(self, shard: int, row: int):
-        """Raw (inputs, target field) of one mock, physical units."""
-        f = self._file(int(shard))
-        return f["inputs"][int(row)], f["targets/" + self.target][int(row)]
+    def _file(self, i: int):
+        return self._open(i)[0]
+
+    def _get(self, i: int, name: str, row: int) -> np.ndarray:
+        f, fd, direct = self._open(i)
+        if name in direct:
+            offs, nbytes, shape = direct[name]
+            buf = os.pread(fd, nbytes, offs[row])
+            if len(buf) == nbytes:
+                return np.frombuffer(buf, np.float32).reshape(shape)
+        return f[name][row]
+
+    def read(self, shard, row):
+        """Raw (inputs (N,N,N,2), target field (N,N,N)) of one mock, physical units."""
+        shard, row = int(shard), int(row)
+        return self._get(shard, "inputs", row), self._get(shard, "targets/" + self.target, row)
 
     def __call__(self, shard, row, sym):
         x, t = self.read(shard, row)
@@ -410,9 +452,45 @@ class ShardReader:
         return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
 
     def close(self):
-        for f in self._files.values():
+        for f, fd, _ in self._files.values():
             f.close()
+            if fd is not None:
+                os.close(fd)
         self._files.clear()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+
+def tf_transform(transforms: Transforms, x, t, sym):
+    """TensorFlow version of ``ShardReader.__call__`` after the read (runs in tf.data's thread
+    pool, without the GIL): normalise the raw inputs (N,N,N,2), encode the raw target (N,N,N)
+    and apply cube symmetry ``sym`` to both. Same formulas as :meth:`Transforms.normalise_inputs`,
+    :meth:`Transforms.encode_target` (:mod:`zoa_lib.fields`) and :func:`rotate_cube`; the tests
+    check they agree."""
+    import tensorflow as tf
+
+    u = tf.stack([tf.math.log1p(tf.maximum(x[..., 0], 0.0)) / transforms.n_gal_scale,
+                  x[..., 1] / transforms.v_pec_scale], axis=-1)
+    if transforms.target == "delta" and transforms.delta_transform == "log1p":
+        y = tf.math.log(tf.maximum(1.0 + t, transforms.delta_floor))
+    elif transforms.target == "delta":
+        y = t
+    else:
+        y = t / transforms.phi_scale
+    y = y[..., None]
+    perms = tf.constant([p for p, _ in CUBE_SYMMETRIES], tf.int32)
+    flips = tf.constant([f for _, f in CUBE_SYMMETRIES], tf.bool)
+    perm = tf.concat([tf.gather(perms, sym), [3]], 0)
+    u, y = tf.transpose(u, perm), tf.transpose(y, perm)
+    flip = tf.gather(flips, sym)
+    for k in range(3):
+        u = tf.cond(flip[k], lambda a=u, k=k: tf.reverse(a, [k]), lambda a=u: a)
+        y = tf.cond(flip[k], lambda a=y, k=k: tf.reverse(a, [k]), lambda a=y: a)
+    return u, y
 
 
 def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms: Transforms, batch_size: int,
@@ -456,10 +534,10 @@ def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms
     N = shards_grid(shards)
 
     def read(fi, ri, si):
-        x, y = tf.numpy_function(reader, [fi, ri, si], [tf.float32, tf.float32], stateful=False)
+        x, t = tf.numpy_function(reader.read, [fi, ri], [tf.float32, tf.float32], stateful=False)
         x.set_shape((N, N, N, 2))
-        y.set_shape((N, N, N, 1))
-        return x, y
+        t.set_shape((N, N, N))
+        return tf_transform(transforms, x, t, si)
 
     ds = tf.data.Dataset.from_tensor_slices((f, r, s))
     if epochs is None:
