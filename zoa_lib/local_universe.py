@@ -2,28 +2,83 @@
 
 The paper applies its networks to Cosmicflows-4 and finds the Great Attractor (GA) at
 (l, b) = (308.4° ± 2.4, 29.0° ± 1.9), cz = 4960 ± 404 km/s in 64 % of 1,000 HAMLET
-realizations. Without CF4 data in the build, this module makes a *mock* local universe
-whose structures sit at their literature positions (``data/known_structures.csv``):
+realizations. The build has no CF4 data, so this module makes a **mock** local universe
+whose structures sit at their literature positions (``data/known_structures.csv``) and
+runs the same analysis on it:
 
-1. a constrained realization (Hoffman & Ribak 1991) of the linear density field: a
-   Gaussian field drawn from P(k), corrected so that its Gaussian-smoothed value at each
-   structure equals a prescribed height, δ = δ̃ + Σ_ij ξ_i(x) (C⁻¹)_ij (c_j − c̃_j), with
-   ξ_i(x) = ⟨δ(x) c_i⟩ and C_ij = ⟨c_i c_j⟩ computed exactly for the discrete field;
-2. evolved with the same 2LPT as the training mocks, observed from the box centre with
-   the parent axes taken as the supergalactic axes (no rotation);
-3. surveyed like CF4 many times (independent galaxy draws and distance errors), each
-   realization gridded and given to the trained networks;
-4. the GA located in each predicted density field as the highest peak within
-   ``local_universe.ga_match_radius`` Mpc/h of its literature position.
+1. **Structures** (:func:`known_structures`): Galactic (l, b) and cz from the table; the
+   distance is d = cz / H0 in Mpc/h (H0 = 100 km/s per Mpc/h, so d [Mpc/h] = cz / 100,
+   no peculiar-velocity correction), and the supergalactic position comes from astropy
+   (:func:`zoa_lib.survey.galactic_to_sg`).
 
-Heights: attractors get ν σ_s (ν = 3 for the GA, 2 for the clusters), voids −1.5 σ_s,
-where σ_s is the rms of the linear field smoothed on ``constraint_smoothing`` Mpc/h —
-a choice of this module, not of the paper. Distances: d = cz / H0 (Mpc/h, H0 = 100).
+2. **Constrained realization** (Hoffman & Ribak 1991; :func:`constrained_field`). The
+   constraints are linear functionals of the linear density contrast at z = 0 smoothed
+   with a Gaussian of σ = R_s = ``local_universe.constraint_smoothing`` Mpc/h, at points
+   x_i: the smoothed value and, for a *peak* constraint (van de Weygaert & Bertschinger
+   1996), its gradient, set to 0, and its Hessian, set to its mean given the value
+   (−σ₁²/(3σ_s²) c δ_ab in the continuum; computed exactly on the mesh), so that the
+   structure is a maximum (c > 0) or a minimum (c < 0) of typical shape there::
+
+       c_n[δ] = ∂^α (W_s ∗ δ)(x_i) = (1/M³) Σ_k (ik)^α W_s(k) δ_k e^{i k·x_i},
+       W_s(k) = e^{−k²R_s²/2},  |α| = 0 (value), 1 (gradient), 2 (Hessian)
+
+   the Fourier (band-limited) interpolation of the smoothed mesh field, so x_i need not
+   be a mesh node; at a node the value is the FFT-smoothed field there. The sum runs over
+   the modes without a Nyquist component (W_s is set to 0 on the Nyquist planes, where
+   e^{i k·x} is not defined for a real field off the nodes; their weight is
+   e^{−(π R_s/Δ)²/2} ≤ 3·10⁻⁹ for R_s ≥ 2Δ, Δ = L/M, and 0.007 at the ci profile's
+   R_s = Δ = 5 Mpc/h). With P_k = ⟨|δ_k|²⟩/M³ the variance of each mode of
+   :func:`zoa_lib.simulation.gaussian_field` (:func:`zoa_lib.simulation.mode_variance`)
+   and ξ_WW(s) = (1/M³) Σ_k P_k W_s² e^{i k·s}, exactly for the discrete field::
+
+       ξ_n(x) = ⟨δ(x) c_n⟩ = (1/M³) Σ_k P_k W_s(k) (−ik)^α_n e^{i k·(x − x_n)}
+       C_nn'  = ⟨c_n c_n'⟩ = (−1)^|α_n'| ∂^(α_n + α_n') ξ_WW(x_n − x_n')
+
+   A constrained realization is an unconstrained one, δ̃ (same P(k)), plus the
+   correction that moves its constraint values c̃ onto the imposed ones c::
+
+       δ = δ̃ + Σ_nn' ξ_n(x) (C⁻¹)_nn' (c_n' − c̃_n')
+
+   Its ensemble mean is the mean field ⟨δ | c⟩ = Σ ξ_n (C⁻¹)_nn' c_n' (:func:`mean_field`),
+   its covariance that of δ̃ minus Σ ξ_n (C⁻¹)_nn' ξ_n': far from the constraints it is an
+   ordinary Gaussian field of spectrum P(k). Modes where W_s < e^{−40} are left out of
+   the sums (:data:`TAIL`; a relative change below 10⁻¹⁷).
+
+   **Heights** (a choice of this module, not of the paper): attractors get c = ν σ_s
+   with ν = 3 for the GA (the strongest) and ν = 2 for the other clusters, voids
+   ν = −1.5, where σ_s = √C_00 is the rms of the smoothed linear field (:data:`HEIGHTS`).
+
+3. **Box and cube** (:func:`local_universe_box`, :func:`local_universe_cube`). The
+   observer sits at the centre of a periodic parent box of side
+   ``simulation.parent_size`` (SG position s is box point s + L/2). The literature
+   positions are today's (Eulerian), the constraints act on the initial (Lagrangian)
+   field: they are placed at q with q + Ψ(q) = x by a few reverse-Zel'dovich iterations
+   (Doumler et al. 2013), Ψ the displacement of the constrained field smoothed on R_s —
+   without this the structures land ≈ 10 Mpc/h (the rms displacement) away from their
+   positions. The constrained linear field is evolved with the same LPT as the training
+   mocks (:func:`zoa_lib.simulation.particles_from_ics`) and its cube is cut with the
+   identity rotation: **the parent axes are the supergalactic axes here** (a mock cube
+   has a random rotation; this one must not, or the structures would leave their sky
+   positions). Random numbers: stream ``local_universe``, indices (0, realization).
+
+4. **Surveys** (:func:`survey_realizations`): CF4-like catalogs of the cube drawn with
+   the profile's survey configuration (ZOA |b| < ``survey.zoa_b`` empty), independent
+   galaxies and distance errors per realization, each gridded like the mocks.
+
+5. **Great Attractor** (:func:`locate_attractor`, :func:`locate_convergence`,
+   :func:`attractor_statistics`): the highest peak of the (predicted) density — or of
+   the velocity convergence −∇·v — within ``local_universe.ga_match_radius`` Mpc/h of the
+   literature GA, refined to sub-voxel precision, converted to (l, b) and cz = H0 d; then
+   its mean and scatter over the realizations and the fraction of realizations that find
+   it (the paper's 64 % for CF4).
+
+6. **CF4 file format** (:func:`write_local_universe_cf4`): a survey written in EDD's CSV
+   layout so that the CF4 chapter runs on it; its header says it is a mock, not CF4.
 """
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +88,27 @@ from .cosmology import H0, from_profile
 from .errors import ZoaError
 from .fields import fft_workers, gaussian_kernel_k
 from .rng import generator
+from .simulation import ParentBox
 
-#: Height ν (in units of σ_s) of each kind of constraint; the GA is the strongest.
+#: Constraint height ν (in units of σ_s) by structure name or kind; the GA is the strongest.
 HEIGHTS = {"Great Attractor": 3.0, "attractor": 2.0, "void": -1.5}
+#: Name of the Great Attractor's row in the structure table.
 GREAT_ATTRACTOR = "Great Attractor"
+KINDS = ("attractor", "void")
+#: Damping ω of the reverse-Zel'dovich iteration q ← q + ω (x − Ψ(q) − q).
+RZA_DAMPING = 0.7
 
 
 class LocalUniverseError(ZoaError, ValueError):
-    """Bad structure table or constraint set."""
+    """Bad structure table, constraint set or field given to the GA finder."""
 
 
+# --------------------------------------------------------------------------- structures
 @dataclass(frozen=True)
 class Structure:
-    """A known structure: Galactic (l, b) in deg, cz in km/s, SG position in Mpc/h."""
+    """A known structure: name, Galactic l, b (deg), cz (km/s), kind (attractor | void),
+    reference, and its supergalactic position ``sg`` = (SGX, SGY, SGZ) in Mpc/h at
+    d = cz / H0 (observer at the origin)."""
 
     name: str
     l: float
@@ -57,138 +120,492 @@ class Structure:
 
     @property
     def distance(self) -> float:
-        """cz / H0 in Mpc/h."""
+        """d = cz / H0 in Mpc/h."""
         return self.cz / H0
 
 
-def known_structures(path=None) -> list[Structure]:
-    """Read the shipped (or given) structure table; SG positions via astropy."""
+def _default_table() -> Path:
     from .book import KNOWN_STRUCTURES
+
+    return Path(KNOWN_STRUCTURES)
+
+
+def known_structures(path=None) -> list[Structure]:
+    """Read the structure table (default: the shipped ``data/known_structures.csv``).
+
+    CSV with a header ``name,l,b,cz,kind,reference`` ('#' lines are comments); l, b in
+    degrees, cz in km/s (> 0), kind ``attractor`` or ``void``. SG positions via astropy.
+    A bad table raises :class:`LocalUniverseError` naming the file and line."""
     from .survey import galactic_to_sg
 
-    path = Path(path or KNOWN_STRUCTURES)
-    rows = [r for r in csv.DictReader(line for line in path.open(encoding="utf-8") if not line.startswith("#"))]
-    if not rows:
-        raise LocalUniverseError(f"{path}: no structures")
-    out = []
-    for i, r in enumerate(rows, start=1):
+    path = Path(path) if path is not None else _default_table()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LocalUniverseError(f"{path}: structure table not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LocalUniverseError(f"{path}: cannot read the structure table ({e})") from None
+    lines = [(n, s) for n, s in enumerate(text.splitlines(), start=1) if s.strip() and not s.lstrip().startswith("#")]
+    if not lines:
+        raise LocalUniverseError(f"{path}: no header and no structures")
+    rows = list(csv.reader(s for _, s in lines))
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in ("name", "l", "b", "cz", "kind") if c not in header]
+    if missing:
+        raise LocalUniverseError(f"{path}: line {lines[0][0]}: missing column(s) {', '.join(missing)} "
+                                 f"(header: {', '.join(header)})")
+    col = {h: i for i, h in enumerate(header)}
+    parsed = []
+    for (lineno, _), row in zip(lines[1:], rows[1:]):
+        where = f"{path}: line {lineno}"
+        if len(row) < len(header):
+            raise LocalUniverseError(f"{where}: {len(row)} fields, the header has {len(header)}")
+        rec = {h: row[i].strip() for h, i in col.items()}
         try:
-            l, b, cz = float(r["l"]), float(r["b"]), float(r["cz"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise LocalUniverseError(f"{path}: row {i}: bad or missing l, b, cz ({e})") from None
-        if r.get("kind") not in ("attractor", "void"):
-            raise LocalUniverseError(f"{path}: row {i}: kind must be attractor or void, got {r.get('kind')!r}")
-        x, y, z = galactic_to_sg(np.array([l]), np.array([b]), np.array([cz / H0]))
-        out.append(Structure(r["name"], l, b, cz, r["kind"], r.get("reference", ""),
-                             (float(x[0]), float(y[0]), float(z[0]))))
-    return out
+            l, b, cz = float(rec["l"]), float(rec["b"]), float(rec["cz"])
+        except ValueError:
+            raise LocalUniverseError(f"{where}: l, b, cz must be numbers, got "
+                                     f"{rec['l']!r}, {rec['b']!r}, {rec['cz']!r}") from None
+        if not (np.isfinite([l, b, cz]).all() and -90.0 <= b <= 90.0 and cz > 0):
+            raise LocalUniverseError(f"{where}: need finite l, -90 <= b <= 90 and cz > 0 km/s, got "
+                                     f"l={l}, b={b}, cz={cz}")
+        if rec["kind"] not in KINDS:
+            raise LocalUniverseError(f"{where}: kind must be attractor or void, got {rec['kind']!r}")
+        parsed.append((rec["name"], l % 360.0, b, cz, rec["kind"], rec.get("reference", "")))
+    if not parsed:
+        raise LocalUniverseError(f"{path}: no structures")
+    names = [p[0] for p in parsed]
+    if len(set(names)) != len(names):
+        raise LocalUniverseError(f"{path}: duplicate structure names")
+    l, b, cz = (np.array([p[i] for p in parsed]) for i in (1, 2, 3))
+    x, y, z = galactic_to_sg(l, b, cz / H0)
+    return [Structure(p[0], p[1], p[2], p[3], p[4], p[5], (float(x[i]), float(y[i]), float(z[i])))
+            for i, p in enumerate(parsed)]
+
+
+def great_attractor(structures=None) -> Structure:
+    """The Great Attractor's entry of ``structures`` (default: the shipped table)."""
+    structures = known_structures() if structures is None else structures
+    for s in structures:
+        if s.name == GREAT_ATTRACTOR:
+            return s
+    raise LocalUniverseError(f"no {GREAT_ATTRACTOR!r} row in the structure table")
 
 
 def constraint_heights(structures, sigma_s: float) -> np.ndarray:
-    """Smoothed linear δ imposed at each structure (module docstring)."""
-    return np.array([sigma_s * HEIGHTS.get(s.name if s.name == GREAT_ATTRACTOR else s.kind, 0.0)
-                     for s in structures])
+    """Smoothed linear δ imposed at each structure: ν σ_s with ν from :data:`HEIGHTS`
+    (by name for the GA, else by kind)."""
+    return np.array([sigma_s * HEIGHTS[s.name if s.name in HEIGHTS else s.kind] for s in structures])
 
 
-def _node_index(positions, size: float, mesh: int) -> np.ndarray:
-    """Nearest mesh node (i·L/M, the particles' lattice) of box positions, (m, 3) int."""
-    return np.mod(np.rint(np.asarray(positions, float) / (size / mesh)).astype(int), mesh)
+# --------------------------------------------------------------------------- Hoffman-Ribak
+#: Derivative multi-indices (∂x, ∂y, ∂z orders) of the constraints at one point: the
+#: smoothed value, the three components of its gradient, the six of its Hessian.
+VALUE = (0, 0, 0)
+GRADIENT = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+HESSIAN = ((2, 0, 0), (0, 2, 0), (0, 0, 2), (1, 1, 0), (1, 0, 1), (0, 1, 1))
+#: What is imposed at each point: ``value`` the smoothed δ only; ``extremum`` also a zero
+#: gradient; ``peak`` also the Hessian, at its mean given the value (module docstring).
+CONSTRAINT_KINDS = {"value": (VALUE,), "extremum": (VALUE,) + GRADIENT, "peak": (VALUE,) + GRADIENT + HESSIAN}
+
+
+def constraint_kernel(mesh: int, size: float, smoothing: float) -> np.ndarray:
+    """W_s(k) = exp(−k²R_s²/2) on the rfftn grid with the Nyquist planes set to 0
+    (module docstring, item 2)."""
+    if not smoothing > 0:
+        raise LocalUniverseError(f"constraint smoothing must be > 0 Mpc/h, got {smoothing}")
+    W = gaussian_kernel_k(mesh, size, smoothing)
+    if mesh % 2 == 0:
+        h = mesh // 2
+        W[h] = 0.0
+        W[:, h] = 0.0
+        W[:, :, h] = 0.0
+    return W
+
+
+def _axis_k(mesh: int, size: float):
+    """Wavenumbers (h/Mpc) along a full axis (M,) and the rfft half axis (M//2+1,)."""
+    kf = 2.0 * np.pi / size * np.fft.fftfreq(mesh, 1.0 / mesh)
+    kh = 2.0 * np.pi / size * np.fft.rfftfreq(mesh, 1.0 / mesh)
+    return kf, kh
+
+
+#: Modes with W_s(k) < e^{−TAIL} (≈ 4·10⁻¹⁸) are left out of the constraint sums.
+TAIL = 40.0
+
+
+def _band(mesh: int, size: float, kmax: float | None):
+    """Indices and wavenumbers of the rfftn axes with |k_a| ≤ kmax (all when None)."""
+    kf, kh = _axis_k(mesh, size)
+    if kmax is None:
+        return np.arange(mesh), kf, np.arange(mesh // 2 + 1), kh
+    i = np.flatnonzero(np.abs(kf) <= kmax)
+    j = np.flatnonzero(kh <= kmax)
+    return i, kf[i], j, kh[j]
+
+
+def fourier_derivatives(field_k: np.ndarray, points, size: float, alphas=(VALUE,),
+                        kmax: float | None = None) -> np.ndarray:
+    """Band-limited interpolation of a real mesh³ field and its derivatives at any points.
+
+    For the rfftn ``field_k`` = F of a real field on a periodic box of side ``size`` Mpc/h,
+    returns V[p, n] = ∂^α T(x_p), α = ``alphas[n]`` (orders along SGX/x, y, z), with
+    T(x) = (1/M³) Σ_k F_k e^{i k·x} summed over all modes (F Hermitian; give F without
+    Nyquist modes for an interpolation that is exact at the nodes and defined between
+    them): ∂^α multiplies F_k by (i k)^α. Points (p, 3) in Mpc/h, box coordinates.
+    ``kmax`` (h/Mpc): sum only the modes with every |k_a| ≤ kmax (F must vanish beyond).
+    The mode sum is factorised axis by axis (z, then y, then x) and done with numpy's own
+    loops (no BLAS), so the result does not depend on thread counts."""
+    F = np.asarray(field_k)
+    mesh = F.shape[0]
+    if F.ndim != 3 or F.shape != (mesh, mesh, mesh // 2 + 1):
+        raise LocalUniverseError(f"fourier_derivatives: expected an rfftn array (M, M, M//2+1), got {F.shape}")
+    pts = np.atleast_2d(np.asarray(points, float))
+    i, kf, j, kh = _band(mesh, size, kmax)
+    if kmax is not None:
+        F = F[np.ix_(i, i, j)]
+    hz = np.where(kh > 0, 2.0, 1.0)  # the rfft half holds one of each pair ±k (k_z > 0) ...
+    if mesh % 2 == 0 and j[-1] == mesh // 2:
+        hz[-1] = 1.0  # ... but the Nyquist plane is its own partner
+    ez = np.exp(1j * np.outer(kh, pts[:, 2])) * hz[:, None]   # (Mh, p)
+    ey = np.exp(1j * np.outer(kf, pts[:, 1]))                 # (M, p)
+    ex = np.exp(1j * np.outer(kf, pts[:, 0]))
+    tz, ty = {}, {}
+    out = np.empty((len(pts), len(alphas)))
+    for n, (ax, ay, az) in enumerate(alphas):
+        if az not in tz:
+            tz[az] = np.einsum("ijk,kp->ijp", F, ez * ((1j * kh) ** az)[:, None])
+        if (az, ay) not in ty:
+            ty[az, ay] = np.einsum("ijp,jp->ip", tz[az], ey * ((1j * kf) ** ay)[:, None])
+        out[:, n] = np.einsum("ip,ip->p", ty[az, ay], ex * ((1j * kf) ** ax)[:, None]).real / mesh ** 3
+    return out
+
+
+def fourier_values(field_k: np.ndarray, points, size: float) -> np.ndarray:
+    """:func:`fourier_derivatives` without derivatives: T(x) at each point, shape (p,)."""
+    return fourier_derivatives(field_k, points, size)[:, 0]
+
+
+@dataclass
+class ConstraintSystem:
+    """Linear constraints c_n = ∂^α_n (W_s ∗ δ)(x_n) for a cosmology, box and smoothing.
+
+    positions : (m, 3) constraint points (box coordinates, Mpc/h); alphas : derivative
+    multi-indices imposed at every point (:data:`CONSTRAINT_KINDS`); constraint
+    n = i·len(alphas) + a is (point i, alphas[a]). ``pw`` = P_k W_s(k) on the rfftn grid,
+    ``C`` the (n, n) covariance ⟨c_n c_n'⟩, σ_s the rms of the smoothed field; sums run
+    over |k_a| ≤ ``kmax`` = √(2·TAIL)/R_s, beyond which W_s < e^{−TAIL}."""
+
+    size: float
+    mesh: int
+    smoothing: float
+    positions: np.ndarray
+    alphas: tuple
+    pw: np.ndarray
+    kernel: np.ndarray
+    C: np.ndarray
+    sigma_s: float
+    kmax: float | None = None
+
+    def measure(self, delta: np.ndarray) -> np.ndarray:
+        """c_n[δ] of a mesh³ array, shape (m, len(alphas))."""
+        dk = sfft.rfftn(np.asarray(delta, np.float64), workers=fft_workers())
+        dk *= self.kernel
+        return fourier_derivatives(dk, self.positions, self.size, self.alphas, self.kmax)
+
+    def correction(self, coef) -> np.ndarray:
+        """Σ_n a_n ξ_n(x) on the mesh (float64), ξ_n = ⟨δ(x) c_n⟩, for coefficients
+        ``coef`` (m·len(alphas),); in Fourier space P W Σ_n a_n (−ik)^α_n e^{−ik·x_n}."""
+        mesh = self.mesh
+        i, kf, j, kh = _band(mesh, self.size, self.kmax)
+        a = np.asarray(coef, float).reshape(len(self.positions), len(self.alphas))
+        shape = (len(i), len(i), len(j))
+        acc = np.zeros(shape, np.complex128)
+        kvec = (kf[:, None, None], kf[None, :, None], kh[None, None, :])
+        for x, ai in zip(self.positions, a):
+            poly = np.zeros(shape, np.complex128)
+            for alpha, an in zip(self.alphas, ai):
+                term = an
+                for k, o in zip(kvec, alpha):
+                    if o:
+                        term = term * (-1j * k) ** o
+                poly += term
+            ex, ey, ez = (np.exp(-1j * kf * x[0]), np.exp(-1j * kf * x[1]), np.exp(-1j * kh * x[2]))
+            poly *= ex[:, None, None]
+            poly *= (ey[:, None] * ez[None, :])[None]
+            acc += poly
+            del poly
+        if len(i) == mesh and len(j) == mesh // 2 + 1:
+            full = acc
+        else:
+            full = np.zeros((mesh, mesh, mesh // 2 + 1), np.complex128)
+            full[np.ix_(i, i, j)] = acc
+            del acc
+        full *= self.pw
+        return sfft.irfftn(full, s=(mesh,) * 3, workers=fft_workers())
+
+
+def constraint_system(cosmo, size: float, mesh: int, positions, smoothing: float,
+                      kind: str = "peak") -> ConstraintSystem:
+    """Build the covariance of constraints at ``positions`` ((m, 3) Mpc/h, box
+    coordinates, any point of the periodic box): the smoothed value at each point and,
+    its derivatives as ``kind`` says (:data:`CONSTRAINT_KINDS`). With
+    ξ_WW(s) = (1/M³) Σ_k P_k W_s² e^{ik·s}: C_nn' = (−1)^|α_n'| ∂^(α_n + α_n') ξ_WW(x_n − x_n')."""
+    from .simulation import mode_variance
+
+    size, mesh = float(size), int(mesh)
+    pos = np.atleast_2d(np.asarray(positions, float))
+    if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) == 0 or not np.isfinite(pos).all():
+        raise LocalUniverseError(f"constraint positions must be a finite (m, 3) array, got shape {pos.shape}")
+    pos = np.mod(pos, size)
+    if kind not in CONSTRAINT_KINDS:
+        raise LocalUniverseError(f"constraint kind must be one of {', '.join(CONSTRAINT_KINDS)}, got {kind!r}")
+    alphas = CONSTRAINT_KINDS[kind]
+    W = constraint_kernel(mesh, size, float(smoothing))
+    pw = mode_variance(cosmo, size, mesh)
+    pw *= W
+    pww = pw * W
+    m, na = len(pos), len(alphas)
+    gammas = sorted({tuple(a + b for a, b in zip(al, be)) for al in alphas for be in alphas})
+    pairs = [(i, j) for i in range(m) for j in range(i, m)]
+    seps = np.array([pos[i] - pos[j] for i, j in pairs])
+    kmax = float(np.sqrt(2.0 * TAIL) / smoothing)
+    # ∂^γ ξ_WW at x_i − x_j, i <= j (W² < e^{−TAIL} beyond √TAIL / R_s)
+    D = fourier_derivatives(pww, seps, size, gammas, float(np.sqrt(TAIL) / smoothing))
+    del pww
+    g_index = {g: n for n, g in enumerate(gammas)}
+    C = np.empty((m * na, m * na))
+    for (i, j), d in zip(pairs, D):
+        for a, al in enumerate(alphas):
+            for b, be in enumerate(alphas):
+                g = tuple(x + y for x, y in zip(al, be))
+                v = (-1) ** sum(be) * d[g_index[g]]
+                C[i * na + a, j * na + b] = v
+                C[j * na + b, i * na + a] = v  # a covariance is symmetric
+    sigma_s = float(np.sqrt(C[0, 0]))
+    cond = np.linalg.cond(C / np.sqrt(np.outer(np.diag(C), np.diag(C))))
+    if not np.isfinite(cond) or cond > 1e10:
+        raise LocalUniverseError(f"constraints are (nearly) degenerate (cond = {cond:.3g}): two constraint "
+                                 f"points much closer than the smoothing {smoothing} Mpc/h?")
+    return ConstraintSystem(size, mesh, float(smoothing), pos, alphas, pw, W, C, sigma_s, kmax)
 
 
 @dataclass
 class ConstrainedField:
-    """A constrained realization: the linear field, the constraints and what they reach."""
+    """A constrained realization and its bookkeeping.
 
-    delta: np.ndarray          # (M, M, M) float32 linear δ at z = 0
-    nodes: np.ndarray          # (m, 3) mesh nodes of the constraints
-    targets: np.ndarray        # (m,) imposed smoothed δ
-    achieved: np.ndarray       # (m,) smoothed δ of the result at the nodes
-    unconstrained: np.ndarray  # (m,) smoothed δ of the random field before correction
-    sigma_s: float             # rms of the smoothed linear field
+    delta : (M, M, M) float32 linear δ at z = 0 (node (i, j, k) at (i, j, k) L/M);
+    positions : (m, 3) constraint points, box coordinates (Mpc/h);
+    targets : (m,) imposed smoothed δ; achieved : (m,) smoothed δ of ``delta`` there;
+    gradient : (m, 3) gradient of the smoothed δ there (per Mpc/h; imposed 0 unless
+    ``kind`` is ``value``); hessian : (m, 6) its second derivatives ∂xx, ∂yy, ∂zz, ∂xy,
+    ∂xz, ∂yz (per (Mpc/h)²); unconstrained : (m,) smoothed δ of the random field before
+    the correction; sigma_s : rms of the smoothed linear field; smoothing : R_s (Mpc/h);
+    kind : the constraint kind; displacement : (m, 3) Zel'dovich displacement of the
+    smoothed field at the points (Mpc/h; filled by :func:`local_universe_box`)."""
+
+    delta: np.ndarray
+    positions: np.ndarray
+    targets: np.ndarray
+    achieved: np.ndarray
+    gradient: np.ndarray
+    hessian: np.ndarray
+    unconstrained: np.ndarray
+    sigma_s: float
+    smoothing: float
+    kind: str
+    displacement: np.ndarray | None = None
 
 
-def smoothing_covariances(cosmo, size: float, mesh: int, smoothing: float):
-    """(ξ_W, ξ_WW, σ_s): covariance of δ with the smoothed field, of the smoothed field
-    with itself (mesh³ arrays indexed by separation), and σ_s = √ξ_WW(0), exactly for
-    :func:`zoa_lib.simulation.gaussian_field` on this mesh."""
-    from .simulation import mode_variance
-
-    var = mode_variance(cosmo, size, mesh)
-    W = gaussian_kernel_k(mesh, size, smoothing)
-    s = (mesh,) * 3
-    xi_w = sfft.irfftn(var * W, s=s, workers=fft_workers())
-    xi_ww = sfft.irfftn(var * W * W, s=s, workers=fft_workers())
-    return xi_w, xi_ww, float(np.sqrt(xi_ww[0, 0, 0]))
+def _values(values, m: int) -> np.ndarray:
+    v = np.asarray(values, float).reshape(-1)
+    if v.shape != (m,) or not np.isfinite(v).all():
+        raise LocalUniverseError(f"constraint values must be {m} finite numbers, got {np.asarray(values).tolist()}")
+    return v
 
 
-def smoothed(delta: np.ndarray, size: float, smoothing: float) -> np.ndarray:
-    """δ convolved with the Gaussian of ``smoothing`` Mpc/h (periodic, float64)."""
-    mesh = delta.shape[0]
-    W = gaussian_kernel_k(mesh, size, smoothing)
-    w = fft_workers()
-    return sfft.irfftn(sfft.rfftn(delta.astype(np.float64), workers=w) * W, s=delta.shape, workers=w)
+def _targets(sysm: ConstraintSystem, values: np.ndarray) -> np.ndarray:
+    """(m, len(alphas)) imposed constraint values: the heights, a zero gradient, and the
+    Hessian at its mean given the height, H_ab = c ⟨∂_a∂_b δ_s δ_s⟩ / σ_s² (in the
+    continuum −σ₁²/(3σ_s²) c δ_ab: a maximum for c > 0, a minimum for c < 0)."""
+    na = len(sysm.alphas)
+    target = np.zeros((len(sysm.positions), na))
+    target[:, 0] = values
+    for a, alpha in enumerate(sysm.alphas):
+        if sum(alpha) == 2:
+            target[:, a] = values * sysm.C[a, 0] / sysm.C[0, 0]
+    return target
+
+
+def _kind(alphas) -> str:
+    return next(k for k, v in CONSTRAINT_KINDS.items() if v == tuple(alphas))
+
+
+def _constrain(sysm: ConstraintSystem, field: np.ndarray, values: np.ndarray) -> ConstrainedField:
+    """δ = δ̃ + Σ ξ_n C⁻¹ (c − c̃) for the random field δ̃ = ``field`` (float64, not modified)."""
+    c0 = sysm.measure(field)
+    coef = np.linalg.solve(sysm.C, (_targets(sysm, values) - c0).reshape(-1))
+    delta = (field + sysm.correction(coef)).astype(np.float32)
+    got = sysm.measure(delta)
+    m, na = got.shape
+    grad = got[:, 1:4] if na > 1 else np.full((m, 3), np.nan)
+    hess = got[:, 4:10] if na > 4 else np.full((m, 6), np.nan)
+    return ConstrainedField(delta, sysm.positions.copy(), np.asarray(values, float), got[:, 0], grad, hess,
+                            c0[:, 0], sysm.sigma_s, sysm.smoothing, _kind(sysm.alphas))
 
 
 def constrained_field(cosmo, size: float, mesh: int, positions, values, rng: np.random.Generator,
-                      smoothing: float) -> ConstrainedField:
-    """Hoffman–Ribak constrained realization on a periodic box.
-
-    positions : (m, 3) box coordinates (Mpc/h) of the constraints, moved to the nearest
-    mesh node; values : (m,) smoothed δ to impose there (``None`` entries not allowed);
-    smoothing : Gaussian σ of the constraints (Mpc/h)."""
+                      smoothing: float, kind: str = "peak", system: ConstraintSystem | None = None) -> ConstrainedField:
+    """Hoffman–Ribak constrained realization on a periodic box of side ``size`` Mpc/h
+    (module docstring, item 2): a Gaussian field of spectrum ``cosmo.power_spectrum``
+    (:func:`zoa_lib.simulation.gaussian_field` with ``rng``) whose linear δ smoothed with a
+    Gaussian of ``smoothing`` Mpc/h takes the ``values`` (m,) at ``positions`` (m, 3, box
+    coordinates, Mpc/h); with ``kind`` ``extremum`` also a zero gradient there, with
+    ``peak`` (default) also the Hessian of a typical peak of that height (:func:`_targets`),
+    so that each point is a maximum (c > 0) or minimum (c < 0) of the smoothed field.
+    ``system`` (from :func:`constraint_system`) may be reused across realizations with the
+    same positions, smoothing and kind."""
     from .simulation import gaussian_field
 
-    nodes = _node_index(positions, size, mesh)
-    values = np.asarray(values, float)
-    if len({tuple(n) for n in nodes}) != len(nodes):
-        raise LocalUniverseError("two constraints fall on the same mesh node: use a finer mesh")
-    xi_w, xi_ww, sigma_s = smoothing_covariances(cosmo, size, mesh, smoothing)
-    field = gaussian_field(cosmo, size, mesh, rng).astype(np.float64)
-    c0 = smoothed(field, size, smoothing)[tuple(nodes.T)]
-    sep = np.mod(nodes[None, :, :] - nodes[:, None, :], mesh)
-    C = xi_ww[sep[..., 0], sep[..., 1], sep[..., 2]]
-    coef = np.linalg.solve(C, values - c0)
-    for a, node in zip(coef, nodes):
-        field += a * np.roll(xi_w, shift=tuple(node), axis=(0, 1, 2))
-    achieved = smoothed(field, size, smoothing)[tuple(nodes.T)]
-    return ConstrainedField(field.astype(np.float32), nodes, values, achieved, c0, sigma_s)
+    sysm = system or constraint_system(cosmo, size, mesh, positions, smoothing, kind)
+    vals = _values(values, len(sysm.positions))
+    field = gaussian_field(cosmo, sysm.size, sysm.mesh, rng).astype(np.float64)
+    return _constrain(sysm, field, vals)
 
 
-def local_universe_box(profile, realization: int = 0):
-    """(ParentBox, ConstrainedField, structures): the constrained parent box with the
-    observer at its centre, evolved with the profile's LPT."""
-    from .simulation import ParentBox, particles_from_ics
+def mean_field(cosmo, size: float, mesh: int, positions, values, smoothing: float, kind: str = "peak") -> np.ndarray:
+    """The Hoffman–Ribak mean field ⟨δ | c⟩ = Σ_nn' ξ_n(x) (C⁻¹)_nn' c_n' (mesh³ float64):
+    the ensemble mean of :func:`constrained_field` (the Wiener filter of the constraints)."""
+    sysm = constraint_system(cosmo, size, mesh, positions, smoothing, kind)
+    target = _targets(sysm, _values(values, len(sysm.positions)))
+    return sysm.correction(np.linalg.solve(sysm.C, target.reshape(-1)))
+
+
+def zeldovich_displacement(delta, size: float, points, smoothing: float = 0.0) -> np.ndarray:
+    """Ψ(x) = −∇φ⁽¹⁾, ∇²φ⁽¹⁾ = δ (Zel'dovich, Mpc/h) of a linear field at ``points``
+    ((p, 3) box coordinates), from the field smoothed with a Gaussian of ``smoothing``
+    Mpc/h (Nyquist modes dropped): Ψ(k) = i k δ(k) / k², as in
+    :mod:`zoa_lib.simulation`. Shape (p, 3)."""
+    from .fields import inverse_k_squared
+
+    delta = np.asarray(delta, np.float64)
+    mesh = delta.shape[0]
+    dk = sfft.rfftn(delta, workers=fft_workers())
+    dk *= inverse_k_squared(mesh, size)
+    dk *= constraint_kernel(mesh, size, smoothing) if smoothing > 0 else _nyquist_free(mesh)
+    # ∂_a of (δ/k²) in Fourier space is i k_a δ/k² = Ψ_a
+    kmax = float(np.sqrt(2.0 * TAIL) / smoothing) if smoothing > 0 else None
+    return fourier_derivatives(dk, points, size, GRADIENT, kmax)
+
+
+def _nyquist_free(mesh: int) -> np.ndarray:
+    m = np.ones((mesh, mesh, mesh // 2 + 1))
+    if mesh % 2 == 0:
+        h = mesh // 2
+        m[h] = m[:, h] = 0.0
+        m[:, :, h] = 0.0
+    return m
+
+
+# --------------------------------------------------------------------------- box and cube
+@dataclass(eq=False)
+class LocalUniverseBox(ParentBox):
+    """A :class:`zoa_lib.simulation.ParentBox` made from a constrained realization, observer
+    at the box centre, parent axes = SG axes. ``constraints``: the
+    :class:`ConstrainedField` (without its ``delta``, which is ``delta_lin``);
+    ``structures``: the constrained structures; ``realization``: its index."""
+
+    constraints: ConstrainedField | None = None
+    structures: tuple = ()
+    realization: int = 0
+
+    def __iter__(self):
+        """Deprecated unpacking ``box, constraints, structures = local_universe_box(...)``
+        (the first version of this function returned that tuple)."""
+        return iter((self, self.constraints, list(self.structures)))
+
+
+def local_universe_box(profile, realization: int = 0, structures=None, lagrangian_iterations: int = 5,
+                       workers: int | None = None) -> LocalUniverseBox:
+    """The constrained parent box of a profile (module docstring, items 2–3).
+
+    Linear field: :func:`constrained_field` on the profile's parent box
+    (``simulation.parent_size``, ``parent_mesh``) with peak constraints (value, zero
+    gradient, typical Hessian) of heights :func:`constraint_heights` and smoothing
+    ``local_universe.constraint_smoothing``, for the ``structures`` (default: the shipped
+    table); the random part from the stream ``("local_universe", 0, realization)``; then
+    LPT of order ``simulation.lpt_order`` as for the training mocks.
+
+    Placement: the structures' literature positions are *Eulerian* (today's). The
+    constraints are put at Lagrangian points q with q + Ψ(q) = x (reverse Zel'dovich,
+    Doumler et al. 2013): starting from q = x, ``lagrangian_iterations`` times
+    q ← q + ω (x − Ψ(q) − q), ω = :data:`RZA_DAMPING`, Ψ the Zel'dovich displacement of
+    the constrained field smoothed on R_s (:func:`zeldovich_displacement`), with the same
+    random field each time (0 iterations: constraints at x). Moving a constraint changes
+    the field around it, hence the damping; after 5 iterations |q + Ψ(q) − x| < 1 Mpc/h
+    at the ci and laptop profiles (``constraints.displacement`` holds Ψ(q)). SG position s sits at box point s + L/2.
+    ``box_index`` = −1 − realization (never a mock box)."""
+    from .simulation import gaussian_field, particles_from_ics
 
     sim = profile.simulation
     cosmo = from_profile(profile)
-    structures = known_structures()
+    structures = known_structures() if structures is None else list(structures)
     size, mesh = float(sim.parent_size), int(sim.parent_mesh)
-    pos = np.array([s.sg for s in structures]) + size / 2
-    _, _, sigma_s = smoothing_covariances(cosmo, size, mesh, profile.local_universe.constraint_smoothing)
-    cf = constrained_field(cosmo, size, mesh, pos, constraint_heights(structures, sigma_s),
-                           generator(profile.seed, "local_universe", 0, int(realization)),
-                           profile.local_universe.constraint_smoothing)
-    p, v = particles_from_ics(cf.delta, size, cosmo, sim.lpt_order)
-    box = ParentBox(size=size, mesh=mesh, positions=p, velocities=v, delta_lin=cf.delta,
-                    box_index=-1 - int(realization), seed=int(profile.seed))
-    return box, cf, structures
+    if int(realization) < 0 or int(lagrangian_iterations) < 0:
+        raise LocalUniverseError(f"need realization >= 0 and lagrangian_iterations >= 0, got "
+                                 f"{realization}, {lagrangian_iterations}")
+    R = float(profile.local_universe.constraint_smoothing)
+    x = np.array([s.sg for s in structures]) + size / 2.0
+    field = gaussian_field(cosmo, size, mesh, generator(profile.seed, "local_universe", 0, int(realization)),
+                           workers).astype(np.float64)
+    q = x.copy()
+    for it in range(int(lagrangian_iterations) + 1):
+        sysm = constraint_system(cosmo, size, mesh, q, R)
+        cf = _constrain(sysm, field, constraint_heights(structures, sysm.sigma_s))
+        del sysm
+        psi = zeldovich_displacement(cf.delta, size, cf.positions, R)
+        if it < lagrangian_iterations:
+            sep = x - psi - q
+            q = q + RZA_DAMPING * (sep - size * np.round(sep / size))
+    cf.displacement = psi
+    del field
+    pos, vel = particles_from_ics(cf.delta, size, cosmo, sim.lpt_order, workers)
+    return LocalUniverseBox(size=size, mesh=mesh, positions=pos, velocities=vel, delta_lin=cf.delta,
+                            box_index=-1 - int(realization), seed=int(profile.seed), constraints=cf,
+                            structures=tuple(structures), realization=int(realization))
 
 
-def local_universe_cube(profile, box):
-    """The observer cube at the box centre; parent axes are the SG axes (identity rotation)."""
+def local_universe_cube(profile, box: ParentBox):
+    """The observer cube (side ``box.size`` of the profile) at the centre of ``box`` with the
+    identity rotation: the parent axes ARE the supergalactic axes of the local universe."""
     from .simulation import cut_cube
 
-    return cut_cube(box, np.full(3, box.size / 2), np.eye(3, dtype=np.int8), profile.box.size)
+    return cut_cube(box, np.full(3, box.size / 2.0), np.eye(3, dtype=np.int8), profile.box.size, index=0)
 
 
-def survey_realizations(profile, cube, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """n CF4-like surveys of the same cube (independent galaxies and distance errors):
-    [(catalog, inputs (N, N, N, 2))], the ZOA masked as in the training mocks."""
+def _survey_key(cube) -> tuple[int, ...]:
+    """Stream indices of the surveys of a cube: (1, realization) for a local-universe cube
+    (box_index = −1 − realization), (2, box_index, index) for any other cube."""
+    if cube.box_index < 0:
+        return (1, -1 - int(cube.box_index))
+    return (2, int(cube.box_index), max(int(cube.index), 0))
+
+
+def survey_realizations(profile, cube, n: int, start: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` CF4-like surveys of the same cube, numbered ``start`` … ``start + n − 1``:
+    ``[(catalog, inputs (N, N, N, 2) float32)]``. Each draws its galaxies, distance errors
+    and nonlinear scatter with :func:`zoa_lib.survey.draw_galaxies` and the profile's
+    survey configuration (ZOA masked as in the training mocks) from the stream
+    ``("local_universe", *key, i)`` (:func:`_survey_key`), and is gridded with
+    :func:`zoa_lib.survey.grid_catalog` like the mocks. ``catalog["sample"]`` = i."""
     from .survey import draw_galaxies, grid_catalog
 
+    if int(n) < 0 or int(start) < 0:
+        raise LocalUniverseError(f"survey_realizations: need n >= 0 and start >= 0, got n={n}, start={start}")
+    key = _survey_key(cube)
     out = []
-    for i in range(n):
-        cat = draw_galaxies(cube, profile.survey, generator(profile.seed, "local_universe", 1, i),
+    for i in range(int(start), int(start) + int(n)):
+        cat = draw_galaxies(cube, profile.survey, generator(profile.seed, "local_universe", *key, i),
                             profile.box.size, sample=i)
         inp = grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
                            error_weighting=profile.survey.error_weighting)
@@ -196,53 +613,130 @@ def survey_realizations(profile, cube, n: int) -> list[tuple[np.ndarray, np.ndar
     return out
 
 
-def locate_attractor(delta, size: float, guess_sg, search_radius: float) -> dict:
-    """The highest density peak within ``search_radius`` (Mpc/h) of ``guess_sg``.
+# --------------------------------------------------------------------------- Great Attractor
+def _refine(field: np.ndarray, idx, axis: int) -> float:
+    """Sub-voxel offset (voxels, in [−½, ½]) of a peak along ``axis``: the vertex of the
+    parabola through the peak and its two neighbours, fitted to ln f when all three are
+    positive (exact for a Gaussian peak), else to f; 0 at the array edge."""
+    n = field.shape[axis]
+    i = idx[axis]
+    if i == 0 or i == n - 1:
+        return 0.0
+    lo, hi = list(idx), list(idx)
+    lo[axis] -= 1
+    hi[axis] += 1
+    f = np.array([field[tuple(lo)], field[tuple(idx)], field[tuple(hi)]], float)
+    if np.all(f > 0):
+        f = np.log(f)
+    curv = f[0] - 2.0 * f[1] + f[2]
+    if not curv < 0:
+        return 0.0
+    return float(np.clip(0.5 * (f[0] - f[2]) / curv, -0.5, 0.5))
 
-    The peak is refined to the δ-weighted centre of its 3×3×3 neighbourhood (positive δ
-    only). ``found``: the peak is a local maximum with δ > 0 that does not sit on the
-    search sphere's edge. Returns l, b (deg), cz (km/s, = H0 d), sg (Mpc/h), peak δ."""
-    from .fields import voxel_centres
+
+def locate_attractor(delta, size: float, guess_sg, search_radius: float, smoothing: float = 0.0) -> dict:
+    """The highest peak of a cube field within ``search_radius`` Mpc/h of ``guess_sg``.
+
+    delta : (N, N, N) field on the cube grid (SG axes, observer at the centre, voxel i at
+    −L/2 + (i + ½) L/N), e.g. a predicted density contrast; ``smoothing`` > 0 first
+    convolves it with a Gaussian of that σ (Mpc/h). The peak voxel is refined by a
+    parabola along each axis (:func:`_refine`). It counts as ``found`` when it is a local
+    maximum of its 3×3×3 neighbourhood in the whole field and positive (the highest voxel
+    of a slope sits on the sphere's edge with a higher neighbour outside: not found).
+
+    Returns dict: l, b (deg), cz (km/s, = H0 d), distance d (Mpc/h), sg (SGX, SGY, SGZ
+    list, Mpc/h), peak_value (field at the peak voxel), voxel (index), found (bool)."""
+    from .fields import gaussian_smooth, voxel_centres
     from .survey import sg_to_galactic
 
-    delta = np.asarray(delta, float)
-    n = delta.shape[0]
+    a = np.asarray(delta)
+    if a.ndim != 3 or len(set(a.shape)) != 1:
+        raise LocalUniverseError(f"locate_attractor: expected an (N, N, N) field, got shape {a.shape}")
+    if not search_radius > 0:
+        raise LocalUniverseError(f"locate_attractor: search_radius must be > 0 Mpc/h, got {search_radius}")
+    a = np.asarray(a, np.float64)
+    if smoothing and smoothing > 0:
+        a = gaussian_smooth(a, size, smoothing)
+    n = a.shape[0]
+    h = size / n
     x = voxel_centres(size, n)
-    X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
-    g = np.asarray(guess_sg, float)
-    dist = np.sqrt((X - g[0]) ** 2 + (Y - g[1]) ** 2 + (Z - g[2]) ** 2)
+    g = np.asarray(guess_sg, float).reshape(3)
+    dist = np.sqrt((x[:, None, None] - g[0]) ** 2 + (x[None, :, None] - g[1]) ** 2 + (x[None, None, :] - g[2]) ** 2)
     inside = dist <= search_radius
     if not inside.any():
-        raise LocalUniverseError(f"no voxel within {search_radius} Mpc/h of {g.tolist()}")
-    masked = np.where(inside, delta, -np.inf)
-    i, j, k = np.unravel_index(np.argmax(masked), delta.shape)
-    sl = tuple(slice(max(a - 1, 0), min(a + 2, n)) for a in (i, j, k))
-    w = np.clip(delta[sl], 0, None)
-    if w.sum() > 0:
-        sg = np.array([(c[sl] * w).sum() / w.sum() for c in (X, Y, Z)])
-    else:
-        sg = np.array([X[i, j, k], Y[i, j, k], Z[i, j, k]])
-    local_max = delta[i, j, k] >= delta[sl].max()
-    on_edge = dist[i, j, k] > search_radius - size / n
+        raise LocalUniverseError(f"locate_attractor: no voxel within {search_radius} Mpc/h of {g.tolist()}")
+    masked = np.where(inside & np.isfinite(a), a, -np.inf)
+    idx = np.unravel_index(int(np.argmax(masked)), a.shape)
+    peak = float(a[idx])
+    sl = tuple(slice(max(i - 1, 0), min(i + 2, n)) for i in idx)
+    local_max = np.isfinite(peak) and peak >= np.nanmax(a[sl])
+    sg = np.array([x[idx[ax]] + h * _refine(a, idx, ax) for ax in range(3)])
     l, b, d = sg_to_galactic(sg[0:1], sg[1:2], sg[2:3])
-    return {"l": float(l[0]) % 360.0, "b": float(b[0]), "cz": float(H0 * d[0]), "sg": sg.tolist(),
-            "peak_delta": float(delta[i, j, k]),
-            "found": bool(local_max and delta[i, j, k] > 0 and not on_edge)}
+    return {"l": float(l[0]) % 360.0, "b": float(b[0]), "cz": float(H0 * d[0]), "distance": float(d[0]),
+            "sg": sg.tolist(), "peak_value": peak, "voxel": [int(i) for i in idx],
+            "found": bool(local_max and peak > 0)}
+
+
+def convergence(velocity, size: float) -> np.ndarray:
+    """−∇·v (km/s per Mpc/h) of an (N, N, N, 3) cube velocity field (finite differences,
+    :func:`zoa_lib.velocity.divergence`); in linear theory −∇·v = f H0 δ."""
+    from .velocity import divergence
+
+    return -divergence(velocity, size, method="finite_difference")
+
+
+def locate_convergence(velocity, size: float, guess_sg, search_radius: float, smoothing: float = 0.0) -> dict:
+    """The GA as the point of strongest flow convergence (minimum ∇·v) within
+    ``search_radius`` of ``guess_sg``: :func:`locate_attractor` on :func:`convergence`;
+    ``peak_value`` is −∇·v in km/s per Mpc/h."""
+    return locate_attractor(convergence(velocity, size), size, guess_sg, search_radius, smoothing)
 
 
 def attractor_statistics(results) -> dict:
-    """Mean and scatter of (l, b, cz) over the realizations that found the attractor
-    (circular mean and standard deviation for l), and the fraction that found it."""
+    """Mean and scatter of (l, b, cz) over the realizations whose result is ``found``.
+
+    l: circular mean and circular standard deviation √(−2 ln R̄) (deg; R̄ the mean
+    resultant length), so that 359° and 1° average to 0°; b, cz: mean and standard
+    deviation (ddof = 0). Returns n, n_found, fraction_found and l_mean, l_std, b_mean,
+    b_std, cz_mean, cz_std (NaN when nothing was found)."""
+    results = list(results)
     found = [r for r in results if r["found"]]
     out = {"n": len(results), "n_found": len(found),
            "fraction_found": len(found) / len(results) if results else float("nan")}
+    nan = float("nan")
+    out.update(l_mean=nan, l_std=nan, b_mean=nan, b_std=nan, cz_mean=nan, cz_std=nan)
     if not found:
         return out
     lr = np.radians([r["l"] for r in found])
-    C, S = np.mean(np.cos(lr)), np.mean(np.sin(lr))
-    Rbar = np.hypot(C, S)
+    C, S = float(np.mean(np.cos(lr))), float(np.mean(np.sin(lr)))
+    Rbar = min(np.hypot(C, S), 1.0)
+    b = np.array([r["b"] for r in found], float)
+    cz = np.array([r["cz"] for r in found], float)
     out.update(l_mean=float(np.degrees(np.arctan2(S, C)) % 360.0),
-               l_std=float(np.degrees(np.sqrt(max(-2 * np.log(max(Rbar, 1e-300)), 0.0)))),
-               b_mean=float(np.mean([r["b"] for r in found])), b_std=float(np.std([r["b"] for r in found])),
-               cz_mean=float(np.mean([r["cz"] for r in found])), cz_std=float(np.std([r["cz"] for r in found])))
+               l_std=float(np.degrees(np.sqrt(-2.0 * np.log(Rbar)))) if Rbar > 0 else float("inf"),
+               b_mean=float(b.mean()), b_std=float(b.std()), cz_mean=float(cz.mean()), cz_std=float(cz.std()))
     return out
+
+
+# --------------------------------------------------------------------------- CF4 format
+MOCK_PREAMBLE = (
+    "# MOCK CATALOG - NOT COSMICFLOWS-4 DATA.",
+    "# A CF4-like survey of zoa's constrained local-universe mock (zoa_lib.local_universe):",
+    "# a Hoffman-Ribak constrained realization with the Great Attractor, Virgo, Coma, ... at their",
+    "# literature positions, evolved with 2LPT and surveyed like CF4 (ZOA masked). Written in the",
+    "# EDD Cosmicflows CSV layout (zoa_lib.catalogs.write_cf4_csv) so that CF4 readers run on it.",
+    "# Vcmb in km/s; DM in mag for H0 = {h0:g} km/s/Mpc; RA, DE (J2000), glon, glat in degrees.",
+)
+
+
+def write_local_universe_cf4(path, catalog, h0_catalog: float = 74.6, note: str | None = None) -> Path:
+    """Write a local-universe survey catalog in CF4's EDD CSV layout (atomically) with a
+    header saying plainly that it is a MOCK, not Cosmicflows-4 (:data:`MOCK_PREAMBLE`);
+    ``note`` adds one more comment line (e.g. profile and realization). DM is for
+    ``h0_catalog`` km/s/Mpc, as CF4's (74.6). Returns the path."""
+    from .catalogs import write_cf4_csv
+
+    pre = list(MOCK_PREAMBLE)
+    if note:
+        pre.append("# " + " ".join(str(note).split()).replace("{", "{{").replace("}", "}}"))
+    return write_cf4_csv(path, catalog, h0_catalog=h0_catalog, preamble=pre)
