@@ -469,3 +469,28 @@ def _fake_result(training, prof, target, folder):
                                 history_path=folder / "history.csv", epochs_done=prof.training.epochs,
                                 start_epoch=0, parameters=model.count_params(), seconds=0.0, strategy="default",
                                 replicas=1, global_batch=prof.training.batch_size, steps_per_epoch=1)
+
+
+def test_benchmark_reports_every_number():
+    out = training.benchmark(tiny_profile(), seconds=0.2)
+    assert out["parameters"] == build_vnet(tiny_profile().model, 16).count_params()
+    for key in ("tfdata_samples_per_second", "train_seconds_per_sample", "inference_seconds_per_sample",
+                "estimated_step_memory_mib_per_sample", "estimated_seconds_per_epoch", "tfdata_over_train_rate"):
+        assert out[key] > 0, key
+    assert out["benchmark_batch"] == 2 and out["gpu"] is False
+
+
+def test_mixed_precision_model_keeps_float32_output_and_round_trips(tmp_path):
+    p = tiny_profile(**{"box.grid": 8, "model.depth": 1})
+    model = training.build_and_compile(p, steps_per_epoch=2, mixed_precision=True)
+    assert keras.mixed_precision.global_policy().name == "float32"  # not leaked
+    assert model.get_layer("enc0_conv0").compute_dtype == "float16"
+    assert model.get_layer("head").compute_dtype == "float32" and model.output.dtype == "float32"
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    x = make_shard(8, 2, seed=4).inputs
+    tf_ = training.Transforms.from_profile(p, "delta")
+    model.train_on_batch(tf_.normalise_inputs(x), np.zeros((2, 8, 8, 8, 1), np.float32))
+    before = training.predict_array(model, tf_, x)
+    loaded, _ = training.load_model_file(training.save_model(model, tmp_path / "mp.keras", tf_, p))
+    assert loaded.get_layer("enc0_conv0").compute_dtype == "float16"
+    np.testing.assert_array_equal(training.predict_array(loaded, tf_, x), before)
