@@ -101,6 +101,7 @@ def test_3d_page_has_a_live_webgl_canvas(browser, server):
     _open(browser, server, SCENE_PAGE)
     frames = browser.find_elements("tag name", "iframe")
     assert frames, "the 3D page embeds no interactive scene"
+    browser.execute_script("arguments[0].scrollIntoView();", frames[0])
     browser.switch_to.frame(frames[0])
     try:
         live = False
