@@ -868,6 +868,9 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         if (folder / "best.keras").exists() and start_epoch > 0:
             best = float(read_model_metadata(folder / "best.keras")["meta"].get("best_value", math.inf))
     else:
+        if _backup_epoch(backup):
+            log(f"{target}: starting afresh; the interrupted run in {backup} (epoch {_backup_epoch(backup)}) "
+                f"is discarded (use --resume to continue it)")
         shutil.rmtree(backup, ignore_errors=True)
         if chief:
             history.unlink(missing_ok=True)
