@@ -37,6 +37,21 @@ def test_landing_page_names_the_profile(built_book):
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
     assert "zoa run --profile ci" in text
     assert "01-cosmology" in page
+    assert "What did not run at paper scale" in text
+    assert re.search(r"grid \(voxels per side\) 16 128", text), "scale table missing from the landing page"
+
+
+def test_scale_comparison_lists_exactly_the_settings_that_differ():
+    from zoa_lib.book import scale_comparison
+    from zoa_lib.config import load_profile
+
+    assert scale_comparison(load_profile("paper")) == []
+    ci = {r["setting"]: r for r in scale_comparison(load_profile("ci"))}
+    assert ci["grid (voxels per side)"]["this run"] == "16" and ci["grid (voxels per side)"]["paper"] == "128"
+    assert ci["training epochs"]["paper"] == "200"
+    # an override that makes one setting equal to the paper's removes its row
+    same = {r["setting"] for r in scale_comparison(load_profile("ci", {"training.epochs": 200}))}
+    assert "training epochs" not in same and "grid (voxels per side)" in same
 
 
 @pytest.mark.slow

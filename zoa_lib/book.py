@@ -172,6 +172,7 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
         "epochs": profile.training.epochs,
         "git_commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}",
+        "scale": scale_comparison(profile),
         "chapters": records,
     }
     for ch in chapters:
@@ -219,6 +220,36 @@ def write_run_info(root: Path, info: dict) -> None:
     write_text_atomic(gen / "run-info.md", run_info_markdown(info))
 
 
+def scale_comparison(profile, reference: str = "paper") -> list[dict]:
+    """The settings in which ``profile`` differs from the ``reference`` profile (the
+    paper's scale), as rows ``{"setting", "this run", "paper"}`` for the landing page.
+
+    Read from the two validated profiles, so the table cannot drift from what ran."""
+    from .config import load_profile
+    from .vnet import parameter_count
+
+    ref = load_profile(reference)
+
+    def rows_of(p):
+        b, m, t, lu = p.box, p.mocks, p.training, p.local_universe
+        return {
+            "grid (voxels per side)": b.grid,
+            "voxel size [Mpc/h]": f"{b.size / b.grid:g}",
+            "target smoothing [Mpc/h]": f"{b.smoothing:g}",
+            "training / validation / test mocks": f"{m.n_train:,} / {m.n_val:,} / {m.n_test:,}",
+            "V-Net depth × base filters": f"{p.model.depth} × {p.model.base_filters}",
+            "V-Net parameters": f"{parameter_count(p.model, b.grid):,}",
+            "training epochs": t.epochs,
+            "learning rate (cyclic)": f"{t.lr_min:.0e} – {t.lr_max:.0e}",
+            "held-out mocks evaluated": p.evaluation.n_eval,
+            "local-universe survey realizations": lu.n_realizations,
+        }
+
+    mine, theirs = rows_of(profile), rows_of(ref)
+    return [{"setting": k, "this run": str(v), reference: str(theirs[k])}
+            for k, v in mine.items() if v is not None and str(v) != str(theirs[k])]
+
+
 def run_info_markdown(info: dict) -> str:
     """The landing page's 'how this book was made' table."""
     ov = ", ".join(f"`{k}={v}`" for k, v in info.get("overrides", {}).items()) or "none"
@@ -239,6 +270,15 @@ def run_info_markdown(info: dict) -> str:
         total += rec["seconds"]
         lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec['finished_utc']} |")
     lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+    scale = info.get("scale")
+    if scale:
+        lines += ["", "**What did not run at paper scale.** This run differs from the paper's "
+                  "set-up (`profiles/paper.yml`) in the settings below; its accuracies are those of "
+                  "its scale. `zoa run --profile paper` on a GPU node runs the paper's.", "",
+                  "| setting | this run | paper |", "|---|---|---|"]
+        lines += [f"| {r['setting']} | {r['this run']} | {r['paper']} |" for r in scale]
+    elif scale is not None:
+        lines += ["", "This run used the paper's scale in every setting listed by `profiles/paper.yml`."]
     return "\n".join(lines) + "\n"
 
 
