@@ -60,3 +60,29 @@ def test_sources_never_overwritten(built_book):
     for p in src.glob("*.ipynb"):
         nb = json.loads(p.read_text())
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_native_tensorflow_logs_are_dropped_but_real_stderr_kept(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from zoa_lib.book import _tag_for_book
+
+    tf_noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                "I0000 00:00:1795580541.614620   20636 cudart_stub.cc:31] Could not find cuda drivers on "
+                "your machine, GPU will not be used.\n")
+    cuinit = ("E0000 00:00:1795580549.554233   20636 cuda_platform.cc:52] failed call to cuInit: INTERNAL: "
+              "CUDA error\n")
+    real = "UserWarning: the Wiener filter did not converge in 500 iterations\n"
+    cell = new_code_cell("x = 1", outputs=[new_output("stream", name="stderr", text=tf_noise),
+                                           new_output("stream", name="stderr", text=cuinit),
+                                           new_output("stream", name="stderr", text=tf_noise + real),
+                                           new_output("stream", name="stdout", text="I0000 not stderr\n")])
+    params = new_code_cell("profile = 'ci'", metadata={"tags": ["injected-parameters"]})
+    p = tmp_path / "ch.ipynb"
+    nbformat.write(new_notebook(cells=[params, cell]), p)
+    _tag_for_book(p)
+    nb = nbformat.read(p, 4)
+    assert "remove-cell" in nb.cells[0].metadata.tags
+    texts = [o["text"] for o in nb.cells[1].outputs]
+    assert texts == [tf_noise + real, "I0000 not stderr\n"]

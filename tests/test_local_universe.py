@@ -336,3 +336,40 @@ def test_write_local_universe_cf4_is_labelled_a_mock_and_reads_back(ci, ci_box, 
     np.testing.assert_allclose(back["cz"], cat["cz"], atol=1e-3)
     np.testing.assert_allclose(back["d_obs"], cat["d_obs"], rtol=1e-5)
     np.testing.assert_allclose(np.cos(np.radians(back["l"] - cat["l"])), 1.0, atol=1e-9)
+
+
+def test_attractor_search_by_density_peak_and_by_convergence():
+    n, size = 32, 160.0
+    centre = np.array([-42.9, 24.6, -4.1])            # the GA's SG position
+    X, Y, Z = _grid(size, n)
+    r2 = (X - centre[0]) ** 2 + (Y - centre[1]) ** 2 + (Z - centre[2]) ** 2
+    delta = 3.0 * np.exp(-r2 / (2 * 8.0 ** 2))
+    env = 30.0 * np.exp(-r2 / (2 * 10.0 ** 2))
+    v = -np.stack([(X - centre[0]) * env, (Y - centre[1]) * env, (Z - centre[2]) * env], -1)
+    flat = np.zeros_like(delta)
+    out = lu.attractor_search(np.stack([delta, flat + X / 1e3]), np.stack([v, v]), size, centre + 4.0, 15.0)
+    dens, conv = out["density"], out["convergence"]
+    assert [r["found"] for r in dens["results"]] == [True, False]   # a slope has no peak
+    assert dens["n_found"] == 1 and dens["fraction_found"] == 0.5
+    assert np.linalg.norm(np.array(dens["results"][0]["sg"]) - centre) < 0.2 * size / n
+    assert conv["n_found"] == 2 and np.linalg.norm(np.array(conv["results"][0]["sg"]) - centre) < size / n
+    # one realization found: zero scatter, never a negative zero printed as "± -0.0"
+    assert np.copysign(1.0, dens["l_std"]) == 1.0 and dens["l_std"] == 0.0
+    assert set(lu.attractor_search(delta[None], None, size, centre, 15.0)) == {"density"}
+
+
+def test_reconstruct_surveys_runs_the_baselines_on_every_survey(ci, ci_box):
+    from zoa_lib import evaluation
+
+    cube = lu.local_universe_cube(ci, ci_box)
+    inputs = np.stack([inp for _, inp in lu.survey_realizations(ci, cube, 2)])
+    rec = lu.reconstruct_surveys(ci, inputs, "potent")
+    n = ci.box.grid
+    assert rec["delta"].shape == (2, n, n, n) and rec["velocity"].shape == (2, n, n, n, 3)
+    one = evaluation.reconstruct("potent", inputs[1], ci)
+    np.testing.assert_array_equal(rec["delta"][1], one["delta"])
+    np.testing.assert_array_equal(rec["velocity"][1], one["velocity"])
+    with pytest.raises(lu.LocalUniverseError, match="unknown method"):
+        lu.reconstruct_surveys(ci, inputs, "kriging")
+    with pytest.raises(lu.LocalUniverseError, match=r"shape \(n, 16, 16, 16, 2\)"):
+        lu.reconstruct_surveys(ci, inputs[0], "potent")

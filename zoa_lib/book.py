@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -113,8 +114,18 @@ def _source_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
+#: Lines that TensorFlow/XLA's C++ logging (absl) writes to the kernel's stderr when TF is
+#: imported — e.g. "I0000 00:00:17.. 123 cudart_stub.cc:31] Could not find cuda drivers" —
+#: which TF_CPP_MIN_LOG_LEVEL does not silence. The machine (GPU or not) is in run-info.
+NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] .*"
+                             r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                             r"|To enable the following instructions: .*, in other operations, rebuild TensorFlow .*)$")
+
+
 def _tag_for_book(nb_path: Path) -> None:
-    """Hide papermill's injected-parameters cell in the rendered page."""
+    """Prepare an executed chapter for the book: hide papermill's injected-parameters cell,
+    and drop stderr outputs made only of native TensorFlow log lines
+    (:data:`NATIVE_LOG_LINE`); any other stderr text stays on the page."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
@@ -122,7 +133,16 @@ def _tag_for_book(nb_path: Path) -> None:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = [o for o in cell.get("outputs", []) if not _is_native_log(o)]
     nbformat.write(nb, nb_path)
+
+
+def _is_native_log(output) -> bool:
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    lines = [ln for ln in str(output.get("text", "")).splitlines() if ln.strip()]
+    return bool(lines) and all(NATIVE_LOG_LINE.match(ln) for ln in lines)
 
 
 def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *, root=REPO_ROOT,

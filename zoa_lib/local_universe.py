@@ -519,11 +519,6 @@ class LocalUniverseBox(ParentBox):
     structures: tuple = ()
     realization: int = 0
 
-    def __iter__(self):
-        """Deprecated unpacking ``box, constraints, structures = local_universe_box(...)``
-        (the first version of this function returned that tuple)."""
-        return iter((self, self.constraints, list(self.structures)))
-
 
 def local_universe_box(profile, realization: int = 0, structures=None, lagrangian_iterations: int = 5,
                        workers: int | None = None) -> LocalUniverseBox:
@@ -713,8 +708,76 @@ def attractor_statistics(results) -> dict:
     b = np.array([r["b"] for r in found], float)
     cz = np.array([r["cz"] for r in found], float)
     out.update(l_mean=float(np.degrees(np.arctan2(S, C)) % 360.0),
-               l_std=float(np.degrees(np.sqrt(-2.0 * np.log(Rbar)))) if Rbar > 0 else float("inf"),
+               l_std=float(np.degrees(np.sqrt(max(0.0, -2.0 * np.log(Rbar))))) if Rbar > 0 else float("inf"),
                b_mean=float(b.mean()), b_std=float(b.std()), cz_mean=float(cz.mean()), cz_std=float(cz.std()))
+    return out
+
+
+#: Reconstruction methods of :func:`reconstruct_surveys`.
+SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "potent")
+
+
+def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = False) -> dict:
+    """Density contrast and velocity of every survey realization by one method.
+
+    inputs : (n, N, N, N, 2) gridded surveys (N_gal, V_pec [km/s]), e.g. from
+        :func:`survey_realizations`.
+    method : ``"vnet"`` — δ from the density network and v = −(2f/3H0Ωm)∇φ from the
+        potential network, both trained for ``profile`` (:func:`zoa_lib.training.ensure_trained`
+        reuses or trains them), as in the paper; ``"wiener"``, ``"wiener_cal"``, ``"potent"``
+        — the classical baselines of :func:`zoa_lib.evaluation.reconstruct` (δ and v of the
+        same reconstruction; ``wiener_cal`` needs the profile's training shards).
+
+    Returns {"delta": (n, N, N, N) float32, "velocity": (n, N, N, N, 3) float32 km/s}."""
+    from tqdm.auto import tqdm
+
+    from . import baselines, evaluation, training
+    from .velocity import velocity_from_potential
+
+    x = np.asarray(inputs, np.float32)
+    n_grid = profile.box.grid
+    if x.ndim != 5 or x.shape[1:] != (n_grid,) * 3 + (2,):
+        raise LocalUniverseError(f"reconstruct_surveys: inputs must have shape (n, {n_grid}, {n_grid}, "
+                                 f"{n_grid}, 2) for profile {profile.name!r}, got {x.shape}")
+    if method not in SEARCH_METHODS:
+        raise LocalUniverseError(f"reconstruct_surveys: unknown method {method!r} "
+                                 f"(known: {', '.join(SEARCH_METHODS)})")
+    cosmo = from_profile(profile)
+    size = profile.box.size
+    if method == "vnet":
+        pred = {}
+        for target in ("delta", "phi"):
+            training.ensure_trained(profile, target)
+            model, transforms = training.load_model(profile, target)
+            pred[target] = training.predict_array(model, transforms, x)
+        vel = np.stack([velocity_from_potential(p, size, cosmo, method="finite_difference")
+                        for p in pred["phi"]]).astype(np.float32)
+        return {"delta": pred["delta"], "velocity": vel}
+    op = baselines.WienerFilter(n_grid, size, cosmo, profile.box.smoothing) if method.startswith("wiener") else None
+    bias = evaluation.calibration(profile) if method == "wiener_cal" else None
+    deltas, vels = [], []
+    for inp in tqdm(x, desc=method, unit="survey", disable=not progress, leave=False):
+        rec = evaluation.reconstruct(method, inp, profile, cosmo=cosmo, operator=op, bias=bias)
+        deltas.append(rec["delta"])
+        vels.append(rec["velocity"])
+    return {"delta": np.stack(deltas), "velocity": np.stack(vels)}
+
+
+def attractor_search(delta, velocity, size: float, guess_sg, search_radius: float,
+                     smoothing: float = 0.0) -> dict:
+    """Locate the GA in each realization two ways, as a density peak
+    (:func:`locate_attractor` on δ) and as the point of strongest flow convergence
+    (:func:`locate_convergence` on v), within ``search_radius`` Mpc/h of ``guess_sg``.
+
+    delta : (n, N, N, N); velocity : (n, N, N, N, 3) km/s (either may be None to skip).
+    Returns {"density": {...}, "convergence": {...}}, each with ``results`` (one dict of
+    :func:`locate_attractor` per realization) and the :func:`attractor_statistics`."""
+    out = {}
+    for how, stack, locate in (("density", delta, locate_attractor), ("convergence", velocity, locate_convergence)):
+        if stack is None:
+            continue
+        results = [locate(f, size, guess_sg, search_radius, smoothing) for f in stack]
+        out[how] = {"results": results, **attractor_statistics(results)}
     return out
 
 

@@ -759,7 +759,8 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
                                f"{None if vals is None else vals.shape} must have the same shape")
             x, y = sky_xy(l, b)
             if disp is None:
-                art = ax.scatter(x, y, s=s, color=color or OKABE_ITO[0], lw=0, rasterized=True, **scatter_kw)
+                art = ax.scatter(x, y, s=s, color=color or OKABE_ITO[0], lw=0, rasterized=True, label=label,
+                                 **scatter_kw)
             else:
                 art = ax.scatter(x, y, c=disp, s=s, cmap=cmap, norm=norm, lw=0, rasterized=True, **scatter_kw)
         if vals is not None and colorbar:
@@ -819,6 +820,31 @@ def mark_structures(ax, structures, *, short: bool = True, color="black", fontsi
                         color=color, zorder=6,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
     return rows
+
+
+def mark_structures_slice(ax, structures, *, plane=(0, 1), depth: tuple[float, float] | None = None,
+                          short: bool = True, color="black", fontsize: float = 7.5) -> list:
+    """Mark named structures on a cube slice drawn by :func:`plot_slice` (axes in Mpc/h,
+    observer at 0). ``structures``: objects with ``name`` and ``sg`` = (SGX, SGY, SGZ) in
+    Mpc/h (:class:`zoa_lib.local_universe.Structure`); ``plane`` the drawn SG axes;
+    ``depth`` = (lo, hi) Mpc/h along the third axis keeps only the structures inside the
+    slab (all when None). Returns the names drawn."""
+    third = ({0, 1, 2} - set(plane)).pop()
+    drawn = []
+    with style():
+        for s in structures:
+            pos = np.asarray(s.sg, float)
+            if depth is not None and not depth[0] <= pos[third] <= depth[1]:
+                continue
+            x, y = pos[plane[0]], pos[plane[1]]
+            ax.plot([x], [y], marker="x", ms=7, mew=2.6, color="white", ls="none", zorder=6)
+            ax.plot([x], [y], marker="x", ms=7, mew=1.2, color=color, ls="none", zorder=6)
+            text = s.name.split(" (")[0] if short else s.name
+            ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=fontsize,
+                        color=color, zorder=6,
+                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
+            drawn.append(s.name)
+    return drawn
 
 
 def sky_grid(nside_like=(180, 90)):
