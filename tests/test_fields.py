@@ -14,20 +14,9 @@ from zoa_lib.cosmology import H0, from_profile
 from zoa_lib.errors import ZoaError
 from zoa_lib.rng import generator
 
-
-@pytest.fixture(scope="module")
-def prof():
-    return load_profile("ci", {"simulation.parent_mesh": 32})
+from parent_fixtures import box, cosmo, prof  # noqa: F401  (pytest fixtures)
 
 
-@pytest.fixture(scope="module")
-def cosmo(prof):
-    return from_profile(prof)
-
-
-@pytest.fixture(scope="module")
-def box(prof):
-    return S.make_parent_box(prof, 0)
 
 
 def grid(M, L):
