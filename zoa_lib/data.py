@@ -123,6 +123,20 @@ def write_shard(path: str | Path, shard: Shard) -> str:
     return w.sha256
 
 
+def _create_untimed(path) -> h5py.File:
+    """``h5py.File(path, "w", track_order=True)`` without HDF5 object timestamps on the root
+    group (datasets and groups are made with ``track_times=False`` too), so that equal
+    content and attrs give equal file bytes."""
+    h5p, order = h5py.h5p, h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+    fcpl = h5p.create(h5p.FILE_CREATE)
+    fcpl.set_link_creation_order(order)
+    fcpl.set_attr_creation_order(order)
+    fcpl.set_obj_track_times(False)
+    fapl = h5p.create(h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    return h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl))
+
+
 class ShardWriter:
     """Write a shard mock by mock, atomically (memory: one mock at a time).
 
@@ -155,10 +169,13 @@ class ShardWriter:
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
         try:
-            self._f = h5py.File(tmp, "w", track_order=True)
+            self._f = _create_untimed(tmp)
             n, N, kw = self.n, self.grid, dict(track_times=False, dtype=np.float32)
             self._f.create_dataset("inputs", shape=(n, N, N, N, 2), chunks=(1, N, N, N, 2), **kw)
-            g = self._f.create_group("targets")
+            gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+            gcpl.set_obj_track_times(False)
+            h5py.h5g.create(self._f.id, b"targets", gcpl=gcpl)
+            g = self._f["targets"]
             for name in TARGETS:
                 tail = (3,) if name == "velocity" else ()
                 g.create_dataset(name, shape=(n, N, N, N) + tail, chunks=(1, N, N, N) + tail, **kw)
