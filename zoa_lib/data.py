@@ -180,7 +180,7 @@ class ShardWriter:
                 tail = (3,) if name == "velocity" else ()
                 g.create_dataset(name, shape=(n, N, N, N) + tail, chunks=(1, N, N, N) + tail, **kw)
         except BaseException:
-            self._close_file()
+            self._close_file(quiet=True)
             self._ctx.__exit__(*sys.exc_info())
             raise
         return self
@@ -209,11 +209,16 @@ class ShardWriter:
         self._box_index[i] = box_index
         self._written[i] = True
 
-    def _close_file(self):
-        f = getattr(self, "_f", None)
+    def _close_file(self, quiet: bool = False):
+        """Close the HDF5 file; ``quiet``: the file is being discarded after an error, so a
+        failing close (HDF5 flushing onto a full disk) must not hide that error."""
+        f, self._f = getattr(self, "_f", None), None
         if f is not None:
-            f.close()
-            self._f = None
+            try:
+                f.close()
+            except Exception:
+                if not quiet:
+                    raise
 
     def __exit__(self, et, ev, tb):
         try:
@@ -235,10 +240,10 @@ class ShardWriter:
                 for k, v in self.attrs.items():
                     f.attrs[k] = _to_attr(v)
                 f.attrs["schema"] = "zoa-mock-shard/1"
-            self._close_file()
+            self._close_file(quiet=et is not None)
         except BaseException:
-            self._close_file()
-            self._ctx.__exit__(*sys.exc_info())
+            self._close_file(quiet=True)
+            self._ctx.__exit__(*sys.exc_info())  # removes the temporary; a full disk: OutputError
             raise
         if et is not None:
             self._ctx.__exit__(et, ev, tb)
