@@ -30,9 +30,17 @@ True distances and velocities of a real catalog are unknown: ``d_true`` and
 :data:`ALIASES`; ``columns={"velocity": "Vhelio", ...}`` overrides them.
 
 Every bad row raises :class:`CatalogError` naming the file, the 1-based line number and
-the column (missing column, duplicate column, non-numeric value, NaN/inf, distance ≤ 0,
-velocity out of range, empty file, not UTF-8). With ``drop_bad=True`` bad rows are
-dropped and listed in the :class:`CatalogReport`; nothing is skipped silently.
+the column (missing column, duplicate column, non-numeric value, NaN/inf, distance ≤ 0 or
+beyond z = 1 — :data:`Z_MAX`, where the distance–redshift relations of
+:mod:`zoa_lib.survey` hold —, cz or v_r out of range, a field too long to split, empty
+file, not UTF-8). Lines end at ``\n``, ``\r\n`` or ``\r`` only (form feeds, U+2028 and
+the like are not line breaks), so line numbers are those an editor shows. With
+``drop_bad=True`` bad rows are dropped and listed in the :class:`CatalogReport`; nothing
+is skipped silently.
+
+:func:`describe` gives the sky coverage and distance range of a read catalog, and
+:func:`write_grid` writes its gridded inputs (``n_gal``, ``v_pec``) to HDF5; ``zoa
+catalog`` prints the report of both.
 
 :func:`write_cf4_csv` writes a catalog in EDD's CSV layout (the tests and the book use it
 for mock tables; such a file says in its header that it is not Cosmicflows-4 data).
@@ -40,9 +48,11 @@ for mock tables; such a file says in its header that it is not Cosmicflows-4 dat
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -50,7 +60,7 @@ import numpy as np
 
 from . import survey
 from .data import CATALOG_DTYPE
-from .errors import ZoaError
+from .errors import ZoaError, printable
 
 #: H0 (km/s/Mpc) of Cosmicflows-4 distances (Tully et al. 2023).
 CF4_H0 = 74.6
@@ -79,6 +89,14 @@ KINDS = ("auto", "cf4", "positions")
 V_PEC_MAX = 20000.0
 #: Largest cz (km/s) accepted in a ``cf4`` table (CF4 reaches z ≈ 0.1).
 CZ_MAX = 40000.0
+#: Largest redshift of a distance: the distance–redshift relations of :mod:`zoa_lib.survey`
+#: (WF15's z_mod, inverted by Newton iterations) hold for z < 1; CF4 reaches z ≈ 0.1.
+Z_MAX = 1.0
+#: Luminosity (cf4 tables) and comoving (positions tables) distance at :data:`Z_MAX`, Mpc/h.
+D_L_MAX = float(survey.luminosity_distance(Z_MAX))
+D_C_MAX = float(survey.comoving_distance(Z_MAX))
+#: Line breaks: ``\n``, ``\r\n``, ``\r`` (not the form feeds and Unicode separators of str.splitlines).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class CatalogError(ZoaError, ValueError):
@@ -120,12 +138,31 @@ class CatalogReport:
     def __str__(self):
         return self.summary()
 
+    def to_dict(self) -> dict:
+        """The report as plain JSON-able data (dropped rows as ``{line, column, reason}``)."""
+        d = asdict(self)
+        d["n_dropped"] = len(self.dropped)
+        return d
+
 
 # --------------------------------------------------------------------------- text parsing
+class _SplitError(ValueError):
+    """A line the csv module cannot split (e.g. a field over its 131,072-character limit)."""
+
+
 def _split(line: str, comma: bool) -> list[str]:
     if comma:
-        return [t.strip().strip('"').strip("'").strip() for t in next(csv.reader([line], skipinitialspace=True))]
+        try:
+            fields = next(csv.reader([line], skipinitialspace=True))
+        except csv.Error as e:
+            raise _SplitError(f"cannot split the line into fields ({e})") from None
+        return [t.strip().strip('"').strip("'").strip() for t in fields]
     return line.split()
+
+
+def _show(tok: str) -> str:
+    """A token for a one-line message (quoted, escaped, cut when long)."""
+    return printable(tok, limit=50, quote=True)
 
 
 def _is_comment(s: str) -> bool:
@@ -148,7 +185,7 @@ def _read_text(path: Path) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
+        line = len(_LINE_BREAK.findall(raw[:e.start].decode("utf-8", "replace"))) + 1
         raise CatalogError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
                            f"{e.start}); re-save the file as UTF-8") from None
     if not text.strip():
@@ -162,7 +199,7 @@ def _resolve(header: list[str], kind: str, overrides: Mapping[str, str], path) -
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
         if h in seen:
-            raise CatalogError(f"{path}: duplicate column {h!r} (columns {seen[h] + 1} and {i + 1})")
+            raise CatalogError(f"{path}: duplicate column {_show(h)} (columns {seen[h] + 1} and {i + 1})")
         seen[h] = i
     idx, names = {}, {}
     for fld, alias in overrides.items():
@@ -170,8 +207,8 @@ def _resolve(header: list[str], kind: str, overrides: Mapping[str, str], path) -
             # allow a case-insensitive match for overrides too, if unambiguous
             hits = [i for i, h in enumerate(lower) if h == str(alias).lower()]
             if len(hits) != 1:
-                raise CatalogError(f"{path}: missing column {alias!r} (mapped to field {fld!r}); "
-                                   f"header has: {', '.join(header)}")
+                raise CatalogError(f"{path}: missing column {_show(alias)} (mapped to field {fld!r}); "
+                                   f"header has: {_header_list(header)}")
             idx[fld] = hits[0]
         else:
             idx[fld] = header.index(alias)
@@ -183,7 +220,7 @@ def _resolve(header: list[str], kind: str, overrides: Mapping[str, str], path) -
             hits = [i for i, h in enumerate(lower) if h == a]
             if len(hits) > 1:
                 raise CatalogError(f"{path}: duplicate column {a!r} for field {fld!r} "
-                                   f"({', '.join(repr(header[i]) for i in hits)})")
+                                   f"({', '.join(_show(header[i]) for i in hits)})")
             if hits:
                 idx[fld], names[fld] = hits[0], header[hits[0]]
                 break
@@ -215,7 +252,13 @@ def _missing_message(kind: str, idx: dict, header: list[str], path) -> str | Non
     if not need:
         return None
     return (f"{path}: missing column {need[0]}" + (f" (and {', '.join(need[1:])})" if len(need) > 1 else "")
-            + f"; header has: {', '.join(header)}")
+            + f"; header has: {_header_list(header)}")
+
+
+def _header_list(header: list[str]) -> str:
+    """The header's column names for a one-line message."""
+    text = ", ".join(printable(h, limit=40) for h in header[:40])
+    return text + (f", … ({len(header)} columns)" if len(header) > 40 else "")
 
 
 _KEY_FIELDS = {"velocity", "dm", "dist", "e_dm", "glon", "glat", "ra", "dec", "sgx", "sgy", "sgz", "v_r"}
@@ -232,7 +275,10 @@ def _find_header(lines: list[str], kind: str, overrides: Mapping[str, str]):
         if not body or _is_rule(body):
             continue
         comma = "," in body
-        tokens = _split(body, comma)
+        try:
+            tokens = _split(body, comma)
+        except _SplitError:
+            continue
         filled = [t for t in tokens if t]
         numeric = sum(_parse_float(t) is not None for t in filled)
         if not _is_comment(s) and filled and numeric * 2 >= len(filled):
@@ -299,7 +345,7 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
             raise CatalogError(f"{path}: unknown field {fld!r} in the column mapping "
                                f"(known: {', '.join(ALIASES)})")
     text = _read_text(path)
-    lines = text.splitlines()
+    lines = _LINE_BREAK.split(text)
     found = _find_header(lines, kind, overrides)
     if found is None:
         raise CatalogError(f"{path}: no header line with the catalog's column names found "
@@ -334,7 +380,11 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
         if not s or _is_comment(s) or _is_rule(s):
             continue
         n_rows += 1
-        toks = _split(s, comma)
+        try:
+            toks = _split(s, comma)
+        except _SplitError as e:
+            bad.append(DroppedRow(n + 1, "", str(e)))
+            continue
         if len(toks) > ncol and all(t == "" for t in toks[ncol:]):
             toks = toks[:ncol]
         if len(toks) != ncol:
@@ -349,14 +399,14 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
                 break
             x = _parse_float(tok)
             if x is None:
-                problem = DroppedRow(n + 1, col, f"non-numeric value {tok!r}")
+                problem = DroppedRow(n + 1, col, f"non-numeric value {_show(tok)}")
                 break
             if not math.isfinite(x):
-                problem = DroppedRow(n + 1, col, f"value is {tok} (not finite)")
+                problem = DroppedRow(n + 1, col, f"value is {printable(tok, limit=30)} (not finite)")
                 break
             row[f] = x
         if problem is None:
-            problem = _check_row(kind, row, names, n + 1, cz_max, v_max)
+            problem = _check_row(kind, row, names, n + 1, cz_max, v_max, h0_catalog / 100.0)
         if problem is not None:
             bad.append(problem)
             continue
@@ -381,7 +431,8 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     return cat, report
 
 
-def _check_row(kind, row, names, line, cz_max, v_max) -> DroppedRow | None:
+def _check_row(kind, row, names, line, cz_max, v_max, h) -> DroppedRow | None:
+    """The first problem of a parsed row (``h`` = h0_catalog / 100), or None."""
     if kind == "cf4":
         cz = row["velocity"]
         if cz <= 0:
@@ -391,20 +442,46 @@ def _check_row(kind, row, names, line, cz_max, v_max) -> DroppedRow | None:
             return DroppedRow(line, names["velocity"], f"cz = {cz:g} km/s out of range (> {cz_max:g})")
         if "dist" in row and row["dist"] <= 0:
             return DroppedRow(line, names["dist"], f"distance {row['dist']:g} Mpc ≤ 0")
+        if "dist" in row and _zero32(row["dist"] * h):
+            return DroppedRow(line, names["dist"], f"distance {row['dist']:g} Mpc out of range: 0 in the "
+                                                   "catalog's float32")
+        if "dist" in row and row["dist"] * h > D_L_MAX:
+            return DroppedRow(line, names["dist"], f"distance {row['dist']:g} Mpc out of range: beyond z = "
+                                                   f"{Z_MAX:g} ({D_L_MAX / h:.0f} Mpc for H0 = {100 * h:g})")
+        if "dm" in row:
+            dm = row["dm"]
+            dm_max = 5.0 * math.log10(D_L_MAX / h) + 25.0
+            if dm > dm_max:
+                return DroppedRow(line, names["dm"], f"distance out of range: DM = {dm:g} mag is beyond z = "
+                                                     f"{Z_MAX:g} (DM > {dm_max:.2f} for H0 = {100 * h:g})")
+            d_L = 10.0 ** ((dm - 25.0) / 5.0) * h
+            if _zero32(d_L):
+                return DroppedRow(line, names["dm"], f"distance out of range: DM = {dm:g} mag gives d_L = {d_L:.3g} "
+                                                     "Mpc/h, 0 in the catalog's float32")
         if row["e_dm"] < 0:
             return DroppedRow(line, names["e_dm"], f"negative error {row['e_dm']:g} mag")
         for lat in ("glat", "sgb", "dec"):
             if lat in row and abs(row[lat]) > 90:
                 return DroppedRow(line, names[lat], f"latitude {row[lat]:g} deg outside [-90, 90]")
     else:
-        d = math.sqrt(row["sgx"] ** 2 + row["sgy"] ** 2 + row["sgz"] ** 2)
-        if d <= 0:
-            return DroppedRow(line, names["sgx"], "distance ≤ 0 (galaxy at the observer)")
+        d = math.hypot(row["sgx"], row["sgy"], row["sgz"])
+        if _zero32(d):
+            return DroppedRow(line, names["sgx"], f"distance {d:.3g} Mpc/h ≤ 0 (galaxy at the observer; 0 in the "
+                                                  "catalog's float32)" if d > 0 else
+                              "distance ≤ 0 (galaxy at the observer)")
+        if d > D_C_MAX:
+            return DroppedRow(line, names["sgx"], f"distance {d:.4g} Mpc/h out of range: beyond z = {Z_MAX:g} "
+                                                  f"({D_C_MAX:.0f} Mpc/h)")
         if abs(row["v_r"]) > v_max:
             return DroppedRow(line, names["v_r"], f"|v_r| = {abs(row['v_r']):g} km/s out of range (> {v_max:g})")
         if "sigma_v" in row and row["sigma_v"] < 0:
             return DroppedRow(line, names["sigma_v"], f"negative error {row['sigma_v']:g} km/s")
     return None
+
+
+def _zero32(d: float) -> bool:
+    """A distance (≥ 0) that is 0 once stored in the catalog's float32 columns."""
+    return not d > 0 or (d < 1e-30 and not np.float32(d) > 0)
 
 
 def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndarray:
@@ -465,6 +542,101 @@ def grid(catalog: np.ndarray, profile, position: str = "observed", return_outsid
                                error_weighting=profile.survey.error_weighting, return_outside=return_outside)
 
 
+#: Equal-area sky cells of :func:`describe`: 36 in l (10°) × 18 in sin b (1/9), ≈ 63.7 deg² each.
+SKY_CELLS = (36, 18)
+
+
+def describe(catalog: np.ndarray, zoa_b: float | None = None) -> dict:
+    """Sky coverage and distance range of a read catalog (plain floats, JSON-able).
+
+    ``sky``: ``coverage`` — the fraction of :data:`SKY_CELLS` equal-area cells (10° in
+    Galactic l × 1/9 in sin b, ≈ 63.7 deg² each) holding at least one galaxy;
+    ``b_min``/``b_max`` (deg); ``north`` — fraction at b > 0; with ``zoa_b`` (deg),
+    ``in_zoa`` — fraction at |b| < zoa_b. ``distance``: ``min``, ``median``, ``max`` of
+    ``d_obs`` (Mpc/h). ``cz``: ``min``, ``max`` (km/s). ``v_r``: ``mean``, ``std`` of
+    ``v_r_obs`` (km/s).
+    """
+    cat = np.asarray(catalog)
+    n = len(cat)
+    out = {"n": int(n)}
+    if n == 0:
+        return out
+    l = np.mod(cat["l"].astype(np.float64), 360.0)
+    b = cat["b"].astype(np.float64)
+    nl, nb = SKY_CELLS
+    il = np.clip((l / 360.0 * nl).astype(np.int64), 0, nl - 1)
+    ib = np.clip(((np.sin(np.radians(b)) + 1.0) / 2.0 * nb).astype(np.int64), 0, nb - 1)
+    cells = np.unique(il * nb + ib).size
+    sky = {"coverage": cells / (nl * nb), "cells": int(cells), "cells_total": nl * nb,
+           "b_min": float(b.min()), "b_max": float(b.max()), "north": float(np.mean(b > 0))}
+    if zoa_b is not None:
+        sky["zoa_b"] = float(zoa_b)
+        sky["in_zoa"] = float(np.mean(np.abs(b) < zoa_b))
+    d = cat["d_obs"].astype(np.float64)
+    v = cat["v_r_obs"].astype(np.float64)
+    out["sky"] = sky
+    out["distance"] = {"min": float(d.min()), "median": float(np.median(d)), "max": float(d.max()),
+                       "units": "Mpc/h"}
+    out["cz"] = {"min": float(cat["cz"].min()), "max": float(cat["cz"].max()), "units": "km/s"}
+    out["v_r"] = {"mean": float(v.mean()), "std": float(v.std()), "units": "km/s"}
+    return out
+
+
+def describe_lines(desc: dict) -> list[str]:
+    """:func:`describe`'s result as report lines."""
+    if not desc.get("n"):
+        return ["no galaxies"]
+    s, d, cz, v = desc["sky"], desc["distance"], desc["cz"], desc["v_r"]
+    zoa = f"; {100 * s['in_zoa']:.1f}% at |b| < {s['zoa_b']:g} deg (ZOA)" if "in_zoa" in s else ""
+    return [f"sky: {100 * s['coverage']:.1f}% of {s['cells_total']} equal-area cells (~64 deg^2) hold a galaxy; "
+            f"b from {s['b_min']:.1f} to {s['b_max']:.1f} deg, {100 * s['north']:.1f}% north{zoa}",
+            f"distance d_obs: {d['min']:.2f} .. {d['max']:.2f} Mpc/h (median {d['median']:.2f}); "
+            f"cz {cz['min']:.0f} .. {cz['max']:.0f} km/s; v_r mean {v['mean']:.0f}, std {v['std']:.0f} km/s"]
+
+
+def write_grid(path: str | os.PathLike, inputs: np.ndarray, profile, report: CatalogReport | None = None,
+               n_outside: int = 0, **attrs) -> Path:
+    """Write a gridded catalog — :func:`grid`'s (N, N, N, 2) inputs — to HDF5 atomically.
+
+    Datasets (float32, axes SGX, SGY, SGZ, observer at the cube centre, voxel i spanning
+    [−L/2 + i L/N, −L/2 + (i+1) L/N) Mpc/h): ``n_gal`` (N, N, N), galaxies per voxel;
+    ``v_pec`` (N, N, N), mean observed radial peculiar velocity of the voxel's galaxies in
+    km/s, 0 where empty — the two input channels of a mock shard. Attrs: provenance
+    (:func:`zoa_lib.io.provenance`), ``box_size`` (Mpc/h), ``grid``, the catalog's path,
+    kind, columns and row counts from ``report``, ``n_in_cube``, ``n_outside``, ``attrs``.
+    An existing file at ``path`` is replaced only when the new one is complete.
+    """
+    import h5py
+
+    from .io import atomic_path, provenance
+
+    path = Path(path)
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a folder; give a file name for the grid (e.g. grid.h5)")
+    inputs = np.asarray(inputs)
+    N = int(profile.box.grid)
+    if inputs.shape != (N, N, N, 2):
+        raise CatalogError(f"{path}: gridded inputs have shape {inputs.shape}, expected {(N, N, N, 2)}")
+    meta = {**provenance(profile), "box_size": float(profile.box.size), "grid": N,
+            "axes": "SGX, SGY, SGZ; observer at the cube centre",
+            "error_weighting": bool(profile.survey.error_weighting),
+            "n_in_cube": int(inputs[..., 0].sum()), "n_outside": int(n_outside),
+            "attr_units": json.dumps({"box_size": "Mpc/h", "h0_catalog": "km/s/Mpc"})}
+    if report is not None:
+        meta.update(catalog=report.path, catalog_kind=report.kind, columns=json.dumps(report.columns),
+                    n_rows=report.n_rows, n_kept=report.n_kept, n_dropped=len(report.dropped),
+                    notes=json.dumps(report.notes))
+    meta.update(attrs)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, ch, unit in (("n_gal", 0, "galaxies per voxel"), ("v_pec", 1, "km/s")):
+                ds = f.create_dataset(name, data=inputs[..., ch].astype(np.float32))
+                ds.attrs["units"] = unit
+            for k, v in meta.items():
+                f.attrs[k] = v
+    return path
+
+
 # --------------------------------------------------------------------------- writing
 EDD_HEADER = ("pgc", "Vcmb", "DM", "eDM", "RA", "DE", "glon", "glat")
 VIZIER_HEADER = ("PGC", "Vcmb", "DM", "e_DM", "RAdeg", "DEdeg", "GLON", "GLAT")
@@ -505,7 +677,7 @@ def write_cf4_csv(path: str | os.PathLike, catalog: np.ndarray, *, e_dm=None, h0
     cols = [0, 1, 2, 3] + ([4, 5] if coords in ("both", "equatorial") else []) + \
            ([6, 7] if coords in ("both", "galactic") else [])
     sep = ", " if spaces else ","
-    out = [p.format(h0=h0_catalog) for p in (DEFAULT_PREAMBLE if preamble is None else preamble)]
+    out = [p.format(h0=h0_catalog) for p in DEFAULT_PREAMBLE] if preamble is None else [str(p) for p in preamble]
     out.append(sep.join(names[c] for c in cols))
     fmt = {0: "{:d}", 1: "{:.4f}", 2: "{:.6f}", 3: "{:.4f}", 4: "{:.7f}", 5: "{:.7f}", 6: "{:.7f}", 7: "{:.7f}"}
     for i in range(len(cat)):

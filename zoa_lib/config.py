@@ -8,6 +8,11 @@ impossible value raises :class:`ProfileError` with a one-line message naming the
 Overrides use dotted keys, as on the command line (``zoa run -p training.epochs=3``)
 and in a notebook's ``parameters`` cell (``overrides = {"training.epochs": 3}``).
 
+A file that is not UTF-8, not valid YAML (also: a key given twice, which PyYAML would
+silently resolve to the last, or nesting deeper than Python's recursion limit), not a
+mapping, or holds a number out of range (integers beyond 64 bits, floats beyond ±1.8e308)
+raises :class:`ProfileError` too, with the file and line.
+
 Units follow ../shared/DESIGN.md: lengths in Mpc/h, velocities in km/s, angles in
 degrees, H0 = 100 h km/s/Mpc.
 """
@@ -22,7 +27,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from .errors import ZoaError
+from .errors import ZoaError, printable
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_NAMES = ("ci", "laptop", "workstation", "paper")
@@ -381,35 +386,53 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         raise ProfileError(errors[0] if errors else f"{where}: wrong type")
     if origin is Literal:
         if value not in args:
-            raise ProfileError(f"{where}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+            raise ProfileError(f"{where}: must be one of {', '.join(map(repr, args))}, got {_show(value)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ProfileError(f"{where}: must be a list, got {type(value).__name__} {value!r}")
+            raise ProfileError(f"{where}: must be a list, got {type(value).__name__} {_show(value)}")
         elem = args[0]
         return tuple(_check_type(v, elem, f"{where}[{i}]") for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise ProfileError(f"{where}: must be true or false, got {value!r}")
+            raise ProfileError(f"{where}: must be true or false, got {_show(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ProfileError(f"{where}: must be an integer, got {type(value).__name__} {value!r}")
+            raise ProfileError(f"{where}: must be an integer, got {type(value).__name__} {_show(value)}")
+        if not -2 ** 63 <= value < 2 ** 63:
+            raise ProfileError(f"{where}: must be an integer between -2^63 and 2^63-1, got {_show(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProfileError(f"{where}: must be a number, got {type(value).__name__} {value!r}")
-        value = float(value)
+            raise ProfileError(f"{where}: must be a number, got {type(value).__name__} {_show(value)}")
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ProfileError(f"{where}: must be finite, got {_show(value)}") from None
         if value != value or value in (float("inf"), float("-inf")):
             raise ProfileError(f"{where}: must be finite, got {value}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ProfileError(f"{where}: must be a string, got {type(value).__name__} {value!r}")
+            raise ProfileError(f"{where}: must be a string, got {type(value).__name__} {_show(value)}")
         return value
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     raise TypeError(f"unsupported annotation {tp!r} at {where}")
+
+
+def _show(value, limit: int = 60) -> str:
+    """A value for a one-line message: its repr, escaped and cut when long (a 400-digit
+    integer is shown by its number of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return printable(value, limit=limit, quote=True)
+
+
+def _key(key) -> str:
+    """A mapping key for a dotted name in a one-line message."""
+    return printable(key, limit=40) if isinstance(key, str) else _show(key, 40)
 
 
 def _build(cls, data: Any, where: str):
@@ -421,7 +444,7 @@ def _build(cls, data: Any, where: str):
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
-            dotted = f"{where}.{key}" if where else str(key)
+            dotted = f"{where}.{_key(key)}" if where else _key(key)
             raise ProfileError(f"{dotted}: unknown key (known: {', '.join(sorted(names))})")
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -441,10 +464,60 @@ def _build(cls, data: Any, where: str):
     return obj
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the
+    last one silently)."""
+
+
+def _no_duplicate_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # unhashable: construct_mapping says so
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {_show(key, 40)} (first on line {first.line + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def _yaml_error(e: BaseException, text: str, line: bool = True) -> str:
+    """``line N: not valid YAML (what)`` — one line — for a PyYAML error while loading
+    ``text`` (without ``line N: `` when ``line`` is false)."""
+    if isinstance(e, yaml.reader.ReaderError):
+        n = text.count("\n", 0, max(0, e.position)) + 1
+        ch = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        what = f"character U+{ch:04X} not allowed: {e.reason}"
+    else:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        n = mark.line + 1 if mark else None
+        what = "; ".join(printable(x, limit=120) for x in (getattr(e, "context", None), getattr(e, "problem", None))
+                         if x) or printable(str(e).splitlines()[0] if str(e) else type(e).__name__, limit=120)
+    return (f"line {n}: " if line and n else "") + f"not valid YAML ({what})"
+
+
+def _safe_load(text: str):
+    """``yaml.safe_load`` with duplicate keys refused (:class:`_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_value(text: str) -> Any:
     """Parse a command-line override value with YAML rules (``3`` → int, ``1e-5`` →
-    float, ``true`` → bool, ``[1, 2]`` → list)."""
-    value = yaml.safe_load(text)
+    float, ``true`` → bool, ``[1, 2]`` → list). Not valid YAML: :class:`ProfileError`."""
+    try:
+        value = _safe_load(text)
+    except yaml.YAMLError as e:
+        raise ProfileError(f"value {_show(text)}: {_yaml_error(e, text, line=False)}") from None
+    except RecursionError:
+        raise ProfileError(f"value {_show(text)}: nested too deeply") from None
     if isinstance(value, str):
         try:  # YAML 1.1 reads '1e-5' as a string
             value = float(value)
@@ -461,11 +534,15 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any] | None) -> dict:
     data = copy.deepcopy(data)
     for dotted, value in (overrides or {}).items():
         parts = str(dotted).split(".")
+        if not all(p.strip() for p in parts):
+            raise ProfileError(f"override key {_show(str(dotted))}: expected a dotted key such as training.epochs")
         node = data
         for p in parts[:-1]:
-            node = node.setdefault(p, {})
+            if node.get(p) is None:  # an absent or empty section
+                node[p] = {}
+            node = node[p]
             if not isinstance(node, dict):
-                raise ProfileError(f"{dotted}: {p} is not a section")
+                raise ProfileError(f"{printable(dotted)}: {printable(p)} is not a section")
         node[parts[-1]] = value
     return data
 
@@ -493,16 +570,24 @@ def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any
     path = profile_path(name)
     if not path.exists():
         known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yml")))
-        raise ProfileError(f"profile {str(name)!r} not found (known: {known})")
+        raise ProfileError(f"profile {printable(str(name), quote=True)} not found (known: {known})")
+    if path.is_dir():
+        raise ProfileError(f"profile {path}: is a folder, not a YAML file")
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ProfileError(f"profile {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        line = raw[:e.start].count(b"\n") + 1
+        raise ProfileError(f"profile {path}: line {line}: not UTF-8 text ({e.reason}, byte 0x{raw[e.start]:02x} at "
+                           f"offset {e.start})") from None
+    except OSError as e:
+        raise ProfileError(f"profile {path}: cannot read ({e.strerror or e})") from None
+    try:
+        data = _safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ProfileError(f"profile {path}:{where} not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise ProfileError(f"profile {path}: {_yaml_error(e, text)}") from None
+    except RecursionError:
+        raise ProfileError(f"profile {path}: not valid YAML (nested too deeply)") from None
     if data is None:
         raise ProfileError(f"profile {path}: file is empty")
     if not isinstance(data, dict):
@@ -512,4 +597,4 @@ def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any
         data = apply_overrides(data, overrides)
         return _build(Profile, data, "")
     except ProfileError as e:
-        raise ProfileError(f"profile {data.get('name', path.stem)!r}: {e}") from None
+        raise ProfileError(f"profile {_show(data.get('name', path.stem))} ({path}): {e}") from None

@@ -22,6 +22,12 @@ attr. A shard is written to a temporary file and renamed when complete
 (:func:`zoa_lib.io.atomic_path`), so it is complete or absent. The manifest
 ``manifest.json`` lists every shard, its split, sample range and SHA-256 checksum of
 its datasets' bytes (content-only, independent of HDF5 timestamps).
+
+Reading is defensive: a file that is not HDF5, truncated, bit-rotten (HDF5 metadata that
+h5py reports as KeyError, RuntimeError, OSError…), a dataset missing, of the wrong kind,
+shape or dtype, or a manifest that is not a JSON object of the expected keys, raises
+:class:`ShardError` with one line naming the file and the dataset or key.
+:func:`manifest_mismatch` says whether a shard file still matches its manifest row.
 """
 from __future__ import annotations
 
@@ -37,7 +43,7 @@ from typing import Iterable, Mapping
 import h5py
 import numpy as np
 
-from .errors import ZoaError
+from .errors import ZoaError, printable
 from .io import atomic_path, write_json_atomic
 
 #: Catalog columns (name, dtype, unit). Positions are comoving, observer-centred.
@@ -68,6 +74,12 @@ UNITS = {
     "box_index": "",
 }
 MANIFEST = "manifest.json"
+#: Index datasets of a shard: name → (shape after n, dtype kinds accepted).
+INDEX_DATASETS = {"samples": ((), "iu"), "observers": ((3,), "f"), "rotations": ((3, 3), "iu"),
+                  "box_index": ((), "iu")}
+#: What h5py raises on a corrupt file (besides OSError): bad metadata shows up as KeyError
+#: ("Unable to open object"), RuntimeError, ValueError or TypeError.
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
 
 
 class ShardError(ZoaError, ValueError):
@@ -283,64 +295,114 @@ def content_checksum(path: str | Path) -> str:
                 step = max(1, (32 << 20) // row)
                 for i in range(0, ds.shape[0], step):
                     h.update(np.ascontiguousarray(ds[i:i + step]).tobytes())
-    except (OSError, KeyError, ValueError) as e:
-        raise ShardError(f"{path}: cannot read shard ({e})") from None
+    except _H5_ERRORS as e:
+        raise ShardError(f"{path}: cannot read shard ({_first_line(e)})") from None
     return h.hexdigest()
 
 
-def validate_shard(path: str | Path, grid: int | None = None, targets: Iterable[str] = TARGETS) -> dict:
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return printable(lines[0] if lines else type(e).__name__, limit=200)
+
+
+def _dataset(f, key: str, path) -> "h5py.Dataset":
+    """``f[key]`` when it is a dataset; ShardError naming it when it is missing or not a dataset."""
+    obj = f.get(key)
+    if obj is None:
+        raise ShardError(f"{path}: missing dataset {key!r}")
+    if not isinstance(obj, h5py.Dataset):
+        what = "group" if isinstance(obj, h5py.Group) else type(obj).__name__.lower()
+        raise ShardError(f"{path}: {key!r} is a {what}, not a dataset")
+    return obj
+
+
+def validate_shard(path: str | Path, grid: int | None = None, targets: Iterable[str] = TARGETS,
+                   complete: bool = False) -> dict:
     """Check that ``path`` is a readable shard following the schema; return its attrs.
 
-    Raises :class:`ShardError` with one line naming the file and what is wrong
-    (missing file, not HDF5, truncated, missing dataset, wrong shape or dtype).
+    Checks ``inputs`` and the ``targets`` (shape, float32), and the index datasets
+    (``samples``, ``observers``, ``rotations``, ``box_index``) and ``catalog`` when present;
+    ``complete=True`` also requires the index datasets (as :func:`read_shard` does).
+    Raises :class:`ShardError` with one line naming the file and what is wrong (missing
+    file, not HDF5, truncated or corrupt, missing dataset, wrong kind, shape or dtype).
     """
     path = Path(path)
     if not path.exists():
         raise ShardError(f"{path}: shard not found")
+    if path.is_dir():
+        raise ShardError(f"{path}: is a folder, not a shard file")
     try:
         f = h5py.File(path, "r")
-    except OSError as e:
-        raise ShardError(f"{path}: not a readable HDF5 file ({str(e).splitlines()[0]})") from None
-    with f:
-        if "inputs" not in f:
-            raise ShardError(f"{path}: missing dataset 'inputs'")
-        shp = f["inputs"].shape
-        if len(shp) != 5 or shp[4] != 2 or not (shp[1] == shp[2] == shp[3]):
-            raise ShardError(f"{path}: inputs has shape {shp}, expected (n, N, N, N, 2)")
-        n, N = shp[0], shp[1]
-        if grid is not None and N != grid:
-            raise ShardError(f"{path}: grid is {N}^3 but the profile expects {grid}^3")
-        for name in targets:
-            key = f"targets/{name}"
-            if key not in f:
-                raise ShardError(f"{path}: missing dataset {key!r}")
-            want = (n, N, N, N) + ((3,) if name == "velocity" else ())
-            if f[key].shape != want:
-                raise ShardError(f"{path}: {key} has shape {f[key].shape}, expected {want}")
-        for key in ["inputs"] + [f"targets/{t}" for t in targets]:
-            if f[key].dtype != np.float32:
-                raise ShardError(f"{path}: {key} has dtype {f[key].dtype}, expected float32")
-        try:  # touch the last chunk: a truncated file fails here
-            f["inputs"][n - 1, 0, 0, 0] if n else None
-        except (OSError, ValueError) as e:
-            raise ShardError(f"{path}: truncated or corrupt ({str(e).splitlines()[0]})") from None
-        return dict(f.attrs)
+    except _H5_ERRORS as e:
+        raise ShardError(f"{path}: not a readable HDF5 file ({_first_line(e)})") from None
+    try:
+        with f:
+            return _validate_open(f, path, grid, tuple(targets), complete)
+    except ShardError:
+        raise
+    except _H5_ERRORS as e:
+        raise ShardError(f"{path}: corrupt HDF5 file ({_first_line(e)})") from None
+
+
+def _validate_open(f, path: Path, grid, targets, complete: bool) -> dict:
+    inputs = _dataset(f, "inputs", path)
+    shp = inputs.shape
+    if len(shp) != 5 or shp[4] != 2 or not (shp[1] == shp[2] == shp[3]):
+        raise ShardError(f"{path}: inputs has shape {shp}, expected (n, N, N, N, 2)")
+    n, N = shp[0], shp[1]
+    if grid is not None and N != grid:
+        raise ShardError(f"{path}: grid is {N}^3 but the profile expects {grid}^3")
+    for name in targets:
+        key = f"targets/{name}"
+        ds = _dataset(f, key, path)
+        want = (n, N, N, N) + ((3,) if name == "velocity" else ())
+        if ds.shape != want:
+            raise ShardError(f"{path}: {key} has shape {ds.shape}, expected {want} (to match inputs {shp})")
+    for key in ["inputs"] + [f"targets/{t}" for t in targets]:
+        if f[key].dtype != np.float32:
+            raise ShardError(f"{path}: {key} has dtype {f[key].dtype}, expected float32")
+    for key, (tail, kinds) in INDEX_DATASETS.items():
+        if key not in f and not complete:
+            continue
+        ds = _dataset(f, key, path)
+        if ds.shape != (n,) + tail:
+            raise ShardError(f"{path}: {key} has shape {ds.shape}, expected {(n,) + tail} (n = {n} mocks in inputs)")
+        if ds.dtype.kind not in kinds:
+            raise ShardError(f"{path}: {key} has dtype {ds.dtype}, expected "
+                             f"{'a float' if kinds == 'f' else 'an integer'} type")
+    if "catalog" in f:
+        ds = _dataset(f, "catalog", path)
+        missing = [c for c in CATALOG_DTYPE.names if c not in (ds.dtype.names or ())]
+        if ds.ndim != 1 or missing:
+            raise ShardError(f"{path}: catalog has dtype {ds.dtype} and shape {ds.shape}, expected a table (m,) "
+                             f"of columns {', '.join(CATALOG_DTYPE.names)}"
+                             + (f" (missing {', '.join(missing[:3])}{'…' if len(missing) > 3 else ''})"
+                                if ds.dtype.names else ""))
+    if n:  # touch the last chunk: a truncated file fails here
+        try:
+            inputs[n - 1, 0, 0, 0]
+        except _H5_ERRORS as e:
+            raise ShardError(f"{path}: truncated or corrupt ({_first_line(e)})") from None
+    return dict(f.attrs)
 
 
 def read_shard(path: str | Path, load_catalog: bool = True) -> Shard:
-    """Read a whole shard into memory (validated first)."""
-    attrs = validate_shard(path)
-    with h5py.File(path, "r") as f:
-        return Shard(
-            inputs=f["inputs"][()],
-            targets={t: f[f"targets/{t}"][()] for t in TARGETS if f"targets/{t}" in f},
-            catalog=f["catalog"][()] if load_catalog and "catalog" in f else np.zeros(0, CATALOG_DTYPE),
-            samples=f["samples"][()],
-            observers=f["observers"][()],
-            rotations=f["rotations"][()],
-            box_index=f["box_index"][()],
-            attrs=attrs,
-        )
+    """Read a whole shard into memory (validated first, index datasets required)."""
+    attrs = validate_shard(path, complete=True)
+    try:
+        with h5py.File(path, "r") as f:
+            return Shard(
+                inputs=f["inputs"][()],
+                targets={t: f[f"targets/{t}"][()] for t in TARGETS if f"targets/{t}" in f},
+                catalog=f["catalog"][()] if load_catalog and "catalog" in f else np.zeros(0, CATALOG_DTYPE),
+                samples=f["samples"][()],
+                observers=f["observers"][()],
+                rotations=f["rotations"][()],
+                box_index=f["box_index"][()],
+                attrs=attrs,
+            )
+    except _H5_ERRORS as e:
+        raise ShardError(f"{path}: truncated or corrupt ({_first_line(e)})") from None
 
 
 # --------------------------------------------------------------------------- manifest
@@ -350,14 +412,75 @@ def mocks_dir(profile) -> Path:
 
 
 def read_manifest(folder: str | Path) -> dict:
-    """The manifest of a shard folder ({} when there is none yet)."""
+    """The manifest of a shard folder (``{"shards": {}}`` when there is none yet).
+
+    Raises :class:`ShardError` naming the file and the key when it is not UTF-8 JSON, not an
+    object, ``shards`` is not an object of shard name → row, or a row lacks an integer
+    ``start``/``stop`` or has a ``split``/``sha256`` that is not a string or ``n``/``bytes``
+    that is not an integer."""
     p = Path(folder) / MANIFEST
     if not p.exists():
         return {"shards": {}}
     try:
-        return json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        man = json.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ShardError(f"{p}: manifest is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
         raise ShardError(f"{p}: manifest is not valid JSON ({e})") from None
+    except RecursionError:
+        raise ShardError(f"{p}: manifest is not a shard manifest (nested too deeply)") from None
+    except OSError as e:
+        raise ShardError(f"{p}: cannot read the manifest ({e.strerror or e})") from None
+    _check_manifest(man, p)
+    return man
+
+
+def _json_type(v) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _check_manifest(man, p: Path) -> None:
+    if not isinstance(man, dict):
+        raise ShardError(f"{p}: manifest must be a JSON object, got {_json_type(man)}")
+    shards = man.setdefault("shards", {})
+    if not isinstance(shards, dict):
+        raise ShardError(f"{p}: key 'shards' must be an object of shard name -> row, got {_json_type(shards)}")
+    for name, row in shards.items():
+        where = f"shards.{printable(name, limit=40)}"
+        if not isinstance(row, dict):
+            raise ShardError(f"{p}: {where}: must be an object, got {_json_type(row)}")
+        for key in ("start", "stop"):
+            v = row.get(key)
+            if key not in row or isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                got = "missing" if key not in row else f"got {printable(json.dumps(v), limit=30)}"
+                raise ShardError(f"{p}: {where}.{key}: must be a non-negative integer, {got}")
+        if row["stop"] < row["start"]:
+            raise ShardError(f"{p}: {where}: stop {row['stop']} < start {row['start']}")
+        for key, ok, what in (("split", str, "a string"), ("sha256", str, "a string"),
+                              ("n", int, "a non-negative integer"), ("bytes", int, "a non-negative integer")):
+            if key in row and (not isinstance(row[key], ok) or isinstance(row[key], bool)
+                               or (ok is int and row[key] < 0)):
+                raise ShardError(f"{p}: {where}.{key}: must be {what}, got "
+                                 f"{printable(json.dumps(row[key]), limit=30)}")
+
+
+def manifest_mismatch(path: str | Path, row: Mapping, verify: str = "checksum") -> str | None:
+    """Why the shard file at ``path`` no longer matches its manifest ``row``, or None.
+
+    verify : ``checksum`` — the content SHA-256 (:func:`content_checksum`) against the
+        row's ``sha256``; ``quick`` — the file size against the row's ``bytes`` (when listed).
+    Raises :class:`ShardError` when the file cannot be read."""
+    path = Path(path)
+    if verify == "quick":
+        if row.get("bytes") not in (None, path.stat().st_size):
+            return "file size differs from the manifest"
+        return None
+    if verify != "checksum":
+        raise ShardError(f"{path}: verify must be 'checksum' or 'quick', got {verify!r}")
+    if content_checksum(path) != row.get("sha256"):
+        return "content checksum differs from the manifest"
+    return None
 
 
 def write_manifest(folder: str | Path, manifest: Mapping) -> Path:

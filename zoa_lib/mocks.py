@@ -34,6 +34,10 @@ Resuming (:func:`generate`)
     Mocks made with a different configuration (a changed survey, box, simulation,
     cosmology, split sizes or seed) are not mixed in: :func:`generate` refuses unless
     ``force=True``.
+
+Checking (:func:`check_shards`, ``zoa shards check``)
+    The same judgement as resuming, read-only: one :class:`ShardCheck` per shard file
+    (the profile's plan, or given paths against the manifest beside them).
 """
 from __future__ import annotations
 
@@ -49,8 +53,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .data import (MANIFEST, ShardError, ShardWriter, content_checksum, manifest_lock, mocks_dir, read_manifest,
-                   shard_name, update_manifest, validate_shard)
+from .data import (MANIFEST, ShardError, ShardWriter, content_checksum, manifest_lock, manifest_mismatch, mocks_dir,
+                   read_manifest, shard_name, update_manifest, validate_shard)
 from .errors import ZoaError
 from .io import TMP_PREFIX, provenance
 from .rng import generator
@@ -303,23 +307,19 @@ def shard_status(folder: Path, spec: ShardSpec, manifest: dict, profile, verify:
     if not path.exists():
         return "make", ("missing" if row is None else "listed in the manifest but the file is missing"), None
     try:
-        attrs = validate_shard(path, grid=profile.box.grid)
+        attrs = validate_shard(path, grid=profile.box.grid, complete=True)
     except ShardError as e:
         return "make", f"corrupt: {e}", None
     if row is not None:
         if (row.get("split"), row.get("start"), row.get("stop")) != (spec.split, spec.start, spec.stop):
             return "make", "the manifest's sample range differs from the plan", None
-        if verify == "quick":
-            if row.get("bytes") not in (None, path.stat().st_size):
-                return "make", "file size differs from the manifest", None
-            return "complete", "valid (quick check)", row
         try:
-            sha = content_checksum(path)
+            problem = manifest_mismatch(path, row, verify)
         except ShardError as e:
             return "make", f"corrupt: {e}", None
-        if sha != row.get("sha256"):
-            return "make", "content checksum differs from the manifest", None
-        return "complete", "checksum verified", row
+        if problem:
+            return "make", problem, None
+        return "complete", "valid (quick check)" if verify == "quick" else "checksum verified", row
     # not in the manifest: adopt a complete file made with this configuration
     if (attrs.get("config_sha256") == config_checksum(profile) and attrs.get("split") == spec.split
             and int(attrs.get("sample_start", -1)) == spec.start and int(attrs.get("sample_stop", -1)) == spec.stop):
@@ -331,6 +331,91 @@ def shard_status(folder: Path, spec: ShardSpec, manifest: dict, profile, verify:
             "name": spec.name, "split": spec.split, "start": spec.start, "stop": spec.stop, "n": spec.n,
             "sha256": sha, "bytes": path.stat().st_size}
     return "make", "file not in the manifest and made with another configuration", None
+
+
+@dataclass(frozen=True)
+class ShardCheck:
+    """What :func:`check_shards` found for one file: ``ok`` and why (``reason``)."""
+
+    path: str
+    ok: bool
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _reason(e: Exception | str, path) -> str:
+    """A ShardError's message (or a reason) without its leading ``<path>: ``."""
+    return str(e).replace(f"{path}: ", "")
+
+
+def check_shards(profile=None, paths: Sequence[str | os.PathLike] | None = None, verify: str = "checksum",
+                 grid: int | None = None) -> list[ShardCheck]:
+    """Check mock shards without changing anything (``zoa shards check``).
+
+    With ``paths``: each file is validated (:func:`zoa_lib.data.validate_shard`, index
+    datasets required, at ``grid`` when given) and, when the ``manifest.json`` beside it
+    lists it, compared with its row (:func:`zoa_lib.data.manifest_mismatch`: content
+    checksum, or file size with ``verify="quick"``). Without: the profile's planned shards
+    in :func:`zoa_lib.data.mocks_dir`, each judged as ``zoa mocks`` does
+    (:func:`shard_status`: complete or adoptable is fine; missing, corrupt, stale or
+    changed is not). An unreadable manifest is one bad entry of its own (the shards are
+    then only validated). Returns one :class:`ShardCheck` per file (and per bad manifest);
+    raises :class:`zoa_lib.data.ShardError` when the profile has no shards at all.
+    """
+    if verify not in ("checksum", "quick"):
+        raise MocksError(f"verify must be 'checksum' or 'quick', got {verify!r}")
+    out: list[ShardCheck] = []
+
+    def manifest_of(folder: Path):
+        try:
+            return read_manifest(folder)
+        except ShardError as e:
+            out.append(ShardCheck(str(folder / MANIFEST), False, _reason(e, folder / MANIFEST)))
+            return None
+
+    if paths is not None:
+        manifests: dict[Path, dict | None] = {}
+        for p in map(Path, paths):
+            if p.parent not in manifests:
+                manifests[p.parent] = manifest_of(p.parent)
+            try:
+                validate_shard(p, grid=grid, complete=True)
+                row = (manifests[p.parent] or {}).get("shards", {}).get(p.name)
+                problem = None if row is None else manifest_mismatch(p, row, verify)
+            except ShardError as e:
+                out.append(ShardCheck(str(p), False, _reason(e, p)))
+                continue
+            if problem:
+                out.append(ShardCheck(str(p), False, problem))
+            elif row is None:
+                out.append(ShardCheck(str(p), True, "valid; not in a manifest, so its content is not verified"))
+            else:
+                out.append(ShardCheck(str(p), True, "valid, " + ("file size matches the manifest" if verify == "quick"
+                                                                 else "content checksum matches the manifest")))
+        return out
+    folder = mocks_dir(profile)
+    plan = shard_plan(profile)
+    if not (folder / MANIFEST).exists() and not any((folder / s.name).exists() for s in plan):
+        raise ShardError(f"{folder}: no mock shards of profile {profile.name!r}; make them with "
+                         f"'zoa mocks --profile {profile.name}'")
+    manifest = manifest_of(folder)
+    for spec in plan:
+        path = folder / spec.name
+        if manifest is None:
+            try:
+                validate_shard(path, grid=profile.box.grid, complete=True)
+                out.append(ShardCheck(str(path), True, "valid; the manifest is unreadable, so its content is not "
+                                                       "verified"))
+            except ShardError as e:
+                out.append(ShardCheck(str(path), False, _reason(e, path)))
+            continue
+        state, reason, _ = shard_status(folder, spec, manifest, profile, verify)
+        if state == "adopt":
+            reason = "valid; not yet in the manifest ('zoa mocks' adds it)"
+        out.append(ShardCheck(str(path), state != "make", _reason(reason, path) if state == "make" else reason))
+    return out
 
 
 def _clean_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:

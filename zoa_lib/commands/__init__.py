@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import ProfileError, load_profile, parse_value
+from ..errors import printable
 
 
 def add_profile_args(p: argparse.ArgumentParser, default: str = "laptop") -> None:
@@ -18,9 +19,12 @@ def parse_overrides(items: list[str]) -> dict:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ProfileError(f"override {item!r}: expected KEY=VALUE, e.g. training.epochs=3")
+            raise ProfileError(f"override {printable(item, quote=True)}: expected KEY=VALUE, e.g. training.epochs=3")
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_value(v)
+        try:
+            out[k.strip()] = parse_value(v)
+        except ProfileError as e:
+            raise ProfileError(f"override {printable(k.strip())}: {e}") from None
     return out
 
 
