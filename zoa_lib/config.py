@@ -214,7 +214,11 @@ class TrainingConfig:
     ``lr_min`` and ``lr_max``; one cycle lasts 2 × ``lr_half_cycle_epochs`` epochs.
     ``n_gal_scale`` and ``v_pec_scale`` (km/s) normalise the inputs. ``augment``: train on
     random symmetries of the cube about the observer (the 24 rotations, or all 48 with
-    reflections when ``augment_reflections``)."""
+    reflections when ``augment_reflections``). ``deterministic``: enable TensorFlow's op
+    determinism (``tf.config.experimental.enable_op_determinism()``) before the model is built,
+    so that two runs of the profile give bit-identical weights on the same machine and
+    software (CPU thread reductions and GPU cuDNN/atomics otherwise differ in the last bits);
+    slower, off by default. ``zoa train --deterministic`` sets it."""
 
     epochs: int = 20
     batch_size: int = 4
@@ -230,6 +234,7 @@ class TrainingConfig:
     v_pec_scale: float = 500.0
     delta_transform: Literal["log1p", "identity"] = "log1p"
     phi_transform: Literal["standardize", "identity"] = "standardize"
+    deterministic: bool = False
 
     def validate(self, err):
         if self.epochs < 1:

@@ -40,7 +40,7 @@ from . import baselines, metrics
 from . import velocity as vel
 from .cosmology import from_profile
 from .errors import ZoaError
-from .io import provenance, write_json_atomic, write_text_atomic
+from .io import ensure_writable, provenance, write_json_atomic, write_text_atomic
 
 METHODS = ("vnet_delta", "vnet_phi", "wiener", "wiener_cal", "potent")
 LABELS = {"vnet_delta": "V-Net δ", "vnet_phi": "V-Net φ", "wiener": "Wiener filter",
@@ -283,6 +283,7 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
     from tqdm.auto import tqdm
 
     methods = parse_methods(methods, profile)
+    ensure_writable(evaluation_dir(profile))  # a read-only folder: one line now, not after the work
     cosmo = from_profile(profile)
     bias = calibration(profile) if "wiener_cal" in methods else None
     g = _gather(profile, split, methods, profile.evaluation.n_eval)

@@ -56,7 +56,7 @@ import numpy as np
 from .data import (MANIFEST, ShardError, ShardWriter, content_checksum, manifest_lock, manifest_mismatch, mocks_dir,
                    read_manifest, shard_name, update_manifest, validate_shard)
 from .errors import ZoaError
-from .io import TMP_PREFIX, provenance
+from .io import TMP_PREFIX, ensure_writable, provenance
 from .rng import generator
 
 SPLITS = ("train", "val", "test")
@@ -502,8 +502,7 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
     if verify not in ("checksum", "quick"):
         raise MocksError(f"verify must be 'checksum' or 'quick', got {verify!r}")
     t0 = time.perf_counter()
-    folder = mocks_dir(profile)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_writable(mocks_dir(profile))  # a read-only folder: one line, before any work
     plan = shard_plan(profile)
     if shards is None or isinstance(shards, str):
         selected = [plan[i] for i in parse_shard_range(shards, len(plan))]
@@ -587,6 +586,18 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="shard", desc="mocks", disable=not enabled or None, file=sys.stderr)
 
 
+def _shard_task(profile, spec: ShardSpec, folder, fft_workers: int | None = None) -> dict:
+    """:func:`make_shard` as a Dask task: a user-facing error (a full disk, a read-only folder)
+    comes back as ``{"name", "error", "output_error"}`` for the driver to report in one line,
+    rather than as a failed task that each worker logs with its traceback."""
+    from .io import OutputError
+
+    try:
+        return make_shard(profile, spec, folder, fft_workers)
+    except ZoaError as e:
+        return {"name": spec.name, "error": str(e), "output_error": isinstance(e, OutputError)}
+
+
 def _run(profile, folder, todo, workers, scheduler, progress, done, failed):
     bar = _progress(len(todo), progress)
     try:
@@ -601,19 +612,29 @@ def _run(profile, folder, todo, workers, scheduler, progress, done, failed):
             workers = min(workers, len(todo))  # no idle workers to start
         client, cluster = _client(scheduler, workers, profile)
         try:
-            futures = [client.submit(make_shard, profile, spec, str(folder), 1, pure=False,
+            futures = [client.submit(_shard_task, profile, spec, str(folder), 1, pure=False,
                                      key=f"zoa-mocks-{spec.name}-{time.time_ns()}") for spec in todo]
             names = {f.key: spec.name for f, spec in zip(futures, todo)}
             for fut in as_completed(futures):
                 try:
-                    done(fut.result())
+                    res = fut.result()
                 except Exception as e:  # noqa: BLE001 - report per shard, keep the others
                     failed[names[fut.key]] = f"{type(e).__name__}: {e}"
+                else:
+                    if "error" not in res:
+                        done(res)
+                    else:
+                        failed[res["name"]] = res["error"]
+                        if res["output_error"]:  # the folder cannot take more shards: stop now
+                            client.cancel([f for f in futures if not f.done()])
+                            break
                 bar.update(1)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+            if failed:  # tasks cancelled mid-write leave temporaries of the shards this run owns
+                _clean_temporaries(Path(folder), [spec.name for spec in todo])
     finally:
         bar.close()
 

@@ -50,14 +50,28 @@ Everything lives in ``<data>/models/<target>/``:
                    profile and epoch count, see :func:`read_model_metadata`)
 ``best.keras``     the model with the lowest validation loss so far
 ``history.csv``    one row per epoch: ``epoch, learning_rate, loss, val_loss``
-``backup/``        :class:`keras.callbacks.BackupAndRestore` state, written every epoch and
-                   removed when training ends; ``--resume`` continues from it
+``backup/``        the state to resume from (weights with optimizer state, and the epoch;
+                   :class:`AtomicBackupAndRestore`), written every epoch and removed when
+                   training ends; ``--resume`` continues from it
 =================  ==========================================================================
 
 Checkpoints are written atomically (temporary file, then rename) by :class:`Checkpoint`
 rather than by ``keras.callbacks.ModelCheckpoint``, which writes in place (a kill during a
 write would leave a torn ``model.keras``) and cannot add the transforms to the file.
 ``--resume`` also continues a *finished* run when ``training.epochs`` was raised.
+
+Killed at any moment (``kill -9``, a node failure, a Slurm time limit), a run resumed with
+``--resume`` ends with the files an uninterrupted run writes: at the end of every epoch
+the history row, then ``model.keras`` / ``best.keras``, and last the backup are written,
+each atomically, and the backup's ``training_metadata.json`` (written after its weights
+file) is the commit point. Keras's own ``BackupAndRestore`` writes its weights and epoch
+in place, so a kill between or during those writes could resume from a torn file or pair
+the weights of one epoch with the number of another. A fresh run marks ``backup/`` at its
+start, so resuming it after a kill in its first epoch starts it again rather than
+continuing an older finished ``model.keras``. Temporaries of killed runs are removed by the
+next write (:func:`zoa_lib.io.remove_stale_temporaries`). A read-only model folder or a
+full disk stops training with one line naming the file (:class:`zoa_lib.io.OutputError`);
+the folder is checked before any training.
 
 Global batch = ``training.batch_size`` × number of replicas (``batch_size`` is per device).
 ``mixed_precision`` (float16 compute, float32 variables and output, loss scaling) and
@@ -66,10 +80,13 @@ message (float16 convolutions are slower than float32 on CPUs).
 
 Determinism: weights are initialised after ``keras.utils.set_random_seed`` with a seed from
 the ``training`` stream (profile seed, target), and the data order and rotations are a pure
-function of (seed, epoch). On CPU the same profile then gives the same weights. On GPUs
-cuDNN's convolution algorithms and atomics make float sums order-dependent, so runs differ
-in the last bits and drift apart over many steps; ``tf.config.experimental.enable_op_determinism()``
-before training makes them reproducible, at a cost in speed (not enabled by default).
+function of (seed, epoch). Float sums whose order depends on thread scheduling (oneDNN and
+Eigen reductions split across CPU threads; cuDNN's convolution algorithms and atomics on
+GPUs) still make two runs differ in the last bits, and the differences grow over many
+steps. ``training.deterministic: true`` (or ``zoa train --deterministic``) calls
+``tf.config.experimental.enable_op_determinism()`` before the model is built, which makes
+runs with the same profile bit-identical on the same machine and software, at a cost in
+speed (not enabled by default).
 
 Distribution (:func:`get_strategy`): ``tf.distribute`` only — MirroredStrategy over the GPUs
 of a node, MultiWorkerMirroredStrategy across nodes with the cluster from
@@ -98,7 +115,7 @@ import numpy as np
 from . import data
 from . import fields as _fields
 from .errors import ZoaError
-from .io import atomic_path, provenance
+from .io import atomic_path, ensure_writable, output_error, provenance, write_json_atomic
 from .rng import generator
 
 TARGET_NAMES = ("delta", "phi")
@@ -292,12 +309,18 @@ def _make_schedule_class():
 
 
 def __getattr__(name):  # lazy Keras classes: `import zoa_lib.training` does not import TensorFlow
+    if name in globals():  # made already (train() calls this function directly)
+        return globals()[name]
     if name == "TriangularCyclicLR":
         cls = _make_schedule_class()
         globals()[name] = cls
         return cls
     if name == "Checkpoint":
         cls = _make_checkpoint_class()
+        globals()[name] = cls
+        return cls
+    if name == "AtomicBackupAndRestore":
+        cls = _make_backup_class()
         globals()[name] = cls
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -746,13 +769,80 @@ def _lr_logger():
     return LearningRateLogger()
 
 
-def _backup_epoch(backup: Path) -> int:
-    """Epochs finished according to a BackupAndRestore folder (0 when there is none)."""
-    p = backup / "training_metadata.json"
+BACKUP_METADATA = "training_metadata.json"
+
+
+def _backup_state(backup: Path) -> dict | None:
+    """The committed state of a backup folder: ``{"epoch": k, "weights": Path | None}`` (k epochs
+    done; ``weights`` None for the mark a fresh run leaves before its first epoch), or None when
+    there is no usable backup (no folder, no or unreadable metadata, weights file missing)."""
     try:
-        return int(json.loads(p.read_text())["epoch"])
+        meta = json.loads((backup / BACKUP_METADATA).read_text())
+        epoch = int(meta["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
-        return 0
+        return None
+    name = meta.get("weights", "latest.weights.h5" if epoch else None)  # latest: Keras's own layout
+    if name is None:
+        return {"epoch": 0, "weights": None}
+    weights = backup / str(name)
+    return {"epoch": epoch, "weights": weights} if weights.is_file() else None
+
+
+def _backup_epoch(backup: Path) -> int:
+    """Epochs finished according to a backup folder (0 when there is none)."""
+    state = _backup_state(backup)
+    return state["epoch"] if state else 0
+
+
+def _mark_fresh_backup(backup: Path) -> None:
+    """Mark ``backup`` as belonging to a fresh run that has finished no epoch yet."""
+    write_json_atomic(backup / BACKUP_METADATA, {"epoch": 0, "batch": 0, "weights": None})
+
+
+def _make_backup_class():
+    import keras
+
+    class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+        """:class:`keras.callbacks.BackupAndRestore` (same folder, same ``fit`` integration),
+        with crash-safe files: every epoch the weights (with optimizer state) go atomically to
+        ``epoch-<k>.weights.h5``, then ``training_metadata.json`` ``{"epoch", "weights"}`` is
+        replaced atomically — the commit — and older weights files are removed. A kill at
+        any point leaves the previous committed state or the new one. At the end of training
+        the metadata is removed first, then the folder."""
+
+        def __init__(self, backup_dir):
+            super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=True)
+            self.folder = Path(backup_dir)
+
+        def on_train_begin(self, logs=None):
+            self._load_model()
+
+        def _load_model(self):
+            state = _backup_state(self.folder)
+            if state is None or state["weights"] is None:
+                return
+            opt = self.model.optimizer
+            if opt is not None and not opt.built:
+                opt.build(self.model.trainable_variables)
+            self.model.load_weights(str(state["weights"]))
+            self.model._initial_epoch = state["epoch"]
+
+        def _save_model(self):
+            name = f"epoch-{self._current_epoch:05d}.weights.h5"
+            with atomic_path(self.folder / name, suffix=".weights.h5") as tmp:
+                self.model.save_weights(str(tmp), overwrite=True)
+            write_json_atomic(self.folder / BACKUP_METADATA,
+                              {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
+            for old in self.folder.iterdir():
+                if old.name != name and (old.name.endswith(".weights.h5") or old.name.endswith(".bkp")):
+                    old.unlink(missing_ok=True)
+
+        def on_train_end(self, logs=None):
+            if self.delete_checkpoint:
+                (self.folder / BACKUP_METADATA).unlink(missing_ok=True)
+                shutil.rmtree(self.folder, ignore_errors=True)
+
+    return AtomicBackupAndRestore
 
 
 def _truncate_history(path: Path, epochs: int) -> None:
@@ -852,8 +942,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     B = tr.batch_size * replicas
     steps = max(1, train_set.n // B)
     val_steps = math.ceil(val_set.n / B) if val_set.n else 0
-    folder = model_dir(profile, target)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ensure_writable(model_dir(profile, target))  # one-line error now, not after an epoch
     backup = folder / ("backup" if chief else f"backup-worker-{worker}")
     history = folder / "history.csv"
     transforms = Transforms.from_profile(profile, target)
@@ -861,8 +950,13 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
 
     start_epoch, init_from, best = 0, None, math.inf
     if resume:
-        start_epoch = _backup_epoch(backup)
-        if start_epoch == 0 and (folder / "model.keras").exists():
+        state = _backup_state(backup)
+        if state is not None:  # an interrupted run (a fresh one killed in its first epoch: epoch 0)
+            start_epoch = state["epoch"]
+            if start_epoch == 0:
+                log(f"{target}: the interrupted run in {backup} finished no epoch; starting it again")
+        elif (folder / "model.keras").exists():  # a finished run (training.epochs raised?)
+            shutil.rmtree(backup, ignore_errors=True)  # uncommitted leftovers (killed in its cleanup)
             meta = read_model_metadata(folder / "model.keras")["meta"]
             start_epoch, init_from = int(meta.get("epochs_done", 0)), folder / "model.keras"
         if (folder / "best.keras").exists() and start_epoch > 0:
@@ -879,6 +973,11 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         return _result(profile, target, folder, start_epoch, start_epoch, None, t0, strategy, replicas, B,
                        steps, {})
 
+    if not resume or start_epoch == 0:
+        _mark_fresh_backup(backup)  # a kill before the first epoch ends is resumed from scratch
+    if tr.deterministic:
+        tf.config.experimental.enable_op_determinism()
+        log(f"{target}: training.deterministic: TensorFlow op determinism enabled (bit-reproducible, slower)")
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         if init_from is not None:
@@ -918,17 +1017,26 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
 
     if resume and chief:
         _truncate_history(history, start_epoch)
-    cbs = [_lr_logger(), keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True)]
+    # End of each epoch, in this order: history row, model.keras / best.keras, and last the
+    # backup, whose metadata is the commit point of a resume (module docstring).
+    cbs = [_lr_logger()]
     if chief:
+        cbs.append(keras.callbacks.CSVLogger(str(history), append=True))
         cbs.append(__getattr__("Checkpoint")(folder, transforms, profile,
                                              monitor="val_loss" if val_steps else "loss", best=best,
                                              extra={"target": target, "parameters": n_params}))
-        cbs.append(keras.callbacks.CSVLogger(str(history), append=True))
+    cbs.append(__getattr__("AtomicBackupAndRestore")(backup))
     cbs.extend(callbacks)
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    hist = model.fit(train_ds, epochs=tr.epochs, steps_per_epoch=steps, initial_epoch=start_epoch,
-                     validation_data=val_ds, validation_steps=val_steps or None, callbacks=cbs, shuffle=False,
-                     verbose=verbose)
+    try:
+        hist = model.fit(train_ds, epochs=tr.epochs, steps_per_epoch=steps, initial_epoch=start_epoch,
+                         validation_data=val_ds, validation_steps=val_steps or None, callbacks=cbs,
+                         shuffle=False, verbose=verbose)
+    except OSError as e:  # e.g. the history row on a full disk (the other files are atomic)
+        err = None if isinstance(e, ZoaError) else output_error(folder, e)
+        if err is None:
+            raise
+        raise err from None
     return _result(profile, target, folder, tr.epochs, start_epoch, n_params, t0, strategy, replicas, B, steps,
                    {k: [float(v) for v in vals] for k, vals in hist.history.items()})
 
@@ -1009,6 +1117,7 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     n = shards.n
     b = int(batch_size or profile.training.batch_size)
     out = predictions_path(profile, target, split)
+    ensure_writable(out.parent)
     reader = ShardReader(shards, target, transforms)
     units = {"prediction": UNITS[target], "truth": UNITS[target],
              "inputs": data.UNITS["inputs"], "velocity_true": "km/s", "samples": ""}
@@ -1173,6 +1282,20 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
 MODEL_DEPENDS_ON = ("seed", "cosmology", "box", "simulation", "survey", "mocks", "model", "training")
 
 
+def _section(trained: dict, key: str, profile):
+    """``trained[key]`` with the keys a newer zoa added to that section filled in with their
+    defaults (a model trained before a key existed was trained with its default)."""
+    value = trained.get(key)
+    current = getattr(profile, key, None)
+    if isinstance(value, dict) and dataclasses.is_dataclass(current):
+        defaults = {f.name: f.default for f in dataclasses.fields(current)
+                    if f.default is not dataclasses.MISSING}
+        from .config import _to_plain
+
+        value = {**_to_plain(defaults), **value}
+    return value
+
+
 def matching_model(profile, target: str) -> Path | None:
     """The finished ``model.keras`` for ``target`` if it was trained by this profile's
     settings (every section in :data:`MODEL_DEPENDS_ON` equal, all epochs done), else None."""
@@ -1185,7 +1308,7 @@ def matching_model(profile, target: str) -> Path | None:
     except (TrainingError, KeyError, json.JSONDecodeError):
         return None
     want = profile.to_dict()
-    if any(trained.get(k) != want.get(k) for k in MODEL_DEPENDS_ON):
+    if any(_section(trained, k, profile) != want.get(k) for k in MODEL_DEPENDS_ON):
         return None
     if meta.get("meta", {}).get("epochs_done") != profile.training.epochs:
         return None

@@ -27,21 +27,20 @@ def register(sub):
                         "Slurm step, mirrored with several GPUs, else one device), default, mirrored "
                         "(all GPUs of this node), multiworker (cluster from TF_CONFIG or Slurm)")
     p.add_argument("--deterministic", action="store_true",
-                   help="tf.config.experimental.enable_op_determinism(): bit-reproducible GPU runs, slower")
+                   help="same as -p training.deterministic=true: tf.config.experimental.enable_op_determinism() "
+                        "before the model is built, for bit-reproducible runs (CPU and GPU), slower")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     p.set_defaults(func=run)
 
 
 def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.deterministic:  # recorded in the model's provenance like any profile key
+        args.overrides = list(args.overrides) + ["training.deterministic=true"]
     prof = profile_from_args(args)
     from ..training import get_strategy, train
 
     strategy = get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
-    if args.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
     res = train(prof, args.target, resume=args.resume, strategy=strategy, progress=not args.no_progress)
     last = {k: v[-1] for k, v in res.history.items() if v}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))

@@ -1,0 +1,667 @@
+"""Reliability (issue 9): ``kill -9`` at random moments then rerun (``zoa train``,
+``zoa evaluate``, ``zoa run``; ``zoa mocks`` is in test_mocks.py), byte-identical clean runs,
+bit-identical deterministic training, and read-only / full output folders.
+
+Every command runs as a real subprocess (``python -m zoa_lib.cli``) on one set of ci mocks
+made once for the module. Kill delays come from seeded generators (printed on failure).
+Runs set ``SOURCE_DATE_EPOCH`` (the provenance ``created_utc``) so that files can be compared
+byte for byte; :func:`test_clean_runs_without_source_date_epoch_differ_only_in_created_utc`
+shows that this timestamp is the only difference otherwise.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from zoa_lib import io as zio
+from zoa_lib.data import content_checksum, read_manifest
+from zoa_lib.io import TMP_PREFIX, OutputError, atomic_path, write_json_atomic
+
+ZOA = [sys.executable, "-m", "zoa_lib.cli"]
+EPOCH = "1762128000"  # SOURCE_DATE_EPOCH of the runs compared byte for byte
+#: the one field that differs between two clean runs without SOURCE_DATE_EPOCH
+VARYING = ("created_utc",)
+#: small training: 4 epochs of the ci network (about 1-2 s each after a few s of tracing)
+TRAIN = ["--profile", "ci", "--target", "delta", "-p", "training.epochs=4"]
+EVALUATE = ["evaluate", "--profile", "ci", "--methods", "wiener,potent", "--no-progress"]
+
+
+def zoa_env(data: Path, epoch: str | None = EPOCH, **extra) -> dict:
+    env = dict(os.environ, ZOA_DATA=str(data), TF_CPP_MIN_LOG_LEVEL="3", MPLBACKEND="Agg",
+               PYTHONUNBUFFERED="1", **extra)
+    env.pop("SOURCE_DATE_EPOCH", None)
+    if epoch is not None:
+        env["SOURCE_DATE_EPOCH"] = epoch
+    return env
+
+
+def zoa(args, env, timeout=300, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(ZOA + list(args), env=env, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def ok(out: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def temporaries(root: Path) -> list[Path]:
+    return sorted(Path(root).rglob(TMP_PREFIX + "*"))
+
+
+def files(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes), except the empty lock file."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*"))
+            if p.is_file() and p.name != ".manifest.lock"}
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` (from /proc), e.g. the Jupyter kernel papermill starts in its
+    own session, which killing the process group would miss."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+                parent[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def _gone(pids, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                break
+            time.sleep(0.05)
+
+
+def run_and_kill(args, env, delay: float, marker: str | None = None, timeout: float = 240):
+    """Start ``zoa args``; ``delay`` seconds after ``marker`` appears in its output (or after
+    the start) SIGKILL it and every process below it. Returns (killed, output)."""
+    proc = subprocess.Popen(ZOA + list(args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line)
+            if marker is not None and re.search(marker, line):
+                seen.set()
+        seen.set()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    if marker is None:
+        seen.set()
+    seen.wait(timeout)
+    deadline = time.monotonic() + delay
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    killed = proc.poll() is None
+    if killed:
+        victims = _descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _gone(victims)
+    proc.wait(timeout=60)
+    t.join(10)
+    return killed, "".join(lines)
+
+
+def keras_weights(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a .keras file's weights (layers and optimizer), read without TensorFlow."""
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        raw = z.read("model.weights.h5")
+    out = {}
+    with h5py.File(io.BytesIO(raw), "r") as f:
+        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def zoa_meta(path: Path) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read("zoa.json"))
+
+
+def drop_varying(obj):
+    """``obj`` without the keys of :data:`VARYING`, at any depth."""
+    if isinstance(obj, dict):
+        return {k: drop_varying(v) for k, v in obj.items() if k not in VARYING}
+    if isinstance(obj, list):
+        return [drop_varying(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- the shared data
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """A clean ci run: ``zoa mocks`` and ``zoa evaluate --methods wiener,potent`` (data root)."""
+    root = tmp_path_factory.mktemp("reference")
+    env = zoa_env(root)
+    ok(zoa(["mocks", "--profile", "ci", "--scheduler", "sync", "--no-progress"], env))
+    ok(zoa(EVALUATE, env))
+    return root
+
+
+def copy_mocks(reference: Path, dest: Path) -> Path:
+    shutil.copytree(reference / "ci" / "mocks", dest / "ci" / "mocks")
+    return dest
+
+
+# --------------------------------------------------------------------------- io unit tests
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EROFS])
+@pytest.mark.parametrize("style", ["oserror", "hdf5", "chained"])
+def test_atomic_path_turns_space_and_permission_errors_into_one_line(tmp_path, code, style):
+    target = tmp_path / "out.json"
+    target.write_text("previous")
+    if style == "oserror":
+        exc = OSError(code, os.strerror(code))
+    elif style == "hdf5":  # h5py: errno inside the message of the HDF5 error stack
+        exc = OSError(None, f"Can't write data (file write failed: time = now\n, errno = {code}, "
+                            f"error message = '{os.strerror(code)}')")
+    else:  # e.g. a failing HDF5 close raising RuntimeError while the write error is handled
+        try:
+            try:
+                raise OSError(code, os.strerror(code))
+            except OSError:
+                raise RuntimeError("Can't decrement id ref count")
+        except RuntimeError as e:
+            exc = e
+    with pytest.raises(OutputError) as info:
+        with atomic_path(target) as tmp:
+            tmp.write_text("half a fi")
+            raise exc
+    msg = str(info.value)
+    assert "\n" not in msg and str(target) in msg and errno.errorcode[code] in msg and ";" in msg
+    assert info.value.errno == code
+    assert target.read_text() == "previous" and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    # anything else is not a disk error: it passes through unchanged
+    with pytest.raises(ValueError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("x")
+            raise ValueError("bug")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    names = {
+        "stale": f"{TMP_PREFIX}a.json.{zio.writer_tag(dead.pid)}.abcd1234.json",
+        "stale_suffix": f"{TMP_PREFIX}epoch-00001.weights.h5.{zio.writer_tag(dead.pid)}.x_y12345.weights.h5",
+        "live": f"{TMP_PREFIX}a.json.{zio.writer_tag()}.abcd1234.json",
+        "other_machine": f"{TMP_PREFIX}a.json.00000000-{dead.pid}.abcd1234.json",
+        "legacy": f"{TMP_PREFIX}a.json.abcd1234.json",
+    }
+    for n in names.values():
+        (tmp_path / n).write_text("x")
+    assert zio.stale_temporaries(tmp_path) == sorted(tmp_path / names[k] for k in ("stale", "stale_suffix"))
+    write_json_atomic(tmp_path / "b.json", {"x": 1})
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"b.json", names["live"], names["other_machine"], names["legacy"]}
+
+
+def test_source_date_epoch_fixes_created_utc(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    assert zio.provenance()["created_utc"] == "2025-11-03T00:00:00+00:00"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(zio.ZoaError, match="SOURCE_DATE_EPOCH"):
+        zio.provenance()
+
+
+# --------------------------------------------------------------------------- determinism
+def test_two_clean_runs_write_identical_bytes(reference, tmp_path):
+    """Mocks (every shard file, the manifest) and the classical baselines' evaluation JSON of
+    a second clean ci run equal the first byte for byte (same SOURCE_DATE_EPOCH)."""
+    env = zoa_env(tmp_path)
+    ok(zoa(["mocks", "--profile", "ci", "--scheduler", "sync", "--no-progress"], env))
+    ok(zoa(EVALUATE, env))
+    a, b = files(reference), files(tmp_path)
+    assert sorted(a) == sorted(b)
+    assert {k for k in a if k.endswith(".h5")} == {f"ci/mocks/shard-000{i}.h5" for i in range(4)}
+    assert {k for k in a if "evaluation" in k} >= {"ci/evaluation/wiener.json", "ci/evaluation/potent.json",
+                                                   "ci/evaluation/comparison.json"}
+    assert [k for k in a if a[k] != b[k]] == []
+    man = read_manifest(tmp_path / "ci" / "mocks")
+    assert {k: content_checksum(tmp_path / "ci" / "mocks" / k) for k in man["shards"]} == \
+        {k: v["sha256"] for k, v in man["shards"].items()}
+
+
+def test_clean_runs_without_source_date_epoch_differ_only_in_created_utc(reference, tmp_path):
+    env = zoa_env(tmp_path, epoch=None)
+    ok(zoa(["mocks", "--profile", "ci", "--scheduler", "sync", "--no-progress"], env))
+    ok(zoa(EVALUATE, env))
+    a, b = files(reference), files(tmp_path)
+    assert sorted(a) == sorted(b)
+    assert a["ci/mocks/manifest.json"] == b["ci/mocks/manifest.json"]
+    for name in a:
+        if name.endswith(".json"):
+            ja, jb = json.loads(a[name]), json.loads(b[name])
+            assert drop_varying(ja) == drop_varying(jb), name
+            if "provenance" in ja:
+                assert ja["provenance"]["created_utc"] != jb["provenance"]["created_utc"]
+        elif name.endswith(".h5"):
+            with h5py.File(reference / name, "r") as fa, h5py.File(tmp_path / name, "r") as fb:
+                attrs_a, attrs_b = dict(fa.attrs), dict(fb.attrs)
+                assert sorted(attrs_a) == sorted(attrs_b)
+                assert [k for k in attrs_a if np.any(attrs_a[k] != attrs_b[k])] == ["created_utc"], name
+            assert content_checksum(reference / name) == content_checksum(tmp_path / name)
+
+
+@pytest.fixture
+def op_determinism():
+    """TensorFlow's op determinism is process-wide: switch it off again after the test."""
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    yield
+    if not before:
+        tf_config.disable_op_determinism()
+
+
+def test_deterministic_training_gives_bit_identical_weights(tmp_path, monkeypatch, op_determinism):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_shards import write_mocks
+
+    from zoa_lib import data, training
+    from zoa_lib.config import load_profile
+
+    tiny = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 1,
+            "training.batch_size": 2, "training.deterministic": True}
+    weights = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("ZOA_DATA", str(tmp_path / run))
+        p = load_profile("ci", tiny)
+        write_mocks(data.mocks_dir(p), grid=16)
+        training.train(p, "delta", progress=False)
+        path = training.model_dir(p, "delta") / "model.keras"
+        assert json.loads(zoa_meta(path)["provenance"]["parameters"])["training"]["deterministic"] is True
+        weights.append(keras_weights(path))
+    from tensorflow.python.framework import config as tf_config
+
+    assert tf_config.is_op_determinism_enabled()
+    a, b = weights
+    assert sorted(a) == sorted(b) and any("optimizer" in k for k in a)
+    assert [k for k in a if not np.array_equal(a[k], b[k])] == []
+
+
+# --------------------------------------------------------------------------- kill -9, then rerun
+def test_killed_evaluation_reruns_to_identical_bytes(reference, tmp_path):
+    """Kill ``zoa evaluate`` at random moments; no file is torn, and a rerun writes the bytes
+    an uninterrupted run writes, leaving no temporary."""
+    rng = np.random.default_rng(91)
+    data = copy_mocks(reference, tmp_path)
+    env = zoa_env(data)
+    out_dir = data / "ci" / "evaluation"
+    delays, kills = [], []
+    for _ in range(3):
+        delay = float(rng.uniform(0.5, 7.0))
+        killed, _ = run_and_kill(EVALUATE, env, delay)
+        delays.append(round(delay, 2))
+        kills.append(killed)
+        for p in out_dir.glob("*.json"):  # whatever landed is whole
+            json.loads(p.read_text())
+    assert any(kills), f"never killed (delays {delays}, killed {kills})"
+    ok(zoa(EVALUATE, env))
+    want = {k: v for k, v in files(reference).items() if "evaluation" in k}
+    got = {k: v for k, v in files(data).items() if "evaluation" in k}
+    assert sorted(got) == sorted(want)
+    assert [k for k in want if got[k] != want[k]] == [], f"delays {delays}"
+    assert temporaries(data) == []
+
+
+def test_killed_chapter_reruns_complete_with_resume(tmp_path):
+    """Kill ``zoa run --only 01`` mid-chapter (the kernel too); nothing torn is left, and
+    ``zoa run --only 01 --resume`` executes the chapter completely, then skips it."""
+    import nbformat
+
+    from zoa_lib.book import prepare_root
+
+    rng = np.random.default_rng(7)
+    root = prepare_root(tmp_path / "book")
+    env = zoa_env(root / "data")
+    run = ["run", "--profile", "ci", "--root", str(root), "--only", "01"]
+    executed = root / "book" / "chapters" / "01-cosmology.ipynb"
+    delay = float(rng.uniform(1.5, 5.0))
+    killed, output = run_and_kill(run, env, delay, marker=r"01-cosmology: executing")
+    assert killed, f"the chapter finished within {delay:.2f} s: {output[-1000:]}"
+    assert not executed.exists()  # atomic: no half-executed notebook
+    assert temporaries(root), "papermill's first save of the chapter should be left by the kill"
+    out = ok(zoa(run + ["--resume"], env))
+    assert "01-cosmology: executing" in out.stdout
+    nb = nbformat.read(executed, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.execution_count is not None for c in code)
+    assert not any(o.get("output_type") == "error" for c in code for o in c.get("outputs", []))
+    assert not nb.metadata.papermill.get("exception")
+    info = json.loads((root / "book" / "_generated" / "run-info.json").read_text())
+    assert "01-cosmology" in info["chapters"]
+    assert temporaries(root) == []
+    before = executed.read_bytes()
+    again = ok(zoa(run + ["--resume"], env))
+    assert "skipped (--resume)" in again.stdout and executed.read_bytes() == before
+
+
+TINY = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 3,
+        "training.batch_size": 2, "training.lr_half_cycle_epochs": 1.0}
+
+
+class _Died(BaseException):
+    """Stands for SIGKILL at one chosen point (BaseException: nothing catches it)."""
+
+
+def _tiny_run(tmp_path, monkeypatch, name, **over):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_shards import write_mocks
+
+    from zoa_lib import data
+    from zoa_lib.config import load_profile
+
+    monkeypatch.setenv("ZOA_DATA", str(tmp_path / name))
+    p = load_profile("ci", {**TINY, **over})
+    if not data.mocks_dir(p).exists():
+        write_mocks(data.mocks_dir(p), grid=16)
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny_straight(tmp_path_factory):
+    """An uninterrupted 3-epoch run of the tiny network on synthetic shards (model folder)."""
+    from zoa_lib import training
+
+    mp = pytest.MonkeyPatch()
+    try:
+        p = _tiny_run(tmp_path_factory.mktemp("tiny"), mp, "straight")
+        training.train(p, "delta", progress=False)
+        return training.model_dir(p, "delta")
+    finally:
+        mp.undo()
+
+
+def _same_training(a: Path, b: Path):
+    ha, hb = (np.genfromtxt(d / "history.csv", delimiter=",", names=True) for d in (a, b))
+    assert list(hb["epoch"]) == list(ha["epoch"]) == [0, 1, 2]
+    for col in ("loss", "val_loss", "learning_rate"):
+        np.testing.assert_allclose(hb[col], ha[col], rtol=1e-5)
+    for name in ("model.keras", "best.keras"):
+        wa, wb = keras_weights(a / name), keras_weights(b / name)
+        assert sorted(wa) == sorted(wb)
+        for k in wa:
+            np.testing.assert_allclose(wb[k], wa[k], rtol=1e-5, atol=1e-7, err_msg=f"{name} {k}")
+    assert not (b / "backup").exists() and temporaries(b) == []
+
+
+@pytest.mark.parametrize("where", ["history row", "model.keras", "backup", "backup cleanup"])
+def test_death_at_each_end_of_epoch_write_resumes_to_the_same_training(tiny_straight, tmp_path, monkeypatch,
+                                                                       where):
+    """Die at each write of the end of epoch 1 (0-based) — before the history row, while
+    writing model.keras, while writing the backup's weights (before its metadata, the commit),
+    while removing the backup at the end — then ``--resume``: the same history and weights as
+    an uninterrupted run (each point of a random kill, made deterministic)."""
+    import keras
+
+    from zoa_lib import training
+
+    p = _tiny_run(tmp_path, monkeypatch, "died")
+    calls = {"n": 0}
+
+    def die_on(count):
+        calls["n"] += 1
+        if calls["n"] == count:
+            raise _Died(where)
+
+    if where == "history row":
+        orig = keras.callbacks.CSVLogger.on_epoch_end
+        monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end",
+                            lambda self, epoch, logs=None: die_on(2) or orig(self, epoch, logs))
+    elif where == "model.keras":
+        orig = training.save_model
+
+        def save(model, path, *a, **kw):
+            if calls["n"] + 1 == 2:
+                calls["n"] += 1
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(b"PK half a zip")
+                    raise _Died(where)
+            calls["n"] += 1
+            return orig(model, path, *a, **kw)
+        monkeypatch.setattr(training, "save_model", save)
+    elif where == "backup":  # a torn weights file (no rename, no metadata) beside the committed state
+        cls = training.AtomicBackupAndRestore
+        orig_save = cls._save_model
+
+        def save_model(self):
+            if self._current_epoch == 2:
+                (self.folder / "epoch-00002.weights.h5").write_bytes(b"\x89HDF torn")
+                raise _Died(where)
+            return orig_save(self)
+        monkeypatch.setattr(cls, "_save_model", save_model)
+    else:  # the cleanup at the end: metadata removed, weights not yet
+        orig = shutil.rmtree
+
+        def rmtree(path, *a, **kw):
+            path = Path(path)
+            if path.name == "backup" and list(path.glob("*.weights.h5")):
+                raise _Died(where)
+            return orig(path, *a, **kw)
+        monkeypatch.setattr(shutil, "rmtree", rmtree)
+    with pytest.raises(_Died):
+        training.train(p, "delta", progress=False)
+    monkeypatch.undo()
+    p = _tiny_run(tmp_path, monkeypatch, "died")
+    res = training.train(p, "delta", resume=True, progress=False)
+    assert res.start_epoch == (3 if where == "backup cleanup" else 1)
+    _same_training(tiny_straight, training.model_dir(p, "delta"))
+
+
+def test_fresh_run_killed_in_its_first_epoch_does_not_resume_an_older_model(tiny_straight, tmp_path,
+                                                                            monkeypatch):
+    """A finished model exists; a fresh run dies in its first epoch; ``--resume`` must start
+    that run again, not report the older model as done or continue it."""
+    import keras
+
+    from zoa_lib import training
+
+    p = _tiny_run(tmp_path, monkeypatch, "older", **{"training.epochs": 1})
+    training.train(p, "delta", progress=False)  # the older, finished run
+    p = _tiny_run(tmp_path, monkeypatch, "older")
+
+    class DieInFirstEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise _Died("first epoch")
+
+    with pytest.raises(_Died):
+        training.train(p, "delta", progress=False, callbacks=[DieInFirstEpoch()])
+    res = training.train(p, "delta", resume=True, progress=False)
+    assert res.start_epoch == 0 and res.epochs_done == 3
+    _same_training(tiny_straight, training.model_dir(p, "delta"))
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_uninterrupted_result(reference, tmp_path):
+    """Kill ``zoa train`` just after an epoch was logged, resume, kill the resumed run at a
+    random moment, resume to the end: the same epochs, losses and weights as one
+    uninterrupted run, and no temporaries or backup left."""
+    rng = np.random.default_rng(2025)
+    straight = copy_mocks(reference, tmp_path / "straight")
+    killed_data = copy_mocks(reference, tmp_path / "killed")
+    ok(zoa(["train"] + TRAIN, zoa_env(straight)))
+    env = zoa_env(killed_data)
+    folder = killed_data / "ci" / "models" / "delta"
+    log = []
+    # 1. fresh run, killed in the epoch after the first (or while writing its files)
+    delay = float(rng.uniform(0.0, 1.5))
+    killed, out = run_and_kill(["train"] + TRAIN, env, delay, marker=r"^\d+/\d+ - .*val_loss")
+    assert killed, f"training finished before the kill ({delay:.2f} s after epoch 1): {out[-1500:]}"
+    meta = json.loads((folder / "backup" / "training_metadata.json").read_text())
+    log.append(("fresh", round(delay, 2), meta["epoch"]))
+    assert meta["epoch"] >= 1, log
+    assert zipfile.is_zipfile(folder / "model.keras") and zoa_meta(folder / "model.keras")["meta"]["epochs_done"] >= 1
+    # 2. resumed run, killed at a random moment
+    delay = float(rng.uniform(0.0, 8.0))
+    killed, out = run_and_kill(["train", "--resume"] + TRAIN, env, delay, marker=r"parameters")
+    assert "(resumed)" in out, out[-1500:]
+    state = folder / "backup" / "training_metadata.json"
+    resume_from = json.loads(state.read_text())["epoch"] if state.exists() else None
+    log.append(("resumed", round(delay, 2), killed, resume_from))
+    # 3. resumed to the end
+    out = ok(zoa(["train", "--resume"] + TRAIN, env)).stdout
+    if resume_from is not None:
+        assert f"(this run from epoch {resume_from})" in out, (log, out[-1500:])
+    hist = {k: np.genfromtxt(d / "ci" / "models" / "delta" / "history.csv", delimiter=",", names=True)
+            for k, d in (("straight", straight), ("killed", killed_data))}
+    assert list(hist["killed"]["epoch"]) == list(hist["straight"]["epoch"]) == [0, 1, 2, 3], log
+    for col in ("loss", "val_loss", "learning_rate"):
+        # bit-identical here (CPU, same process layout); rtol for other thread schedules
+        np.testing.assert_allclose(hist["killed"][col], hist["straight"][col], rtol=1e-5, err_msg=str(log))
+    for name in ("model.keras", "best.keras"):
+        a = keras_weights(straight / "ci" / "models" / "delta" / name)
+        b = keras_weights(folder / name)
+        assert sorted(a) == sorted(b)
+        for k in a:
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-7, err_msg=f"{name} {k} {log}")
+        ma = zoa_meta(straight / "ci" / "models" / "delta" / name)["meta"]
+        mb = zoa_meta(folder / name)["meta"]
+        assert ma["epochs_done"] == mb["epochs_done"]
+        assert mb["best_value"] == pytest.approx(ma["best_value"], rel=1e-5)
+    assert not (folder / "backup").exists()
+    assert temporaries(killed_data) == []
+
+
+# --------------------------------------------------------------------------- full disk, read-only folder
+def _limit_file_size(limit: int):
+    def pre():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return pre
+
+
+def error_line(out: subprocess.CompletedProcess, command: str) -> str:
+    """The CLI's one-line error: exit 2, no traceback."""
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith(f"zoa {command}: error: ")]
+    assert len(lines) == 1, out.stderr[-3000:]
+    return lines[0]
+
+
+FULL_DISK = {  # command, RLIMIT_FSIZE (bytes): below the size of the file it must write
+    "mocks": (["mocks", "--profile", "ci", "--scheduler", "sync", "--no-progress"], 1_000_000, "shard-0000.h5"),
+    "mocks-dask": (["mocks", "--profile", "ci", "--workers", "1", "--no-progress"], 1_000_000, "shard-0000.h5"),
+    "evaluate": (EVALUATE, 20_000, "wiener.json"),
+    "train": (["train"] + TRAIN + ["--no-progress"], 200_000, "model.keras"),
+}
+
+
+@pytest.mark.parametrize("case", list(FULL_DISK))
+def test_full_disk_is_one_line_and_keeps_the_previous_files(reference, tmp_path, case):
+    args, limit, victim = FULL_DISK[case]
+    command = args[0]
+    data = tmp_path / "data"
+    previous = {}
+    if command != "mocks":
+        copy_mocks(reference, data)
+        if command == "evaluate":
+            shutil.copytree(reference / "ci" / "evaluation", data / "ci" / "evaluation")
+        else:
+            (data / "ci" / "models" / "delta").mkdir(parents=True)
+            (data / "ci" / "models" / "delta" / "model.keras").write_bytes(b"previous model")
+        previous = files(data)
+    out = zoa(args, zoa_env(data), preexec_fn=_limit_file_size(limit))
+    line = error_line(out, command)
+    assert "EFBIG" in line and victim in line and "rerun" in line, line
+    now = files(data)
+    assert {k: now.get(k) for k in previous} == previous  # nothing replaced, nothing torn
+    if command == "mocks":
+        assert not list((data / "ci" / "mocks").glob("shard-*.h5"))
+        json.loads((data / "ci" / "mocks" / "manifest.json").read_text())
+    assert temporaries(data) == []
+
+
+def _nobody_can_run():
+    if os.geteuid() != 0:
+        return "not root: a chmod'ed folder already stops this user; nothing to simulate"
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) not found"
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                          "import zoa_lib.cli"], capture_output=True, text=True)
+    return None if out.returncode == 0 else f"user 65534 cannot run this Python ({out.stderr.strip()[-200:]})"
+
+
+READ_ONLY = {
+    "mocks": ["mocks", "--profile", "ci", "--scheduler", "sync", "--no-progress"],
+    "evaluate": EVALUATE,
+    "train": ["train"] + TRAIN + ["--no-progress"],
+}
+
+
+@pytest.fixture(scope="module")
+def world_readable(tmp_path_factory):
+    """A folder user 65534 can read (pytest's tmp folders are private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="zoa-readonly-", dir="/tmp"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", list(READ_ONLY))
+def test_read_only_output_folder_is_one_line(reference, world_readable, command):
+    why = _nobody_can_run()
+    if why:
+        pytest.skip(why)
+    base = world_readable / command
+    data = copy_mocks(reference, base / "data")
+    shutil.copytree(reference / "ci" / "evaluation", data / "ci" / "evaluation")
+    (data / "ci" / "models" / "delta").mkdir(parents=True)
+    (data / "ci" / "models" / "delta" / "model.keras").write_bytes(b"previous model")
+    home = base / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    for p in [data, *data.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    previous = files(data)
+    env = zoa_env(data, HOME=str(home), MPLCONFIGDIR=str(home / "mpl"))
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + ZOA + READ_ONLY[command],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=str(home))
+    line = error_line(out, command)
+    folder = {"mocks": "mocks", "evaluate": "evaluation", "train": "models/delta"}[command]
+    assert f"cannot write in {data / 'ci' / folder}: permission denied (EACCES)" in line, line
+    assert "ZOA_DATA" in line
+    assert files(data) == previous
+    assert temporaries(data) == []
