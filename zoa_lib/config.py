@@ -514,15 +514,21 @@ def _safe_load(text: str):
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
+def _load_yaml(text: str, where: str, line: bool = True):
+    """:func:`_safe_load`, any YAML error (or nesting beyond the recursion limit) turned
+    into a one-line :class:`ProfileError` starting with ``where``."""
+    try:
+        return _safe_load(text)
+    except yaml.YAMLError as e:
+        raise ProfileError(f"{where}: {_yaml_error(e, text, line=line)}") from None
+    except RecursionError:
+        raise ProfileError(f"{where}: not valid YAML (nested too deeply)") from None
+
+
 def parse_value(text: str) -> Any:
     """Parse a command-line override value with YAML rules (``3`` → int, ``1e-5`` →
     float, ``true`` → bool, ``[1, 2]`` → list). Not valid YAML: :class:`ProfileError`."""
-    try:
-        value = _safe_load(text)
-    except yaml.YAMLError as e:
-        raise ProfileError(f"value {_show(text)}: {_yaml_error(e, text, line=False)}") from None
-    except RecursionError:
-        raise ProfileError(f"value {_show(text)}: nested too deeply") from None
+    value = _load_yaml(text, f"value {_show(text)}", line=False)
     if isinstance(value, str):
         try:  # YAML 1.1 reads '1e-5' as a string
             value = float(value)
@@ -587,12 +593,7 @@ def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any
                            f"offset {e.start})") from None
     except OSError as e:
         raise ProfileError(f"profile {path}: cannot read ({e.strerror or e})") from None
-    try:
-        data = _safe_load(text)
-    except yaml.YAMLError as e:
-        raise ProfileError(f"profile {path}: {_yaml_error(e, text)}") from None
-    except RecursionError:
-        raise ProfileError(f"profile {path}: not valid YAML (nested too deeply)") from None
+    data = _load_yaml(text, f"profile {path}")
     if data is None:
         raise ProfileError(f"profile {path}: file is empty")
     if not isinstance(data, dict):
