@@ -373,3 +373,22 @@ def test_reconstruct_surveys_runs_the_baselines_on_every_survey(ci, ci_box):
         lu.reconstruct_surveys(ci, inputs, "kriging")
     with pytest.raises(lu.LocalUniverseError, match=r"shape \(n, 16, 16, 16, 2\)"):
         lu.reconstruct_surveys(ci, inputs[0], "potent")
+
+
+def test_search_methods_and_attractor_table(ci, zoa_data):
+    # no training shards in an empty data folder: the calibrated filter falls back to the plain one
+    assert lu.search_methods(ci) == ["vnet", "wiener"]
+    assert lu.search_methods(ci, "potent") == ["vnet", "potent"] and lu.search_methods(ci, None) == ["vnet"]
+    with pytest.raises(lu.LocalUniverseError, match="unknown method"):
+        lu.search_methods(ci, "kriging")
+    hit = {"l": 308.0, "b": 29.0, "cz": 5000.0, "found": True}
+    miss = {"l": 0.0, "b": 0.0, "cz": 0.0, "found": False}
+    one = {"density": {"results": [hit], **lu.attractor_statistics([hit])}}
+    two = {"convergence": {"results": [hit, miss], **lu.attractor_statistics([hit, miss])}}
+    none = {"density": {"results": [miss], **lu.attractor_statistics([miss])}}
+    rows = lu.attractor_table({"truth": one, "vnet": two, "potent": none})
+    assert rows[0] == {"method": "truth", "located by": "density peak", "found": "1 / 1 (100%)",
+                       "l [deg]": "308.0", "b [deg]": "29.0", "cz [km/s]": "5000"}
+    assert rows[1]["method"] == "V-Net" and rows[1]["located by"] == "flow convergence"
+    assert rows[1]["found"] == "1 / 2 (50%)" and rows[1]["l [deg]"] == "308.0 ± 0.0"
+    assert rows[2]["method"] == "POTENT" and rows[2]["cz [km/s]"] == "—"

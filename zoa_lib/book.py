@@ -267,7 +267,7 @@ def scale_comparison(profile, reference: str = "paper") -> list[dict]:
 
     mine, theirs = rows_of(profile), rows_of(ref)
     return [{"setting": k, "this run": str(v), reference: str(theirs[k])}
-            for k, v in mine.items() if v is not None and str(v) != str(theirs[k])]
+            for k, v in mine.items() if str(v) != str(theirs[k])]
 
 
 def run_info_markdown(info: dict) -> str:

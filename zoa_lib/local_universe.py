@@ -713,8 +713,10 @@ def attractor_statistics(results) -> dict:
     return out
 
 
-#: Reconstruction methods of :func:`reconstruct_surveys`.
+#: Reconstruction methods of :func:`reconstruct_surveys`, with their names in tables and plots.
 SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "potent")
+SEARCH_LABELS = {"vnet": "V-Net", "wiener": "Wiener filter", "wiener_cal": "Wiener filter (calibrated)",
+                 "potent": "POTENT"}
 
 
 def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = False) -> dict:
@@ -779,6 +781,38 @@ def attractor_search(delta, velocity, size: float, guess_sg, search_radius: floa
         results = [locate(f, size, guess_sg, search_radius, smoothing) for f in stack]
         out[how] = {"results": results, **attractor_statistics(results)}
     return out
+
+
+def search_methods(profile, baseline: str | None = "wiener_cal") -> list[str]:
+    """``["vnet"]`` plus the classical ``baseline`` (None: none); ``wiener_cal`` falls back to
+    the plain ``wiener`` when the profile has no training shards to calibrate it on."""
+    from .evaluation import has_training_shards
+
+    if baseline == "wiener_cal" and not has_training_shards(profile):
+        baseline = "wiener"
+    if baseline is not None and baseline not in SEARCH_METHODS[1:]:
+        raise LocalUniverseError(f"baseline: unknown method {baseline!r} (known: {', '.join(SEARCH_METHODS[1:])})")
+    return ["vnet"] + ([baseline] if baseline else [])
+
+
+def attractor_table(search: dict) -> list[dict]:
+    """Rows for a table of :func:`attractor_search` results by method: ``{"method": label,
+    "located by", "found": "k / n (p %)", "l [deg]", "b [deg]", "cz [km/s]"}`` with
+    mean ± scatter over the realizations that found the GA (the mean alone for a single
+    realization, "—" when none did). ``search``: {method: attractor_search(...)}."""
+    rows = []
+    for m, by_how in search.items():
+        for how, st in by_how.items():
+            def fmt(mean, std, digits):
+                if not np.isfinite(mean):
+                    return "—"
+                return f"{mean:.{digits}f}" if st["n"] == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+            rows.append({"method": SEARCH_LABELS.get(m, m),
+                         "located by": "density peak" if how == "density" else "flow convergence",
+                         "found": f"{st['n_found']} / {st['n']} ({st['fraction_found']:.0%})",
+                         "l [deg]": fmt(st["l_mean"], st["l_std"], 1), "b [deg]": fmt(st["b_mean"], st["b_std"], 1),
+                         "cz [km/s]": fmt(st["cz_mean"], st["cz_std"], 0)})
+    return rows
 
 
 # --------------------------------------------------------------------------- CF4 format
