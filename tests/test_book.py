@@ -39,6 +39,10 @@ def test_landing_page_names_the_profile(built_book):
     assert "01-cosmology" in page
     assert "What did not run at paper scale" in text
     assert re.search(r"grid \(voxels per side\) 16 128", text), "scale table missing from the landing page"
+    # the scorecard comes first: before the paper's summary and the run info
+    assert "This run at a glance" in text
+    assert text.index("This run at a glance") < text.index("What the paper did") < text.index("What did not run")
+    assert re.search(r"r\(φ\), held-out mocks, survey sphere \(mean over mocks\) 0\.98 ", text)
 
 
 def test_scale_comparison_lists_exactly_the_settings_that_differ():

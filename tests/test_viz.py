@@ -150,16 +150,52 @@ def test_figure_truth_vs_prediction_layout_and_residual(kind):
     panels = fig.axes[:3]
     ims = [ax.get_images()[0] for ax in panels]
     if kind == "density":
+        # 1 + δ of this truth lies inside the paper's 0.1–15: the paper's scale is kept
         assert isinstance(ims[0].norm, LogNorm) and (ims[0].norm.vmin, ims[0].norm.vmax) == (0.1, 15.0)
         expect_res = viz.slab_average(p, L)[0] - viz.slab_average(t, L)[0]
     else:
-        assert (ims[0].norm.vmin, ims[0].norm.vmax) == (-6.0, 6.0)
+        shown = viz.slab_average(t, L)[0] * 1e6 / C_LIGHT ** 2
+        m = np.percentile(np.abs(shown), 99.5)
+        assert (ims[0].norm.vmin, ims[0].norm.vmax) == pytest.approx((-m, m))
         expect_res = (viz.slab_average(p, L)[0] - viz.slab_average(t, L)[0]) * 1e6 / C_LIGHT ** 2
-    assert ims[0].norm is ims[1].norm  # truth and prediction share one scale
+    assert ims[0].norm is ims[1].norm is fig.zoa_norm  # truth and prediction share one scale
     np.testing.assert_allclose(np.asarray(ims[2].get_array()), expect_res.T, rtol=1e-5, atol=1e-6)
     for ax in panels:
         assert sum(isinstance(c, Quiver) for c in ax.collections) == 1
     draw(fig)
+
+
+def test_truth_vs_prediction_scale_comes_from_the_truth_and_does_not_saturate_it():
+    """A potential of ±30 × 10⁻⁶ (this project's runs) must not be drawn on the paper's
+    ±6 × 10⁻⁶: the shared scale is the truth's 99.5th percentile of |φ/c²|, so about
+    0.5 % of the truth's pixels (under 1 %) lie beyond it — the prediction (here half as
+    strong) uses the same norm."""
+    n = 32
+    t = smooth_field(n, 11)
+    t = t / np.abs(viz.slab_average(t, L)[0]).max() * 30e-6 * C_LIGHT ** 2  # slab map peaks at 30e-6
+    p = 0.5 * t
+    fig = viz.figure_truth_vs_prediction(t, p, L, "potential")
+    truth_im, pred_im = (ax.get_images()[0] for ax in fig.axes[:2])
+    nrm = truth_im.norm
+    assert pred_im.norm is nrm
+    shown = np.asarray(truth_im.get_array())  # φ/c² × 10⁶ as drawn
+    np.testing.assert_allclose(shown, viz.slab_average(t, L)[0].T * 1e6 / C_LIGHT ** 2, rtol=1e-6)
+    robust = np.percentile(np.abs(shown), 99.5)
+    assert nrm.vmax == pytest.approx(robust) and nrm.vmin == pytest.approx(-robust)
+    assert 20.0 < nrm.vmax <= 30.0 + 1e-6  # of the order of the truth's peak, not the paper's 6
+    assert np.mean(np.abs(shown) > nrm.vmax) <= 0.01  # truth clipped in under 1 % of pixels (0.5 % + interpolation)
+    assert np.mean(np.abs(shown) > 6.0) > 0.1  # whereas ±6 would have saturated much of it
+    draw(fig)
+    # a density truth beyond the paper's 1 + δ = 15 widens the log scale instead of saturating
+    d = np.full((n, n), 0.2)
+    d[:4, :4] = 40.0
+    nd = viz.truth_norm("density", d)
+    assert isinstance(nd, LogNorm) and nd.vmin == 0.1 and nd.vmax >= 41.0 - 1e-9
+    # an explicit norm overrides
+    from matplotlib.colors import Normalize
+
+    fig = viz.figure_truth_vs_prediction(t, p, L, "potential", norm=Normalize(-6, 6))
+    assert fig.axes[0].get_images()[0].norm.vmax == 6
 
 
 def test_scatter_density_reports_pearson_r():

@@ -7,6 +7,13 @@ tagged ``parameters``); ``_toc.yml`` lists the chapters as ``book/chapters/<name
 profile, overrides, per-chapter wall time and machine — which the landing page includes.
 ``zoa build`` then runs ``jupyter-book build`` with notebook execution off.
 
+The landing page opens with the run's **scorecard** (:mod:`zoa_lib.scorecard`): the paper's
+numbers beside this run's V-Net and best classical method, with alarm lines where a network
+loses or did not learn. :func:`write_scorecard` writes it to
+``<root>/book/_generated/scorecard.{json,md}`` from the files under the profile's data
+folder — after every chapter ``zoa run`` executes, and again by ``zoa book`` before the
+build, so the page shows what the data folder holds when the book is built.
+
 Papermill passes only ``profile`` and ``overrides``; every size comes from the profile.
 """
 from __future__ import annotations
@@ -195,6 +202,7 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
         "scale": scale_comparison(profile),
         "chapters": records,
     }
+    write_scorecard(root, profile)
     for ch in chapters:
         src_hash = _source_hash(ch.source)
         rec = records.get(ch.name)
@@ -227,6 +235,7 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
         }
         info["chapters"] = records
         write_run_info(root, info)
+        write_scorecard(root, profile)
         log(f"[zoa run] {ch.name}: done in {seconds:.0f} s")
     info["chapters"] = records
     write_run_info(root, info)
@@ -238,6 +247,39 @@ def write_run_info(root: Path, info: dict) -> None:
     gen = Path(root) / "book" / "_generated"
     write_json_atomic(gen / "run-info.json", info)
     write_text_atomic(gen / "run-info.md", run_info_markdown(info))
+
+
+def write_scorecard(root, profile) -> dict:
+    """Compute the scorecard of ``profile``'s run (:func:`zoa_lib.scorecard.scorecard` on
+    ``profile.data_path``) and write ``<root>/book/_generated/scorecard.json`` and
+    ``scorecard.md`` (the landing page's first section); return the scorecard. Files the
+    run has not written yet are listed as missing on the page, never an error."""
+    from .scorecard import scorecard, scorecard_markdown
+
+    data = Path(profile.data_path)
+    card = scorecard(data, profile.name)
+    for base in (Path(root), REPO_ROOT):
+        try:
+            card["data_path"] = str(data.resolve().relative_to(Path(base).resolve()))
+            break
+        except ValueError:
+            continue
+    gen = Path(root) / "book" / "_generated"
+    write_json_atomic(gen / "scorecard.json", card)
+    write_text_atomic(gen / "scorecard.md", scorecard_markdown(card))
+    return card
+
+
+def refresh_scorecard(root=REPO_ROOT) -> dict | None:
+    """Rewrite the scorecard for the profile and overrides recorded in
+    ``<root>/book/_generated/run-info.json`` (None when there is no run-info)."""
+    from .config import load_profile
+
+    path = Path(root) / "book" / "_generated" / "run-info.json"
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    return write_scorecard(root, load_profile(info["profile"], info.get("overrides") or {}))
 
 
 def scale_comparison(profile, reference: str = "paper") -> list[dict]:
@@ -316,6 +358,13 @@ def build_book(root=REPO_ROOT, path_output: str | os.PathLike | None = None, log
                         f"run 'zoa run --profile PROFILE' first")
     if not (root / "book" / "_generated" / "run-info.md").exists():
         raise BookError("book/_generated/run-info.md is missing: run 'zoa run' first")
+    try:
+        refresh_scorecard(root)
+    except (ZoaError, OSError, ValueError, KeyError) as e:  # the profile of run-info no longer loads
+        log(f"[zoa book] warning: scorecard not refreshed ({e}); the landing page keeps the last one")
+        stale = root / "book" / "_generated" / "scorecard.md"
+        if not stale.exists():
+            write_text_atomic(stale, f"## This run at a glance\n\nNo scorecard: {e}\n")
     path_output = Path(path_output) if path_output else root
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root),

@@ -815,6 +815,63 @@ def attractor_table(search: dict) -> list[dict]:
     return rows
 
 
+#: Where :func:`write_attractor_results` puts the GA search of the local-universe chapter,
+#: relative to the profile's data folder (``profile.data_path``); the landing page's
+#: scorecard (:mod:`zoa_lib.scorecard`) reads it.
+ATTRACTOR_RESULTS = "local_universe/great-attractor.json"
+
+
+def attractor_results_path(profile) -> Path:
+    """``<data_path>/local_universe/great-attractor.json`` (:data:`ATTRACTOR_RESULTS`)."""
+    return profile.data_path / ATTRACTOR_RESULTS
+
+
+def attractor_summary(search: dict, truth: dict | None = None) -> dict:
+    """A JSON-able summary of :func:`attractor_search` results by method.
+
+    ``search``: {method: attractor_search(...)}; ``truth``: the attractor_search of the
+    true field of the same universe (one realization), or None. Returns {"labels",
+    "methods": {method: {how: {statistics of :func:`attractor_statistics`, "offset_mean",
+    "offset_std", "results"}}}, "truth": {how: {l, b, cz, sg, found}}}, where the offsets
+    (Mpc/h) are the mean and scatter, over the realizations that find the GA, of the
+    3D distance between the found position and the truth's (located the same way);
+    NaN without a truth or when nothing was found."""
+    truth_pos = {}
+    out_truth = {}
+    for how, st in (truth or {}).items():
+        r = st["results"][0]
+        truth_pos[how] = np.asarray(r["sg"], float)
+        out_truth[how] = {k: r[k] for k in ("l", "b", "cz", "sg", "found")}
+    methods = {}
+    for m, by_how in search.items():
+        methods[m] = {}
+        for how, st in by_how.items():
+            stats = {k: v for k, v in st.items() if k != "results"}
+            found = [r for r in st["results"] if r["found"]]
+            off = (np.array([np.linalg.norm(np.asarray(r["sg"], float) - truth_pos[how]) for r in found])
+                   if how in truth_pos else np.array([]))
+            stats["offset_mean"] = float(off.mean()) if off.size else float("nan")
+            stats["offset_std"] = float(off.std()) if off.size else float("nan")
+            stats["results"] = st["results"]
+            methods[m][how] = stats
+    return {"labels": {m: SEARCH_LABELS.get(m, m) for m in search}, "methods": methods, "truth": out_truth,
+            "offset_units": "Mpc/h"}
+
+
+def write_attractor_results(profile, search: dict, truth: dict | None = None, structures=None) -> Path:
+    """Write :func:`attractor_summary` of the GA search, with the literature GA position,
+    the profile and provenance, to :func:`attractor_results_path` (atomically); return
+    the path."""
+    from .io import provenance, write_json_atomic
+
+    ga = great_attractor(structures)
+    doc = {"profile": profile.name, "literature": {"name": ga.name, "l": ga.l, "b": ga.b, "cz": ga.cz,
+                                                   "sg": list(ga.sg), "reference": ga.reference},
+           "search_radius": profile.local_universe.ga_match_radius,
+           **attractor_summary(search, truth), "provenance": provenance(profile)}
+    return write_json_atomic(attractor_results_path(profile), doc)
+
+
 # --------------------------------------------------------------------------- CF4 format
 MOCK_PREAMBLE = (
     "# MOCK CATALOG - NOT COSMICFLOWS-4 DATA.",

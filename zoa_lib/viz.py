@@ -21,7 +21,10 @@ Conventions (../shared/DESIGN.md)
 * Density is shown as 1 + δ on a logarithmic colour scale from 0.1 to 15; the potential
   as φ/c² × 10⁶ (c in km/s, so φ/c² is the dimensionless Newtonian potential of the
   paper, whose maps are in units of 10⁻⁶) from −6 to 6; velocity arrows are scaled so
-  that the key arrow is 1000 km/s (Dupuy et al. 2025, main figure).
+  that the key arrow is 1000 km/s (Dupuy et al. 2025, main figure). The truth-vs-prediction
+  figure (:func:`figure_truth_vs_prediction`) instead derives one scale for truth and
+  prediction from the truth (:func:`truth_norm`), so that a run whose potential exceeds
+  ±6 × 10⁻⁶ is not drawn saturated.
 * Sky maps are Galactic Mollweide projections with l = 0 at the centre and l increasing
   to the LEFT, as astronomers draw the sky.
 
@@ -385,11 +388,41 @@ def _as_map(a, size, axis, lo, hi, name):
     raise VizError(f"{name} must be a cube (N, N, N[, 3]) or a map (n, n[, 3]), got shape {a.shape}")
 
 
+#: Percentile of |truth| (display units) that sets the shared colour scale of
+#: :func:`figure_truth_vs_prediction`: at most 0.5 % of the truth's pixels lie beyond it.
+TRUTH_SCALE_PERCENTILE = 99.5
+
+
+def truth_norm(kind: str, truth2d, q: float = TRUTH_SCALE_PERCENTILE):
+    """The colour scale that a truth map and its prediction share, derived from the TRUTH
+    so that the truth is not saturated.
+
+    * ``density`` (1 + δ, log): the paper's LogNorm(0.1, 15), its top raised to the
+      truth's qth percentile of 1 + δ where the truth's peaks go beyond 15 (the bottom stays
+      at 0.1, where empty voxels are drawn by convention);
+    * every other kind (potential φ/c² × 10⁶, velocities, ...): symmetric,
+      Normalize(−m, m) with m the qth percentile of |truth| in display units.
+
+    ``truth2d``: the map as drawn (e.g. a slab average), in the kind's units (δ, φ in
+    (km/s)², km/s). At most (100 − q) % of the truth's pixels lie beyond the top of the
+    scale (and, for density, those below 1 + δ = 0.1)."""
+    from matplotlib.colors import LogNorm, Normalize
+
+    k = _kind(kind)
+    disp = np.asarray(k.transform(truth2d), dtype=float)
+    disp = disp[np.isfinite(disp)]
+    if k.norm == "log":
+        hi = max(k.vmax, float(np.percentile(disp, q))) if disp.size else k.vmax
+        return LogNorm(k.vmin, hi)
+    m = _robust_abs_max(disp, q)
+    return Normalize(-m, m)
+
+
 def figure_truth_vs_prediction(truth, pred, size: float, kind: str = "density", velocity_truth=None,
                                velocity_pred=None, *, axis=2, lo: float = SLAB[0], hi: float = SLAB[1],
                                arrow_scale: float = 1000.0, titles=("Truth", "V-Net prediction",
                                                                     "Residual (prediction − truth)"),
-                               residual_lim: float | None = None, suptitle: str | None = None):
+                               residual_lim: float | None = None, suptitle: str | None = None, norm=None):
     """The paper's main figure: truth | prediction | residual maps of one field.
 
     ``truth`` and ``pred`` are cubes (N, N, N) — averaged over the slab ``lo < x < hi``
@@ -397,7 +430,15 @@ def figure_truth_vs_prediction(truth, pred, size: float, kind: str = "density", 
     the units of ``kind`` (δ, or φ in (km/s)², ...). Velocities (cubes (N, N, N, 3) or
     maps (N, N, 3)) in km/s add arrows scaled to ``arrow_scale`` km/s; the residual panel
     shows prediction − truth and, when both velocities are given, their difference.
-    Truth and prediction share one colour bar. Returns the Figure (3 panels + 2 colour bars).
+
+    Truth and prediction share one colour scale and colour bar, derived from the truth map
+    (:func:`truth_norm`: the paper's log 0.1–15 for density, widened if the truth goes
+    beyond it; a symmetric ±(99.5th percentile of |truth|) otherwise), so the truth is
+    never saturated; ``norm`` overrides it. For the paper's figure, pass as
+    ``velocity_truth`` the velocity of the TRUE potential, −(2f/3H0Ωm)∇φ_true
+    (:func:`zoa_lib.velocity.velocity_from_potential`), and as ``velocity_pred`` that of the
+    predicted one: the residual arrows then show the error of φ alone. Returns the Figure
+    (3 panels + 2 colour bars); the shared norm is attached as ``fig.zoa_norm``.
     """
     if kind == "residual":
         raise VizError("figure_truth_vs_prediction: kind is the field's kind, not 'residual'")
@@ -414,7 +455,8 @@ def figure_truth_vs_prediction(truth, pred, size: float, kind: str = "density", 
     fig = new_figure(figsize=(15.0, 4.9))
     with style():
         axes = fig.subplots(1, 3, sharex=True, sharey=True)
-        nrm = kind_norm(kind, t)
+        nrm = norm if norm is not None else truth_norm(kind, t)
+        fig.zoa_norm = nrm
         plot_slice(axes[0], t, size, kind, vt, arrow_scale, plane=plane, norm=nrm, colorbar=False,
                    title=titles[0])
         im = plot_slice(axes[1], p, size, kind, vp, arrow_scale, plane=plane, norm=nrm, colorbar=False,
@@ -1003,7 +1045,8 @@ __all__ = [
     "AXIS_NAMES", "DENSITY_RANGE", "POTENTIAL_RANGE", "POTENTIAL_DISPLAY_FACTOR", "SLAB", "STYLE", "OKABE_ITO",
     "VizError", "BookFigure", "style", "new_figure", "figure_png", "voxel_centres", "box_extent", "slab_average",
     "plane_axes",
-    "density_display", "potential_display", "kind_norm", "plot_slice", "figure_truth_vs_prediction",
+    "density_display", "potential_display", "kind_norm", "truth_norm", "TRUTH_SCALE_PERCENTILE", "plot_slice",
+    "figure_truth_vs_prediction",
     "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_metric_vs_distance",
     "read_history", "plot_loss_curves", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
     "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map",
