@@ -221,3 +221,73 @@ def test_benchmark_on_synthetic_mock(zoa_data):
     assert out["source"] == "synthetic" and out["padded_grid"] == 2 * prof.box.grid
     assert out["wiener_iterations"][0] > 0 and out["wiener_converged"] == [True]
     assert out["wiener_data_voxels"][0] > 0
+
+
+def _catalog(pos, v_r_true):
+    """Catalog rows at true positions ``pos`` (m, 3) (observed = true distance)."""
+    from zoa_lib.data import CATALOG_DTYPE
+
+    cat = np.zeros(len(pos), CATALOG_DTYPE)
+    d = np.linalg.norm(pos, axis=1)
+    cat["SGX"], cat["SGY"], cat["SGZ"] = pos.T
+    cat["d_true"] = cat["d_obs"] = d
+    cat["v_r_true"] = v_r_true
+    return cat
+
+
+def test_velocity_dispersion_measures_the_scatter_about_the_smoothed_field():
+    """Galaxies move with their voxel's smoothed velocity plus 150 km/s of random motion:
+    the measured σ_nl is 150 km/s (and 0 without the random motion)."""
+    n, L = 16, 160.0
+    rng = np.random.default_rng(21)
+    mocks, exact = [], []
+    for _ in range(3):
+        v = rng.normal(0, 400, (n, n, n, 3))  # a (rough) smoothed field, km/s
+        pos = rng.uniform(-70, 70, (4000, 3))
+        ijk = np.floor((pos + L / 2) * n / L).astype(int)
+        u = np.einsum("ma,ma->m", v[ijk[:, 0], ijk[:, 1], ijk[:, 2]], pos / np.linalg.norm(pos, axis=1)[:, None])
+        mocks.append((_catalog(pos, u + rng.normal(0, 150, len(u))), v))
+        exact.append((_catalog(pos, u), v))
+    out = baselines.velocity_dispersion(iter(mocks), L, r_max=80.0)
+    within = sum(int(np.sum(np.linalg.norm(np.stack([c["SGX"], c["SGY"], c["SGZ"]], -1), axis=1)
+                            <= 80.0)) for c, _ in mocks)
+    assert out["n_mocks"] == 3 and out["n_galaxies"] == within > 8000
+    assert out["sigma_nl"] == pytest.approx(150.0, rel=0.03) and abs(out["mean"]) < 5
+    assert baselines.velocity_dispersion(iter(exact), L)["sigma_nl"] < 1e-3
+    # only galaxies within r_max count
+    few = baselines.velocity_dispersion(iter(mocks), L, r_max=20.0)
+    assert 0 < few["n_galaxies"] < out["n_galaxies"] / 10
+    from zoa_lib.data import CATALOG_DTYPE
+
+    empty = baselines.velocity_dispersion(iter([(np.zeros(0, CATALOG_DTYPE), mocks[0][1])]), L)
+    assert np.isnan(empty["sigma_nl"]) and empty["n_galaxies"] == 0
+
+
+def test_wiener_filter_uses_zoa_galaxies_and_adds_sigma_nl(zoa_data):
+    """Occupied ZOA voxels are data unless excluded; σ_nl adds to the noise in quadrature."""
+    from zoa_lib.config import load_profile
+    from zoa_lib.metrics import zoa_mask
+
+    prof = load_profile("ci")
+    n, L = prof.box.grid, prof.box.size
+    mock = baselines.synthetic_mock(prof, 0)
+    x = mock["inputs"].copy()
+    zoa = zoa_mask(n, L, prof.survey.zoa_b) & (np.linalg.norm(
+        np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1) + 0.5 - n / 2, axis=-1) < n / 3)
+    rhat = baselines.vel.unit_radial_grid(n, L)
+    u = np.einsum("...a,...a->...", mock["velocity"], rhat)
+    x[..., 0][zoa] = 50.0  # well-sampled voxels in the ZOA, with their true radial velocity
+    x[..., 1][zoa] = u[zoa]
+    with_zoa = baselines.wiener_filter(x, prof)
+    without = baselines.wiener_filter(x, prof, exclude_zoa=True)
+    assert with_zoa.n_data - without.n_data == int(zoa.sum()) > 0
+
+    def err(r):  # rms radial-velocity error in those voxels
+        return np.sqrt(np.mean((np.einsum("...a,...a->...", r.velocity, rhat) - u)[zoa] ** 2))
+
+    # the ZOA data are used: the filter follows them there (≈ 30 against ≈ 85 km/s)
+    assert err(with_zoa) < 0.5 * err(without)
+    base = baselines.noise_sigma_v(prof)
+    np.testing.assert_allclose(baselines.noise_sigma_v(prof, sigma_nl=180.0), np.sqrt(base ** 2 + 180.0 ** 2))
+    with pytest.raises(baselines.BaselineError):
+        baselines.noise_sigma_v(prof, sigma_nl=-1.0)

@@ -72,3 +72,46 @@ def test_linear_theory_factors(cosmo):
 
 def test_power_spectrum_zero_mode(cosmo):
     assert cosmo.power_spectrum(np.array([0.0, 0.1]))[0] == 0.0
+
+
+def test_bulk_flow_of_a_periodic_box_matches_gaussian_realizations():
+    """σ_B of the box's modes (lattice sum) against bulk flows measured in Gaussian
+    realizations of a periodic 240 Mpc/h box: it matches, while the infinite-volume σ_B and
+    an integral cut at k_min = 2π/L do not."""
+    from zoa_lib import fields, simulation
+    from zoa_lib import velocity as vel
+
+    c = Cosmology()
+    Lp, m, R = 240.0, 48, [40.0, 60.0]
+    rng = np.random.default_rng(5)
+    shifts = [(0, 0, 0), (24, 0, 0), (0, 24, 0), (0, 0, 24), (24, 24, 0), (24, 0, 24), (0, 24, 24), (24, 24, 24)]
+    per_box = []
+    for _ in range(40):
+        v = fields.velocity_from_delta_linear(simulation.gaussian_field(c, Lp, m, rng).astype(np.float64), Lp, c)
+        per_box.append(np.mean([np.sum(vel.bulk_flow_profile(np.roll(v, s, axis=(0, 1, 2)), Lp, R) ** 2, axis=1)
+                                for s in shifts], axis=0))
+    per_box = np.array(per_box)
+    measured = np.sqrt(per_box.mean(axis=0))
+    rel_err = 0.5 * per_box.std(axis=0) / np.sqrt(len(per_box)) / per_box.mean(axis=0)
+    box = c.sigma_bulk_flow_box(R, Lp)
+    assert np.all(np.abs(measured / box - 1) < 3 * rel_err)
+    for wrong in (c.sigma_bulk_flow(R), c.sigma_bulk_flow(R, kmin=2 * np.pi / Lp)):
+        assert np.all(np.abs(measured / wrong - 1) > 3 * rel_err)
+
+
+def test_bulk_flow_box_limits_and_laptop_numbers(cosmo):
+    R = np.array([10.0, 50.0, 60.0, 70.0])
+    # a huge box has every mode that matters: the infinite-volume value
+    np.testing.assert_allclose(cosmo.sigma_bulk_flow_box(R, 1e5), cosmo.sigma_bulk_flow(R), rtol=2e-3)
+    # converged in the number of lattice shells summed exactly
+    np.testing.assert_allclose(cosmo.sigma_bulk_flow_box(R, 480.0, n_max=24),
+                               cosmo.sigma_bulk_flow_box(R, 480.0), rtol=2e-3)
+    # laptop parent boxes (480 Mpc/h): the infinite-volume band is 10-14 % too high at R = 50-70
+    ratio = cosmo.sigma_bulk_flow(R) / cosmo.sigma_bulk_flow_box(R, 480.0) - 1
+    assert np.all((ratio[1:] > 0.09) & (ratio[1:] < 0.15)) and ratio[0] < 0.05
+    # smoothing only removes power, mostly at small R
+    sm = cosmo.sigma_bulk_flow_box(R, 480.0, smoothing=5.0) / cosmo.sigma_bulk_flow_box(R, 480.0)
+    assert np.all(sm < 1) and sm[0] < sm[-1]
+    sig, lo, hi = cosmo.bulk_flow_range(R, box_size=480.0)
+    np.testing.assert_allclose(sig, cosmo.sigma_bulk_flow_box(R, 480.0))
+    assert np.all(lo < sig) and np.all(sig < hi)

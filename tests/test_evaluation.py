@@ -12,9 +12,19 @@ from zoa_lib.errors import ZoaError
 N_EVAL = 2
 
 
+#: ci test samples are 20..23 (16 train, 4 val); one observer per parent box makes them
+#: four test boxes, enough for a bootstrap over boxes.
+TEST_SAMPLES = np.arange(20, 24)
+
+
 @pytest.fixture
 def profile(zoa_data):
     return load_profile("ci", {"evaluation.n_eval": N_EVAL})
+
+
+@pytest.fixture
+def profile4(zoa_data):
+    return load_profile("ci", {"evaluation.n_eval": 4, "simulation.observers_per_box": 1})
 
 
 def _mocks(profile, n=N_EVAL):
@@ -22,7 +32,7 @@ def _mocks(profile, n=N_EVAL):
     return {k: np.stack([m[k] for m in ms]).astype(np.float32) for k in ms[0]}
 
 
-def _write_predictions(profile, mocks, target, noise, seed):
+def _write_predictions(profile, mocks, target, noise, seed, samples=None):
     path = evaluation.predictions_path(profile, target)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -33,41 +43,166 @@ def _write_predictions(profile, mocks, target, noise, seed):
         f["truth"] = truth
         f["inputs"] = mocks["inputs"]
         f["velocity_true"] = mocks["velocity"]
-        f["samples"] = np.arange(len(truth), dtype=np.int64) + 100
+        f["samples"] = TEST_SAMPLES[:len(truth)] if samples is None else np.asarray(samples, np.int64)
         f.attrs["target"] = target
     return path
 
 
-def test_evaluate_writes_json_and_markdown_with_every_method(profile):
-    mocks = _mocks(profile)
+def test_evaluate_writes_json_markdown_and_a_verdict_with_intervals(profile4):
+    profile = profile4
+    mocks = _mocks(profile, 4)
     _write_predictions(profile, mocks, "delta", noise=0.05, seed=1)  # a good δ network
     _write_predictions(profile, mocks, "phi", noise=3.0, seed=2)  # a bad φ network
     comp = evaluation.evaluate(profile, progress=False)
     out = evaluation.evaluation_dir(profile)
     for m in ("vnet_delta", "vnet_phi", "wiener", "potent"):  # no training shards: no wiener_cal
         res = json.loads((out / f"{m}.json").read_text())
-        assert res["method"] == m and res["n_mocks"] == N_EVAL and res["samples"] == [100, 101]
+        assert res["method"] == m and res["n_mocks"] == 4 and res["samples"] == [20, 21, 22, 23]
+        assert res["boxes"] == [20, 21, 22, 23]
         for field in ("delta", "phi", "velocity"):
             assert set(res[field]["regions"]) == {"cube", "survey", "zoa", "outside_zoa"}
-        assert len(res["velocity"]["bulk_flow"]["radii"]) == len(profile.evaluation.bulk_flow_radii)
+        assert len(res["phi"]["regions"]["zoa"]["pearson_r_per_mock"]) == 4
+        assert len(res["phi"]["regions"]["survey"]["mse_demeaned_per_mock"]) == 4
+        assert len(res["velocity"]["regions"]["zoa"]["vector"]["pearson_r_per_mock"]) == 4
+        bf = res["velocity"]["bulk_flow"]
+        assert len(bf["radii"]) == len(profile.evaluation.bulk_flow_radii)
+        # the mocks' parent box lacks the longest modes: its ΛCDM band lies below the infinite one
+        assert all(b < s for b, s in zip(bf["lcdm_box_sigma"], bf["lcdm_sigma"]))
     wf = json.loads((out / "wiener.json").read_text())["wiener"]
     assert all(wf["converged"]) and min(wf["iterations"]) > 0
+    assert wf["sigma_nl"] is None and "not measured" in wf["sigma_nl_source"]  # no training shards
+    pot = json.loads((out / "potent.json").read_text())["truth_smoothing"]
+    assert pot["total"] == profile.evaluation.potent_smoothing and pot["extra"] > 0
     assert evaluation.load_comparison(profile) == json.loads((out / "comparison.json").read_text())
     md = (out / "comparison.md").read_text()
     for m in comp["methods"]:
         assert evaluation.LABELS[m] in md
-    assert "| Pearson r(φ), zoa |" in md and "| MSE(δ), outside_zoa |" in md
-    # the verdicts follow the numbers: the good δ network beats the filter, the bad φ one does not
-    goal = {(g["field"], g["region"], g["statistic"], g["baseline"]): g for g in comp["goal"]}
-    assert goal[("delta", "zoa", "mse", "wiener")]["vnet_better"] is True
-    assert goal[("phi", "zoa", "mse", "wiener")]["vnet_better"] is False
-    assert goal[("phi", "outside_zoa", "mse_demeaned", "wiener")]["vnet_better"] is False
-    assert "**NO: Wiener filter is better**" in md and "Goal NOT met" in md
-    assert comp["goal_met"] is False and "wiener_cal" not in comp["methods"]  # no training shards
+    assert "| Pearson r(φ) pooled over mocks, zoa |" in md and "| MSE(δ), outside_zoa |" in md
+    assert comp["n_boxes"] == 4 and comp["boxes"] == [20, 21, 22, 23]
+    # the verdict follows the numbers: the good δ network beats every baseline, the bad φ one loses
+    v = {r["key"]: r for r in comp["verdict"]}
+    assert {"r_phi_survey", "r_phi_zoa", "mse_demeaned_phi_survey", "mse_demeaned_phi_zoa", "r_delta_survey",
+            "r_delta_zoa", "r_vr_zoa", "r_v3d_survey", "rms_v_survey", "rms_v_zoa_from_delta"} <= set(v)
+    for key in ("r_delta_survey", "r_delta_zoa"):
+        r = v[key]
+        assert r["winner"] == "vnet" and r["interval68"][0] > 0 and r["vnet_method"] == "vnet_delta"
+        assert r["baseline"] == max(r["baselines"], key=r["baselines"].get)  # the best baseline
+    for key in ("r_phi_survey", "mse_demeaned_phi_zoa"):
+        r = v[key]
+        assert r["winner"] == r["baseline"] != "vnet"
+        assert r["interval68"][1] < 0 if r["better"] == "higher" else r["interval68"][0] > 0
+    assert v["mse_demeaned_phi_zoa"]["baseline"] == min(v["mse_demeaned_phi_zoa"]["baselines"],
+                                                        key=v["mse_demeaned_phi_zoa"]["baselines"].get)
+    bf = v["bulk_flow_error_50"]  # shown, not counted
+    assert bf["counts_for_goal"] is False and bf["vnet_method"] == "vnet_phi" and bf["better"] == "lower"
+    i50 = profile.evaluation.bulk_flow_radii.index(50.0)
+    phi_json = evaluation.load_method(profile, "vnet_phi")
+    assert bf["vnet"] == pytest.approx(phi_json["velocity"]["bulk_flow"]["error_mean"][i50], rel=1e-6)
+    for r in comp["verdict"]:
+        lo, hi = r["interval68"]
+        assert lo <= r["difference"] <= hi and r["n_boxes"] == 4
+        assert r["difference"] == pytest.approx(r["vnet"] - r["baseline_value"], rel=1e-6, abs=1e-9)
+    assert comp["goal_met"] is False and comp["goal_summary"].startswith("The V-Net loses")
+    assert "Goal NOT met" in md and md.index("## Verdict") < md.index("## All metrics")
+    assert "wiener_cal" not in comp["methods"]  # no training shards
     row = next(r for r in comp["rows"] if r["key"] == "mse_phi_survey")
-    assert row["best"] != "vnet_phi"
+    assert row["best"] != "vnet_phi" and row["best_by"] == "mse_demeaned"
     row = next(r for r in comp["rows"] if r["key"] == "r_delta_survey")
     assert row["best"] == "vnet_delta" and row["values"]["vnet_delta"] > 0.99
+    assert row["best_by"] == "pearson_r_mock_mean"
+
+
+def test_one_parent_box_leaves_the_verdict_undetermined(profile):
+    """ci: 8 observers per box, the test mocks share one parent box: no interval, no winner."""
+    mocks = _mocks(profile)
+    _write_predictions(profile, mocks, "delta", noise=0.05, seed=1)
+    _write_predictions(profile, mocks, "phi", noise=0.05, seed=2)
+    comp = evaluation.evaluate(profile, methods="vnet_delta,vnet_phi,wiener", progress=False)
+    assert comp["n_boxes"] == 1 and comp["verdict"]
+    for r in comp["verdict"]:
+        assert r["winner"] == "undetermined" and r["interval68"] == [None, None] and r["n_boxes"] == 1
+        assert r["difference"] is not None
+    assert comp["goal_met"] is False and comp["goal_summary"].startswith("Undetermined")
+    assert "1 parent box" in comp["goal_summary"]
+    md = evaluation.comparison_markdown(comp)
+    assert "undetermined" in md and "Undetermined" in md
+    g = evaluation.verdict_glue(comp)
+    assert g["v_r_phi_zoa_winner"] == "undetermined" and np.isnan(g["v_r_phi_zoa_lo"])
+    assert g["goal_met_text"] == "cannot be judged on" and g["n_lost"] == 0 and g["n_boxes"] == 1
+    assert g["v_r_phi_zoa_baseline"] == "Wiener filter" and g["v_r_phi_zoa_vnet"] > 0.9
+
+
+def test_evaluation_mocks_spread_over_every_test_box(zoa_data):
+    """n_eval mocks are taken round robin over the parent boxes, not the first n."""
+    profile = load_profile("ci", {"evaluation.n_eval": 2, "simulation.observers_per_box": 2})
+    mocks = _mocks(profile, 4)
+    _write_predictions(profile, mocks, "delta", noise=0.1, seed=1)
+    _write_predictions(profile, mocks, "phi", noise=0.1, seed=2)
+    assert list(evaluation.parent_boxes(profile, TEST_SAMPLES)) == [10, 10, 11, 11]
+    assert list(evaluation.evaluation_indices(profile)) == [0, 2]
+    comp = evaluation.evaluate(profile, methods="vnet_delta,vnet_phi,wiener", progress=False)
+    assert comp["samples"] == [20, 22] and comp["boxes"] == [10, 11]
+    res = evaluation.load_method(profile, "vnet_phi")
+    truth = evaluation.load_predictions(profile, "phi", indices=[0, 2])["truth"]
+    assert np.allclose(truth[1], mocks["phi"][2])
+    assert res["samples"] == [20, 22]
+
+
+def test_select_spread_round_robin():
+    boxes = [3, 3, 3, 3, 5, 5, 5, 5, 9, 9, 9, 9]
+    assert list(evaluation.select_spread(boxes, 6)) == [0, 1, 4, 5, 8, 9]
+    assert list(evaluation.select_spread(boxes, 4)) == [0, 1, 4, 8]
+    assert list(evaluation.select_spread(boxes, 50)) == list(range(12))
+    assert list(evaluation.select_spread([1, 1, 2], 2)) == [0, 2]
+    with pytest.raises(ZoaError):
+        evaluation.select_spread(boxes, 0)
+
+
+def _method_json(per_region):
+    """A method's JSON with only the per-mock arrays of the given paths: {path: values}."""
+    out = {}
+    for path, values in per_region.items():
+        d = out
+        for k in path[:-1]:
+            d = d.setdefault(k, {})
+        d[path[-1]] = list(values)
+    return out
+
+
+def test_verdict_compares_with_the_best_baseline_on_each_metric():
+    """Hand-made tables: the plain filter is best on r(φ), the calibrated one on MSE(φ)."""
+    rphi = ("phi", "regions", "survey", "pearson_r_per_mock")
+    mphi = ("phi", "regions", "survey", "mse_demeaned_per_mock")
+    rng = np.random.default_rng(3)
+    jitter = lambda: 0.001 * rng.standard_normal(8)  # noqa: E731
+    per = {
+        "vnet_phi": _method_json({rphi: 0.90 + jitter(), mphi: 100 + jitter()}),
+        "wiener": _method_json({rphi: 0.95 + jitter(), mphi: 140 + jitter()}),
+        "wiener_cal": _method_json({rphi: 0.93 + jitter(), mphi: 80 + jitter()}),
+        "potent": _method_json({rphi: 0.60 + jitter(), mphi: 900 + jitter()}),
+    }
+    boxes = np.repeat(np.arange(4), 2)
+    rows = {r["key"]: r for r in evaluation.verdict_rows(per, boxes, seed=1)}
+    assert set(rows) == {"r_phi_survey", "mse_demeaned_phi_survey"}
+    r = rows["r_phi_survey"]
+    assert r["baseline"] == "wiener" and r["winner"] == "wiener"
+    assert r["difference"] == pytest.approx(-0.05, abs=0.002) and r["interval68"][1] < 0
+    m = rows["mse_demeaned_phi_survey"]
+    assert m["baseline"] == "wiener_cal" and m["winner"] == "wiener_cal"  # not the plain filter the V-Net beats
+    assert m["difference"] == pytest.approx(20, abs=0.01) and m["interval68"][0] > 0
+    assert m["baselines"]["wiener"] == pytest.approx(140, abs=0.01)
+    met, text = evaluation.goal_summary(list(rows.values()))
+    assert met is False and text.startswith("The V-Net loses to the best classical method on 2 of 2")
+    # the same V-Net against the plain filter alone would have "won" the MSE row
+    plain = {k: v for k, v in per.items() if k != "wiener_cal"}
+    m2 = {r["key"]: r for r in evaluation.verdict_rows(plain, boxes, seed=1)}["mse_demeaned_phi_survey"]
+    assert m2["baseline"] == "wiener" and m2["winner"] == "vnet"
+    # a tie: the V-Net ahead in two boxes, behind in two, by as much (mean difference 0)
+    d = np.repeat([0.02, -0.01, 0.01, -0.02], 2)
+    per_tie = {"vnet_phi": _method_json({rphi: 0.95 + d / 2}), "wiener": _method_json({rphi: 0.95 - d / 2})}
+    rt = evaluation.verdict_rows(per_tie, boxes, seed=1)[0]
+    assert rt["interval68"][0] < 0 < rt["interval68"][1] and rt["winner"] == "tie"
+    assert evaluation.goal_summary([rt])[0] is True
 
 
 def test_missing_predictions_names_the_predict_command(profile):
@@ -111,7 +246,8 @@ def test_baselines_only_from_shards_via_cli(profile, capsys):
     out = capsys.readouterr().out
     assert "Wiener filter" in out and "POTENT" in out and "V-Net" not in out
     comp = evaluation.load_comparison(profile)
-    assert comp["methods"] == ["wiener", "wiener_cal", "potent"] and comp["goal"] == []
+    assert comp["methods"] == ["wiener", "wiener_cal", "potent"] and comp["verdict"] == []
+    assert comp["goal_met"] is False and comp["goal_summary"].startswith("No verdict")
     r_phi = next(r for r in comp["rows"] if r["key"] == "r_phi_survey")["values"]
     assert r_phi["wiener"] > 0.5  # the filter finds the potential of a linear mock
     cal = evaluation.load_method(profile, "wiener_cal")["calibration"]
@@ -124,3 +260,27 @@ def test_baselines_only_from_shards_via_cli(profile, capsys):
 def test_calibration_needs_training_shards(profile):
     with pytest.raises(ZoaError, match="no training shards"):
         evaluation.calibration(profile)
+
+
+def test_potent_truth_is_smoothed_to_potents_scale(zoa_data):
+    """Targets at σ_s smoothed further to POTENT's σ_P equal the field smoothed at σ_P (away
+    from the cube's faces, where the cube is mirrored instead of wrapped)."""
+    from zoa_lib import fields
+
+    prof = load_profile("ci", {"box.smoothing": 6.0, "evaluation.potent_smoothing": 12.0, "box.grid": 32})
+    n, L = prof.box.grid, prof.box.size
+    assert evaluation.potent_smoothing_extra(prof) == pytest.approx(np.sqrt(12.0 ** 2 - 6.0 ** 2))
+    rng = np.random.default_rng(4)
+    white = rng.standard_normal((n, n, n))
+    targets = fields.gaussian_smooth(white, L, 6.0)[None]
+    want = fields.gaussian_smooth(white, L, 12.0)
+    v = np.stack([targets] * 3, axis=-1)
+    got = evaluation.potent_truth({"delta": targets, "velocity": v, "phi": None}, prof)
+    inner = (slice(10, 22),) * 3  # 10 voxels = 50 Mpc/h ≥ 4σ_extra from every face
+    np.testing.assert_allclose(got["delta"][0][inner], want[inner], atol=0.02 * want.std())
+    np.testing.assert_allclose(got["velocity"][0, ..., 1], got["delta"][0], atol=1e-6)
+    assert got["phi"] is None
+    assert got["delta"].std() < 0.6 * targets.std()  # it does smooth
+    same = load_profile("ci", {"box.smoothing": 15.0, "evaluation.potent_smoothing": 15.0})
+    assert evaluation.potent_smoothing_extra(same) == 0.0
+    assert evaluation.potent_truth({"delta": targets}, same)["delta"] is targets

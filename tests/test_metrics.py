@@ -157,3 +157,98 @@ def test_shape_mismatch_raises():
 
     with pytest.raises(ZoaError, match="shape"):
         metrics.field_metrics(np.zeros((8, 8, 8)), np.zeros((4, 4, 4)), 80.0, 10.0, (0, 40))
+
+
+# --------------------------------------------------------------------------- per-mock values, bootstrap
+def test_per_mock_arrays_match_pooled_and_demeaned_removes_constants():
+    rng = np.random.default_rng(11)
+    n, N = 3, 8
+    t = rng.normal(size=(n, N, N, N))
+    p = 0.8 * t + 0.3 * rng.normal(size=t.shape) + np.array([5.0, -2.0, 0.0])[:, None, None, None]
+    mask = np.ones((N, N, N), bool)
+    st = metrics._point_stats(p, t, mask)
+    assert len(st["pearson_r_per_mock"]) == n
+    for i in range(n):
+        assert st["pearson_r_per_mock"][i] == pytest.approx(np.corrcoef(p[i].ravel(), t[i].ravel())[0, 1])
+    assert np.mean(st["mse_per_mock"]) == pytest.approx(st["mse"])
+    # the per-mock offsets (a constant, like φ's) count in the MSE, not in the demeaned MSE
+    assert st["mse_per_mock"][0] > 20 and max(st["mse_demeaned_per_mock"]) < 0.2
+    # the pooled r is hurt by the offsets, the per-mock r is not
+    assert st["pearson_r"] < 0.5 < min(st["pearson_r_per_mock"])
+
+
+def test_vector_correlation_and_residual_rms_per_mock():
+    rng = np.random.default_rng(12)
+    t = rng.normal(size=(2, 6, 6, 6, 3))
+    p = t.copy()
+    p[1] = t[1] + rng.normal(size=t[1].shape)  # r = 1/√2 for mock 1
+    mask = np.ones((6, 6, 6), bool)
+    vc = metrics.vector_correlation(p, t, mask)
+    assert vc["pearson_r_per_mock"][0] == pytest.approx(1.0)
+    assert vc["pearson_r_per_mock"][1] == pytest.approx(1 / np.sqrt(2), abs=0.05)
+    # a uniform offset of each component (a bulk velocity) does not change r
+    q = p + np.array([300.0, -100.0, 50.0])
+    assert metrics.vector_correlation(q, t, mask)["pearson_r_per_mock"] == pytest.approx(vc["pearson_r_per_mock"])
+    rms = metrics.velocity_residual_rms(p, t, mask)
+    assert rms["3d_per_mock"][0] == 0.0 and rms["3d_per_mock"][1] == pytest.approx(np.sqrt(3), rel=0.1)
+    assert rms["3d"] == pytest.approx(np.sqrt(np.mean(np.array(rms["3d_per_mock"]) ** 2)))
+
+
+def _grouped(rng, n_groups, per_group, shift, box_sd=0.05, mock_sd=0.02):
+    """Per-mock metric pairs: b per mock, a = b + shift + a box effect + mock noise."""
+    groups = np.repeat(np.arange(n_groups), per_group)
+    b = 0.8 + 0.05 * rng.standard_normal(groups.size)
+    a = b + shift + box_sd * rng.standard_normal(n_groups)[groups] + mock_sd * rng.standard_normal(groups.size)
+    return a, b, groups
+
+
+def test_paired_bootstrap_known_difference_and_zero_difference():
+    rng = np.random.default_rng(13)
+    a, b, g = _grouped(rng, 12, 4, shift=0.1)
+    bs = metrics.paired_bootstrap(a, b, g, n_boot=4000, seed=1)
+    lo, hi = bs["interval"]
+    assert bs["difference"] == pytest.approx(np.mean(a - b))
+    assert bs["n_groups"] == 12 and bs["n_mocks"] == 48
+    # the 68 % half-width ≈ the standard error of the mean over 12 boxes (box scatter 0.05)
+    se = np.std([np.mean((a - b)[g == k]) for k in range(12)], ddof=1) / np.sqrt(12)
+    assert 0.7 * se < 0.5 * (hi - lo) < 1.3 * se
+    assert lo < bs["difference"] < hi and abs(bs["difference"] - 0.1) < 3 * se
+    assert lo > 0  # a winner: the interval excludes zero (the shift is ~7 standard errors)
+    # no difference: the interval includes zero
+    a0, b0, g0 = _grouped(rng, 12, 4, shift=0.0)
+    lo0, hi0 = metrics.paired_bootstrap(a0, b0, g0, seed=1)["interval"]
+    assert lo0 < 0 < hi0
+    # deterministic for a seed
+    assert metrics.paired_bootstrap(a, b, g, n_boot=4000, seed=1) == bs
+
+
+def test_paired_bootstrap_resamples_boxes_not_mocks():
+    """Mocks of one box share its errors: resampling mocks would understate the interval."""
+    rng = np.random.default_rng(14)
+    a, b, g = _grouped(rng, 6, 8, shift=0.02, box_sd=0.05, mock_sd=0.005)
+    by_box = metrics.paired_bootstrap(a, b, g, seed=2)["interval"]
+    by_mock = metrics.paired_bootstrap(a, b, np.arange(a.size), seed=2)["interval"]
+    assert (by_box[1] - by_box[0]) > 2.0 * (by_mock[1] - by_mock[0])
+
+
+def test_paired_bootstrap_interval_covers_the_truth_68_percent_of_the_time():
+    rng = np.random.default_rng(15)
+    hits = 0
+    reps = 300
+    for i in range(reps):
+        a, b, g = _grouped(rng, 20, 3, shift=0.1)
+        lo, hi = metrics.paired_bootstrap(a, b, g, n_boot=1000, seed=i)["interval"]
+        hits += lo < 0.1 < hi
+    assert 0.56 < hits / reps < 0.80
+
+
+def test_paired_bootstrap_one_box_and_missing_values():
+    a = np.array([0.9, 0.8, 0.85])
+    b = np.array([0.5, 0.4, 0.45])
+    bs = metrics.paired_bootstrap(a, b, [7, 7, 7])
+    assert bs["difference"] == pytest.approx(0.4) and bs["n_groups"] == 1
+    assert all(np.isnan(bs["interval"]))  # one parent box: no interval
+    bs = metrics.paired_bootstrap([0.9, None, 0.7, np.nan], [0.5, 0.5, 0.5, 0.5], [0, 1, 2, 3])
+    assert bs["n_mocks"] == 2 and bs["difference"] == pytest.approx(0.3)
+    with pytest.raises(metrics.MetricsError):
+        metrics.paired_bootstrap([1.0, 2.0], [1.0], [0, 1])

@@ -8,10 +8,12 @@ km/s, 0 where empty). Outputs are δ (dimensionless), φ ((km/s)²) and the 3D v
 
 Wiener filter (Zaroubi, Hoffman & Dekel 1999)
 ---------------------------------------------
-Data: d_i = V_pec in every voxel i with N_gal > 0 that is outside the ZOA wedge
-(voxel-centre |b| ≥ zoa_b); empty and ZOA voxels carry infinite noise, i.e. are left
-out. Model d_i = u(r_i) + ε_i, u = v·r̂ the radial velocity of the linear-theory velocity
-field at the voxel centre, ε_i Gaussian with variance N_ii = σ_v,i² / N_gal,i.
+Data: d_i = V_pec in every voxel i with N_gal > 0, inside the ZOA wedge too (the survey
+has a few galaxies there: ≈ 170 occupied voxels of |b| < 10° per mock at the laptop
+profile; :meth:`WienerFilter.solve` can still leave voxels out with ``exclude``); empty
+voxels carry infinite noise, i.e. are left out. Model d_i = u(r_i) + ε_i, u = v·r̂ the
+radial velocity of the linear-theory velocity field at the voxel centre, ε_i Gaussian with
+variance N_ii = σ_v,i² / N_gal,i.
 
 Prior: δ Gaussian with the cosmology's linear P(k) times W²(k) = exp(−k²σ_s²), σ_s the
 profile's target smoothing (``box.smoothing``), so the estimates are the smoothed fields
@@ -39,7 +41,13 @@ Noise σ_v,i (km/s per galaxy): ``evaluation.wiener_sigma_v`` if > 0; otherwise 
 profile's survey error model at the voxel's distance: the velocity estimator's error for
 ``survey.sigma_dm`` at the redshift of a galaxy at rest at the voxel centre
 (≈ (ln 10 / 5) σ_μ H0 r; :func:`zoa_lib.survey.estimate_velocity`), with
-``survey.sigma_v_nl`` in quadrature (:func:`noise_sigma_v`).
+``survey.sigma_v_nl`` in quadrature; either way plus, in quadrature, the small-scale
+velocity dispersion σ_nl of galaxies about the smoothed velocity field that the filter
+estimates (:func:`noise_sigma_v`). σ_nl is not assumed: :func:`velocity_dispersion`
+measures it on training mocks (``zoa evaluate``, :func:`zoa_lib.evaluation.calibration`;
+≈ 195 km/s at the laptop profile: 2LPT particles about targets smoothed on 5 Mpc/h).
+Without it the filter takes each galaxy for a noiseless tracer of the smooth flow near
+the observer, where σ_μ's error is small.
 
 POTENT (Bertschinger & Dekel 1989; tensor window of Dekel, Bertschinger & Faber 1990)
 -----------------------------------------------------------------------------------
@@ -250,12 +258,15 @@ class WienerFilter:
                             converged=bool(converged), n_data=len(flat))
 
 
-def noise_sigma_v(profile) -> np.ndarray | float:
+def noise_sigma_v(profile, sigma_nl: float = 0.0) -> np.ndarray | float:
     """Per-galaxy radial-velocity error σ_v (km/s) assumed by the Wiener filter: the
     constant ``evaluation.wiener_sigma_v`` if > 0, else an (N, N, N) array of the survey's
-    error model at each voxel-centre distance (module docstring)."""
+    error model at each voxel-centre distance (module docstring); with the small-scale
+    dispersion ``sigma_nl`` (km/s, :func:`velocity_dispersion`) added in quadrature."""
+    if sigma_nl < 0 or not np.isfinite(sigma_nl):
+        raise BaselineError(f"sigma_nl: must be a finite velocity >= 0 km/s, got {sigma_nl}")
     if profile.evaluation.wiener_sigma_v > 0:
-        return float(profile.evaluation.wiener_sigma_v)
+        return float(np.hypot(profile.evaluation.wiener_sigma_v, sigma_nl))
     from . import survey
 
     n, L = profile.box.grid, profile.box.size
@@ -263,13 +274,16 @@ def noise_sigma_v(profile) -> np.ndarray | float:
     cz = survey.C_LIGHT * survey.redshift_from_comoving_distance(r)
     d_l = survey.luminosity_from_comoving_distance(r)
     _, sig = survey.estimate_velocity(profile.survey.estimator, cz, d_l, profile.survey.sigma_dm)
-    return np.sqrt(sig ** 2 + profile.survey.sigma_v_nl ** 2)
+    return np.sqrt(sig ** 2 + profile.survey.sigma_v_nl ** 2 + sigma_nl ** 2)
 
 
-def wiener_filter(inputs, profile, operator: WienerFilter | None = None) -> WienerResult:
-    """The profile's Wiener filter of one mock's ``inputs`` (N, N, N, 2): noise from
-    :func:`noise_sigma_v`, ZOA voxels (|b| < ``survey.zoa_b``) left out, prior smoothed with
-    ``box.smoothing``, CG tolerance and cap from ``evaluation.wiener_tol/maxiter``."""
+def wiener_filter(inputs, profile, operator: WienerFilter | None = None, sigma_nl: float = 0.0,
+                  exclude_zoa: bool = False) -> WienerResult:
+    """The profile's Wiener filter of one mock's ``inputs`` (N, N, N, 2): every occupied
+    voxel is data (the ZOA's too, unless ``exclude_zoa``: |b| < ``survey.zoa_b`` left out),
+    noise from :func:`noise_sigma_v` with the small-scale dispersion ``sigma_nl`` (km/s),
+    prior smoothed with ``box.smoothing``, CG tolerance and cap from
+    ``evaluation.wiener_tol/maxiter``."""
     from .metrics import zoa_mask
 
     inputs = np.asarray(inputs)
@@ -278,8 +292,8 @@ def wiener_filter(inputs, profile, operator: WienerFilter | None = None) -> Wien
         raise BaselineError(f"inputs: expected shape {(n, n, n, 2)} for profile {profile.name!r}, "
                             f"got {inputs.shape}")
     op = operator or WienerFilter(n, L, from_profile(profile), profile.box.smoothing)
-    return op.solve(inputs[..., 0], inputs[..., 1], noise_sigma_v(profile),
-                    exclude=zoa_mask(n, L, profile.survey.zoa_b),
+    return op.solve(inputs[..., 0], inputs[..., 1], noise_sigma_v(profile, sigma_nl),
+                    exclude=zoa_mask(n, L, profile.survey.zoa_b) if exclude_zoa else None,
                     tol=profile.evaluation.wiener_tol, maxiter=profile.evaluation.wiener_maxiter)
 
 
@@ -292,6 +306,11 @@ class RadialBias:
     edges: np.ndarray
     bias: np.ndarray
     n_mocks: int
+    #: Small-scale velocity dispersion (km/s) of galaxies about the smoothed velocity field
+    #: (:func:`velocity_dispersion`), measured on the same mocks; None when not measured.
+    sigma_nl: float | None = None
+    #: Galaxies behind ``sigma_nl``.
+    n_galaxies: int = 0
 
     def at(self, r) -> np.ndarray:
         """b at distances r (Mpc/h): linear between bin centres, constant beyond the ends."""
@@ -344,6 +363,58 @@ def radial_bias(mocks, size: float, edges=None) -> RadialBias:
     with np.errstate(invalid="ignore", divide="ignore"):
         bias = np.where(den > 0, num / den, np.nan)
     return RadialBias(edges=edges, bias=bias, n_mocks=count)
+
+
+def velocity_dispersion(mocks, size: float, r_max: float | None = None) -> dict:
+    """Small-scale velocity dispersion σ_nl of galaxies about the smoothed velocity field.
+
+    For each galaxy of each mock, at its *true* position (``d_true`` along its direction,
+    :func:`zoa_lib.survey.catalog_positions`), the residual v_r,true − v(voxel)·r̂ of its
+    true radial velocity against the smoothed target velocity of the voxel it lies in,
+    projected on its own line of sight r̂. The rms of the residuals over every galaxy (within
+    ``r_max`` of the observer if given) is the part of a galaxy's velocity that a
+    reconstruction of the smoothed field cannot and should not follow: noise for the
+    Wiener filter, on top of the distance error. Only mocks know it (true distances).
+
+    Parameters
+    ----------
+    mocks : iterable of (catalog rows of one mock (:data:`zoa_lib.data.CATALOG_DTYPE`),
+        velocity (N, N, N, 3) km/s, the smoothed target), read one at a time.
+    size : cube side (Mpc/h). r_max : keep galaxies with d_true ≤ r_max (Mpc/h).
+
+    Returns {"sigma_nl": rms (km/s), "mean": mean residual (km/s), "n_galaxies", "n_mocks"};
+    ``sigma_nl`` is NaN when no galaxy was found (catalogs without rows).
+    """
+    from .survey import catalog_positions, voxel_index
+
+    s1 = s2 = 0.0
+    n_gal = n_mocks = 0
+    for cat, v in mocks:
+        v = np.asarray(v, dtype=float)
+        if v.ndim != 4 or v.shape[-1] != 3 or len(set(v.shape[:3])) != 1:
+            raise BaselineError(f"velocity_dispersion: velocity must be (N, N, N, 3), got {v.shape}")
+        n_mocks += 1
+        if len(cat) == 0:
+            continue
+        xyz = catalog_positions(cat, "true")
+        r = np.linalg.norm(xyz, axis=1)
+        keep = r > 0
+        if r_max is not None:
+            keep &= r <= r_max
+        flat, ok = voxel_index(xyz[keep], size, v.shape[0])
+        pos = xyz[keep][ok]
+        rhat = pos / np.linalg.norm(pos, axis=1)[:, None]
+        u = np.einsum("ma,ma->m", v.reshape(-1, 3)[flat], rhat)
+        res = np.asarray(cat["v_r_true"], dtype=float)[keep][ok] - u
+        s1 += float(res.sum())
+        s2 += float(np.sum(res ** 2))
+        n_gal += len(res)
+    if n_mocks == 0:
+        raise BaselineError("velocity_dispersion: no mock given")
+    if n_gal == 0:
+        return {"sigma_nl": float("nan"), "mean": float("nan"), "n_galaxies": 0, "n_mocks": n_mocks}
+    return {"sigma_nl": float(np.sqrt(s2 / n_gal)), "mean": s1 / n_gal, "n_galaxies": n_gal,
+            "n_mocks": n_mocks}
 
 
 def subtract_radial_bias(inputs, size: float, bias: RadialBias) -> np.ndarray:

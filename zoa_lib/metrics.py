@@ -6,7 +6,9 @@ stack of mocks (n, N, N, N); vector fields carry a trailing axis of 3 (km/s).
 
 * Pearson r, least-squares slope / intercept / scatter of prediction against truth
   (pred ≈ slope · truth + intercept; scatter = rms of the residual about that line), MSE —
-  pooled over every voxel of every mock in a region, plus the per-mock mean and spread of r.
+  pooled over every voxel of every mock in a region, plus the per-mock mean and spread of r
+  and per-mock arrays (``*_per_mock``: r, MSE, MSE with each mock's mean removed over the
+  region) for :func:`paired_bootstrap`.
 * Regions: ``cube`` (every voxel), ``survey`` (r ≤ r_max), ``zoa`` (survey voxels whose
   centre has Galactic latitude |b| < zoa_b) and ``outside_zoa`` (the other survey voxels);
   distance shells and SGZ slabs.
@@ -14,6 +16,8 @@ stack of mocks (n, N, N, N); vector fields carry a trailing axis of 3 (km/s).
   coefficient r(k) = P_pt / √(P_pp P_tt) and transfer function T(k) = √(P_pred / P_true).
 * One-point PDFs (histograms on common edges), velocity residual rms (km/s) per component
   and in 3D, bulk-flow error against radius R.
+* :func:`paired_bootstrap`: the 68 % interval of a mean difference between two methods'
+  per-mock metrics, resampling parent boxes (groups of mocks) with replacement.
 """
 from __future__ import annotations
 
@@ -113,9 +117,12 @@ def _point_stats(p, t, mask):
         "pearson_r": _f(pearson_r(pm, tm)),
         "pearson_r_mock_mean": _f(np.nanmean(per)) if np.any(np.isfinite(per)) else None,
         "pearson_r_mock_std": _f(np.nanstd(per)) if np.any(np.isfinite(per)) else None,
+        "pearson_r_per_mock": [_f(x) for x in per],
         "mse": _f(mse(pm, tm)),
         "rmse": _f(np.sqrt(mse(pm, tm))),
+        "mse_per_mock": [_f(x) for x in np.mean((pm - tm) ** 2, axis=1)],
         "mse_demeaned": _f(np.mean(dm ** 2)),
+        "mse_demeaned_per_mock": [_f(x) for x in np.mean(dm ** 2, axis=1)],
         "truth_std": _f(np.std(tm)),
         "pred_std": _f(np.std(pm)),
     }
@@ -236,25 +243,31 @@ def one_point_pdf(pred, truth, bins: int = 40, mask=None) -> dict:
 
 
 def velocity_residual_rms(pred_v, true_v, mask=None) -> dict:
-    """rms of the velocity residual (km/s): per SG component and 3D, √⟨|v_pred − v_true|²⟩."""
+    """rms of the velocity residual (km/s): per SG component and 3D, √⟨|v_pred − v_true|²⟩,
+    pooled over mocks; ``3d_per_mock`` is each mock's 3D rms, ``3d_mock_mean`` their mean."""
     p, t = _pair(pred_v, true_v, vector=True)
     d = p - t
-    if mask is not None:
-        d = d[:, mask]
-    else:
-        d = d.reshape(-1, 3)
+    d = d[:, mask] if mask is not None else d.reshape(len(d), -1, 3)  # (n, voxels, 3)
+    if not d.shape[1]:
+        return {"x": None, "y": None, "z": None, "3d": None, "3d_per_mock": [None] * len(d),
+                "3d_mock_mean": None}
+    per = np.sqrt(np.mean(np.sum(d ** 2, axis=-1), axis=1))
     d = d.reshape(-1, 3)
-    if not len(d):
-        return {"x": None, "y": None, "z": None, "3d": None}
     comp = np.sqrt(np.mean(d ** 2, axis=0))
     return {"x": _f(comp[0]), "y": _f(comp[1]), "z": _f(comp[2]),
-            "3d": _f(np.sqrt(np.mean(np.sum(d ** 2, axis=1))))}
+            "3d": _f(np.sqrt(np.mean(np.sum(d ** 2, axis=1)))),
+            "3d_per_mock": [_f(x) for x in per], "3d_mock_mean": _f(per.mean())}
 
 
-def bulk_flow_error(pred_v, true_v, size: float, radii, cosmo=None) -> dict:
+def bulk_flow_error(pred_v, true_v, size: float, radii, cosmo=None, parent_size: float | None = None,
+                    smoothing: float = 0.0) -> dict:
     """Bulk flows B(R) of prediction and truth (:func:`zoa_lib.velocity.bulk_flow`) at each
     radius, per mock, and their error |B_pred − B_true| (km/s): mean and rms over mocks.
-    With ``cosmo``, the ΛCDM σ_B(R) and its Maxwellian 68 % range are added."""
+    With ``cosmo``, the ΛCDM σ_B(R) and its Maxwellian 68 % range are added
+    (``lcdm_sigma``, ``lcdm_lower``, ``lcdm_upper``: infinite volume); with ``parent_size``
+    also those of the modes of the mocks' parent box, smoothed with ``smoothing`` Mpc/h
+    (``lcdm_box_sigma``, ``lcdm_box_lower``, ``lcdm_box_upper``,
+    :meth:`zoa_lib.cosmology.Cosmology.sigma_bulk_flow_box`)."""
     p, t = _pair(pred_v, true_v, vector=True)
     radii = [float(r) for r in np.atleast_1d(radii)]
     bp = np.array([vel.bulk_flow_profile(x, size, radii) for x in p])  # (n, R, 3)
@@ -271,7 +284,81 @@ def bulk_flow_error(pred_v, true_v, size: float, radii, cosmo=None) -> dict:
     if cosmo is not None:
         sig, lo, hi = cosmo.bulk_flow_range(radii)
         out.update(lcdm_sigma=sig, lcdm_lower=lo, lcdm_upper=hi)
+        if parent_size is not None:
+            sig, lo, hi = cosmo.bulk_flow_range(radii, box_size=parent_size, smoothing=smoothing)
+            out.update(lcdm_box_sigma=sig, lcdm_box_lower=lo, lcdm_box_upper=hi,
+                       lcdm_box_size=float(parent_size), lcdm_box_smoothing=float(smoothing))
     return to_jsonable(out)
+
+
+def vector_correlation(p, t, mask) -> dict:
+    """Pearson r of 3D vector fields p, t (n, N, N, N, 3) over a (N, N, N) mask:
+    r = Σ (p − p̄)·(t − t̄) / √(Σ |p − p̄|² Σ |t − t̄|²), each component's mean removed;
+    pooled over mocks (``pearson_r``) and per mock (``pearson_r_per_mock``, its mean and
+    standard deviation)."""
+    pm, tm = p[:, mask], t[:, mask]  # (n, voxels, 3)
+    if not pm.shape[1]:
+        return {"pearson_r": None, "pearson_r_per_mock": [None] * len(pm), "pearson_r_mock_mean": None,
+                "pearson_r_mock_std": None}
+
+    def r(a, b):  # (m, voxels, 3) → (m,): each component's mean over the voxels removed
+        a = a - a.mean(axis=1, keepdims=True)
+        b = b - b.mean(axis=1, keepdims=True)
+        den = np.sqrt(np.sum(a * a, axis=(1, 2)) * np.sum(b * b, axis=(1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sum(a * b, axis=(1, 2)) / den
+
+    per = r(pm, tm)
+    pooled = r(pm.reshape(1, -1, 3), tm.reshape(1, -1, 3))[0]
+    ok = np.isfinite(per)
+    return {"pearson_r": _f(pooled), "pearson_r_per_mock": [_f(x) for x in per],
+            "pearson_r_mock_mean": _f(per[ok].mean()) if ok.any() else None,
+            "pearson_r_mock_std": _f(per[ok].std()) if ok.any() else None}
+
+
+def paired_bootstrap(a, b, groups, n_boot: int = 2000, seed: "int | np.random.Generator" = 0,
+                     level: float = 0.68) -> dict:
+    """Mean difference of paired per-mock values a − b and its bootstrap interval, resampling
+    groups (parent boxes) with replacement.
+
+    Each draw takes G groups with replacement out of the G distinct ``groups`` (a group drawn
+    k times counts k times) and computes the mean over the drawn mocks of a − b — the same
+    mocks for both methods (paired). The interval is the central ``level`` quantile range
+    (default the 16th–84th percentiles) of the draws. Mocks where either value is NaN/None
+    are left out. Deterministic for a given ``seed`` (an int, or a numpy Generator to draw
+    from).
+
+    Returns {"difference": mean of a − b over the mocks, "interval": (lo, hi) (NaN with fewer
+    than two groups: one parent box says nothing about box-to-box scatter), "n_mocks",
+    "n_groups", "n_boot", "level"}."""
+    a = np.asarray([np.nan if x is None else x for x in np.ravel(a)], dtype=float)
+    b = np.asarray([np.nan if x is None else x for x in np.ravel(b)], dtype=float)
+    g = np.ravel(np.asarray(groups))
+    if not (a.shape == b.shape == g.shape):
+        raise MetricsError(f"paired_bootstrap: a, b and groups must have one value per mock, got "
+                           f"{a.shape}, {b.shape} and {g.shape}")
+    if not 0 < level < 1 or n_boot < 1:
+        raise MetricsError(f"paired_bootstrap: level must be in (0, 1) and n_boot >= 1, got {level}, {n_boot}")
+    ok = np.isfinite(a) & np.isfinite(b)
+    d, g = (a - b)[ok], g[ok]
+    out = {"difference": float(d.mean()) if d.size else float("nan"), "interval": (float("nan"), float("nan")),
+           "n_mocks": int(d.size), "n_groups": 0, "n_boot": int(n_boot), "level": float(level)}
+    if not d.size:
+        return out
+    _, idx = np.unique(g, return_inverse=True)
+    G = int(idx.max()) + 1
+    out["n_groups"] = G
+    if G < 2:
+        return out
+    sums = np.bincount(idx, weights=d, minlength=G)
+    counts = np.bincount(idx, minlength=G).astype(float)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    draws = rng.multinomial(G, np.full(G, 1.0 / G), size=n_boot).astype(float)  # (n_boot, G)
+    stats = (draws @ sums) / (draws @ counts)
+    q = 0.5 * (1.0 - level)
+    lo, hi = np.quantile(stats, [q, 1.0 - q])
+    out["interval"] = (float(lo), float(hi))
+    return out
 
 
 def to_jsonable(obj):
@@ -345,11 +432,13 @@ def field_metrics(pred, truth, size: float, zoa_b: float, shells, r_max: float |
 
 
 def velocity_metrics(pred_v, true_v, size: float, zoa_b: float, shells, radii,
-                     r_max: float | None = None, cosmo=None, n_slabs: int = 4) -> dict:
+                     r_max: float | None = None, cosmo=None, n_slabs: int = 4,
+                     parent_size: float | None = None, smoothing: float = 0.0) -> dict:
     """Metrics of a velocity field (km/s) against the truth, as a JSON-able dict:
     per-region Pearson r / slope / MSE of each SG component and of the radial velocity,
-    residual rms per component and 3D, shells and slabs of the radial velocity, and the
-    bulk-flow error against R (:func:`bulk_flow_error`)."""
+    the 3D vector correlation (``vector``, :func:`vector_correlation`), residual rms per
+    component and 3D, shells and slabs of the radial velocity, and the bulk-flow error
+    against R (:func:`bulk_flow_error`, with ``parent_size`` and ``smoothing``)."""
     p, t = _pair(pred_v, true_v, vector=True)
     n = p.shape[1]
     regs = regions(n, size, zoa_b, r_max)
@@ -361,8 +450,9 @@ def velocity_metrics(pred_v, true_v, size: float, zoa_b: float, shells, radii,
     out = {"regions": {}}
     for name, m in regs.items():
         reg = {c: _point_stats(a, b, m) for c, (a, b) in comps.items()}
+        reg["vector"] = vector_correlation(p, t, m)
         reg["residual_rms"] = velocity_residual_rms(p, t, m)
         out["regions"][name] = reg
     out["shells"], out["slabs"] = _shells_and_slabs(pr, tr, size, shells, n_slabs)
-    out["bulk_flow"] = bulk_flow_error(p, t, size, radii, cosmo)
+    out["bulk_flow"] = bulk_flow_error(p, t, size, radii, cosmo, parent_size, smoothing)
     return to_jsonable(out)
