@@ -25,7 +25,7 @@ from zoa_lib.errors import ZoaError  # noqa: E402
 from zoa_lib.vnet import build_vnet  # noqa: E402
 
 TINY = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 2,
-        "training.batch_size": 2, "training.lr_half_cycle_epochs": 1.0}
+        "training.batch_size": 2, "training.lr_half_cycle_epochs": 1.0, "training.wiener_channels": False}
 
 
 def tiny_profile(**over):
@@ -63,8 +63,13 @@ def test_transforms_are_invertible_and_use_the_profile(zoa_data):
     np.testing.assert_allclose(u[..., 0], np.log1p(x[..., 0]) / p.training.n_gal_scale, rtol=1e-6)
     np.testing.assert_allclose(u[..., 1], x[..., 1] / p.training.v_pec_scale, rtol=1e-6)
     np.testing.assert_allclose(t_phi.denormalise_inputs(u), x, rtol=1e-5, atol=1e-3)
-    phi = rng.normal(0, 1e5, (4, 4, 4)).astype(np.float32)
-    np.testing.assert_allclose(t_phi.decode_target(t_phi.encode_target(phi)), phi, rtol=1e-5)
+    phi = rng.normal(0, 1e5, (4, 4, 4)).astype(np.float32) + 3e5
+    # φ's constant over the cube is not observable: the target (and so the prediction) has none
+    assert p.training.phi_zero_mean and t_phi.phi_zero_mean
+    assert abs(float(t_phi.encode_target(phi).mean())) < 1e-6
+    np.testing.assert_allclose(t_phi.decode_target(t_phi.encode_target(phi)), phi - phi.mean(), rtol=1e-5, atol=1)
+    t_keep = training.Transforms.from_profile(tiny_profile(**{"training.phi_zero_mean": False}), "phi")
+    np.testing.assert_allclose(t_keep.decode_target(t_keep.encode_target(phi)), phi, rtol=1e-5)
     t_d = training.Transforms.from_profile(p, "delta")
     delta = rng.uniform(-0.95, 5, (4, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(t_d.encode_target(delta), np.log(1 + delta), rtol=1e-5)
@@ -116,7 +121,6 @@ def test_dataset_rotates_inputs_and_target_together(tmp_path):
             raw_x, raw_t = h["inputs"][r[k]], h["targets/delta"][r[k]]
         R = training.symmetry_matrix(s[k])
         want_x = np.stack([_rotate_by_matrix(tf_.normalise_inputs(raw_x)[..., c], R) for c in range(2)], -1)
-        # the pipeline computes in float32 TensorFlow, the reference in numpy (float64 logs)
         np.testing.assert_allclose(x[0], want_x, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(y[0, ..., 0], _rotate_by_matrix(tf_.encode_target(raw_t), R),
                                    rtol=1e-5, atol=1e-6)
@@ -126,27 +130,25 @@ def test_dataset_rotates_inputs_and_target_together(tmp_path):
 
 @pytest.mark.parametrize("kw", [dict(target="phi", phi_scale=2.5e5, n_gal_scale=2.0, v_pec_scale=300.0),
                                 dict(target="delta", delta_transform="identity")])
-def test_tensorflow_transform_equals_numpy_reference(tmp_path, kw):
+def test_in_memory_mocks_equal_the_shard_reader(tmp_path, kw):
     paths = write_mocks(tmp_path, grid=8, splits=(("train", 1, 2),))["train"]
     tf_ = training.Transforms(**kw)
     reader = training.ShardReader(training.scan_shards(paths, 8), tf_.target, tf_)
+    memory = training.MemoryMocks(reader)
     for sym in (0, 7, 23, 31, 47):
-        x, t = reader.read(0, 1)
-        u, y = (np.asarray(a) for a in training.tf_transform(tf_, x, t, sym))
-        want_u, want_y = reader(0, 1, sym)
-        np.testing.assert_allclose(u, want_u, rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-7)
+        for got, want in zip(memory(0, 1, sym), reader(0, 1, sym)):
+            np.testing.assert_array_equal(got, want)
     with h5py.File(paths[0], "r") as f:  # the direct (pread) read gives the HDF5 bytes
         np.testing.assert_array_equal(reader.read(0, 1)[0], f["inputs"][1])
         np.testing.assert_array_equal(reader.read(0, 1)[1], f["targets/" + tf_.target][1])
-        assert reader._open(0)[2], "shards of zoa_lib.data are read directly"
+        assert reader._open((0, "shard"))[2], "shards of zoa_lib.data are read directly"
         packed = tmp_path / "packed.h5"  # a compressed copy is read through h5py
         with h5py.File(packed, "w") as g:
             for name in ("inputs", "targets/delta", "targets/phi", "targets/velocity"):
                 g.create_dataset(name, data=f[name][()], compression="gzip", chunks=f[name].chunks)
     reader.close()
     other = training.ShardReader(training.scan_shards([packed], 8), tf_.target, tf_)
-    assert not other._open(0)[2]
+    assert not other._open((0, "shard"))[2]
     np.testing.assert_array_equal(other.read(0, 1)[0], training.ShardReader(
         training.scan_shards(paths, 8), tf_.target, tf_).read(0, 1)[0])
     other.close()
@@ -164,6 +166,14 @@ def test_dataset_slices_global_batches_per_worker(tmp_path):
     for step in range(2):
         got = np.concatenate(parts[0][2 * step:2 * step + 2] + parts[1][2 * step:2 * step + 2])
         np.testing.assert_array_equal(got, whole[step])
+    # held in memory: the same batches, byte for byte
+    kw["augment"] = True
+    streamed = list(training.make_dataset(paths, "phi", tf_, **kw).as_numpy_iterator())
+    held = list(training.make_dataset(paths, "phi", tf_, in_memory=True, **kw).as_numpy_iterator())
+    assert len(held) == len(streamed) == 2
+    for (xa, ya), (xb, yb) in zip(streamed, held):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
 
 
 # --------------------------------------------------------------------------- learning
@@ -442,7 +452,7 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     from zoa_lib.config import load_profile
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path))
-    prof = load_profile("ci", {"training.epochs": 1})
+    prof = load_profile("ci", {"training.epochs": 1, "training.wiener_channels": False})
     folder = training.model_dir(prof, "delta")
     assert training.matching_model(prof, "delta") is None
     calls = []
@@ -452,7 +462,7 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     assert not first["reused"] and len(calls) == 1
     again = training.ensure_trained(prof, "delta")
     assert again["reused"] and len(calls) == 1
-    other = load_profile("ci", {"training.epochs": 2})
+    other = load_profile("ci", {"training.epochs": 2, "training.wiener_channels": False})
     assert training.matching_model(other, "delta") is None
     shutil.rmtree(folder)
 

@@ -218,7 +218,14 @@ class TrainingConfig:
     determinism (``tf.config.experimental.enable_op_determinism()``) before the model is built,
     so that two runs of the profile give bit-identical weights on the same machine and
     software (CPU thread reductions and GPU cuDNN/atomics otherwise differ in the last bits);
-    slower, off by default. ``zoa train --deterministic`` sets it."""
+    slower, off by default. ``zoa train --deterministic`` sets it. ``phi_zero_mean``: train the
+    φ network on each cube's φ with its mean removed (:func:`zoa_lib.fields.phi_to_target`;
+    velocities cannot measure that constant, and as a target it made the network collapse to
+    a constant prediction, issue 13). ``in_memory_gib``: hold the training and validation
+    mocks in memory when they need at most this many GiB (0: always stream from the shards).
+    ``wiener_channels``: give the network the calibrated Wiener filter's (φ, δ) as two more
+    input channels and train it to correct them (:mod:`zoa_lib.wiener_channels`; not in the
+    paper, which feeds the two survey channels only)."""
 
     epochs: int = 20
     batch_size: int = 4
@@ -234,9 +241,14 @@ class TrainingConfig:
     v_pec_scale: float = 500.0
     delta_transform: Literal["log1p", "identity"] = "log1p"
     phi_transform: Literal["standardize", "identity"] = "standardize"
+    phi_zero_mean: bool = True
     deterministic: bool = False
+    in_memory_gib: float = 4.0
+    wiener_channels: bool = False
 
     def validate(self, err):
+        if self.in_memory_gib < 0:
+            err("in_memory_gib", f"must be >= 0 GiB, got {self.in_memory_gib}")
         if self.epochs < 1:
             err("epochs", f"must be >= 1, got {self.epochs}")
         if self.batch_size < 1:

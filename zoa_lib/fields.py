@@ -52,7 +52,8 @@ Training transforms (invertible, documented, kept with the fields):
 * :func:`delta_to_target` ``"log1p"``: t = ln max(1 + δ, ``DELTA_FLOOR``), inverse
   δ = eᵗ − 1 (exact for 1 + δ ≥ ``DELTA_FLOOR`` = 10⁻²; smoothed densities below
   that are set to the floor). ``"identity"``: t = δ.
-* :func:`phi_to_target`: t = φ / s with s = :func:`phi_target_scale` (profile): the
+* :func:`phi_to_target`: t = (φ − ⟨φ⟩_cube) / s (``training.phi_zero_mean``, the default;
+  the cube's constant is not observable) with s = :func:`phi_target_scale` (profile): the
   linear-theory rms σ_φ of the smoothed potential in the parent box,
   σ_φ² = (1/V) Σ_k P(k) [(3/2) Ωm H0² / k²]² e^{−k²σ²} over the parent box's modes
   (``training.phi_transform: standardize``), or s = 1 (``identity``).
@@ -249,12 +250,23 @@ def target_to_delta(target: np.ndarray, kind: str = "log1p") -> np.ndarray:
     return np.expm1(target.astype(np.float64)).astype(np.float32)
 
 
-def phi_to_target(phi: np.ndarray, scale: float) -> np.ndarray:
-    """Network target of the potential: t = φ / scale (scale in (km/s)², e.g.
-    :func:`phi_target_scale`). Inverse: :func:`target_to_phi`."""
+def phi_to_target(phi: np.ndarray, scale: float, zero_mean: bool = False) -> np.ndarray:
+    """Network target of the potential: t = (φ − ⟨φ⟩) / scale (scale in (km/s)², e.g.
+    :func:`phi_target_scale`), where ⟨φ⟩ is each cube's mean over its last three axes when
+    ``zero_mean`` and 0 otherwise.
+
+    The constant of φ over an observer cube is not observable from velocities (v ∝ −∇φ): in
+    a cube cut from a larger box it is set by the parent box's zero point (mass far outside
+    the cube), so as a target it is pure noise to the network; removing it leaves what the
+    data can constrain. Inverse (up to that constant): :func:`target_to_phi`."""
     if not scale > 0:
         raise FieldError(f"phi_to_target: scale must be > 0 (km/s)^2, got {scale}")
-    return (np.asarray(phi, dtype=np.float64) / scale).astype(np.float32)
+    phi = np.asarray(phi, dtype=np.float64)
+    if zero_mean:
+        if phi.ndim < 3:
+            raise FieldError(f"phi_to_target: zero_mean needs a cube (..., N, N, N), got shape {phi.shape}")
+        phi = phi - phi.mean(axis=(-3, -2, -1), keepdims=True)
+    return (phi / scale).astype(np.float32)
 
 
 def target_to_phi(target: np.ndarray, scale: float) -> np.ndarray:

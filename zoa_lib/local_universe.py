@@ -747,11 +747,16 @@ def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = 
     cosmo = from_profile(profile)
     size = profile.box.size
     if method == "vnet":
-        pred = {}
+        pred, wf = {}, None
         for target in ("delta", "phi"):
             training.ensure_trained(profile, target)
             model, transforms = training.load_model(profile, target)
-            pred[target] = training.predict_array(model, transforms, x)
+            if transforms.wiener_channels and wf is None:  # one WF per survey serves both networks
+                from .wiener_channels import channels
+
+                wf = channels(x, profile, transforms.wiener_calibration, progress=progress)
+            pred[target] = training.predict_array(model, transforms, x, profile=profile,
+                                                  channels=wf if transforms.wiener_channels else None)
         vel = np.stack([velocity_from_potential(p, size, cosmo, method="finite_difference")
                         for p in pred["phi"]]).astype(np.float32)
         return {"delta": pred["delta"], "velocity": vel}

@@ -14,9 +14,10 @@ Targets, with the one implementation in :mod:`zoa_lib.fields` (:func:`~zoa_lib.f
 :func:`~zoa_lib.fields.phi_to_target` and their inverses)::
 
     δ:  t = ln max(1 + δ, 10⁻²)   (``delta_transform: log1p``; inverse δ = eᵗ − 1)  or t = δ
-    φ:  t = φ / s                 (``phi_transform: standardize``; s = σ_φ in (km/s)², the
+    φ:  t = (φ − ⟨φ⟩) / s         (``phi_transform: standardize``; s = σ_φ in (km/s)², the
                                    linear-theory rms of the smoothed potential of the parent
-                                   box, :func:`zoa_lib.fields.phi_target_scale`)   or s = 1
+                                   box, :func:`zoa_lib.fields.phi_target_scale`)   or s = 1;
+                                   ⟨φ⟩ = the cube's mean (``phi_zero_mean``, default) or 0
 
 The scales (``n_gal_scale``, ``v_pec_scale``, s) are stored with the model, so a model
 keeps working if the profile changes later.
@@ -140,7 +141,10 @@ def _check_target(target: str) -> str:
 class Transforms:
     """Input normalisation and target transform of one network (module docstring).
 
-    ``phi_scale`` s is in (km/s)²; ``delta_floor`` is the floor of 1 + δ in the log."""
+    ``phi_scale`` s is in (km/s)²; ``delta_floor`` is the floor of 1 + δ in the log.
+    ``wiener_channels``: the inputs carry the calibrated Wiener filter's (φ_WF, δ_WF) as
+    channels 2 and 3 (:mod:`zoa_lib.wiener_channels`, whose calibration is kept in
+    ``wiener_calibration``), and the network corrects channel :attr:`residual_channel`."""
 
     target: str
     n_gal_scale: float = 1.0
@@ -149,30 +153,59 @@ class Transforms:
     phi_transform: str = "standardize"
     phi_scale: float = 1.0
     delta_floor: float = _fields.DELTA_FLOOR
+    phi_zero_mean: bool = False  # the defaults of the last three: models saved before they existed
+    wiener_channels: bool = False
+    wiener_calibration: dict | None = None
 
     @classmethod
-    def from_profile(cls, profile, target: str) -> "Transforms":
+    def from_profile(cls, profile, target: str, wiener_calibration: dict | None = None) -> "Transforms":
+        """The profile's transforms; ``wiener_calibration`` (:func:`zoa_lib.wiener_channels.profile_calibration`)
+        is needed when ``training.wiener_channels``."""
         _check_target(target)
         t = profile.training
-        scale = float(_fields.phi_target_scale(profile)) if target == "phi" else 1.0
+        wiener = bool(t.wiener_channels)
+        if wiener and wiener_calibration is None:
+            raise TrainingError("training.wiener_channels: the transforms need the Wiener-filter calibration")
+        scale = float(_fields.phi_target_scale(profile)) if (target == "phi" or wiener) else 1.0
         return cls(target=target, n_gal_scale=float(t.n_gal_scale), v_pec_scale=float(t.v_pec_scale),
-                   delta_transform=t.delta_transform, phi_transform=t.phi_transform, phi_scale=scale)
+                   delta_transform=t.delta_transform, phi_transform=t.phi_transform, phi_scale=scale,
+                   phi_zero_mean=bool(t.phi_zero_mean) and target == "phi", wiener_channels=wiener,
+                   wiener_calibration=wiener_calibration if wiener else None)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the network input: 2 (N_gal, V_pec), 4 with the Wiener channels."""
+        return 4 if self.wiener_channels else 2
+
+    @property
+    def residual_channel(self) -> int | None:
+        """The input channel the network corrects (φ_WF for φ, δ_WF for δ), or None."""
+        if not self.wiener_channels:
+            return None
+        return 2 if self.target == "phi" else 3
 
     # inputs -----------------------------------------------------------------
     def normalise_inputs(self, x) -> np.ndarray:
-        """(…, 2) array of (N_gal, V_pec [km/s]) → network inputs (u0, u1), float32."""
+        """(…, C) raw inputs → network inputs, float32. C = 2: (N_gal, V_pec [km/s]) →
+        (u0, u1); C = 4 (``wiener_channels``): also (φ_WF [(km/s)²], δ_WF) → their target
+        transforms, (φ_WF − ⟨φ_WF⟩_cube) / s and ln max(1 + δ_WF, floor), so that the
+        residual channel is in the units of the network's output."""
         x = np.asarray(x)
-        if x.shape[-1:] != (2,):
-            raise TrainingError(f"inputs must have 2 channels (N_gal, V_pec) last, got shape {x.shape}")
+        if x.shape[-1:] != (self.in_channels,):
+            what = "(N_gal, V_pec, phi_WF, delta_WF)" if self.wiener_channels else "(N_gal, V_pec)"
+            raise TrainingError(f"inputs must have {self.in_channels} channels {what} last, got shape {x.shape}")
         out = np.empty(x.shape, np.float32)
         out[..., 0] = np.log1p(np.maximum(x[..., 0], 0.0)) / self.n_gal_scale
         out[..., 1] = x[..., 1] / self.v_pec_scale
+        if self.wiener_channels:
+            out[..., 2] = _fields.phi_to_target(x[..., 2], self.phi_scale, zero_mean=True)
+            out[..., 3] = _fields.delta_to_target(x[..., 3], self.delta_transform, self.delta_floor)
         return out
 
     def denormalise_inputs(self, u) -> np.ndarray:
-        """Inverse of :meth:`normalise_inputs`."""
+        """Inverse of :meth:`normalise_inputs` for the two survey channels (N_gal, V_pec)."""
         u = np.asarray(u, np.float64)
-        out = np.empty(u.shape, np.float32)
+        out = np.empty(u.shape[:-1] + (2,), np.float32)
         out[..., 0] = np.expm1(u[..., 0] * self.n_gal_scale)
         out[..., 1] = u[..., 1] * self.v_pec_scale
         return out
@@ -182,10 +215,11 @@ class Transforms:
         """Physical field (δ, or φ in (km/s)²) → network target, float32."""
         if self.target == "delta":
             return _fields.delta_to_target(field, self.delta_transform, self.delta_floor)
-        return _fields.phi_to_target(field, self.phi_scale)
+        return _fields.phi_to_target(field, self.phi_scale, self.phi_zero_mean)
 
     def decode_target(self, t) -> np.ndarray:
-        """Network output → physical field (δ, or φ in (km/s)²), float32."""
+        """Network output → physical field (δ, or φ in (km/s)², zero cube mean when
+        ``phi_zero_mean``), float32."""
         if self.target == "delta":
             return _fields.target_to_delta(t, self.delta_transform)
         return _fields.target_to_phi(t, self.phi_scale)
@@ -407,32 +441,42 @@ class ShardReader:
 
     Shards written by :mod:`zoa_lib.data` store each mock as one unfiltered HDF5 chunk: its
     byte offset is looked up once (``get_chunk_info``) and the mock is read with ``os.pread``,
-    which releases the GIL, so parallel ``tf.data`` calls read in parallel (h5py serialises
-    every call behind one lock). Other layouts (compressed, contiguous) are read with h5py.
+    which releases the GIL, so parallel reads run in parallel (h5py serialises every call
+    behind one lock). Other layouts (compressed, contiguous) are read with h5py.
+    ``channel_paths``: the Wiener-filter channel files of the shards, in the same order
+    (:mod:`zoa_lib.wiener_channels`), appended to the inputs.
     Calling the reader, ``reader(shard, row, sym)``, gives the normalised, rotated
-    (inputs (N,N,N,2), target (N,N,N,1)) with the numpy transforms (the reference of the
-    pipeline's TensorFlow version, :func:`make_dataset`)."""
+    (inputs (N,N,N,C), target (N,N,N,1))."""
 
-    def __init__(self, shards: ShardSet, target: str, transforms: Transforms):
+    def __init__(self, shards: ShardSet, target: str, transforms: Transforms,
+                 channel_paths: Sequence[str | Path] | None = None):
         import threading
 
         self.shards, self.target, self.transforms = shards, _check_target(target), transforms
+        if transforms.wiener_channels and channel_paths is None:
+            raise TrainingError("the model takes the Wiener-filter channels: give their files (channel_paths)")
+        if channel_paths is not None and len(channel_paths) != len(shards.paths):
+            raise TrainingError(f"{len(channel_paths)} channel files for {len(shards.paths)} shards")
+        self.channel_paths = None if channel_paths is None else tuple(Path(p) for p in channel_paths)
         self._files = {}
-        self._lock = threading.Lock()  # tf.data calls the reader from several threads
+        self._lock = threading.Lock()  # the data pipeline calls the reader from several threads
 
-    def _open(self, i: int):
-        entry = self._files.get(i)
+    def _open(self, key):
+        entry = self._files.get(key)
         if entry is None:
             with self._lock:
-                entry = self._files.get(i) or self._open_locked(i)
+                entry = self._files.get(key) or self._open_locked(key)
         return entry
 
-    def _open_locked(self, i: int):
+    def _open_locked(self, key):
         import h5py
 
-        f = h5py.File(self.shards.paths[i], "r")
+        i, kind = key
+        path = self.shards.paths[i] if kind == "shard" else self.channel_paths[i]
+        f = h5py.File(path, "r")
+        names = ("inputs", "targets/" + self.target) if kind == "shard" else (_wiener_dataset(),)
         direct = {}
-        for name in ("inputs", "targets/" + self.target):
+        for name in names:
             ds = f[name]
             try:
                 ok = (ds.chunks == (1,) + ds.shape[1:] and ds.dtype == np.dtype("<f4")
@@ -444,15 +488,15 @@ class ShardReader:
                 ok = False
             if ok:
                 direct[name] = ([c.byte_offset for c in offs], int(np.prod(ds.shape[1:])) * 4, ds.shape[1:])
-        fd = os.open(self.shards.paths[i], os.O_RDONLY) if direct else None
-        entry = self._files[i] = (f, fd, direct)
+        fd = os.open(path, os.O_RDONLY) if direct else None
+        entry = self._files[key] = (f, fd, direct)
         return entry
 
     def _file(self, i: int):
-        return self._open(i)[0]
+        return self._open((i, "shard"))[0]
 
-    def _get(self, i: int, name: str, row: int) -> np.ndarray:
-        f, fd, direct = self._open(i)
+    def _get(self, key, name: str, row: int) -> np.ndarray:
+        f, fd, direct = self._open(key)
         if name in direct:
             offs, nbytes, shape = direct[name]
             buf = os.pread(fd, nbytes, offs[row])
@@ -461,14 +505,21 @@ class ShardReader:
         return f[name][row]
 
     def read(self, shard, row):
-        """Raw (inputs (N,N,N,2), target field (N,N,N)) of one mock, physical units."""
+        """Raw (inputs (N,N,N,C), target field (N,N,N)) of one mock, physical units; C = 2,
+        or 4 with the Wiener-filter channels appended."""
         shard, row = int(shard), int(row)
-        return self._get(shard, "inputs", row), self._get(shard, "targets/" + self.target, row)
+        x = self._get((shard, "shard"), "inputs", row)
+        if self.channel_paths is not None:
+            x = np.concatenate([x, self._get((shard, "wiener"), _wiener_dataset(), row)], axis=-1)
+        return x, self._get((shard, "shard"), "targets/" + self.target, row)
+
+    def sample(self, shard, row):
+        """Normalised inputs (N,N,N,C) and encoded target (N,N,N,1) of one mock, unrotated."""
+        x, t = self.read(shard, row)
+        return self.transforms.normalise_inputs(x), self.transforms.encode_target(t)[..., None]
 
     def __call__(self, shard, row, sym):
-        x, t = self.read(shard, row)
-        x = self.transforms.normalise_inputs(x)
-        y = self.transforms.encode_target(t)[..., None]
+        x, y = self.sample(shard, row)
         s = int(sym)
         if s:
             x, y = rotate_cube(x, s), rotate_cube(y, s)
@@ -488,45 +539,62 @@ class ShardReader:
             pass
 
 
-def tf_transform(transforms: Transforms, x, t, sym):
-    """TensorFlow version of ``ShardReader.__call__`` after the read (runs in tf.data's thread
-    pool, without the GIL): normalise the raw inputs (N,N,N,2), encode the raw target (N,N,N)
-    and apply cube symmetry ``sym`` to both. Same formulas as :meth:`Transforms.normalise_inputs`,
-    :meth:`Transforms.encode_target` (:mod:`zoa_lib.fields`) and :func:`rotate_cube`; the tests
-    check they agree."""
-    import tensorflow as tf
+def _wiener_dataset() -> str:
+    from .wiener_channels import DATASET
 
-    u = tf.stack([tf.math.log1p(tf.maximum(x[..., 0], 0.0)) / transforms.n_gal_scale,
-                  x[..., 1] / transforms.v_pec_scale], axis=-1)
-    if transforms.target == "delta" and transforms.delta_transform == "log1p":
-        y = tf.math.log(tf.maximum(1.0 + t, transforms.delta_floor))
-    elif transforms.target == "delta":
-        y = t
-    else:
-        y = t / transforms.phi_scale
-    y = y[..., None]
-    perms = tf.constant([p for p, _ in CUBE_SYMMETRIES], tf.int32)
-    flips = tf.constant([f for _, f in CUBE_SYMMETRIES], tf.bool)
-    perm = tf.concat([tf.gather(perms, sym), [3]], 0)
-    u, y = tf.transpose(u, perm), tf.transpose(y, perm)
-    flip = tf.gather(flips, sym)
-    for k in range(3):
-        u = tf.cond(flip[k], lambda a=u, k=k: tf.reverse(a, [k]), lambda a=u: a)
-        y = tf.cond(flip[k], lambda a=y, k=k: tf.reverse(a, [k]), lambda a=y: a)
-    return u, y
+    return DATASET
+
+
+class MemoryMocks:
+    """Every mock of a :class:`ShardReader` normalised and encoded once and held in memory;
+    called like the reader, ``mocks(shard, row, sym)``, it only rotates. Used when the
+    split fits in ``training.in_memory_gib`` (:func:`in_memory_bytes`)."""
+
+    def __init__(self, reader: ShardReader):
+        shards = reader.shards
+        self.starts = np.cumsum((0,) + shards.counts)
+        xs, ys = [], []
+        for i, count in enumerate(shards.counts):
+            for row in range(count):
+                x, y = reader.sample(i, row)
+                xs.append(x)
+                ys.append(y)
+        self.x, self.y = np.stack(xs), np.stack(ys)
+
+    def __call__(self, shard, row, sym):
+        g = self.starts[int(shard)] + int(row)
+        x, y = self.x[g], self.y[g]
+        s = int(sym)
+        if s:
+            x, y = rotate_cube(x, s), rotate_cube(y, s)
+        return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
+
+
+def in_memory_bytes(n_mocks: int, grid: int, in_channels: int) -> int:
+    """Bytes that :class:`MemoryMocks` needs for ``n_mocks`` (float32 inputs and target)."""
+    return int(n_mocks) * int(grid) ** 3 * (int(in_channels) + 1) * 4
 
 
 def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms: Transforms, batch_size: int,
                  shuffle: bool, augment: bool, seed: int, *, epochs: int | None = None, start_epoch: int = 0,
                  steps_per_epoch: int | None = None, reflections: bool = False, grid: int | None = None,
                  num_pipelines: int = 1, pipeline_id: int = 0, per_replica_batch: int | None = None,
-                 stream: int = 0):
-    """A ``tf.data.Dataset`` of (inputs (b,N,N,N,2), target (b,N,N,N,1)) batches from shards.
+                 stream: int = 0, channel_paths: Sequence[str | Path] | None = None, in_memory: bool = False,
+                 threads: int | None = None):
+    """A ``tf.data.Dataset`` of (inputs (b,N,N,N,C), target (b,N,N,N,1)) batches from shards.
 
     ``batch_size`` is the global batch B; each epoch has ``steps_per_epoch`` steps (default
     n // B, at least 1) built by :func:`epoch_plan` for epochs ``start_epoch`` … ``epochs``−1
     (``epochs=None``: the first epoch's plan repeated forever, for validation and benchmarks).
     ``augment`` draws one of 24 rotations per mock (48 with ``reflections``).
+    ``channel_paths``: the Wiener-filter channel files of the shards (needed by a model with
+    ``transforms.wiener_channels``). ``in_memory``: read, normalise and encode every mock
+    once (:class:`MemoryMocks`); else each mock is read from its shard when its batch is
+    made, by ``threads`` parallel reads (default: up to 8).
+
+    Batches are assembled in numpy (normalisation, cube rotation: the reference
+    :class:`ShardReader`) by a Python generator and prefetched; a ``tf.data`` map of per-mock
+    TensorFlow ops ran 4–8× slower than training on 2 CPU cores (issue 13).
 
     Distribution: pipeline ``pipeline_id`` of ``num_pipelines`` (one per worker) keeps its
     contiguous B / ``num_pipelines`` slice of every global batch and batches it by
@@ -553,20 +621,32 @@ def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms
         for c, arr in zip(cols, plan):
             c.append(arr.reshape(steps, B)[:, pipeline_id * w:(pipeline_id + 1) * w].reshape(-1))
     f, r, s = (np.concatenate(c) if c else np.zeros(0, np.int32) for c in cols)
-    reader = ShardReader(shards, target, transforms)
+    reader = ShardReader(shards, target, transforms, channel_paths)
+    source = MemoryMocks(reader) if in_memory else reader
     N = shards_grid(shards)
+    C = transforms.in_channels
+    n_batches = len(f) // b
 
-    def read(fi, ri, si):
-        x, t = tf.numpy_function(reader.read, [fi, ri], [tf.float32, tf.float32], stateful=False)
-        x.set_shape((N, N, N, 2))
-        t.set_shape((N, N, N))
-        return tf_transform(transforms, x, t, si)
+    def batches():
+        from concurrent.futures import ThreadPoolExecutor
 
-    ds = tf.data.Dataset.from_tensor_slices((f, r, s))
-    if epochs is None:
-        ds = ds.repeat()
-    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(b, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        pool = None if in_memory else ThreadPoolExecutor(int(threads or min(8, os.cpu_count() or 1)))
+        try:
+            while True:
+                for k in range(n_batches):
+                    sl = slice(k * b, (k + 1) * b)
+                    items = (map(source, f[sl], r[sl], s[sl]) if pool is None
+                             else pool.map(source, f[sl], r[sl], s[sl]))
+                    xs, ys = zip(*items)
+                    yield np.stack(xs), np.stack(ys)
+                if epochs is not None:
+                    return
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False)
+
+    sig = (tf.TensorSpec((b, N, N, N, C), tf.float32), tf.TensorSpec((b, N, N, N, 1), tf.float32))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=sig).prefetch(2)
     opts = tf.data.Options()
     opts.deterministic = True
     opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
@@ -707,14 +787,29 @@ def load_model(profile, target: str, which: str = "best"):
     return load_model_file(model_path(profile, target, which))
 
 
-def predict_array(model, transforms: Transforms, inputs, batch_size: int = 4) -> np.ndarray:
+def predict_array(model, transforms: Transforms, inputs, batch_size: int = 4, *, profile=None,
+                  channels=None, progress: bool = False) -> np.ndarray:
     """Predict in physical units (δ, or φ in (km/s)²) from raw inputs (N_gal, V_pec [km/s]).
 
-    ``inputs``: (N, N, N, 2) → (N, N, N), or (n, N, N, N, 2) → (n, N, N, N), float32."""
+    ``inputs``: (N, N, N, 2) → (N, N, N), or (n, N, N, N, 2) → (n, N, N, N), float32.
+    A model with ``transforms.wiener_channels`` also needs the Wiener-filter channels
+    (φ_WF, δ_WF) of those inputs: ``channels`` (same leading shape, 2 channels last, e.g.
+    from :func:`zoa_lib.wiener_channels.channels`), or ``profile``, to compute them here with
+    the calibration saved in the model."""
     x = np.asarray(inputs)
     single = x.ndim == 4
     if single:
         x = x[None]
+    if transforms.wiener_channels and x.ndim == 5 and x.shape[-1] == 2:
+        if channels is None:
+            if profile is None:
+                raise TrainingError("this model corrects the Wiener filter: give predict_array the profile "
+                                    "(or the channels of zoa_lib.wiener_channels.channels)")
+            from .wiener_channels import channels as wf_channels
+
+            channels = wf_channels(x, profile, transforms.wiener_calibration, progress=progress)
+        channels = np.asarray(channels, np.float32).reshape(x.shape)
+        x = np.concatenate([x, channels], axis=-1)
     want = tuple(model.input_shape[1:])
     if x.ndim != 5 or tuple(x.shape[1:]) != want:
         raise TrainingError(f"inputs have shape {np.shape(inputs)}, the model expects (n,) + {want}")
@@ -891,8 +986,10 @@ def _gpu() -> bool:
 
 
 def build_and_compile(profile, steps_per_epoch: int, name: str = "vnet", jit_compile: bool = False,
-                      mixed_precision: bool = False):
-    """A fresh V-Net for the profile, compiled with Adam, MSE and the cyclic learning rate."""
+                      mixed_precision: bool = False, transforms: Transforms | None = None):
+    """A fresh V-Net for the profile, compiled with Adam, MSE and the cyclic learning rate;
+    its input channels and residual channel from ``transforms`` (default: the two survey
+    channels, no residual)."""
     import keras
 
     from .vnet import build_vnet
@@ -901,7 +998,9 @@ def build_and_compile(profile, steps_per_epoch: int, name: str = "vnet", jit_com
     prev = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
     try:
-        model = build_vnet(profile.model, profile.box.grid, name=name)
+        model = build_vnet(profile.model, profile.box.grid, name=name,
+                           in_channels=transforms.in_channels if transforms else 2,
+                           residual_channel=transforms.residual_channel if transforms else None)
     finally:
         keras.mixed_precision.set_global_policy(prev)
     sched = __getattr__("TriangularCyclicLR")(t.lr_min, t.lr_max, t.lr_half_cycle_epochs * steps_per_epoch)
@@ -945,7 +1044,21 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     folder = ensure_writable(model_dir(profile, target))  # one-line error now, not after an epoch
     backup = folder / ("backup" if chief else f"backup-worker-{worker}")
     history = folder / "history.csv"
-    transforms = Transforms.from_profile(profile, target)
+    channels = {"train": None, "val": None}
+    calibration = None
+    if tr.wiener_channels:
+        from . import wiener_channels
+
+        wiener_channels.ensure(profile, splits=("train", "val"), progress=progress, log=log)
+        calibration = wiener_channels.profile_calibration(profile)
+        channels = {"train": wiener_channels.split_paths(profile, train_set.paths),
+                    "val": wiener_channels.split_paths(profile, val_set.paths) if val_set.n else None}
+    transforms = Transforms.from_profile(profile, target, calibration)
+    need = in_memory_bytes(train_set.n + val_set.n, profile.box.grid, transforms.in_channels)
+    in_memory = need <= tr.in_memory_gib * 2 ** 30
+    log(f"{target}: {'holding' if in_memory else 'streaming'} the {train_set.n + val_set.n} mocks "
+        f"({need / 2 ** 30:.2f} GiB; training.in_memory_gib = {tr.in_memory_gib:g})"
+        + (" in memory" if in_memory else " from the shards"))
     seed = training_seed(profile, target)
 
     start_epoch, init_from, best = 0, None, math.inf
@@ -985,9 +1098,9 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
             model = keras.saving.load_model(init_from, compile=True)
         else:
             model = build_and_compile(profile, steps, name=f"vnet_{target}", jit_compile=use_xla,
-                                      mixed_precision=use_mp)
+                                      mixed_precision=use_mp, transforms=transforms)
     if n_workers > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _multiworker_workarounds(model, strategy, profile.box.grid)
+        _multiworker_workarounds(model, strategy, profile.box.grid, transforms.in_channels)
     n_params = int(model.count_params())
     log(f"{target}: V-Net with {n_params:,} parameters; {train_set.n} training / {val_set.n} validation "
         f"mocks; {steps} steps per epoch of global batch {B} ({replicas} replica(s), "
@@ -997,7 +1110,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     common = dict(target=target, transforms=transforms, reflections=tr.augment_reflections)
 
     def dataset(shard_set, shuffle, augment, epochs, nsteps, stream, ctx=None):
-        kw = dict(num_pipelines=1, pipeline_id=0, per_replica_batch=None)
+        kw = dict(num_pipelines=1, pipeline_id=0, per_replica_batch=None, in_memory=in_memory,
+                  channel_paths=channels["train" if shard_set is train_set else "val"])
         if ctx is not None:
             kw = dict(num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
                       per_replica_batch=ctx.get_per_replica_batch_size(B))
@@ -1041,7 +1155,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
                    {k: [float(v) for v in vals] for k, vals in hist.history.items()})
 
 
-def _multiworker_workarounds(model, strategy, grid: int) -> None:
+def _multiworker_workarounds(model, strategy, grid: int, channels: int = 2) -> None:
     """Two Keras 3 bugs with MultiWorkerMirroredStrategy (keras-team/keras#20585):
 
     1. ``fit`` peeks at a distributed batch and ``strategy.reduce``-s the (x, y) tuple to build
@@ -1052,7 +1166,7 @@ def _multiworker_workarounds(model, strategy, grid: int) -> None:
     Gradients are still all-reduced by the strategy itself; nothing else changes."""
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    batch = (np.zeros((1, grid, grid, grid, 2), np.float32), np.zeros((1, grid, grid, grid, 1), np.float32))
+    batch = (np.zeros((1, grid, grid, grid, channels), np.float32), np.zeros((1, grid, grid, grid, 1), np.float32))
 
     def build(iterator=None, data_batch=None):
         with strategy.scope():
@@ -1118,7 +1232,13 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     b = int(batch_size or profile.training.batch_size)
     out = predictions_path(profile, target, split)
     ensure_writable(out.parent)
-    reader = ShardReader(shards, target, transforms)
+    channel_files = None
+    if transforms.wiener_channels:
+        from . import wiener_channels
+
+        wiener_channels.ensure(profile, splits=(split,), progress=progress)
+        channel_files = wiener_channels.split_paths(profile, shards.paths)
+    reader = ShardReader(shards, target, transforms, channel_files)
     units = {"prediction": UNITS[target], "truth": UNITS[target],
              "inputs": data.UNITS["inputs"], "velocity_true": "km/s", "samples": ""}
     try:
@@ -1138,7 +1258,9 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
                 for r0 in range(0, count, b):
                     r1 = min(count, r0 + b)
                     x = f["inputs"][r0:r1]
-                    dsets["prediction"][i:i + r1 - r0] = predict_array(model, transforms, x, b)
+                    wf = (np.stack([reader.read(s, row)[0][..., 2:] for row in range(r0, r1)])
+                          if channel_files else None)
+                    dsets["prediction"][i:i + r1 - r0] = predict_array(model, transforms, x, b, channels=wf)
                     dsets["truth"][i:i + r1 - r0] = f["targets/" + target][r0:r1]
                     dsets["inputs"][i:i + r1 - r0] = x
                     dsets["velocity_true"][i:i + r1 - r0] = f["targets/velocity"][r0:r1]

@@ -69,6 +69,24 @@ class ReflectionPadding3D(layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+@keras.saving.register_keras_serializable(package="zoa")
+class InputChannel(layers.Layer):
+    """Channel ``index`` of a (batch, x, y, z, channels) tensor, kept as a length-1 channel axis."""
+
+    def __init__(self, index: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, x):
+        return x[..., self.index:self.index + 1]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (1,)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
 def _activation(name: str, label: str):
     if name == "prelu":
         return layers.PReLU(shared_axes=[1, 2, 3], name=label)
@@ -110,12 +128,20 @@ def check_grid(model_cfg, grid: int) -> None:
                         f"padding of {pad} (kernel {model_cfg.kernel_size}); lower model.depth")
 
 
-def build_vnet(model_cfg, grid: int, name: str = "vnet", in_channels: int = 2) -> keras.Model:
+def build_vnet(model_cfg, grid: int, name: str = "vnet", in_channels: int = 2,
+               residual_channel: int | None = None) -> keras.Model:
     """The V-Net of the module docstring for ``model_cfg`` (a :class:`zoa_lib.config.ModelConfig`)
-    on a ``grid``³ cube: input (grid, grid, grid, 2) → output (grid, grid, grid, 1).
+    on a ``grid``³ cube: input (grid, grid, grid, ``in_channels``) → output (grid, grid, grid, 1).
+
+    ``residual_channel``: the network learns a correction to that input channel, output =
+    input[..., c] + head(x), with the head initialised to zero so that the untrained network
+    returns the channel itself (used with the Wiener-filter channels of
+    :mod:`zoa_lib.wiener_channels`: training starts from the linear optimum).
 
     Layers take the global dtype policy (``keras.mixed_precision``) in force when called;
     the output is float32."""
+    if residual_channel is not None and not 0 <= residual_channel < in_channels:
+        raise VNetError(f"residual_channel {residual_channel} is not one of the {in_channels} input channels")
     check_grid(model_cfg, grid)
     inp = keras.Input((grid, grid, grid, in_channels), name="survey")
     x = inp
@@ -133,7 +159,12 @@ def build_vnet(model_cfg, grid: int, name: str = "vnet", in_channels: int = 2) -
         x = _activation(model_cfg.activation, f"up{level}_act")(x)
         x = layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _stage(x, filters, model_cfg, f"dec{level}")
-    out = layers.Conv3D(1, 1, dtype="float32", name="head")(x)
+    if residual_channel is None:
+        out = layers.Conv3D(1, 1, dtype="float32", name="head")(x)
+    else:
+        head = layers.Conv3D(1, 1, dtype="float32", kernel_initializer="zeros", name="head")(x)
+        base = InputChannel(residual_channel, dtype="float32", name="linear_estimate")(inp)
+        out = layers.Add(dtype="float32", name="corrected")([base, head])
     return keras.Model(inp, out, name=name)
 
 
