@@ -484,10 +484,16 @@ def _fake_result(training, prof, target, folder):
 def test_benchmark_reports_every_number():
     out = training.benchmark(tiny_profile(), seconds=0.2)
     assert out["parameters"] == build_vnet(tiny_profile().model, 16).count_params()
-    for key in ("tfdata_samples_per_second", "train_seconds_per_sample", "inference_seconds_per_sample",
-                "estimated_step_memory_mib_per_sample", "estimated_seconds_per_epoch", "tfdata_over_train_rate"):
+    for key in ("data_samples_per_second", "fit_seconds_per_sample", "inference_seconds_per_sample",
+                "estimated_step_memory_mib_per_sample", "seconds_per_epoch", "data_over_fit_rate"):
         assert out[key] > 0, key
-    assert out["benchmark_batch"] == 2 and out["gpu"] is False
+    assert out["benchmark_batch"] == 2 and out["gpu"] is False and out["in_memory"] is True
+    assert out["timed_epoch"]["train_samples"] >= 8
+    # with the Wiener channels: the 4-channel corrector, streamed from the shards
+    w = training.benchmark(tiny_profile(**{"training.wiener_channels": True, "training.in_memory_gib": 0}),
+                           seconds=0.2)
+    assert w["wiener_channels"] and not w["in_memory"] and w["seconds_per_epoch"] > 0
+    assert w["parameters"] > out["parameters"]  # two more input channels
 
 
 def test_mixed_precision_model_keeps_float32_output_and_round_trips(tmp_path):

@@ -1,7 +1,7 @@
 """Classical reconstructions from the same gridded inputs as the V-Net: the Wiener filter
 and POTENT.
 
-Inputs are the network's two channels on the observer cube (../shared/DESIGN.md):
+Inputs are the network's two channels on the observer cube (docs/DESIGN.md):
 ``n_gal`` (galaxies per voxel) and ``v_pec`` (their mean observed radial peculiar velocity,
 km/s, 0 where empty). Outputs are δ (dimensionless), φ ((km/s)²) and the 3D velocity
 (km/s, SG components) on the same N³ grid.

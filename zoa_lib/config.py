@@ -13,7 +13,7 @@ silently resolve to the last, or nesting deeper than Python's recursion limit), 
 mapping, or holds a number out of range (integers beyond 64 bits, floats beyond ±1.8e308)
 raises :class:`ProfileError` too, with the file and line.
 
-Units follow ../shared/DESIGN.md: lengths in Mpc/h, velocities in km/s, angles in
+Units follow docs/DESIGN.md: lengths in Mpc/h, velocities in km/s, angles in
 degrees, H0 = 100 h km/s/Mpc.
 """
 from __future__ import annotations
@@ -268,12 +268,14 @@ class TrainingConfig:
 class EvaluationConfig:
     """Held-out metrics and classical baselines. ``bulk_flow_radii`` in Mpc/h;
     ``wiener_*`` control the conjugate-gradient Wiener filter; ``potent_smoothing``
-    (Mpc/h) is POTENT's Gaussian smoothing of the radial velocities."""
+    (Mpc/h) is POTENT's Gaussian smoothing of the radial velocities. ``wiener_tol`` 10⁻³
+    (relative CG residual): on laptop mocks the per-mock r(φ) of the filter agrees with
+    10⁻⁵ to 4 decimals at half the iterations (10⁻² changes it in the third decimal)."""
 
     n_eval: int = 16
     bulk_flow_radii: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0)
     distance_shells: tuple[float, ...] = (0.0, 20.0, 40.0, 60.0, 80.0)
-    wiener_tol: float = 1e-5
+    wiener_tol: float = 1e-3
     wiener_maxiter: int = 500
     wiener_sigma_v: float = 0.0
     potent_smoothing: float = 10.0

@@ -1,4 +1,4 @@
-"""HDF5 mock shards: the schema of ../shared/DESIGN.md, atomic writes, validation, manifest.
+"""HDF5 mock shards: the schema of docs/DESIGN.md, atomic writes, validation, manifest.
 
 A shard ``data/<profile>/mocks/shard-NNNN.h5`` holds n mocks:
 

@@ -38,7 +38,7 @@ Inputs: ``<data>/predictions/{delta,phi}-<split>.h5`` written by ``zoa predict``
 and φ from the ``truth`` datasets (or shard targets), the velocity from ``velocity_true`` (or
 ``targets/velocity``).
 
-Scoring (../shared/DESIGN.md, "Evaluation protocol"): every metric of
+Scoring (docs/DESIGN.md, "Evaluation protocol"): every metric of
 :func:`zoa_lib.metrics.field_metrics` / :func:`zoa_lib.metrics.velocity_metrics`, pooled and per
 mock. φ is defined up to a constant that velocities cannot measure (each mock's mean of φ
 over a region comes from the parent box's zero point), so φ is judged by per-mock Pearson r

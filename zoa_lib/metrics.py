@@ -1,6 +1,6 @@
 """Accuracy metrics of reconstructed fields against the truth, as plain JSON-able dicts.
 
-Every function takes observer-centred cubes (../shared/DESIGN.md: axes SGX, SGY, SGZ, voxel
+Every function takes observer-centred cubes (docs/DESIGN.md: axes SGX, SGY, SGZ, voxel
 centres x_i = −L/2 + (i + ½) L/N, observer at the centre), either one cube (N, N, N) or a
 stack of mocks (n, N, N, N); vector fields carry a trailing axis of 3 (km/s).
 

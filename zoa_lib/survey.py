@@ -1,7 +1,7 @@
 """CF4-like mock surveys and the gridding of any peculiar-velocity catalog.
 
 Everything here is a pure function of arrays (plus a ``numpy.random.Generator`` for
-the draws). Units follow ../shared/DESIGN.md: comoving distances in Mpc/h, velocities
+the draws). Units follow docs/DESIGN.md: comoving distances in Mpc/h, velocities
 in km/s, H0 = 100 km/s per Mpc/h, angles in degrees.
 
 Sky coordinates

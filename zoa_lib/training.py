@@ -1280,10 +1280,14 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
 
 
 # --------------------------------------------------------------------------- benchmark
-def _synthetic_shards(folder: Path, grid: int, n_shards: int, per_shard: int, seed: int = 0) -> list[Path]:
-    """Shards of random numbers at ``grid`` (for the pipeline benchmark only: no physics)."""
+def _synthetic_shards(folder: Path, grid: int, n_shards: int, per_shard: int, seed: int = 0,
+                      wiener: bool = False) -> tuple[list[Path], list[Path] | None]:
+    """Shards of random numbers at ``grid`` (for the pipeline benchmark only: no physics), and
+    with ``wiener`` channel files of random numbers beside them."""
+    import h5py
+
     g = generator(seed, "training", 99)
-    paths = []
+    paths, chans = [], []
     for k in range(n_shards):
         n = per_shard
         inputs = np.empty((n, grid, grid, grid, 2), np.float32)
@@ -1300,26 +1304,57 @@ def _synthetic_shards(folder: Path, grid: int, n_shards: int, per_shard: int, se
         p = folder / data.shard_name(k)
         data.write_shard(p, shard)
         paths.append(p)
-    return paths
+        if wiener:
+            c = folder / ("wiener-" + data.shard_name(k))
+            with h5py.File(c, "w") as h:
+                h.create_dataset(_wiener_dataset(), data=np.stack(
+                    [g.normal(0, 1e5, (n,) + (grid,) * 3), g.normal(0, 0.5, (n,) + (grid,) * 3)], -1).astype(np.float32),
+                    chunks=(1, grid, grid, grid, 2))
+            chans.append(c)
+    return paths, (chans if wiener else None)
+
+
+class _EpochTimer:
+    """Keras callback factory: wall time of every epoch (seconds)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._t = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._t)
+
+        return Timer()
 
 
 def benchmark(profile, seconds: float = 10.0) -> dict:
     """Speed and memory of training at the profile's architecture and grid (``zoa bench train``).
 
-    * parameter count and the estimated activation memory of one training step per sample;
-    * tf.data: mocks per second read from disk (synthetic shards at the profile's grid in a
-      temporary folder, with augmentation), to compare with the training rate (goal ≥ 5×);
-    * training: seconds per sample of ``train_on_batch`` at ``training.batch_size`` (batch 1
-      when the estimated step memory exceeds half the free memory; skipped, with the
-      estimate reported, when even batch 1 does not fit);
-    * inference: seconds per sample of ``predict_on_batch``;
-    * peak memory: GPU peak from TensorFlow when on a GPU, else the process's peak RSS
-      (reported by ``zoa bench``);
-    * ``estimated_seconds_per_epoch`` / ``estimated_training_minutes``: n_train × train
-      step + n_val × inference, × epochs (one network; the book trains two).
+    The epoch is timed the way :func:`train` runs it: the same model (input channels and
+    residual head from the profile's transforms), :func:`make_dataset` (held in memory when
+    the profile's mocks fit ``training.in_memory_gib``, else streamed from the shards with
+    threaded reads, with augmentation) and ``keras.Model.fit`` with validation, on synthetic
+    shards of random numbers at the profile's grid in a temporary folder. Not timed: the
+    per-epoch checkpoint and backup files (tens of ms at the laptop size) and computing the
+    Wiener-filter channels (once per mock before training: ``zoa bench evaluate``).
 
-    ``seconds`` bounds each timing loop (tf.data: 0.3 ×, training: 1 ×, inference: 0.5 ×),
-    after a warm-up step and at least two timed ones.
+    * ``seconds_per_epoch``: the measured fit time of an epoch of ``steps`` batches
+      (the second epoch, after tracing), scaled to the profile's n_train / n_val mocks;
+      ``estimated_training_minutes``: that × ``training.epochs`` (one network; the book
+      trains two);
+    * ``fit_seconds_per_sample``, ``inference_seconds_per_sample`` (``predict_on_batch``);
+    * ``data_samples_per_second``: the pipeline alone, iterated without training;
+    * parameter count, the estimated activation memory of one step per sample, and the GPU
+      peak from TensorFlow when on a GPU (``zoa bench`` adds the process's peak RSS).
+
+    ``seconds`` bounds the size of the timed epoch (at least 4 batches).
     """
     import tempfile
 
@@ -1331,11 +1366,13 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
     tr = profile.training
     N = profile.box.grid
     gpu = _gpu()
-    out = {"grid": N, "model": dataclasses.asdict(profile.model), "gpu": gpu,
-           "batch_size": tr.batch_size}
+    out = {"grid": N, "model": dataclasses.asdict(profile.model), "gpu": gpu, "batch_size": tr.batch_size,
+           "wiener_channels": bool(tr.wiener_channels)}
+    cal = {"edges": [0.0, 1.0], "bias": [0.0], "n_mocks": 0, "sigma_nl": None} if tr.wiener_channels else None
+    transforms = Transforms.from_profile(profile, "phi", cal)
     steps_guess = max(1, profile.mocks.n_train // tr.batch_size)
     model = build_and_compile(profile, steps_guess, jit_compile=tr.xla and gpu,
-                              mixed_precision=tr.mixed_precision and gpu)
+                              mixed_precision=tr.mixed_precision and gpu, transforms=transforms)
     out["parameters"] = int(model.count_params())
     act = activation_bytes(profile.model, N, 1)
     out["estimated_step_memory_mib_per_sample"] = round(act / 2 ** 20, 1)
@@ -1347,52 +1384,60 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
         avail = int(tf.config.experimental.get_memory_info("GPU:0").get("current", 0)) or avail
     batch = tr.batch_size if act * tr.batch_size < avail / 2 else 1
     out["benchmark_batch"] = batch
+    need = in_memory_bytes(profile.mocks.n_train + profile.mocks.n_val, N, transforms.in_channels)
+    in_memory = need <= tr.in_memory_gib * 2 ** 30
+    out["in_memory"] = in_memory
 
-    # tf.data from disk
-    per_sample = N ** 3 * 4 * (2 + 1 + 1 + 3)
-    per_shard = int(max(2, min(16, (128 << 20) // per_sample)))
-    with tempfile.TemporaryDirectory(prefix="zoa-bench-train-") as tmp:
-        paths = _synthetic_shards(Path(tmp), N, 2, per_shard, profile.seed)
-        tfm = Transforms.from_profile(profile, "delta")
-        ds = make_dataset(paths, "delta", tfm, batch, shuffle=True, augment=tr.augment, seed=profile.seed,
-                          grid=N, reflections=tr.augment_reflections)
-        it = iter(ds)
-        next(it)
-        a = time.perf_counter()
-        k = 0
-        while time.perf_counter() - a < 0.3 * seconds or k < 4:
-            next(it)
-            k += 1
-        out["tfdata_samples_per_second"] = round(k * batch / (time.perf_counter() - a), 2)
-        del it, ds
-
-    x = np.random.default_rng(0).normal(size=(batch, N, N, N, 2)).astype(np.float32)
+    # size the timed epoch from one step
+    x = np.random.default_rng(0).normal(size=(batch, N, N, N, transforms.in_channels)).astype(np.float32)
     y = np.random.default_rng(1).normal(size=(batch, N, N, N, 1)).astype(np.float32)
     if act * batch >= avail:
         out["train_step_skipped"] = (f"estimated {act * batch / 2 ** 30:.1f} GiB for a step at batch {batch} "
                                      f"exceeds the {avail / 2 ** 30:.1f} GiB available")
-    else:
+        keras.backend.clear_session()
+        return out
+    model.train_on_batch(x, y)  # builds and traces train_on_batch (fit traces its own function)
+    a = time.perf_counter()
+    model.train_on_batch(x, y)
+    step = time.perf_counter() - a
+    steps = int(max(4, min(profile.mocks.n_train // batch, seconds / max(step, 1e-3))))
+    val_steps = max(1, steps // 6)
+    per_shard = batch * (steps + val_steps)
+    with tempfile.TemporaryDirectory(prefix="zoa-bench-train-") as tmp:
+        paths, chans = _synthetic_shards(Path(tmp), N, 1, per_shard, profile.seed, wiener=tr.wiener_channels)
+        shards = scan_shards(paths, N)
+        kw = dict(channel_paths=chans, in_memory=in_memory, reflections=tr.augment_reflections)
         a = time.perf_counter()
-        model.train_on_batch(x, y)  # builds and traces
-        out["train_first_step_seconds"] = round(time.perf_counter() - a, 3)
-        k, a = 0, time.perf_counter()
-        while k < 2 or (time.perf_counter() - a < seconds and k < 50):
-            model.train_on_batch(x, y)
-            k += 1
-        t_train = (time.perf_counter() - a) / (k * batch)
-        out["train_seconds_per_sample"] = round(t_train, 5)
+        ds = make_dataset(shards, "phi", transforms, batch, shuffle=True, augment=tr.augment, seed=profile.seed,
+                          epochs=2, steps_per_epoch=steps, **kw)
+        val = make_dataset(shards, "phi", transforms, batch, shuffle=False, augment=False, seed=profile.seed,
+                           steps_per_epoch=val_steps, **kw)
+        out["data_setup_seconds"] = round(time.perf_counter() - a, 3)
+        it = iter(make_dataset(shards, "phi", transforms, batch, shuffle=True, augment=tr.augment,
+                               seed=profile.seed, epochs=1, steps_per_epoch=steps, **kw))
+        a = time.perf_counter()
+        k = sum(1 for _ in it)
+        out["data_samples_per_second"] = round(k * batch / (time.perf_counter() - a), 2)
+        timer = _EpochTimer()
+        model.fit(ds, epochs=2, steps_per_epoch=steps, validation_data=val, validation_steps=val_steps,
+                  callbacks=[timer], shuffle=False, verbose=0)
+    epoch = timer.seconds[-1]
+    model.predict_on_batch(x)
+    k, a = 0, time.perf_counter()
+    while k < 2 or (time.perf_counter() - a < 0.2 * seconds and k < 100):
         model.predict_on_batch(x)
-        k, a = 0, time.perf_counter()
-        while k < 2 or (time.perf_counter() - a < 0.5 * seconds and k < 100):
-            model.predict_on_batch(x)
-            k += 1
-        t_inf = (time.perf_counter() - a) / (k * batch)
-        out["inference_seconds_per_sample"] = round(t_inf, 5)
-        out["train_samples_per_second"] = round(1 / t_train, 2)
-        out["tfdata_over_train_rate"] = round(out["tfdata_samples_per_second"] * t_train, 1)
-        epoch = profile.mocks.n_train * t_train + profile.mocks.n_val * t_inf
-        out["estimated_seconds_per_epoch"] = round(epoch, 1)
-        out["estimated_training_minutes"] = round(epoch * tr.epochs / 60, 2)
+        k += 1
+    t_inf = (time.perf_counter() - a) / (k * batch)
+    t_val = val_steps * batch * t_inf
+    t_fit = max(epoch - t_val, 1e-9) / (steps * batch)
+    out["timed_epoch"] = {"train_samples": steps * batch, "val_samples": val_steps * batch,
+                          "seconds": round(epoch, 3), "first_epoch_seconds": round(timer.seconds[0], 3)}
+    out["fit_seconds_per_sample"] = round(t_fit, 5)
+    out["inference_seconds_per_sample"] = round(t_inf, 5)
+    out["data_over_fit_rate"] = round(out["data_samples_per_second"] * t_fit, 1)
+    per_epoch = (profile.mocks.n_train // batch) * batch * t_fit + profile.mocks.n_val * t_inf
+    out["seconds_per_epoch"] = round(per_epoch, 1)
+    out["estimated_training_minutes"] = round(per_epoch * tr.epochs / 60, 2)
     if gpu:
         info = tf.config.experimental.get_memory_info("GPU:0")
         out["gpu_peak_memory_mib"] = round(info.get("peak", 0) / 2 ** 20, 1)

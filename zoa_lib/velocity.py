@@ -1,6 +1,6 @@
 """Velocity math on observer-centred cubes: v from φ and from δ, radial velocities, bulk flows.
 
-Conventions (../shared/DESIGN.md): a cube field has array axes (SGX, SGY, SGZ); voxel i
+Conventions (docs/DESIGN.md): a cube field has array axes (SGX, SGY, SGZ); voxel i
 of N has its centre at x_i = −L/2 + (i + ½) L/N (Mpc/h), the observer at the origin = the
 cube centre; velocities are (N, N, N, 3) arrays (v_SGX, v_SGY, v_SGZ) in km/s; φ in (km/s)²;
 H0 = 100 km/s per Mpc/h. Linear theory at a = 1::

@@ -11,7 +11,7 @@ when it is a cell's value, with no pyplot or inline backend needed); axes-level 
 where said; ``ax.figure`` is its Figure). ``fig.savefig(path)`` writes a figure;
 ``display(fig)`` or myst-nb ``glue(name, fig)`` puts it in a page.
 
-Conventions (../shared/DESIGN.md)
+Conventions (docs/DESIGN.md)
 ---------------------------------
 * Cube fields have array axes (0, 1, 2) = (SGX, SGY, SGZ), voxel ``i`` centred at
   ``x_i = -L/2 + (i + 0.5) L/N`` (Mpc/h), observer at the centre. Velocities are
