@@ -15,8 +15,8 @@ from . import __version__
 from .errors import ZoaError
 
 #: Sub-commands, in the order of the pipeline.
-COMMANDS = ("profile", "mocks", "shards", "train", "predict", "evaluate", "catalog", "run", "book", "bench",
-            "doctor")
+COMMANDS = ("profile", "mocks", "shards", "train", "variants", "predict", "evaluate", "catalog", "reconstruct",
+            "run", "book", "bench", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

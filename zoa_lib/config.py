@@ -316,13 +316,18 @@ class LocalUniverseConfig:
 
 @dataclass(frozen=True)
 class BookConfig:
-    """Notebook execution: papermill's per-cell timeout in seconds."""
+    """Notebook execution: papermill's per-cell timeout in seconds; ``variant_epochs``: the
+    epochs of each φ-network variant that chapter 03 trains and compares
+    (:mod:`zoa_lib.variants`; 0: show the table of an earlier ``zoa variants`` run, if any)."""
 
     cell_timeout: int = 3600
+    variant_epochs: int = 0
 
     def validate(self, err):
         if self.cell_timeout < 1:
             err("cell_timeout", f"must be >= 1 s, got {self.cell_timeout}")
+        if self.variant_epochs < 0:
+            err("variant_epochs", f"must be >= 0, got {self.variant_epochs}")
 
 
 @dataclass(frozen=True)
