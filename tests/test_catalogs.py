@@ -1,6 +1,8 @@
-"""CF4-format reader: good tables in several layouts, every kind of bad file, drop_bad reports.
+"""CF4-format reader: good tables in several layouts, every kind of bad file, drop_bad reports;
+the shipped real CF4 table and the VizieR download.
 
-The tables are written here, in Cosmicflows-4's EDD layout; none is CF4 data.
+The tables written here, in Cosmicflows-4's EDD layout, are not CF4 data; the tests at the end
+read the shipped real table (data/cf4-table2-first9999.csv) or a slice of it.
 """
 from __future__ import annotations
 
@@ -162,7 +164,7 @@ GOOD = edd_row(1, 3000.0, 33.0, 0.4)
     (edd_row(2, 3000.0, "abc", 0.4), "DM", "non-numeric value 'abc'"),
     (edd_row(2, "nan", 33.0, 0.4), "Vcmb", "not finite"),
     (edd_row(2, 3000.0, "inf", 0.4), "DM", "not finite"),
-    (edd_row(2, -150.0, 33.0, 0.4), "Vcmb", "≤ 0"),
+    (edd_row(2, -6000.0, 33.0, 0.4), "Vcmb", "out of range (< -5000"),
     (edd_row(2, 65000.0, 33.0, 0.4), "Vcmb", "out of range"),
     (edd_row(2, 3000.0, 33.0, -0.4), "eDM", "negative error"),
     (edd_row(2, 3000.0, 33.0, 0.4, glat=95.0), "glat", "outside [-90, 90]"),
@@ -246,7 +248,7 @@ def test_dist_column_must_be_positive(tmp_path):
 
 
 def test_drop_bad_reports_every_dropped_row(tmp_path):
-    rows = [GOOD, edd_row(2, 3000.0, "x", 0.4), edd_row(3, 4000.0, 33.5, 0.4), edd_row(4, "-5", 33.0, 0.4),
+    rows = [GOOD, edd_row(2, 3000.0, "x", 0.4), edd_row(3, 4000.0, 33.5, 0.4), edd_row(4, "-6000", 33.0, 0.4),
             "5, 5", edd_row(6, 3000.0, 33.0, 0.4, glat=-91), edd_row(7, 2000.0, 32.0, 0.2)]
     p = edd_file(tmp_path, rows)
     with pytest.raises(CatalogError, match="and 3 more bad rows"):
@@ -261,3 +263,119 @@ def test_drop_bad_reports_every_dropped_row(tmp_path):
     # all bad: an error, not an empty catalog
     with pytest.raises(CatalogError, match="all 1 data rows are bad"):
         read_catalog(edd_file(tmp_path, ["5, 5"], "allbad.csv"), drop_bad=True)
+
+
+# --------------------------------------------------------------------------- the real CF4 table
+def real_slice(tmp_path, n: int = 40):
+    """The header and the first ``n`` rows of the shipped real CF4 table (row 23, PGC 143, has cz = -437)."""
+    lines = catalogs.CF4_SAMPLE.read_text(encoding="utf-8").splitlines()[:n + 1]
+    return write(tmp_path, "cf4-slice.csv", "\n".join(lines) + "\n"), lines
+
+
+def test_real_cf4_slice_reads_and_blueshifted_galaxies_get_the_linear_estimator(tmp_path):
+    p, lines = real_slice(tmp_path)
+    cat, rep = read_catalog(p)  # no flags
+    assert rep.n_rows == rep.n_kept == len(cat) == 40 and not rep.dropped
+    assert rep.columns == {"velocity": "Vcmb", "dm": "DM", "e_dm": "e_DM", "glon": "GLON", "glat": "GLAT", "id": "PGC"}
+    rows = [[t.strip() for t in line.split(",")] for line in lines[1:]]
+    cz = np.array([float(r[3]) for r in rows])
+    dm, edm = np.array([float(r[4]) for r in rows]), np.array([float(r[5]) for r in rows])
+    blue = cz <= 0
+    assert blue.sum() == 1 and rows[int(np.argmax(blue))][0] == "143" and rep.n_cz_nonpositive == 1
+    assert any("1 galaxies with cz ≤ 0" in n and "v = cz − H0 d" in n for n in rep.notes)
+    d_L = 10 ** ((dm - 25) / 5) * 0.746  # Mpc/h
+    v_lin, s_lin = survey.linear_velocity(cz, d_L), survey.linear_sigma(cz, d_L, edm)
+    v_wf = survey.watkins_feldman_velocity(cz[~blue], d_L[~blue])
+    s_wf = survey.watkins_feldman_sigma(cz[~blue], edm[~blue])
+    assert np.allclose(cat["v_r_obs"][blue], v_lin[blue], atol=1e-3)
+    assert np.allclose(cat["sigma_v"][blue], s_lin[blue], rtol=1e-5)
+    # v = cz − H0 d at these distances (PGC 143 at 0.7 Mpc/h): well below 1 km/s apart
+    assert cat["v_r_obs"][blue][0] == pytest.approx(cz[blue][0] - 100.0 * d_L[blue][0], abs=0.5)
+    assert np.all(np.isfinite(cat["v_r_obs"])) and np.all(cat["sigma_v"] > 0)
+    assert np.allclose(cat["v_r_obs"][~blue], v_wf, rtol=1e-5, atol=1e-3)
+    assert np.allclose(cat["sigma_v"][~blue], s_wf, rtol=1e-5)
+    assert rep.to_dict()["n_cz_nonpositive"] == 1
+    # the linear estimator everywhere: the same count, said without the WF15 remark
+    _, rep_lin = read_catalog(p, estimator="linear")
+    assert rep_lin.n_cz_nonpositive == 1 and not any("Watkins" in n for n in rep_lin.notes)
+
+
+def test_cz_below_cz_min_is_still_an_error(tmp_path):
+    p = edd_file(tmp_path, [GOOD, edd_row(2, -5001.0, 30.0, 0.4), edd_row(3, 0.0, 28.0, 0.1)])
+    with pytest.raises(CatalogError, match=r"line 6, column 'Vcmb': cz = -5001 km/s out of range \(< -5000"):
+        read_catalog(p)
+    cat, rep = read_catalog(p, drop_bad=True)
+    assert rep.n_kept == 2 and rep.n_cz_nonpositive == 1  # cz = 0 is kept: v = −H0 d
+    assert cat["v_r_obs"][1] == pytest.approx(-100.0 * 10 ** (3 / 5) * 0.746, abs=1.0)  # 3 Mpc/h: within 1 km/s
+
+
+def test_shipped_real_table_checksum_readme_and_cli_with_no_flags(capsys):
+    import hashlib
+
+    from zoa_lib.cli import main
+
+    p = catalogs.CF4_SAMPLE
+    assert p.name == "cf4-table2-first9999.csv" and p.parent.name == "data"
+    assert hashlib.sha256(p.read_bytes()).hexdigest() == catalogs.CF4_SAMPLE_SHA256
+    readme = (p.parent / "README.md").read_text(encoding="utf-8")
+    for words in (catalogs.CF4_SAMPLE_SHA256, "J/ApJ/944/94", "9,999", "55,877", "RA 0° – 203°", "--fetch", "EDD"):
+        assert words in readme, words
+    assert main(["catalog", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "9999 data rows, 9999 kept, 0 dropped" in out and "39 galaxies with cz ≤ 0" in out
+
+
+def test_fetch_without_astroquery_is_one_line(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "astroquery", None)
+    monkeypatch.setitem(sys.modules, "astroquery.vizier", None)
+    with pytest.raises(CatalogError) as e:
+        catalogs.fetch_cf4(tmp_path / "cf4.csv")
+    assert "pip install 'zoa[cf4]'" in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "cf4.csv").exists()
+    with pytest.raises(CatalogError, match="shipped first-9,999-row table"):
+        catalogs.fetch_cf4(catalogs.CF4_SAMPLE)
+
+
+def test_fetch_offline_is_one_line_and_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("astroquery")
+    from zoa_lib.cli import main
+
+    out = tmp_path / "cf4.csv"
+    with pytest.raises(CatalogError) as e:  # nothing listens on port 9 of this machine
+        catalogs.fetch_cf4(out, server="127.0.0.1:9", timeout=5)
+    msg = str(e.value)
+    assert msg.startswith("cannot download J/ApJ/944/94/table2 from VizieR (127.0.0.1:9)") and "\n" not in msg
+    assert "nothing written" in msg and not out.exists()
+    assert main(["catalog", str(out), "--fetch", "--vizier-server", "127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("zoa catalog: error: cannot download") and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_writes_what_vizier_serves_and_the_reader_reads_it(tmp_path, monkeypatch):
+    """VizieR stood in for by the shipped rows (as astropy reads them): the written CSV reads back."""
+    pytest.importorskip("astroquery")
+    from astropy.table import Table
+    from astroquery.utils import TableList
+    from astroquery.vizier import VizierClass
+
+    table = Table.read(catalogs.CF4_SAMPLE, format="ascii.csv")[:30]
+    table.meta["comments"] = ["a comment VizieR might carry"]
+    asked = {}
+
+    def fake(self, catalog, **kw):
+        asked.update(catalog=catalog, row_limit=self.ROW_LIMIT, columns=self.columns)
+        return TableList({catalog: table})
+
+    monkeypatch.setattr(VizierClass, "get_catalogs", fake)
+    p = catalogs.fetch_cf4(tmp_path / "full.csv")
+    assert asked == {"catalog": "J/ApJ/944/94/table2", "row_limit": -1, "columns": ["**"]}
+    text = p.read_text()
+    assert text.startswith("# Cosmicflows-4 galaxies") and "a comment VizieR" not in text
+    cat, rep = read_catalog(p)
+    ref, _ = read_catalog(real_slice(tmp_path, 30)[0])
+    assert rep.n_kept == 30 and rep.header_line == 4 and rep.columns["velocity"] == "Vcmb"
+    for k in ("SGX", "SGY", "SGZ", "v_r_obs", "sigma_v", "cz"):
+        assert np.allclose(cat[k], ref[k]), k

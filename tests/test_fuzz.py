@@ -285,7 +285,7 @@ def test_catalog_zero_negative_or_absurd_distances(work, table, cat0, r, dm, dis
 
 @FUZZ
 @given(r=st.integers(0, N_ROWS - 1),
-       cz=st.one_of(st.floats(-1e308, 0.0), st.floats(catalogs.CZ_MAX * 1.0001, 1e308)),
+       cz=st.one_of(st.floats(-1e308, catalogs.CZ_MIN * 1.0001), st.floats(catalogs.CZ_MAX * 1.0001, 1e308)),
        vr=st.one_of(st.floats(catalogs.V_PEC_MAX * 1.0001, 1e308), st.floats(-1e308, -catalogs.V_PEC_MAX * 1.0001)))
 def test_catalog_absurd_velocities(work, table, cat0, r, cz, vr):
     text, header = table

@@ -19,6 +19,12 @@ mocks, so a real catalog is gridded by the very same :func:`zoa_lib.survey.grid_
         d_obs       = comoving distance of d_L                (zoa_lib.survey, Mpc/h)
         v_r_obs, sigma_v = survey.estimate_velocity(estimator, cz, d_L, eDM)
 
+    Galaxies with cz ≤ 0 (blueshifted neighbours of the Local Group: 39 of the first 9,999
+    rows of CF4) are data, not errors: the Watkins–Feldman estimator needs cz > 0 (it takes
+    ln cz), so they get the ``linear`` estimator, v = c (z − z_cos(d_L)) / (1 + z_cos(d_L))
+    = cz − H0 d_L to well below a km/s at their distances, with its error; the report counts
+    them (``n_cz_nonpositive``) and says so in a note. cz below :data:`CZ_MIN` is an error.
+
     SGX, SGY, SGZ = d_obs × (unit vector of (l, b) in supergalactic axes, via astropy).
 ``positions`` — any catalog with supergalactic positions ``SGX``, ``SGY``, ``SGZ``
     (Mpc/h) and a radial peculiar velocity ``v_r`` (km/s), optionally ``sigma_v``; e.g.
@@ -44,6 +50,12 @@ catalog`` prints the report of both.
 
 :func:`write_cf4_csv` writes a catalog in EDD's CSV layout (the tests and the book use it
 for mock tables; such a file says in its header that it is not Cosmicflows-4 data).
+
+Real data: :data:`CF4_SAMPLE` is the shipped ``data/cf4-table2-first9999.csv``, the first
+9,999 rows (PGC order, RA 0°–203° only) of the CF4 galaxy table as VizieR serves it
+(provenance in ``data/README.md``); :func:`fetch_cf4` downloads the whole table (55,877
+galaxies, all sky) from VizieR with astroquery (``pip install 'zoa[cf4]'``; ``zoa catalog
+PATH --fetch``).
 """
 from __future__ import annotations
 
@@ -64,6 +76,12 @@ from .errors import ZoaError, printable
 
 #: H0 (km/s/Mpc) of Cosmicflows-4 distances (Tully et al. 2023).
 CF4_H0 = 74.6
+#: VizieR name of the CF4 individual-galaxy table (Tully et al. 2023, ApJ 944, 94).
+CF4_VIZIER = "J/ApJ/944/94/table2"
+#: The shipped real CF4 table: its first 9,999 rows (VizieR's row limit), RA 0°–203°.
+CF4_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "cf4-table2-first9999.csv"
+#: sha256 of :data:`CF4_SAMPLE` (also in data/README.md).
+CF4_SAMPLE_SHA256 = "955e3d0d1db2aeabd57c051480a40282084b92f59875bd0f69bee450eefe7fba"
 
 #: Field → accepted header names, in order of preference (matched case-insensitively).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -89,6 +107,10 @@ KINDS = ("auto", "cf4", "positions")
 V_PEC_MAX = 20000.0
 #: Largest cz (km/s) accepted in a ``cf4`` table (CF4 reaches z ≈ 0.1).
 CZ_MAX = 40000.0
+#: Smallest cz (km/s) accepted in a ``cf4`` table: blueshifts are real (Local Group
+#: neighbours, Virgo members falling towards us; the most blueshifted galaxies known are
+#: near −1,500 km/s), but not beyond a few thousand km/s.
+CZ_MIN = -5000.0
 #: Largest redshift of a distance: the distance–redshift relations of :mod:`zoa_lib.survey`
 #: (WF15's z_mod, inverted by Newton iterations) hold for z < 1; CF4 reaches z ≈ 0.1.
 Z_MAX = 1.0
@@ -124,6 +146,8 @@ class CatalogReport:
     columns: dict[str, str]
     n_rows: int = 0
     n_kept: int = 0
+    #: kept galaxies with cz ≤ 0, whose velocity is the linear estimator's (``cf4`` tables)
+    n_cz_nonpositive: int = 0
     dropped: list[DroppedRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -308,8 +332,8 @@ def _parse_float(tok: str):
 
 def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mapping[str, str] | None = None,
                  h0_catalog: float = CF4_H0, drop_bad: bool = False, estimator: str = "watkins_feldman",
-                 sample: int = 0, cz_max: float = CZ_MAX, v_max: float = V_PEC_MAX
-                 ) -> tuple[np.ndarray, CatalogReport]:
+                 sample: int = 0, cz_max: float = CZ_MAX, v_max: float = V_PEC_MAX,
+                 cz_min: float = CZ_MIN) -> tuple[np.ndarray, CatalogReport]:
     """Read a peculiar-velocity catalog into the mock catalog table.
 
     Parameters
@@ -323,10 +347,11 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     h0_catalog : H0 (km/s/Mpc) the distance moduli assume (CF4: 74.6); distances are
         converted to Mpc/h with h = h0_catalog/100.
     drop_bad : drop bad rows and list them in the report instead of raising.
-    estimator : peculiar-velocity estimator for ``cf4`` tables (``watkins_feldman``, ``linear``).
+    estimator : peculiar-velocity estimator for ``cf4`` tables (``watkins_feldman``, ``linear``);
+        rows with cz ≤ 0 always get ``linear`` (WF15 needs cz > 0; counted in the report).
     sample : value of the catalog's ``sample`` column (e.g. a realization number).
-    cz_max : largest accepted cz (km/s) in a ``cf4`` table; v_max : largest |v_r| (km/s)
-        in a ``positions`` table.
+    cz_max, cz_min : largest and smallest accepted cz (km/s) in a ``cf4`` table;
+        v_max : largest |v_r| (km/s) in a ``positions`` table.
 
     Returns
     -------
@@ -406,7 +431,7 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
                 break
             row[f] = x
         if problem is None:
-            problem = _check_row(kind, row, names, n + 1, cz_max, v_max, h0_catalog / 100.0)
+            problem = _check_row(kind, row, names, n + 1, cz_max, v_max, h0_catalog / 100.0, cz_min)
         if problem is not None:
             bad.append(problem)
             continue
@@ -431,13 +456,13 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     return cat, report
 
 
-def _check_row(kind, row, names, line, cz_max, v_max, h) -> DroppedRow | None:
+def _check_row(kind, row, names, line, cz_max, v_max, h, cz_min=CZ_MIN) -> DroppedRow | None:
     """The first problem of a parsed row (``h`` = h0_catalog / 100), or None."""
     if kind == "cf4":
         cz = row["velocity"]
-        if cz <= 0:
-            return DroppedRow(line, names["velocity"], f"cz = {cz:g} km/s ≤ 0: no redshift-distance "
-                                                       "velocity for a blueshifted galaxy")
+        if cz < cz_min:
+            return DroppedRow(line, names["velocity"], f"cz = {cz:g} km/s out of range (< {cz_min:g}; "
+                                                       "no galaxy is blueshifted that much)")
         if cz > cz_max:
             return DroppedRow(line, names["velocity"], f"cz = {cz:g} km/s out of range (> {cz_max:g})")
         if "dist" in row and row["dist"] <= 0:
@@ -498,7 +523,11 @@ def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndar
         l, b = survey.icrs_to_galactic(arr["ra"], arr["dec"])
     cz = arr["velocity"]
     d_obs = survey.comoving_from_luminosity_distance(d_L)
-    v, sig = survey.estimate_velocity(estimator, cz, d_L, arr["e_dm"])
+    blue = cz <= 0
+    v, sig = np.empty_like(cz), np.empty_like(cz)
+    for rows, est in ((~blue, estimator), (blue, "linear")):
+        if rows.any():
+            v[rows], sig[rows] = survey.estimate_velocity(est, cz[rows], d_L[rows], arr["e_dm"][rows])
     x, y, z = survey.galactic_to_sg(l, b, d_obs)
     cat = np.zeros(len(cz), CATALOG_DTYPE)
     cat["SGX"], cat["SGY"], cat["SGZ"] = x, y, z
@@ -511,6 +540,11 @@ def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndar
     report.notes.append(f"distances: {report.columns[dist_field]!r} with H0 = {h0_catalog:g} km/s/Mpc → Mpc/h; "
                         "luminosity → comoving distance")
     report.notes.append(f"peculiar velocities: {estimator} estimator")
+    report.n_cz_nonpositive = int(blue.sum())
+    if blue.any():
+        why = "; Watkins–Feldman needs cz > 0" if estimator != "linear" else ""
+        report.notes.append(f"{int(blue.sum())} galaxies with cz ≤ 0 (blueshifted, nearby): v = cz − H0 d "
+                            f"(linear estimator{why})")
     if sky == ("ra", "dec"):
         report.notes.append("Galactic (l, b) from RA/Dec (ICRS) via astropy")
     return cat
@@ -603,7 +637,8 @@ def write_grid(path: str | os.PathLike, inputs: np.ndarray, profile, report: Cat
     ``v_pec`` (N, N, N), mean observed radial peculiar velocity of the voxel's galaxies in
     km/s, 0 where empty — the two input channels of a mock shard. Attrs: provenance
     (:func:`zoa_lib.io.provenance`), ``box_size`` (Mpc/h), ``grid``, the catalog's path,
-    kind, columns and row counts from ``report``, ``n_in_cube``, ``n_outside``, ``attrs``.
+    kind, columns and row counts (``n_cz_nonpositive`` too) from ``report``, ``n_in_cube``,
+    ``n_outside``, ``attrs``.
     An existing file at ``path`` is replaced only when the new one is complete.
     """
     import h5py
@@ -625,7 +660,7 @@ def write_grid(path: str | os.PathLike, inputs: np.ndarray, profile, report: Cat
     if report is not None:
         meta.update(catalog=report.path, catalog_kind=report.kind, columns=json.dumps(report.columns),
                     n_rows=report.n_rows, n_kept=report.n_kept, n_dropped=len(report.dropped),
-                    notes=json.dumps(report.notes))
+                    n_cz_nonpositive=report.n_cz_nonpositive, notes=json.dumps(report.notes))
     meta.update(attrs)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -635,6 +670,60 @@ def write_grid(path: str | os.PathLike, inputs: np.ndarray, profile, report: Cat
             for k, v in meta.items():
                 f.attrs[k] = v
     return path
+
+
+# --------------------------------------------------------------------------- download
+def fetch_cf4(path: str | os.PathLike, *, catalog: str = CF4_VIZIER, server: str | None = None,
+              timeout: float = 600.0, row_limit: int = -1) -> Path:
+    """Download the CF4 galaxy table from VizieR (astroquery) and write it to ``path`` as
+    CSV, atomically, in VizieR's column names (PGC, 1PGC, T17, Vcmb, DM, e_DM, the moduli by
+    method, RAJ2000, DEJ2000, GLON, GLAT, SGL, SGB, ...; blank where VizieR has no value),
+    after ``#`` lines saying what it is, from where and when. :func:`read_catalog` reads it
+    with its defaults.
+
+    ``catalog``: VizieR table (default :data:`CF4_VIZIER`, 55,877 rows); ``server``: a VizieR
+    mirror (default astroquery's, vizier.cds.unistra.fr); ``timeout`` in seconds;
+    ``row_limit``: −1 for every row. Needs the optional ``astroquery``
+    (``pip install 'zoa[cf4]'``) and a network connection; without either it raises a
+    one-line :class:`CatalogError`, and nothing is written."""
+    from .io import created_utc, write_text_atomic
+
+    path = Path(path)
+    if path.resolve() == CF4_SAMPLE.resolve():
+        raise CatalogError(f"{path}: is the shipped first-9,999-row table; give the download another name "
+                           "(e.g. data/cf4-table2.csv)")
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a folder; give a file name for the table (e.g. cf4-table2.csv)")
+    try:
+        from astroquery.vizier import Vizier
+    except ImportError:
+        raise CatalogError("downloading CF4 needs astroquery: pip install 'zoa[cf4]' (or pip install astroquery); "
+                           f"or download VizieR {catalog} as CSV by hand (data/README.md)") from None
+    opts = {"columns": ["**"], "row_limit": int(row_limit), "timeout": float(timeout)}
+    if server:
+        opts["vizier_server"] = server
+    viz = Vizier(**opts)
+    where = viz.VIZIER_SERVER
+    try:
+        tables = viz.get_catalogs(catalog)
+    except Exception as e:  # requests/OSError when offline, astroquery's own errors otherwise
+        offline = isinstance(e, OSError) or type(e).__module__.startswith(("requests", "urllib3"))
+        why = (f"no network connection? ({type(e).__name__})" if offline else
+               f"{type(e).__name__}: {printable(str(e).splitlines()[0] if str(e) else '', limit=120)}")
+        raise CatalogError(f"cannot download {catalog} from VizieR ({where}): {why}; nothing written") from None
+    if len(tables) == 0 or len(tables[0]) == 0:
+        raise CatalogError(f"VizieR ({where}) returned no rows for {catalog}; nothing written")
+    table = tables[0]
+    table.meta.clear()
+    import io as _io
+
+    buf = _io.StringIO()
+    table.write(buf, format="ascii.csv")
+    # no commas in these lines: the reader takes the last line naming its columns as the header
+    head = [f"# Cosmicflows-4 galaxies (Tully et al. 2023 ApJ 944 94): VizieR {catalog} with {len(table)} rows",
+            f"# downloaded from {where} by zoa (zoa_lib.catalogs.fetch_cf4) on {created_utc()}",
+            "# units: Vcmb km/s; DM and e_DM mag (H0 = 74.6 km/s/Mpc); sky positions deg"]
+    return write_text_atomic(path, "\n".join(head) + "\n" + buf.getvalue())
 
 
 # --------------------------------------------------------------------------- writing

@@ -720,7 +720,7 @@ SEARCH_LABELS = {"vnet": "V-Net", "wiener": "Wiener filter", "wiener_cal": "Wien
 
 
 def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = False) -> dict:
-    """Density contrast and velocity of every survey realization by one method.
+    """Density contrast, potential and velocity of every survey realization by one method.
 
     inputs : (n, N, N, N, 2) gridded surveys (N_gal, V_pec [km/s]), e.g. from
         :func:`survey_realizations`.
@@ -730,11 +730,10 @@ def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = 
         — the classical baselines of :func:`zoa_lib.evaluation.reconstruct` (δ and v of the
         same reconstruction; ``wiener_cal`` needs the profile's training shards).
 
-    Returns {"delta": (n, N, N, N) float32, "velocity": (n, N, N, N, 3) float32 km/s}."""
-    from tqdm.auto import tqdm
-
-    from . import baselines, evaluation, training
-    from .velocity import velocity_from_potential
+    The work is :func:`zoa_lib.reconstruct.reconstruct_inputs`'s (the same code as ``zoa
+    reconstruct``). Returns {"delta": (n, N, N, N) float32, "phi": (n, N, N, N) float32 in
+    (km/s)² with each cube's mean removed, "velocity": (n, N, N, N, 3) float32 km/s}."""
+    from .reconstruct import reconstruct_inputs
 
     x = np.asarray(inputs, np.float32)
     n_grid = profile.box.grid
@@ -744,30 +743,7 @@ def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = 
     if method not in SEARCH_METHODS:
         raise LocalUniverseError(f"reconstruct_surveys: unknown method {method!r} "
                                  f"(known: {', '.join(SEARCH_METHODS)})")
-    cosmo = from_profile(profile)
-    size = profile.box.size
-    if method == "vnet":
-        pred, wf = {}, None
-        for target in ("delta", "phi"):
-            training.ensure_trained(profile, target)
-            model, transforms = training.load_model(profile, target)
-            if transforms.wiener_channels and wf is None:  # one WF per survey serves both networks
-                from .wiener_channels import channels
-
-                wf = channels(x, profile, transforms.wiener_calibration, progress=progress)
-            pred[target] = training.predict_array(model, transforms, x, profile=profile,
-                                                  channels=wf if transforms.wiener_channels else None)
-        vel = np.stack([velocity_from_potential(p, size, cosmo, method="finite_difference")
-                        for p in pred["phi"]]).astype(np.float32)
-        return {"delta": pred["delta"], "velocity": vel}
-    op = baselines.WienerFilter(n_grid, size, cosmo, profile.box.smoothing) if method.startswith("wiener") else None
-    bias = evaluation.calibration(profile) if method == "wiener_cal" else None
-    deltas, vels = [], []
-    for inp in tqdm(x, desc=method, unit="survey", disable=not progress, leave=False):
-        rec = evaluation.reconstruct(method, inp, profile, cosmo=cosmo, operator=op, bias=bias)
-        deltas.append(rec["delta"])
-        vels.append(rec["velocity"])
-    return {"delta": np.stack(deltas), "velocity": np.stack(vels)}
+    return reconstruct_inputs(profile, x, [method], train=True, progress=progress)[method]
 
 
 def attractor_search(delta, velocity, size: float, guess_sg, search_radius: float,

@@ -17,9 +17,15 @@ def register(sub):
                     "cube exactly as the mocks are gridded and write FILE.h5 atomically: n_gal (N,N,N) "
                     "galaxies per voxel and v_pec (N,N,N) mean radial peculiar velocity in km/s (0 where "
                     "empty), axes SGX, SGY, SGZ, observer at the centre. A bad row is an error (exit 2) "
-                    "naming the file, line and column, unless --drop-bad.",
-        epilog="Examples: zoa catalog CF4_galaxies.csv;  zoa catalog cf4.csv --drop-bad --profile paper "
-               "--grid-out cf4-grid.h5;  zoa catalog hamlet_000.csv --kind positions --json;  "
+                    "naming the file, line and column, unless --drop-bad. Galaxies with cz <= 0 "
+                    "(blueshifted neighbours) are kept with v = cz - H0 d (the Watkins-Feldman estimator "
+                    "needs cz > 0) and counted in the report. With --fetch, first download the whole CF4 "
+                    "galaxy table (VizieR J/ApJ/944/94/table2, 55,877 rows) to PATH with astroquery "
+                    "(pip install 'zoa[cf4]'; needs a network connection).",
+        epilog="Examples: zoa catalog data/cf4-table2-first9999.csv (the shipped real table);  "
+               "zoa catalog data/cf4-table2.csv --fetch (the full table from VizieR);  "
+               "zoa catalog cf4.csv --drop-bad --profile paper --grid-out cf4-grid.h5;  "
+               "zoa catalog hamlet_000.csv --kind positions --json;  "
                "zoa catalog table.txt --column velocity=Vhel --h0 100")
     p.add_argument("path", metavar="PATH", help="CSV or whitespace-separated text table")
     add_profile_args(p)
@@ -38,6 +44,11 @@ def register(sub):
     p.add_argument("--grid-out", metavar="FILE.h5",
                    help="grid the catalog on the profile's box (size in Mpc/h, grid N) and write n_gal, v_pec")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--fetch", action="store_true",
+                   help="download the full CF4 galaxy table from VizieR (J/ApJ/944/94/table2) to PATH first "
+                        "(atomic; needs astroquery, pip install 'zoa[cf4]', and a network connection)")
+    p.add_argument("--vizier-server", metavar="HOST",
+                   help="with --fetch: a VizieR mirror, e.g. vizier.cfa.harvard.edu (default: astroquery's)")
     p.set_defaults(func=run)
 
 
@@ -51,10 +62,16 @@ def run(args):
             raise catalogs.CatalogError(f"--column {item!r}: expected FIELD=NAME, e.g. velocity=Vhel")
         k, v = item.split("=", 1)
         columns[k.strip()] = v.strip()
+    fetched = None
+    if args.fetch:
+        fetched = catalogs.fetch_cf4(args.path, server=args.vizier_server)
     cat, report = catalogs.read_catalog(args.path, kind=args.kind, columns=columns, h0_catalog=args.h0,
                                         drop_bad=args.drop_bad, estimator=args.estimator or prof.survey.estimator)
     out = {**report.to_dict(), **catalogs.describe(cat, zoa_b=prof.survey.zoa_b)}
     lines = [report.summary(), *catalogs.describe_lines(out)]
+    if fetched is not None:
+        out["fetched"] = {"path": str(fetched), "vizier": catalogs.CF4_VIZIER}
+        lines.insert(0, f"downloaded VizieR {catalogs.CF4_VIZIER} to {fetched}")
     if args.grid_out:
         inputs, n_outside = catalogs.grid(cat, prof, return_outside=True)
         path = catalogs.write_grid(args.grid_out, inputs, prof, report, n_outside, h0_catalog=float(args.h0),
