@@ -177,6 +177,38 @@ def test_per_mock_arrays_match_pooled_and_demeaned_removes_constants():
     assert st["pearson_r"] < 0.5 < min(st["pearson_r_per_mock"])
 
 
+def test_per_mock_r_in_shells_and_mean_removal_ignore_a_constant_per_mock():
+    from zoa_lib import velocity
+
+    rng = np.random.default_rng(12)
+    n, N, L = 3, 8, 80.0
+    t = rng.normal(size=(n, N, N, N))
+    offsets = np.array([50.0, -20.0, 0.0])[:, None, None, None]
+    p = 0.8 * t + 0.3 * rng.normal(size=t.shape) + offsets
+    # each mock's mean removed: zero mean per mock, the same field otherwise
+    d = metrics.remove_mock_mean(p)
+    assert np.allclose(d.mean(axis=(1, 2, 3)), 0) and np.allclose(d - p, d[:, :1, :1, :1] - p[:, :1, :1, :1])
+    assert metrics.remove_mock_mean(p[0]).shape == (N, N, N)
+    zoa = metrics.zoa_mask(N, L, 10.0)
+    assert np.allclose(metrics.remove_mock_mean(p, zoa)[:, zoa].mean(axis=1), 0)
+    per = metrics.pearson_r_per_mock(p, t)
+    assert per == pytest.approx([np.corrcoef(p[i].ravel(), t[i].ravel())[0, 1] for i in range(n)])
+    shells = (0.0, 20.0, 40.0)
+    sh = metrics.pearson_r_in_shells(p, t, L, shells)
+    r = velocity.radius_grid(N, L)
+    for j, (lo, hi) in enumerate(zip(shells[:-1], shells[1:])):
+        m = (r >= lo) & (r < hi)
+        want = [np.corrcoef(p[i][m], t[i][m])[0, 1] for i in range(n)]
+        assert sh["mean"][j] == pytest.approx(np.mean(want)) and sh["std"][j] == pytest.approx(np.std(want))
+        assert sh["n_voxels"][j] == m.sum() and sh["centres"][j] == 0.5 * (lo + hi)
+    # field_metrics' shells carry the same per-mock mean; the pooled r is hurt by the offsets
+    fm = metrics.field_metrics(p, t, L, zoa_b=10.0, shells=shells)
+    assert [s_["pearson_r_mock_mean"] for s_ in fm["shells"]] == pytest.approx(list(sh["mean"]))
+    assert fm["shells"][1]["pearson_r"] < 0.5 < fm["shells"][1]["pearson_r_mock_mean"]
+    inz = metrics.pearson_r_in_shells(p, t, L, shells, mask=zoa)
+    assert inz["n_voxels"][1] == (zoa & (r >= 20) & (r < 40)).sum()
+
+
 def test_vector_correlation_and_residual_rms_per_mock():
     rng = np.random.default_rng(12)
     t = rng.normal(size=(2, 6, 6, 6, 3))

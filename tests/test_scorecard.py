@@ -182,6 +182,38 @@ def test_comparison_verdict_is_used_when_present(tmp_path):
     assert zoa["winner"] == "wiener_cal" and "point estimates" in zoa["verdict"]
 
 
+def test_goal_not_met_in_comparison_is_an_alarm_even_when_the_rows_show_none(tmp_path):
+    # the five rows: the V-Net wins every one, so the rows alone raise no alarm
+    methods = {"vnet_phi": method_json(0.95, 0.70, 80.0), "vnet_delta": method_json(0.80, 0.70),
+               "wiener_cal": method_json(0.92, 0.64, 100.0)}
+    summary = ("The V-Net loses to the best classical method on 2 of 14 headline metrics: MSE(φ), each mock's "
+               "mean removed, zoa (to Wiener filter, Malmquist-calibrated); Pearson r(v_r) per mock, zoa (to "
+               "POTENT). It wins on 3 and ties on 9 (68 % interval of the paired difference over parent boxes "
+               "includes zero). Goal NOT met: it must win or tie on every metric against the best classical "
+               "method.")
+    lost = write_run(tmp_path / "lost", methods, {"phi": FALLING, "delta": FALLING},
+                     comparison={"verdict": [], "goal_met": False, "goal_summary": summary})
+    card = sc.scorecard(lost, "laptop")
+    assert all(r["winner"] in ("vnet", None) for r in card["rows"])  # no row loses
+    assert len(card["alarms"]) == 1 and summary in card["alarms"][0]
+    assert card["alarms"][0].startswith("verdict of chapter 05")
+    md = sc.scorecard_markdown(card)
+    assert "**⚠ Verdict of chapter 05" in md and "MSE(φ), each mock's mean removed, zoa" in md
+    assert "Goal NOT met" in md and "No alarm" not in md
+    assert md.index("⚠") < md.index("| quantity | paper |")
+    # goal met: the same files raise no alarm
+    met = write_run(tmp_path / "met", methods, {"phi": FALLING, "delta": FALLING},
+                    comparison={"verdict": [], "goal_met": True,
+                                "goal_summary": "The V-Net wins on 14 of 14 headline metrics. Goal met."})
+    card = sc.scorecard(met, "laptop")
+    assert card["alarms"] == []
+    md = sc.scorecard_markdown(card)
+    assert "⚠" not in md and "Goal met" not in md and "No alarm" in md
+    # goal_met false without a summary still alarms; no goal_met at all (older files) does not
+    assert "no goal_summary" in sc.goal_alarm({"goal_met": False})
+    assert sc.goal_alarm({"verdict": []}) is None and sc.goal_alarm(None) is None
+
+
 def test_missing_files_are_named_not_fatal(tmp_path):
     card = sc.scorecard(tmp_path / "nothing-here", "laptop")
     assert [r["vnet"] for r in card["rows"]] == ["—"] * len(card["rows"])

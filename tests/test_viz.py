@@ -232,6 +232,38 @@ def test_pdf_power_bulk_metric_plots():
         draw(a.figure)
 
 
+def test_bulk_flow_lcdm_fills_the_parent_box_band_and_dots_the_infinite_volume_one():
+    from matplotlib.collections import PolyCollection
+
+    from zoa_lib import metrics
+    from zoa_lib.cosmology import Cosmology
+
+    rng = np.random.default_rng(5)
+    v = rng.normal(0, 300, (3, 8, 8, 8, 3))
+    R = [10.0, 20.0, 30.0]
+    bf = metrics.bulk_flow_error(v + rng.normal(0, 50, v.shape), v, L, R, cosmo=Cosmology(), parent_size=500.0,
+                                 smoothing=5.0)
+    B = {"truth": np.linalg.norm(np.asarray(bf["true"]), axis=-1),
+         "V-Net": np.linalg.norm(np.asarray(bf["pred"]), axis=-1)}
+    ax = viz.plot_bulk_flow_lcdm(None, bf, B)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["ΛCDM 68 %, modes of the parent box (500 Mpc/h)", r"ΛCDM $\sigma_B$, parent box"]
+    assert "ΛCDM 68 %, infinite volume" in labels and "truth" in labels and "V-Net" in labels
+    band = ax.collections[0]  # the filled band is the parent box's range
+    assert isinstance(band, PolyCollection)
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(max(bf["lcdm_box_upper"])) and ys.min() == pytest.approx(min(bf["lcdm_box_lower"]))
+    dotted = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert len(dotted) == 2
+    assert np.allclose(dotted[0].get_ydata(), bf["lcdm_lower"]) and np.allclose(dotted[1].get_ydata(), bf["lcdm_upper"])
+    # without the parent box's entries: the infinite-volume range, filled
+    inf = {k: v for k, v in bf.items() if not k.startswith("lcdm_box")}
+    ax = viz.plot_bulk_flow_lcdm(None, inf, B)
+    assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "ΛCDM 68 %, infinite volume"
+    assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    draw(ax.figure)
+
+
 def test_loss_curves_from_csv_and_errors(tmp_path):
     import pandas as pd
 

@@ -8,7 +8,8 @@ stack of mocks (n, N, N, N); vector fields carry a trailing axis of 3 (km/s).
   (pred ≈ slope · truth + intercept; scatter = rms of the residual about that line), MSE —
   pooled over every voxel of every mock in a region, plus the per-mock mean and spread of r
   and per-mock arrays (``*_per_mock``: r, MSE, MSE with each mock's mean removed over the
-  region) for :func:`paired_bootstrap`.
+  region) for :func:`paired_bootstrap`; :func:`pearson_r_per_mock`, :func:`pearson_r_in_shells`
+  and :func:`remove_mock_mean` for plots that must not pool a constant per mock (φ).
 * Regions: ``cube`` (every voxel), ``survey`` (r ≤ r_max), ``zoa`` (survey voxels whose
   centre has Galactic latitude |b| < zoa_b) and ``outside_zoa`` (the other survey voxels);
   distance shells and SGZ slabs.
@@ -74,6 +75,52 @@ def pearson_r(a, b, mask=None) -> float:
     b = b.ravel() - b.mean() if b.size else b.ravel()
     den = np.sqrt(np.dot(a, a) * np.dot(b, b))
     return float(np.dot(a, b) / den) if den > 0 else float("nan")
+
+
+def remove_mock_mean(a, mask=None) -> np.ndarray:
+    """``a`` (one cube (N, N, N) or a stack (n, N, N, N)) with each mock's mean over ``mask``
+    (default: the whole cube) subtracted, as float64. φ is defined up to a constant per mock
+    that velocities cannot measure (docs/DESIGN.md, evaluation protocol): maps, scatter plots
+    and PDFs of φ compare truth and prediction with it removed."""
+    a = np.asarray(a, dtype=float)
+    s = a[None] if a.ndim == 3 else a
+    if s.ndim != 4:
+        raise MetricsError(f"remove_mock_mean: expected a cube (N, N, N) or a stack of them, got shape {a.shape}")
+    m = np.ones(s.shape[1:], bool) if mask is None else np.broadcast_to(mask, s.shape[1:])
+    if not m.any():
+        raise MetricsError("remove_mock_mean: the mask selects no voxel")
+    out = s - s[:, m].mean(axis=1)[:, None, None, None]
+    return out[0] if a.ndim == 3 else out
+
+
+def pearson_r_per_mock(pred, truth, mask=None) -> np.ndarray:
+    """Pearson r of each mock of two stacks (n, N, N, N) (or one cube each) over ``mask``
+    (default: the whole cube), as an (n,) array (NaN where a mock's field is constant). Blind
+    to a constant per mock, unlike r pooled over the mocks."""
+    p, t = _pair(pred, truth)
+    m = np.ones(p.shape[1:], bool) if mask is None else np.broadcast_to(mask, p.shape[1:])
+    return np.array([pearson_r(p[i][m], t[i][m]) for i in range(len(p))], dtype=float)
+
+
+def pearson_r_in_shells(pred, truth, size: float, shells, mask=None) -> dict:
+    """Per-mock Pearson r in distance shells about the observer (edges ``shells``, Mpc/h),
+    optionally restricted to ``mask`` (e.g. the ZOA): {"centres", "mean", "std", "n_voxels"},
+    one entry per shell, mean and standard deviation over the mocks of each mock's r (NaN
+    for a shell without voxels)."""
+    p, t = _pair(pred, truth)
+    r = vel.radius_grid(p.shape[1], size)
+    edges = [float(e) for e in shells]
+    keep = np.ones(p.shape[1:], bool) if mask is None else np.broadcast_to(mask, p.shape[1:])
+    mean, std, nvox = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = keep & (r >= lo) & (r < hi)
+        nvox.append(int(m.sum()))
+        per = pearson_r_per_mock(p, t, m) if m.any() else np.array([np.nan])
+        ok = np.isfinite(per)
+        mean.append(float(per[ok].mean()) if ok.any() else float("nan"))
+        std.append(float(per[ok].std()) if ok.any() else float("nan"))
+    return {"centres": np.array([0.5 * (lo + hi) for lo, hi in zip(edges[:-1], edges[1:])]),
+            "mean": np.array(mean), "std": np.array(std), "n_voxels": nvox}
 
 
 def linear_fit(pred, truth, mask=None) -> dict:
@@ -379,6 +426,14 @@ def to_jsonable(obj):
 
 
 # --------------------------------------------------------------------------- bundles
+def _mock_r_stats(p, t, m):
+    """Mean and standard deviation over the mocks of each mock's r over mask ``m``."""
+    per = pearson_r_per_mock(p, t, m)
+    ok = np.isfinite(per)
+    return {"pearson_r_mock_mean": _f(per[ok].mean()) if ok.any() else None,
+            "pearson_r_mock_std": _f(per[ok].std()) if ok.any() else None}
+
+
 def _shells_and_slabs(p, t, size, shells, n_slabs):
     n = p.shape[1]
     r = vel.radius_grid(n, size)
@@ -387,7 +442,8 @@ def _shells_and_slabs(p, t, size, shells, n_slabs):
         m = (r >= lo) & (r < hi)
         s = {"r_min": float(lo), "r_max": float(hi), "n_voxels": int(m.sum())}
         if m.any():
-            s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])))
+            s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])),
+                     **_mock_r_stats(p, t, m))
         out_shells.append(s)
     z = vel.voxel_centres(n, size)
     edges = np.linspace(-0.5 * size, 0.5 * size, n_slabs + 1)
@@ -398,7 +454,8 @@ def _shells_and_slabs(p, t, size, shells, n_slabs):
         m[:, :, sel] = True
         s = {"sgz_min": float(lo), "sgz_max": float(hi), "n_voxels": int(m.sum())}
         if m.any():
-            s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])))
+            s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])),
+                     **_mock_r_stats(p, t, m))
         out_slabs.append(s)
     return out_shells, out_slabs
 
@@ -417,7 +474,9 @@ def field_metrics(pred, truth, size: float, zoa_b: float, shells, r_max: float |
     Returns
     -------
     {"regions": {cube|survey|zoa|outside_zoa: {pearson_r, slope, intercept, scatter, mse,
-    rmse, mse_demeaned, ...}}, "shells": [...], "slabs": [...],
+    rmse, mse_demeaned, ...}}, "shells": [...], "slabs": [...] (each with r pooled over the
+    mocks, ``pearson_r``, and the mean and spread of each mock's r, ``pearson_r_mock_mean`` /
+    ``_std``, the one to read for φ: pooling adds each mock's constant),
     "spectrum": {k, r, transfer, p_pred, p_true}, "pdf": {edges, pred, truth}}
     """
     p, t = _pair(pred, truth)

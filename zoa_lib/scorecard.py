@@ -37,7 +37,10 @@ compared and the verdict says so. An **alarm** line is raised when
 * a network did not learn (:func:`learning_alarm`: flat validation loss), or its prediction
   has collapsed to nearly a constant (:func:`collapse_alarm`);
 * the V-Net places the Great Attractor farther from the mock universe's true one, or finds
-  it in fewer survey realizations, than the classical method searched alongside it.
+  it in fewer survey realizations, than the classical method searched alongside it;
+* ``comparison.json`` says ``goal_met: false``: its ``goal_summary`` (which names the
+  metrics lost) becomes the first alarm line (:func:`goal_alarm`), whatever the rows here
+  show — the verdict judges more metrics than the scorecard's rows.
 """
 from __future__ import annotations
 
@@ -171,6 +174,18 @@ def collapse_alarm(region_stats: Mapping | None, name: str = "the network",
         return (f"{name} predicts almost a constant: its standard deviation is {p / t:.1%} of the "
                 f"truth's in the survey sphere ({p:.3g} vs {t:.3g})")
     return None
+
+
+def goal_alarm(comparison: Mapping | None) -> str | None:
+    """One line when ``comparison.json`` (:func:`zoa_lib.evaluation.comparison`) records
+    ``goal_met: false``: its ``goal_summary``, which names the losses; else None (also when
+    there is no comparison or it has no ``goal_met``)."""
+    if not isinstance(comparison, Mapping) or comparison.get("goal_met") is not False:
+        return None
+    summary = str(comparison.get("goal_summary") or "").strip()
+    if not summary:
+        summary = "the goal is not met, and comparison.json gives no goal_summary saying why."
+    return f"verdict of chapter 05 (`zoa evaluate`, evaluation/comparison.json): {summary}"
 
 
 # --------------------------------------------------------------------------- reading
@@ -545,10 +560,14 @@ def scorecard(data_path, profile_name: str | None = None) -> dict:
     "alarms": [text], "missing": [(relative path, who writes it)], "errors": [text]}.
     Rows: r(φ) and r(δ) per mock (survey sphere, inside the ZOA), the bulk-flow error at
     R ≈ :data:`BULK_FLOW_RADIUS`, and the Great Attractor's position and recovery
-    fraction; alarms as in the module docstring. Absent files leave "—" and a ``missing``
+    fraction; alarms as in the module docstring (the verdict's ``goal_summary`` first when
+    ``comparison.json`` has ``goal_met: false``). Absent files leave "—" and a ``missing``
     entry; nothing raises."""
     run = read_run(data_path)
     rows, alarms = [], []
+    a = goal_alarm(run["comparison"])
+    if a:
+        alarms.append(a)
     for target, net in (("phi", "the φ V-Net"), ("delta", "the δ V-Net")):
         h = run["histories"].get(target)
         if h is not None:
@@ -633,4 +652,5 @@ def scorecard_markdown(card: dict) -> str:
 
 
 __all__ = ["PaperNumber", "PAPER_NUMBERS", "FLAT_LOSS_FRACTION", "COLLAPSE_STD_FRACTION", "BULK_FLOW_RADIUS",
-           "learning_alarm", "collapse_alarm", "paper_text", "read_run", "scorecard", "scorecard_markdown"]
+           "learning_alarm", "collapse_alarm", "goal_alarm", "paper_text", "read_run", "scorecard",
+           "scorecard_markdown"]

@@ -587,7 +587,7 @@ def _line_with_band(ax, x, y, label, color=None, err=None, **kw):
 
 
 def plot_bulk_flow(ax, R, B_methods: Mapping[str, np.ndarray], sigma_B=None, lo=None, hi=None, *, errors=None,
-                   band_label: str = "ΛCDM 68 %"):
+                   band_label: str = "ΛCDM 68 %", sigma_label: str = r"ΛCDM $\sigma_B$"):
     """Bulk-flow magnitude |B|(R) in km/s of each method against the sphere radius R
     (Mpc/h), over the ΛCDM expectation: the band ``lo``–``hi`` and σ_B(R) dashed
     (``Cosmology.bulk_flow_range(R)`` returns (σ_B, lo, hi)). A method's array may be
@@ -599,7 +599,7 @@ def plot_bulk_flow(ax, R, B_methods: Mapping[str, np.ndarray], sigma_B=None, lo=
         if lo is not None and hi is not None:
             ax.fill_between(R, lo, hi, color="0.75", alpha=0.6, lw=0, label=band_label, zorder=0)
         if sigma_B is not None:
-            ax.plot(R, sigma_B, color="0.35", ls="--", lw=1.2, label=r"ΛCDM $\sigma_B$")
+            ax.plot(R, sigma_B, color="0.35", ls="--", lw=1.2, label=sigma_label)
         for i, (name, B) in enumerate(B_methods.items()):
             _line_with_band(ax, R, B, name, OKABE_ITO[i % len(OKABE_ITO)],
                             None if errors is None else errors.get(name), marker="o", ms=3)
@@ -607,6 +607,39 @@ def plot_bulk_flow(ax, R, B_methods: Mapping[str, np.ndarray], sigma_B=None, lo=
         ax.set_ylabel(r"$|B|$  [km/s]")
         ax.set_ylim(bottom=0)
         ax.legend()
+    return ax
+
+
+def plot_bulk_flow_lcdm(ax, bulk_flow: Mapping, B_methods: Mapping[str, np.ndarray], *, errors=None):
+    """:func:`plot_bulk_flow` over both ΛCDM 68 % ranges of a ``bulk_flow`` dict of
+    :func:`zoa_lib.metrics.bulk_flow_error` (as ``zoa evaluate`` writes it): the range for the
+    modes of the mocks' periodic parent box, smoothed as the targets are (``lcdm_box_*``,
+    ``Cosmology.bulk_flow_range(R, box_size=..., smoothing=...)``), filled with its σ_B
+    dashed, and the infinite-volume range (``lcdm_lower``/``lcdm_upper``) as dotted lines.
+    Without the ``lcdm_box_*`` entries only the infinite-volume range is drawn, filled.
+    ``B_methods`` and ``errors`` as for :func:`plot_bulk_flow`. Returns the Axes."""
+    def arr(key):
+        return np.asarray(bulk_flow[key], dtype=float)
+
+    R = arr("radii")
+    has_inf = all(k in bulk_flow for k in ("lcdm_sigma", "lcdm_lower", "lcdm_upper"))
+    if all(k in bulk_flow for k in ("lcdm_box_sigma", "lcdm_box_lower", "lcdm_box_upper")):
+        Lp = bulk_flow.get("lcdm_box_size")
+        where = f" ({float(Lp):g} Mpc/h)" if Lp is not None else ""
+        ax = plot_bulk_flow(ax, R, B_methods, arr("lcdm_box_sigma"), arr("lcdm_box_lower"), arr("lcdm_box_upper"),
+                            errors=errors, band_label=f"ΛCDM 68 %, modes of the parent box{where}",
+                            sigma_label=r"ΛCDM $\sigma_B$, parent box")
+        if has_inf:
+            with style():
+                ax.plot(R, arr("lcdm_lower"), color="0.35", ls=":", lw=1.2, label="ΛCDM 68 %, infinite volume")
+                ax.plot(R, arr("lcdm_upper"), color="0.35", ls=":", lw=1.2)
+    elif has_inf:
+        ax = plot_bulk_flow(ax, R, B_methods, arr("lcdm_sigma"), arr("lcdm_lower"), arr("lcdm_upper"),
+                            errors=errors, band_label="ΛCDM 68 %, infinite volume")
+    else:
+        ax = plot_bulk_flow(ax, R, B_methods, errors=errors)
+    with style():
+        ax.legend(fontsize=8)
     return ax
 
 
@@ -1047,7 +1080,8 @@ __all__ = [
     "plane_axes",
     "density_display", "potential_display", "kind_norm", "truth_norm", "TRUTH_SCALE_PERCENTILE", "plot_slice",
     "figure_truth_vs_prediction",
-    "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_metric_vs_distance",
+    "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_bulk_flow_lcdm",
+    "plot_metric_vs_distance",
     "read_history", "plot_loss_curves", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
     "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map",
     "plot_catalog_sky", "plot_selection",
