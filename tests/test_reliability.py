@@ -616,7 +616,9 @@ FULL_DISK = {  # command, RLIMIT_FSIZE (bytes): below the size of the file it mu
     "mocks": (["mocks", "--profile", "ci", "--scheduler", "sync", "--no-progress"], 1_000_000, "shard-0000.h5"),
     "mocks-dask": (["mocks", "--profile", "ci", "--workers", "1", "--no-progress"], 1_000_000, "shard-0000.h5"),
     "evaluate": (EVALUATE, 20_000, "wiener.json"),
-    "train": (["train"] + TRAIN + ["--no-progress"], 200_000, "model.keras"),
+    "train": (["train"] + TRAIN + ["--no-progress", "-p", "training.wiener_channels=false"], 200_000,
+              "model.keras"),
+    "train-wiener-channels": (["train"] + TRAIN + ["--no-progress"], 200_000, "shard-0000.h5"),
 }
 
 

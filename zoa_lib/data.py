@@ -135,10 +135,11 @@ def write_shard(path: str | Path, shard: Shard) -> str:
     return w.sha256
 
 
-def _create_untimed(path) -> h5py.File:
+def _create_untimed(path, in_memory: bool = False) -> h5py.File:
     """``h5py.File(path, "w", track_order=True)`` without HDF5 object timestamps on the root
     group (datasets and groups are made with ``track_times=False`` too), so that equal
-    content and attrs give equal file bytes."""
+    content and attrs give equal file bytes. ``in_memory``: HDF5's core driver without a
+    backing store (nothing touches ``path``; take the bytes with ``f.id.get_file_image()``)."""
     h5p, order = h5py.h5p, h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
     fcpl = h5p.create(h5p.FILE_CREATE)
     fcpl.set_link_creation_order(order)
@@ -146,6 +147,8 @@ def _create_untimed(path) -> h5py.File:
     fcpl.set_obj_track_times(False)
     fapl = h5p.create(h5p.FILE_ACCESS)
     fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)
+    if in_memory:
+        fapl.set_fapl_core(block_size=1 << 20, backing_store=False)
     return h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl))
 
 

@@ -37,7 +37,7 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -177,32 +177,62 @@ def file_key(path: Path) -> str | None:
         return None
 
 
-def _write_file(profile, shard: str, shard_sha: str, calibration: dict, key: str) -> str:
-    """One shard's channel file (run in a worker process)."""
+_MAKERS: dict = {}
+
+
+def _mock_channels(profile, shard: str, row: int, calibration: dict) -> np.ndarray:
+    """The channels of mock ``row`` of ``shard`` (run in a worker process; one
+    :class:`ChannelMaker` per process and calibration)."""
     import h5py
 
-    make = ChannelMaker(profile, calibration)
+    key = (profile.name, json.dumps(calibration, sort_keys=True))
+    make = _MAKERS.get(key)
+    if make is None:
+        _MAKERS.clear()
+        make = _MAKERS[key] = ChannelMaker(profile, calibration)
+    with h5py.File(shard, "r") as f:
+        return make(f["inputs"][row])
+
+
+def _write_file(profile, shard: str, shard_sha: str, calibration: dict, key: str, mocks) -> Path:
+    """Write one shard's channel file from ``mocks``, an iterable of the (N, N, N, 2) channels
+    of its mocks in order, without HDF5 timestamps (equal channels give equal bytes). The file
+    is built in memory (one shard: 8 MiB at 32³, 1 GiB at 128³) and written atomically as
+    plain bytes, so a full disk or a read-only folder is one line
+    (:class:`zoa_lib.io.OutputError`) and never an HDF5 flush failing in a destructor."""
+    import h5py
+
+    from .data import _create_untimed
+
     out = channels_path(profile, shard)
     with h5py.File(shard, "r") as f:
-        x = f["inputs"]
-        n, N = x.shape[0], x.shape[1]
-        with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=False) as h:
-            ds = h.create_dataset(DATASET, (n, N, N, N, 2), dtype=np.float32, chunks=(1, N, N, N, 2),
-                                  track_times=False)
-            for i in range(n):
-                ds[i] = make(x[i])
-            ds.attrs["channels"] = json.dumps(CHANNELS)
-            ds.attrs["units"] = json.dumps(UNITS)
-            h.attrs.update(provenance(profile, shard=Path(shard).name, shard_sha256=shard_sha,
-                                      calibration=json.dumps(calibration), key=key))
-    return str(out)
+        n, N = f["inputs"].shape[0], f["inputs"].shape[1]
+    with _create_untimed(out.name, in_memory=True) as h:
+        ds = h.create_dataset(DATASET, (n, N, N, N, 2), dtype=np.float32, chunks=(1, N, N, N, 2),
+                              track_times=False)
+        i = -1
+        for i, c in enumerate(mocks):
+            ds[i] = c
+        if i != n - 1:
+            raise WienerChannelsError(f"{out}: {i + 1} of {n} mocks computed")
+        ds.attrs["channels"] = json.dumps(CHANNELS)
+        ds.attrs["units"] = json.dumps(UNITS)
+        h.attrs.update(provenance(profile, shard=Path(shard).name, shard_sha256=shard_sha,
+                                  calibration=json.dumps(calibration), key=key))
+        del ds
+        h.flush()
+        image = h.id.get_file_image()
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(image)
+    return out
 
 
 def ensure(profile, splits=("train", "val", "test"), workers: int | None = None, progress: bool = True,
            log=print) -> dict[str, Path]:
     """Compute the missing or stale channel files of the profile's shards of ``splits`` (module
-    docstring) and return {shard file name: channel file}. Needs the training shards (for the
-    calibration)."""
+    docstring) and return {shard file name: channel file}. Mocks are filtered by ``workers``
+    processes (default ``mocks.workers``; each file is written by this process). Needs the
+    training shards (for the calibration)."""
     from tqdm.auto import tqdm
 
     from . import data
@@ -218,25 +248,32 @@ def ensure(profile, splits=("train", "val", "test"), workers: int | None = None,
         path = channels_path(profile, name)
         out[name] = path
         if file_key(path) != key:
-            todo.append((str(folder / name), row["sha256"], key))
+            todo.append((str(folder / name), row["sha256"], key, int(row["n"])))
     if not todo:
         return out
-    workers = max(1, min(int(workers or profile.mocks.workers), len(todo)))
-    n_mocks = sum(rows[Path(t[0]).name]["n"] for t in todo)
+    n_mocks = sum(t[3] for t in todo)
+    workers = max(1, min(int(workers or profile.mocks.workers), n_mocks))
     log(f"Wiener-filter input channels: {len(todo)} shard(s), {n_mocks} mocks, {workers} process(es)")
-    bar = tqdm(total=len(todo), desc="Wiener channels", unit="shard", disable=not progress)
-    if workers == 1:
-        for t in todo:
-            _write_file(profile, t[0], t[1], calibration, t[2])
+    bar = tqdm(total=n_mocks, desc="Wiener channels", unit="mock", disable=not progress)
+
+    def counted(results):
+        for c in results:
             bar.update()
-    else:
-        # spawn, not fork: the caller may have TensorFlow's threads running
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_write_file, profile, t[0], t[1], calibration, t[2]) for t in todo]
-            for fut in as_completed(futures):
-                fut.result()
-                bar.update()
-    bar.close()
+            yield c
+
+    try:
+        if workers == 1:
+            for shard, sha, key, n in todo:
+                _write_file(profile, shard, sha, calibration, key,
+                            counted(_mock_channels(profile, shard, i, calibration) for i in range(n)))
+        else:
+            # spawn, not fork: the caller may have TensorFlow's threads running
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for shard, sha, key, n in todo:
+                    futures = [pool.submit(_mock_channels, profile, shard, i, calibration) for i in range(n)]
+                    _write_file(profile, shard, sha, calibration, key, counted(f.result() for f in futures))
+    finally:
+        bar.close()
     return out
 
 
