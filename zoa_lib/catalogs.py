@@ -773,3 +773,14 @@ def write_cf4_csv(path: str | os.PathLike, catalog: np.ndarray, *, e_dm=None, h0
         vals = (pgc_start + i, cz[i], dm[i], edm[i], ra[i], dec[i], l[i], b[i])
         out.append(sep.join(fmt[c].format(vals[c]) for c in cols))
     return write_text_atomic(path, "\n".join(out) + "\n")
+
+
+def column_overrides(items) -> dict[str, str]:
+    """``["velocity=Vhel", ...]`` (the CLI's ``--column FIELD=NAME``) → {field: column name}."""
+    columns = {}
+    for item in items or ():
+        if "=" not in item:
+            raise CatalogError(f"--column {item!r}: expected FIELD=NAME, e.g. velocity=Vhel")
+        k, v = item.split("=", 1)
+        columns[k.strip()] = v.strip()
+    return columns

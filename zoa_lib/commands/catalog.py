@@ -56,12 +56,7 @@ def run(args):
     from .. import catalogs
 
     prof = profile_from_args(args)
-    columns = {}
-    for item in args.columns:
-        if "=" not in item:
-            raise catalogs.CatalogError(f"--column {item!r}: expected FIELD=NAME, e.g. velocity=Vhel")
-        k, v = item.split("=", 1)
-        columns[k.strip()] = v.strip()
+    columns = catalogs.column_overrides(args.columns)
     fetched = None
     if args.fetch:
         fetched = catalogs.fetch_cf4(args.path, server=args.vizier_server)

@@ -53,12 +53,7 @@ def run(args):
 
     methods = rc.parse_methods(args.methods)  # before the profile and any heavy import
     prof = profile_from_args(args)
-    columns = {}
-    for item in args.columns:
-        if "=" not in item:
-            raise catalogs.CatalogError(f"--column {item!r}: expected FIELD=NAME, e.g. velocity=Vhel")
-        k, v = item.split("=", 1)
-        columns[k.strip()] = v.strip()
+    columns = catalogs.column_overrides(args.columns)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     source = args.path[0] if len(args.path) == 1 else args.path
     rec = rc.reconstruct_catalogs(prof, source, methods, h0_catalog=args.h0, kind=args.kind, columns=columns,
