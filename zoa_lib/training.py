@@ -1243,7 +1243,8 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     if transforms.wiener_channels:
         from . import wiener_channels
 
-        wiener_channels.ensure(profile, splits=(split,), progress=progress)
+        wiener_channels.ensure(profile, splits=(split,), progress=progress,
+                               log=print if progress else (lambda *a: None))
         channel_files = wiener_channels.split_paths(profile, shards.paths)
     reader = ShardReader(shards, target, transforms, channel_files)
     units = {"prediction": UNITS[target], "truth": UNITS[target],
