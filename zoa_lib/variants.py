@@ -66,17 +66,22 @@ def variants_path(profile) -> Path:
 
 
 def _scores(pred, truth, regions) -> dict:
-    """Per-mock r and mean-removed MSE (in the arrays' units) in each region, mean ± s.e."""
+    """Per-mock r and mean-removed MSE (in the arrays' units) in each region, mean ± s.e.
+    A mock whose prediction is constant has no r (``n_constant`` counts them; r is then the
+    mean over the others, or None)."""
     from .metrics import pearson_r
 
     out = {}
     for name, m in regions.items():
         p, t = pred[:, m], truth[:, m]
-        r = np.array([pearson_r(a, b) for a, b in zip(p, t)])
+        r = np.array([pearson_r(a, b) if np.ptp(a) > 0 else np.nan for a, b in zip(p, t)])
+        ok = r[np.isfinite(r)]
         dm = (p - p.mean(1, keepdims=True)) - (t - t.mean(1, keepdims=True))
         mse = np.mean(dm ** 2, axis=1)
-        n = len(r)
-        out[name] = {"r": float(r.mean()), "r_err": float(r.std(ddof=1) / np.sqrt(n)) if n > 1 else None,
+        n = len(mse)
+        out[name] = {"r": float(ok.mean()) if len(ok) else None,
+                     "r_err": float(ok.std(ddof=1) / np.sqrt(len(ok))) if len(ok) > 1 else None,
+                     "n_constant": int(n - len(ok)),
                      "mse": float(mse.mean()), "mse_err": float(mse.std(ddof=1) / np.sqrt(n)) if n > 1 else None}
     return out
 
@@ -132,8 +137,8 @@ def run_variant(profile, name: str, epochs: int, log=print) -> dict:
     if tfm.wiener_channels:  # the untrained corrector: the filter itself, in the same units
         out["baseline_scores"] = _scores(mem.x[..., tfm.residual_channel], truth, regs)
     keras.backend.clear_session()
-    log(f"{name}: r(φ) survey {out['scores']['survey']['r']:.3f}, ZOA {out['scores']['zoa']['r']:.3f} "
-        f"({seconds:.0f} s)")
+    r = {k: ("constant" if v["r"] is None else f"{v['r']:.3f}") for k, v in out["scores"].items()}
+    log(f"{name}: r(φ) survey {r['survey']}, ZOA {r['zoa']} ({seconds:.0f} s)")
     return out
 
 
@@ -169,7 +174,10 @@ def variants_table(result: dict) -> list[dict]:
     """Rows for display: one per variant and the calibrated Wiener filter, with r ± s.e. and
     the mean-removed MSE relative to the filter's (survey sphere and ZOA)."""
     def fmt(s):
-        return f"{s['r']:.3f} ± {s['r_err']:.3f}" if s.get("r_err") is not None else f"{s['r']:.3f}"
+        if s.get("r") is None:
+            return "— (constant prediction)"
+        text = f"{s['r']:.3f} ± {s['r_err']:.3f}" if s.get("r_err") is not None else f"{s['r']:.3f}"
+        return text + (f" ({s['n_constant']} mocks constant)" if s.get("n_constant") else "")
 
     base = (result.get("baseline") or {}).get("scores")
     rows = []
@@ -182,3 +190,23 @@ def variants_table(result: dict) -> list[dict]:
             row[f"MSE / WF MSE, {label}"] = (f"{s['mse'] / base[reg]['mse']:.2f}" if base else "—")
         rows.append(row)
     return rows
+
+
+def summary_text(result: dict) -> str:
+    """One sentence on the measured variants (survey sphere) for the book's prose."""
+    def r(name):
+        v = next((v for v in result["variants"] if v["variant"] == name), None)
+        if v is None:
+            return "not run"
+        s = v["scores"]["survey"]
+        return "a constant (no r)" if s["r"] is None else f"r(φ) = {s['r']:.2f}"
+
+    base = (result.get("baseline") or {}).get("scores")
+    act = max(("zero_mean_elu", "zero_mean_prelu"),
+              key=lambda n: next((v["scores"]["survey"]["r"] or -1 for v in result["variants"] if v["variant"] == n), -1))
+    text = (f"after {result['epochs']} epochs each, the first book's set-up predicted {r('paper')}; removing "
+            f"φ's constant gave {r('zero_mean')}; ELU or PReLU instead of ReLU {r(act)}; the network that "
+            f"corrects the calibrated Wiener filter {r('wiener_corrector')}")
+    if base:
+        text += f", against r(φ) = {base['survey']['r']:.2f} for the filter alone"
+    return text + " (per mock, survey sphere, validation mocks)"

@@ -1,0 +1,39 @@
+"""The φ-network variants table (zoa variants, chapter 03): scores, a collapsed network, text."""
+import numpy as np
+import pytest
+
+from zoa_lib import variants
+
+
+def test_scores_flag_a_constant_prediction_and_match_numpy():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(3, 4, 4, 4))
+    good = truth + 0.5 * rng.normal(size=truth.shape) + 7.0  # an offset is not an error of φ
+    regions = {"all": np.ones((4, 4, 4), bool)}
+    s = variants._scores(good, truth, regions)["all"]
+    want = np.mean([np.corrcoef(g.ravel(), t.ravel())[0, 1] for g, t in zip(good, truth)])
+    assert s["r"] == pytest.approx(want) and s["n_constant"] == 0
+    d = (good - good.mean(axis=(1, 2, 3), keepdims=True)) - (truth - truth.mean(axis=(1, 2, 3), keepdims=True))
+    assert s["mse"] == pytest.approx(np.mean(d ** 2))
+    flat = variants._scores(np.full_like(truth, 3.0), truth, regions)["all"]
+    assert flat["r"] is None and flat["n_constant"] == 3
+
+
+def _result():
+    def sc(r, mse):
+        return {"survey": {"r": r, "r_err": 0.01 if r is not None else None, "n_constant": 0 if r else 8, "mse": mse},
+                "zoa": {"r": r, "r_err": 0.01 if r is not None else None, "n_constant": 0 if r else 8, "mse": mse}}
+    rows = [("paper", None, 0.4), ("zero_mean", 0.45, 0.3), ("zero_mean_prelu", 0.76, 0.2),
+            ("zero_mean_elu", 0.77, 0.15), ("wiener_corrector", 0.95, 0.03)]
+    return {"epochs": 6, "variants": [{"variant": n, "description": n, "scores": sc(r, m)} for n, r, m in rows],
+            "baseline": {"name": variants.BASELINE, "scores": sc(0.91, 0.06)}}
+
+
+def test_table_and_text_say_which_variant_collapsed_and_compare_with_the_filter():
+    res = _result()
+    rows = {r["variant"]: r for r in variants.variants_table(res)}
+    assert "constant" in rows["paper"]["r(φ), survey sphere"]
+    assert rows["wiener_corrector"]["MSE / WF MSE, survey sphere"] == "0.50"
+    assert rows[variants.BASELINE]["MSE / WF MSE, survey sphere"] == "1.00"
+    text = variants.summary_text(res)
+    assert "a constant" in text and "r(φ) = 0.95" in text and "0.77" in text and "0.91" in text
