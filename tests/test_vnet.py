@@ -87,3 +87,21 @@ def test_bad_grid_is_a_clear_error():
         build_vnet(ModelConfig(depth=3, kernel_size=5), 16)
     cfg = dataclasses.replace(ModelConfig(depth=3, kernel_size=5), padding="zeros")
     assert build_vnet(cfg, 16).output_shape == (None, 16, 16, 16, 1)
+
+
+def test_prelu_slopes_start_at_a_quarter_not_at_relu():
+    """Keras's PReLU starts with slope 0 (a ReLU, whose units died in the φ network); the
+    V-Net's start at 0.25 (He et al. 2015): negative inputs pass with a quarter of their value."""
+    import dataclasses
+
+    import numpy as np
+
+    from zoa_lib.config import load_profile
+    from zoa_lib.vnet import build_vnet
+
+    cfg = dataclasses.replace(load_profile("ci").model, activation="prelu")
+    model = build_vnet(cfg, 16)
+    prelus = [layer for layer in model.layers if type(layer).__name__ == "PReLU"]
+    assert prelus and all(np.allclose(np.asarray(layer.alpha), 0.25) for layer in prelus)
+    x = -np.ones((1, 2, 2, 2, cfg.base_filters), np.float32)
+    np.testing.assert_allclose(np.asarray(prelus[0](x)), -0.25)

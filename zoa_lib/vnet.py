@@ -88,8 +88,8 @@ class InputChannel(layers.Layer):
 
 
 def _activation(name: str, label: str):
-    if name == "prelu":
-        return layers.PReLU(shared_axes=[1, 2, 3], name=label)
+    if name == "prelu":  # slopes start at 0.25 (He et al. 2015), not at Keras's 0 (= ReLU, whose units died)
+        return layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1, 2, 3], name=label)
     if name == "leaky_relu":
         return layers.LeakyReLU(negative_slope=0.1, name=label)
     return layers.Activation(name, name=label)
