@@ -90,3 +90,42 @@ def test_native_tensorflow_logs_are_dropped_but_real_stderr_kept(tmp_path):
     assert "remove-cell" in nb.cells[0].metadata.tags
     texts = [o["text"] for o in nb.cells[1].outputs]
     assert texts == [tf_noise + real, "I0000 not stderr\n"]
+
+
+def test_zoa_run_takes_a_profile_file_outside_profiles(tmp_path):
+    """`zoa run --profile my.yml` (issue 15): the notebooks get the file's absolute path, not its
+    name, which `load_profile` would look for in profiles/ and not find."""
+    import os
+    import shutil
+    import subprocess
+
+    from conftest import ZOA
+    from zoa_lib.book import prepare_root
+    from zoa_lib.config import PROFILES_DIR
+
+    root = prepare_root(tmp_path / "root")
+    mine = tmp_path / "elsewhere" / "my-ci.yml"
+    mine.parent.mkdir()
+    shutil.copy(PROFILES_DIR / "ci.yml", mine)
+    env = dict(os.environ, ZOA_DATA=str(tmp_path / "data"), MPLBACKEND="Agg")
+    run = subprocess.run(ZOA + ["run", "--profile", os.path.relpath(mine), "--only", "01", "--root", str(root)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    nb = json.loads((root / "book" / "chapters" / "01-cosmology.ipynb").read_text())
+    injected = "".join("".join(c["source"]) for c in nb["cells"]
+                       if "injected-parameters" in c.get("metadata", {}).get("tags", []))
+    assert str(mine.resolve()) in injected
+
+
+def test_scenes_go_to_the_book_root_wherever_the_notebook_runs(tmp_path):
+    """Chapter 08 writes its scenes under <book root>/book/_static/scenes: the run's root when
+    executed by `zoa run` (cwd <root>/book/chapters), the repository when opened elsewhere
+    (e.g. notebooks/, where it used to write an untracked _static/ beside the sources)."""
+    from zoa_lib.book import REPO_ROOT, prepare_root, scenes_dir
+
+    root = prepare_root(tmp_path / "root")
+    chapters = root / "book" / "chapters"
+    chapters.mkdir(parents=True, exist_ok=True)
+    assert scenes_dir(chapters) == (root / "book" / "_static" / "scenes").resolve()
+    assert scenes_dir(REPO_ROOT / "notebooks") == REPO_ROOT / "book" / "_static" / "scenes"
+    assert scenes_dir(tmp_path) == REPO_ROOT / "book" / "_static" / "scenes"

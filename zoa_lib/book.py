@@ -90,6 +90,18 @@ def toc_chapters(root: str | os.PathLike = REPO_ROOT) -> list[Chapter]:
     return chapters
 
 
+def scenes_dir(cwd: str | os.PathLike | None = None) -> Path:
+    """Where a chapter writes its 3D scene files: ``<book root>/book/_static/scenes``
+    (``_config.yml`` lists ``book/_static`` in ``html_static_path``, so Sphinx copies them).
+    The book root is the one ``zoa run`` executes in (the working directory is then
+    ``<root>/book/chapters`` with ``<root>/_toc.yml``); from anywhere else (a notebook opened
+    in ``notebooks/``, a script) it is the repository."""
+    cwd = Path(cwd or Path.cwd()).resolve()
+    if cwd.name == "chapters" and cwd.parent.name == "book" and (cwd.parent.parent / "_toc.yml").exists():
+        return cwd.parent / "_static" / "scenes"
+    return REPO_ROOT / "book" / "_static" / "scenes"
+
+
 def prepare_root(dest: str | os.PathLike) -> Path:
     """Copy the book sources (config, toc, prose, shipped tables) into ``dest`` so a
     book can be run and built outside the repository (tests, scratch builds)."""
@@ -158,7 +170,9 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
 
     Parameters
     ----------
-    profile_name : profile given to every notebook (its ``parameters`` cell).
+    profile_name : a profile name (``ci``) or the path of a YAML file; every notebook gets
+        the name, or the file's absolute path (its ``parameters`` cell loads it from
+        ``book/chapters/``, so a relative path would not do).
     overrides : dotted-key profile overrides passed to every notebook.
     root : book root holding ``_toc.yml`` (the repo by default; see :func:`prepare_root`).
     only : chapter names (or unique prefixes, e.g. ``01``) to run; default all.
@@ -173,8 +187,12 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
 
     from .config import load_profile
 
+    from .config import profile_path
+
     overrides = dict(overrides or {})
     profile = load_profile(profile_name, overrides)  # validate before any work
+    is_file = Path(profile_name).suffix in (".yml", ".yaml")
+    given = str(profile_path(profile_name).resolve()) if is_file else profile.name
     root = Path(root)
     chapters = toc_chapters(root)
     if only:
@@ -218,7 +236,7 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
             try:
                 pm.execute_notebook(
                     str(ch.source), str(tmp),
-                    parameters={"profile": profile.name, "overrides": overrides},
+                    parameters={"profile": given, "overrides": overrides},
                     cwd=str(ch.executed.parent), kernel_name="python3",
                     progress_bar=False, request_save_on_cell_execute=False,
                     execution_timeout=profile.book.cell_timeout, log_output=False,
