@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -561,9 +562,11 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
 
 
 # --------------------------------------------------------------------------- comparison table
-def _get(d, *keys):
+def json_get(d, *keys):
+    """``d[k0][k1]…`` of nested JSON mappings (a method's or the comparison's JSON), or None
+    where a key is missing or a level is not a mapping."""
     for k in keys:
-        if not isinstance(d, dict) or k not in d:
+        if not isinstance(d, Mapping) or k not in d:
             return None
         d = d[k]
     return d
@@ -648,7 +651,7 @@ def _path_values(doc, path):
     """Per-mock values at ``path`` of a method's JSON; a last element ("per_mock_error", j)
     gives |B_pred − B_true| of each mock at radius index j of a ``bulk_flow`` entry."""
     if path and isinstance(path[-1], tuple):
-        bf = _get(doc, *path[:-1])
+        bf = json_get(doc, *path[:-1])
         j = path[-1][1]
         try:
             pred = np.asarray(bf["pred"], dtype=float)[:, j]
@@ -656,7 +659,7 @@ def _path_values(doc, path):
         except (TypeError, KeyError, IndexError, ValueError):
             return None
         return [float(x) for x in np.linalg.norm(pred - true, axis=-1)]
-    return _get(doc, *path)
+    return json_get(doc, *path)
 
 
 def _mean(values):
@@ -676,7 +679,7 @@ def verdict_rows(per_method: dict, boxes, seed: int = 0, n_boot: int = N_BOOTSTR
     rows = []
     bases = [m for m in BASELINES if m in per_method]
     metrics_list = list(VERDICT_METRICS)
-    radii = _get(per_method.get("vnet_phi"), "velocity", "bulk_flow", "radii")
+    radii = json_get(per_method.get("vnet_phi"), "velocity", "bulk_flow", "radii")
     if radii:  # shown, not counted: the bulk-flow error at the radius nearest BULK_FLOW_RADIUS
         j = int(np.argmin(np.abs(np.asarray(radii, float) - BULK_FLOW_RADIUS)))
         metrics_list.append((f"bulk_flow_error_{radii[j]:g}", "velocity", f"R = {radii[j]:g} Mpc/h",
@@ -748,24 +751,24 @@ def comparison(per_method: dict, profile, split: str = "test") -> dict:
     methods = list(per_method)
     rows = []
     for key, field, desc, path, better, best_path in _rows():
-        values = {m: _get(per_method[m], *path) for m in methods}
+        values = {m: json_get(per_method[m], *path) for m in methods}
         if all(v is None for v in values.values()):
             continue
         judge = values
         if best_path is not None:
-            by = {m: _get(per_method[m], *best_path) for m in methods}
+            by = {m: json_get(per_method[m], *best_path) for m in methods}
             if any(v is not None for v in by.values()):
                 judge = by
         rows.append({"key": key, "field": field, "metric": desc, "better": better, "values": values,
                      "best": _best(judge, better), "best_by": (best_path[-1] if judge is not values else path[-1])})
     radii = None
     for m in methods:
-        bf = _get(per_method[m], "velocity", "bulk_flow")
+        bf = json_get(per_method[m], "velocity", "bulk_flow")
         if bf:
             radii = bf["radii"]
     if radii:
         for i, R in enumerate(radii):
-            values = {m: (_get(per_method[m], "velocity", "bulk_flow", "error_mean") or [None] * len(radii))[i]
+            values = {m: (json_get(per_method[m], "velocity", "bulk_flow", "error_mean") or [None] * len(radii))[i]
                       for m in methods}
             rows.append({"key": f"bulk_flow_error_{R:g}", "field": "velocity",
                          "metric": f"bulk-flow error ‖ΔB‖ (km/s), R = {R:g} Mpc/h", "better": "lower",

@@ -51,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .evaluation import json_get as _get
+
 PAPER = "Dupuy, Jeong, Hong, Hwang, Kim & Courtois 2025, ApJ (arXiv:2511.03919)"
 
 
@@ -198,12 +200,6 @@ def _read_json(path: Path):
         return {"_error": f"{path.name}: unreadable ({e})"}
 
 
-def _get(d, *keys):
-    for k in keys:
-        if not isinstance(d, Mapping) or k not in d:
-            return None
-        d = d[k]
-    return d
 
 
 def _num(v):
