@@ -392,3 +392,60 @@ def test_search_methods_and_attractor_table(ci, zoa_data):
     assert rows[1]["method"] == "V-Net" and rows[1]["located by"] == "flow convergence"
     assert rows[1]["found"] == "1 / 2 (50%)" and rows[1]["l [deg]"] == "308.0 ± 0.0"
     assert rows[2]["method"] == "POTENT" and rows[2]["cz [km/s]"] == "—"
+
+
+def _structure(name, sg, kind="attractor", b=0.0):
+    return lu.Structure(name, 0.0, b, 100.0 * float(np.linalg.norm(sg)), kind, "", tuple(float(x) for x in sg))
+
+
+def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent():
+    n, size, R = 32, 160.0, 5.0
+    X, Y, Z = _grid(size, n)
+    cl, vo, empty = np.array([30.0, -20.0, 2.5]), np.array([-25.0, 35.0, -10.0]), np.array([-40.0, -40.0, 30.0])
+    r2 = lambda c: (X - c[0]) ** 2 + (Y - c[1]) ** 2 + (Z - c[2]) ** 2  # noqa: E731
+    delta = 4.0 * np.exp(-r2(cl) / (2 * 6.0 ** 2)) - 0.8 * np.exp(-r2(vo) / (2 * 10.0 ** 2)) + X / 1e3
+    structures = [_structure("cluster", cl + 3.0), _structure("void", vo - 3.0, "void", b=5.0),
+                  _structure("nothing", empty)]
+    probe = lu.structure_probe(delta, size, structures, 12.0, R)
+    cluster, void, nothing = probe
+    assert cluster["found"] and np.linalg.norm(np.subtract(cluster["sg"], cl)) < size / n
+    assert void["found"] and np.linalg.norm(np.subtract(void["sg"], vo)) < size / n and void["extremum"] < 0
+    assert not nothing["found"]                      # a slope: no extremum within the radius
+    # δ_s is the Gaussian-smoothed field in the structure's voxel (independent numpy FFT)
+    ds = _smooth_numpy(delta, size, R)
+    i = tuple(int(v) for v in np.floor((np.asarray(structures[0].sg) + size / 2) / (size / n)))
+    assert cluster["delta_s"] == pytest.approx(ds[i], rel=1e-6)
+    # the recovery table: a reconstruction that halves the field recovers half of δ_s
+    rows = lu.structure_recovery(probe, {"half": [lu.structure_probe(0.5 * delta, size, structures, 12.0, R)] * 2},
+                                 zoa_b=10.0)
+    by = {r["structure"]: r for r in rows}
+    assert by["cluster"]["delta_mean"] == pytest.approx(0.5 * by["cluster"]["delta_true"], rel=1e-3)
+    assert by["cluster"]["delta_std"] == 0.0 and by["cluster"]["found_fraction"] == 1.0
+    assert by["cluster"]["offset_mean"] < 0.5 * size / n
+    assert by["void"]["in_zoa"] and by["cluster"]["in_zoa"] and np.isnan(by["nothing"]["offset_mean"])
+    assert list(lu.in_zoa(structures, 4.0)) == [True, False, True]
+
+
+def test_the_shipped_structures_include_ones_the_zoa_hides():
+    structures = lu.known_structures()
+    hidden = [s for s, h in zip(structures, lu.in_zoa(structures, 10.0)) if h]
+    assert any("Norma" in s.name for s in hidden) and any(abs(s.b) < 1.0 for s in hidden)
+
+
+def test_search_realizations_streams_in_batches_with_the_results_of_one_stack(ci, ci_box):
+    cube = lu.local_universe_cube(ci, ci_box)
+    one = lu.search_realizations(ci, cube, ["potent"], 3, batch=3)
+    streamed = lu.search_realizations(ci, cube, ["potent"], 3, batch=2)
+    assert streamed.n == 3 and streamed.methods == ["potent"]
+    for how in ("density", "convergence"):
+        assert streamed.search["potent"][how]["results"] == one.search["potent"][how]["results"]
+    assert streamed.probes == one.probes and len(streamed.probes["potent"]) == 3
+    # the same as the whole stack reconstructed at once and searched by attractor_search
+    inputs = np.stack([inp for _, inp in lu.survey_realizations(ci, cube, 3)])
+    rec = lu.reconstruct_surveys(ci, inputs, "potent")
+    ga = lu.great_attractor()
+    full = lu.attractor_search(rec["delta"], rec["velocity"], ci.box.size, ga.sg, ci.local_universe.ga_match_radius)
+    assert full["density"]["results"] == streamed.search["potent"]["density"]["results"]
+    np.testing.assert_array_equal(streamed.first["potent"]["delta"], rec["delta"][0])
+    with pytest.raises(lu.LocalUniverseError, match="batch"):
+        lu.search_realizations(ci, cube, ["potent"], 3, batch=0)

@@ -755,13 +755,176 @@ def attractor_search(delta, velocity, size: float, guess_sg, search_radius: floa
     delta : (n, N, N, N); velocity : (n, N, N, N, 3) km/s (either may be None to skip).
     Returns {"density": {...}, "convergence": {...}}, each with ``results`` (one dict of
     :func:`locate_attractor` per realization) and the :func:`attractor_statistics`."""
-    out = {}
-    for how, stack, locate in (("density", delta, locate_attractor), ("convergence", velocity, locate_convergence)):
-        if stack is None:
-            continue
-        results = [locate(f, size, guess_sg, search_radius, smoothing) for f in stack]
-        out[how] = {"results": results, **attractor_statistics(results)}
+    results = {}
+    for how, stack in (("density", delta), ("convergence", velocity)):
+        if stack is not None:
+            results[how] = [_locate(how, f, size, guess_sg, search_radius, smoothing) for f in stack]
+    return _search_summary(results)
+
+
+def _locate(how: str, field: np.ndarray, size: float, guess_sg, search_radius: float, smoothing: float) -> dict:
+    """:func:`locate_attractor` on δ (``how`` = density) or :func:`locate_convergence` on v."""
+    locate = locate_attractor if how == "density" else locate_convergence
+    return locate(field, size, guess_sg, search_radius, smoothing)
+
+
+def _search_summary(results: dict) -> dict:
+    """{how: {"results": [...], **attractor_statistics}} from {how: [per-realization results]}."""
+    return {how: {"results": res, **attractor_statistics(res)} for how, res in results.items()}
+
+
+# --------------------------------------------------------------------------- structures in the ZOA
+def in_zoa(structures, zoa_b: float) -> np.ndarray:
+    """Boolean per structure: |b| < ``zoa_b`` degrees, i.e. hidden by the survey's mask."""
+    return np.array([abs(s.b) < float(zoa_b) for s in structures], bool)
+
+
+def _cube_index(size: float, n: int, sg) -> tuple[int, int, int]:
+    """Index of the voxel that holds SG point ``sg`` (Mpc/h) in a cube of side ``size``,
+    ``n`` voxels per side, observer at the centre (clipped to the cube)."""
+    i = np.floor((np.asarray(sg, float) + size / 2.0) / (size / n)).astype(int)
+    return tuple(int(v) for v in np.clip(i, 0, n - 1))
+
+
+def structure_probe(delta, size: float, structures, search_radius: float, smoothing: float) -> list[dict]:
+    """Each known structure as one density field shows it.
+
+    δ (N, N, N) is smoothed with a Gaussian of σ = ``smoothing`` Mpc/h (the constraints'
+    R_s, so that the value compares with the imposed ν σ_s), then per structure:
+
+    - ``delta_s``: the smoothed δ in the voxel of the literature position;
+    - the extremum nearest it: the highest maximum (attractor) or deepest minimum (void,
+      located as the maximum of −δ_s) within ``search_radius`` Mpc/h
+      (:func:`locate_attractor`), with ``found`` (a true local extremum of the right sign),
+      its position ``sg`` (Mpc/h) and ``extremum`` (δ_s there).
+
+    Returns one dict per structure: name, kind, b, delta_s, found, sg, extremum."""
+    from .fields import gaussian_smooth
+
+    d = np.asarray(delta, np.float64)
+    if d.ndim != 3 or len(set(d.shape)) != 1:
+        raise LocalUniverseError(f"structure_probe: expected an (N, N, N) field, got shape {d.shape}")
+    ds = gaussian_smooth(d, size, float(smoothing)) if smoothing and smoothing > 0 else d
+    out = []
+    for s in structures:
+        sign = 1.0 if s.kind == "attractor" else -1.0
+        r = locate_attractor(sign * ds, size, s.sg, search_radius)
+        out.append({"name": s.name, "kind": s.kind, "b": s.b, "delta_s": float(ds[_cube_index(size, ds.shape[0], s.sg)]),
+                    "found": r["found"], "sg": r["sg"], "extremum": sign * r["peak_value"]})
     return out
+
+
+def structure_recovery(truth: list[dict], probes: dict, zoa_b: float) -> list[dict]:
+    """Rows comparing :func:`structure_probe` of reconstructions with that of the truth.
+
+    truth : structure_probe of the true field (one realization).
+    probes : {method: [structure_probe of realization i, ...]}.
+    Returns per structure and method {structure, kind, b, in_zoa, method, delta_true,
+    delta_mean, delta_std (scatter over realizations, ddof = 0), found_fraction,
+    offset_mean (Mpc/h, mean distance of the found extremum from the truth's extremum,
+    NaN when none is found)}."""
+    rows = []
+    for j, t in enumerate(truth):
+        for m, per_real in probes.items():
+            recs = [p[j] for p in per_real]
+            vals = np.array([r["delta_s"] for r in recs], float)
+            found = [r for r in recs if r["found"]]
+            off = [float(np.linalg.norm(np.subtract(r["sg"], t["sg"]))) for r in found]
+            rows.append({"structure": t["name"], "kind": t["kind"], "b": t["b"], "in_zoa": abs(t["b"]) < zoa_b,
+                         "method": m, "delta_true": t["delta_s"], "delta_mean": float(vals.mean()),
+                         "delta_std": float(vals.std()), "found_fraction": len(found) / len(recs),
+                         "offset_mean": float(np.mean(off)) if off else float("nan")})
+    return rows
+
+
+class SearchAccumulator:
+    """The GA search and the structure probes, fed one batch of reconstructions at a time.
+
+    ``acc(out)`` with ``out`` = {method: {"delta": (n, N, N, N), "velocity": (n, N, N, N, 3),
+    ...}} (what :class:`zoa_lib.reconstruct.Reconstructor` returns) locates the GA in every
+    realization as a density peak and as a flow convergence within ``search_radius`` Mpc/h
+    of the GA's literature position (:func:`attractor_search`), probes every structure
+    (:func:`structure_probe`, smoothing ``smoothing`` Mpc/h), and keeps realization 0's
+    fields (``first``); nothing else is kept, so memory does not grow with the number of
+    realizations. ``search`` and ``probes`` give the results so far."""
+
+    def __init__(self, size: float, search_radius: float, smoothing: float, structures=None):
+        self.structures = known_structures() if structures is None else list(structures)
+        self.guess = great_attractor(self.structures).sg
+        self.size, self.radius, self.smoothing = float(size), float(search_radius), float(smoothing)
+        self.results: dict = {}
+        self.probes: dict = {}
+        self.first: dict = {}
+
+    def __call__(self, out: dict) -> None:
+        for m, f in out.items():
+            res = self.results.setdefault(m, {"density": [], "convergence": []})
+            for d, v in zip(f["delta"], f["velocity"]):
+                res["density"].append(_locate("density", d, self.size, self.guess, self.radius, 0.0))
+                res["convergence"].append(_locate("convergence", v, self.size, self.guess, self.radius, 0.0))
+                self.probes.setdefault(m, []).append(
+                    structure_probe(d, self.size, self.structures, self.radius, self.smoothing))
+            if m not in self.first and len(f["delta"]):
+                self.first[m] = {"delta": np.array(f["delta"][0]), "velocity": np.array(f["velocity"][0])}
+
+    @property
+    def search(self) -> dict:
+        """{method: :func:`attractor_search`-shaped results of every realization so far}."""
+        return {m: _search_summary(r) for m, r in self.results.items()}
+
+
+@dataclass
+class RealizationSearch:
+    """What :func:`search_realizations` keeps of ``n`` survey realizations: the GA search
+    (``search[method]``, as :func:`attractor_search` returns), the structure probes
+    (``probes[method]``, one :func:`structure_probe` list per realization), realization 0
+    itself (``first[method]`` = {"delta", "velocity"}, ``first_catalog``) and the mean
+    number of galaxies per survey. Its size does not grow with the fields of ``n``."""
+
+    methods: list
+    n: int
+    search: dict
+    probes: dict
+    first: dict
+    first_catalog: np.ndarray
+    n_gal_mean: float
+
+
+def search_realizations(profile, cube, methods, n: int, structures=None, batch: int | None = None,
+                        progress: bool = False) -> RealizationSearch:
+    """Survey ``cube`` ``n`` times, reconstruct each survey by each method and search it, in
+    batches: memory is that of ``batch`` realizations whatever ``n`` (the paper's 1,000).
+
+    Each batch of :func:`survey_realizations` goes through one
+    :class:`zoa_lib.reconstruct.Reconstructor` (the code of ``zoa reconstruct``; missing
+    V-Nets are trained), then through a :class:`SearchAccumulator` (GA search within
+    ``local_universe.ga_match_radius``, structure probes smoothed on
+    ``local_universe.constraint_smoothing``). ``batch`` default
+    :data:`zoa_lib.reconstruct.BATCH`. The results equal those of the whole stack at once."""
+    from tqdm.auto import tqdm
+
+    from .reconstruct import BATCH, Reconstructor
+
+    batch = BATCH if batch is None else int(batch)
+    if int(n) < 1 or batch < 1:
+        raise LocalUniverseError(f"search_realizations: need n >= 1 and batch >= 1, got n={n}, batch={batch}")
+    lu_cfg = profile.local_universe
+    acc = SearchAccumulator(profile.box.size, lu_cfg.ga_match_radius, lu_cfg.constraint_smoothing, structures)
+    rec_fn = Reconstructor(profile, methods, train=True)
+    first_catalog, n_gal = None, []
+    bar = tqdm(total=int(n), desc="survey realizations", unit="survey", disable=not progress)
+    for start in range(0, int(n), batch):
+        surveys = survey_realizations(profile, cube, min(batch, int(n) - start), start)
+        n_gal += [len(c) for c, _ in surveys]
+        if first_catalog is None:
+            first_catalog = surveys[0][0]
+        x = np.stack([inp for _, inp in surveys])
+        del surveys
+        acc(rec_fn(x))
+        bar.update(len(x))
+    bar.close()
+    return RealizationSearch(methods=list(rec_fn.methods), n=int(n), search=acc.search, probes=acc.probes,
+                             first=acc.first, first_catalog=first_catalog, n_gal_mean=float(np.mean(n_gal)))
 
 
 def search_methods(profile, baseline: str | None = "wiener_cal") -> list[str]:

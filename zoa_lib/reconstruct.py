@@ -492,7 +492,7 @@ class Reconstruction:
 def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: float | None = None,
                          kind: str = "auto", columns=None, drop_bad: bool = False, estimator: str | None = None,
                          radii=None, train: bool = False, keep_realizations: bool = False, batch: int = BATCH,
-                         progress: bool = False) -> Reconstruction:
+                         on_batch=None, progress: bool = False) -> Reconstruction:
     """Read, grid and reconstruct one catalogue or every file of a glob (realizations).
 
     path : a catalogue file :func:`zoa_lib.catalogs.read_catalog` reads, a glob pattern or a
@@ -503,7 +503,12 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     radii : bulk-flow radii in Mpc/h (default :func:`bulk_flow_radii`).
     train : train missing or outdated V-Nets (:func:`zoa_lib.training.ensure_trained`)
         instead of stopping with the ``zoa train`` commands.
-    keep_realizations : keep every realization's fields in ``realizations``.
+    keep_realizations : keep every realization's fields in ``realizations`` (memory grows with
+        their number; prefer ``on_batch`` for many realizations).
+    on_batch : called as ``on_batch(out)`` with each batch's {method: {"delta", "phi",
+        "velocity"}} (leading axis: the batch's realizations, in file order), e.g. a
+        :class:`zoa_lib.local_universe.SearchAccumulator`: per-realization analyses with memory
+        independent of the number of catalogues.
 
     Errors (:class:`ReconstructError` and the reader's :class:`zoa_lib.catalogs.CatalogError`,
     one line each) come before any model is loaded where they can: unknown method, no file,
@@ -531,6 +536,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         x = np.stack([c[0] for c in chunk])
         infos += [c[1] for c in chunk]
         out = rec_fn(x)
+        if on_batch is not None:
+            on_batch(out)
         for m, fields_ in out.items():
             for k, stack in fields_.items():
                 for a in stack:
