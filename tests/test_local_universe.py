@@ -405,7 +405,7 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     r2 = lambda c: (X - c[0]) ** 2 + (Y - c[1]) ** 2 + (Z - c[2]) ** 2  # noqa: E731
     delta = 4.0 * np.exp(-r2(cl) / (2 * 6.0 ** 2)) - 0.8 * np.exp(-r2(vo) / (2 * 10.0 ** 2)) + X / 1e3
     structures = [_structure("cluster", cl + 3.0), _structure("void", vo - 3.0, "void", b=5.0),
-                  _structure("nothing", empty)]
+                  _structure("nothing", empty, b=30.0)]
     probe = lu.structure_probe(delta, size, structures, 12.0, R)
     cluster, void, nothing = probe
     assert cluster["found"] and np.linalg.norm(np.subtract(cluster["sg"], cl)) < size / n
@@ -422,8 +422,14 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     assert by["cluster"]["delta_mean"] == pytest.approx(0.5 * by["cluster"]["delta_true"], rel=1e-3)
     assert by["cluster"]["delta_std"] == 0.0 and by["cluster"]["found_fraction"] == 1.0
     assert by["cluster"]["offset_mean"] < 0.5 * size / n
-    assert by["void"]["in_zoa"] and by["cluster"]["in_zoa"] and np.isnan(by["nothing"]["offset_mean"])
-    assert list(lu.in_zoa(structures, 4.0)) == [True, False, True]
+    assert by["void"]["in_zoa"] and by["cluster"]["in_zoa"] and not by["nothing"]["in_zoa"]
+    assert np.isnan(by["nothing"]["offset_mean"])
+    assert list(lu.in_zoa(structures, 4.0)) == [True, False, False]
+    summary = lu.recovery_summary(rows, "half", inside_zoa=True)
+    assert summary["n"] == 2 and summary["found"] == 1.0
+    assert summary["ratio"] == pytest.approx(0.5, rel=1e-3)
+    assert lu.recovery_summary(rows, "half", inside_zoa=False)["n"] == 1
+    assert lu.recovery_summary(rows, "other", inside_zoa=True)["n"] == 0
 
 
 def test_the_shipped_structures_include_ones_the_zoa_hides():

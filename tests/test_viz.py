@@ -475,6 +475,23 @@ def test_density_scene_content(scene):
         assert name in scene.renderer.actors
 
 
+def test_density_scene_marks_the_structures_inside_the_cube():
+    from zoa_lib import scene3d
+    from zoa_lib.local_universe import Structure
+
+    inside = Structure("Norma cluster (A3627)", 325.3, -7.3, 4870.0, "attractor", "", (-35.0, -3.0, -33.0))
+    void = Structure("Local Void", 45.0, 5.0, 1500.0, "void", "", (-2.0, 11.0, 8.0))
+    outside = Structure("Far", 0.0, 0.0, 20000.0, "attractor", "", (150.0, 0.0, 0.0))
+    p = scene3d.density_scene(smooth_field(16, 7, 0.8), L, iso_levels=(1.0,), structures=[inside, void, outside])
+    try:
+        assert p.zoa_meta["structures"] == ["Norma cluster (A3627)", "Local Void"]
+        assert "structure Norma cluster (A3627)" in p.renderer.actors and "structure Far" not in p.renderer.actors
+        centre = p.renderer.actors["structure Norma cluster (A3627)"].GetMapper().GetInput().GetCenter()
+        np.testing.assert_allclose(centre, inside.sg, atol=0.05 * L)
+    finally:
+        p.close()
+
+
 def test_scene_html_export_is_standalone_vtkjs(scene, tmp_path):
     import base64
     import re

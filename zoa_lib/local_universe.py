@@ -837,6 +837,17 @@ def structure_recovery(truth: list[dict], probes: dict, zoa_b: float) -> list[di
     return rows
 
 
+def recovery_summary(rows, method: str, inside_zoa: bool) -> dict:
+    """Mean over the structures inside (or outside) the ZOA of one method's
+    :func:`structure_recovery` rows: ``ratio`` = mean of δ_s recovered / δ_s true, ``found``
+    = mean fraction of realizations with the extremum found, ``n`` structures (NaN when none)."""
+    sel = [r for r in rows if r["method"] == method and bool(r["in_zoa"]) == bool(inside_zoa)]
+    if not sel:
+        return {"ratio": float("nan"), "found": float("nan"), "n": 0}
+    return {"ratio": float(np.mean([r["delta_mean"] / r["delta_true"] for r in sel])),
+            "found": float(np.mean([r["found_fraction"] for r in sel])), "n": len(sel)}
+
+
 class SearchAccumulator:
     """The GA search and the structure probes, fed one batch of reconstructions at a time.
 

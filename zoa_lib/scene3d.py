@@ -128,7 +128,7 @@ def _point_array(a: np.ndarray) -> np.ndarray:
 def density_scene(delta, size: float, velocity=None, iso_levels=(1.0, 2.0), n_streamlines: int = 120, *,
                   seed_radius: float | None = None, window_size=(1024, 768), tube_radius: float | None = None,
                   cmap: str = "magma", streamline_cmap: str = "viridis", title: str | None = None,
-                  max_speed: float | None = None, max_length: float | None = None):
+                  max_speed: float | None = None, max_length: float | None = None, structures=None):
     """PyVista scene of a cube: isosurfaces of 1 + δ and velocity streamlines.
 
     Parameters
@@ -143,6 +143,10 @@ def density_scene(delta, size: float, velocity=None, iso_levels=(1.0, 2.0), n_st
     iso_levels : values of 1 + δ of the isosurfaces (magma colours like the 2D density
         maps, brighter and more opaque at higher density). Levels not crossed are skipped.
     window_size : pixels of screenshots.
+    structures : optional named structures (objects with ``name``, ``kind`` and ``sg`` =
+        (SGX, SGY, SGZ) Mpc/h, e.g. :func:`zoa_lib.local_universe.known_structures`) inside the
+        cube: a small sphere each (black for an attractor, light blue for a void) with its
+        name as a label.
 
     Returns an off-screen :class:`pyvista.Plotter`; ``plotter.zoa_meta`` records what was
     drawn (iso levels with their cell counts, number of streamlines). Close it with
@@ -212,6 +216,16 @@ def density_scene(delta, size: float, velocity=None, iso_levels=(1.0, 2.0), n_st
                            shape=None, show_points=False, always_visible=True, name=f"label {name}")
     p.add_point_labels(np.zeros((1, 3)), ["observer"], font_size=12, text_color="red", shape=None,
                        show_points=False, always_visible=True, name="label observer")
+    meta["structures"] = []
+    for s in structures or ():
+        pos = np.asarray(s.sg, float)
+        if np.any(np.abs(pos) > h):
+            continue
+        colour = "#56B4E9" if getattr(s, "kind", "attractor") == "void" else "black"
+        p.add_mesh(pv.Sphere(radius=0.012 * size, center=tuple(pos)), color=colour, name=f"structure {s.name}")
+        p.add_point_labels(pos[None], [s.name.split(" (")[0]], font_size=11, text_color=colour, shape=None,
+                           show_points=False, always_visible=True, name=f"label {s.name}")
+        meta["structures"].append(s.name)
     if title:
         p.add_text(title, font_size=11, color="black", name="title")
     p.camera_position = [(1.9 * size, -1.5 * size, 1.2 * size), (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)]

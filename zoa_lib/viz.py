@@ -665,6 +665,99 @@ def plot_metric_vs_distance(ax, r, metrics: Mapping[str, np.ndarray], *, ylabel:
     return ax
 
 
+#: Marker of each window of a published bulk flow (:data:`zoa_lib.literature.WINDOWS`).
+WINDOW_MARKERS = {"top-hat": "s", "gaussian": "D", "mv": "v", "mle": "^", "external": "P"}
+
+
+def plot_bulk_flow_published(fig, bulk_flows: Mapping[str, list], published, *, lcdm=None, r_max=None):
+    """|B|(R) and the direction of a reconstruction's bulk flows beside published values.
+
+    fig : a Figure (two panels are added: |B| against R, and a Galactic sky map of the
+        directions) or None (new Figure).
+    bulk_flows : {label: rows {R, B, l, b, (B_std)}} (``Reconstruction.bulk_flow_table``),
+        drawn as lines with their scatter over realizations as a band; their directions as
+        points growing with R.
+    published : :class:`zoa_lib.literature.PublishedBulkFlow` list, drawn as points with
+        1σ errors, one marker per window (:data:`WINDOW_MARKERS`); a value at a radius beyond
+        the axis (or ``external``, which has none) is drawn at the right edge with an arrow.
+    lcdm : (R, rms |B|) of linear ΛCDM (km/s), dashed. r_max: the largest R of the axis
+        (default the reconstruction's largest radius × 1.15). Returns (ax_B, ax_sky)."""
+    fig = fig if fig is not None else new_figure(figsize=(13.0, 4.8))
+    with style():
+        ax = fig.add_subplot(1, 2, 1)
+        R_all = [r["R"] for rows in bulk_flows.values() for r in rows]
+        edge = float(r_max) if r_max is not None else 1.15 * max(R_all, default=80.0)
+        if lcdm is not None:
+            ax.plot(lcdm[0], lcdm[1], color="0.35", ls="--", lw=1.2, label="ΛCDM rms |B| (top-hat)")
+        for i, (name, rows) in enumerate(bulk_flows.items()):
+            R = np.array([r["R"] for r in rows])
+            B = np.array([r["B"] for r in rows])
+            err = np.array([r["B_std"] for r in rows]) if rows and "B_std" in rows[0] else None
+            _line_with_band(ax, R, B, f"{name} (top-hat)", OKABE_ITO[i % len(OKABE_ITO)], err, marker="o", ms=3)
+        pub_colors = {}
+        for p in published:
+            c = pub_colors.setdefault(p.label, OKABE_ITO[(len(bulk_flows) + len(pub_colors)) % len(OKABE_ITO)])
+            beyond = not np.isfinite(p.R) or p.R > edge
+            x = edge * 0.985 if beyond else p.R
+            ax.errorbar([x], [p.B], yerr=[p.B_err], fmt=WINDOW_MARKERS.get(p.window, "o"), color=c, ms=6, capsize=3,
+                        label=f"{p.label}, {p.window}" + (f", R = {p.R:g}" if beyond and np.isfinite(p.R) else ""))
+            if beyond:
+                ax.annotate("", xy=(x + 0.012 * edge, p.B), xytext=(x - 0.03 * edge, p.B),
+                            arrowprops=dict(arrowstyle="->", color=c, lw=1))
+        ax.set_xlim(0, edge)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel(r"$R$  [Mpc/$h$]")
+        ax.set_ylabel(r"$|B|$  [km/s]")
+        ax.legend(fontsize=6.5, loc="upper left", ncol=1)
+        sky = sky_axes(fig, 122)
+        for i, (name, rows) in enumerate(bulk_flows.items()):
+            R = np.array([r["R"] for r in rows])
+            sky_map(sky, [r["l"] for r in rows], [r["b"] for r in rows], color=OKABE_ITO[i % len(OKABE_ITO)],
+                    s=6 + 60 * R / max(R.max(), 1.0), label=f"{name}, R = {R.min():g}–{R.max():g}")
+        for p in published:
+            if p.has_direction:
+                x, y = sky_xy([p.l], [p.b])
+                sky.errorbar(x, y, xerr=np.radians([p.l_err]) if np.isfinite(p.l_err) else None,
+                             yerr=np.radians([p.b_err]) if np.isfinite(p.b_err) else None,
+                             fmt=WINDOW_MARKERS.get(p.window, "o"), color=pub_colors[p.label], ms=6, capsize=2,
+                             label=p.label)
+        sky.legend(fontsize=6.5, loc="lower right")
+        sky.set_title("bulk-flow directions (Galactic)", pad=14)
+    return ax, sky
+
+
+def plot_structure_recovery(ax, rows, labels: Mapping[str, str] | None = None):
+    """Smoothed density contrast δ_s at each known structure: the truth (black star) and each
+    method's mean ± scatter over survey realizations, structures ordered by |b| with those
+    inside the Zone of Avoidance shaded. ``rows``: :func:`zoa_lib.local_universe.structure_recovery`;
+    ``labels``: method → legend label. Returns the Axes."""
+    ax = _new_ax(ax, figsize=(10.0, 4.2))
+    labels = dict(labels or {})
+    names = list(dict.fromkeys(r["structure"] for r in rows))
+    first = {n: next(r for r in rows if r["structure"] == n) for n in names}
+    names.sort(key=lambda n: abs(first[n]["b"]))
+    x = {n: i for i, n in enumerate(names)}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    with style():
+        for n in names:
+            if first[n]["in_zoa"]:
+                ax.axvspan(x[n] - 0.5, x[n] + 0.5, color="0.85", lw=0, zorder=0)
+        ax.scatter([x[n] for n in names], [first[n]["delta_true"] for n in names], marker="*", s=140, color="black",
+                   zorder=4, label="truth")
+        for i, m in enumerate(methods):
+            sel = [r for r in rows if r["method"] == m]
+            dx = 0.12 * (i - (len(methods) - 1) / 2) + 0.15
+            ax.errorbar([x[r["structure"]] + dx for r in sel], [r["delta_mean"] for r in sel],
+                        yerr=[r["delta_std"] for r in sel], fmt="o", ms=5, capsize=3,
+                        color=OKABE_ITO[i % len(OKABE_ITO)], label=labels.get(m, m))
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels([f"{n}\nb = {first[n]['b']:.0f}°" for n in names], fontsize=7, rotation=30, ha="right")
+        ax.set_ylabel(r"smoothed $\delta_s$ at the structure")
+        ax.legend(fontsize=8, title="grey: inside the ZOA", title_fontsize=8)
+    return ax
+
+
 LR_COLUMNS = ("learning_rate", "lr")
 
 

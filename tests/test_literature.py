@@ -1,0 +1,68 @@
+"""Published bulk flows: the shipped table reads, bad tables give one clear line, and the
+comparison picks the reconstruction's value at the right radius with the right tension."""
+import math
+
+import numpy as np
+import pytest
+
+from zoa_lib import literature as lit
+
+
+def test_shipped_table_holds_the_measurements_of_issue_14():
+    pub = lit.published_bulk_flows()
+    by = {(p.label.split()[0], p.R if math.isfinite(p.R) else None): p for p in pub}
+    assert by[("Hoffman", 50.0)].B == 250 and by[("Hoffman", 150.0)].B_err == 38
+    qin = by[("Qin", 37.0)]
+    assert (qin.B, qin.B_err, qin.l, qin.b, qin.window) == (259, 15, 300, 23, "mle")
+    assert by[("Lilow", 50.0)].window == "gaussian" and by[("Whitford", 173.0)].B == 428
+    assert by[("Courtois", 300.0)].B == 230 and by[("Carrick", None)].window == "external"
+    assert all(p.window in lit.WINDOWS for p in pub)
+    assert qin.label == "Qin 2019 (2MTF + CF3)"
+
+
+def test_bad_tables_name_file_and_line(tmp_path):
+    head = ",".join(lit.COLUMNS)
+    p = tmp_path / "t.csv"
+    p.write_text(f"# comment\n{head}\nX 2020,d,50,abc,10,,,,,top-hat,\n")
+    with pytest.raises(lit.LiteratureError, match=r"t.csv: line 3: B must be a number"):
+        lit.published_bulk_flows(p)
+    p.write_text(f"{head}\nX 2020,d,50,100,10,,,,,boxcar,\n")
+    with pytest.raises(lit.LiteratureError, match="window must be one of"):
+        lit.published_bulk_flows(p)
+    p.write_text("reference,B\nX,1\n")
+    with pytest.raises(lit.LiteratureError, match="missing column"):
+        lit.published_bulk_flows(p)
+
+
+def test_compare_takes_the_nearest_radius_and_the_combined_error():
+    pub = [lit.PublishedBulkFlow("A 2015", "d", 50.0, 250.0, 30.0, 300.0, 4.0, 20.0, 3.0, "top-hat"),
+           lit.PublishedBulkFlow("B 2019", "d", 37.0, 259.0, 15.0, float("nan"), float("nan"), float("nan"),
+                                 float("nan"), "mle"),
+           lit.PublishedBulkFlow("C 2023", "d", 300.0, 230.0, 136.0, float("nan"), float("nan"), float("nan"),
+                                 float("nan"), "top-hat")]
+    radii = [10.0, 20.0, 30.0, 40.0, 50.0]
+    rows = [{"R": R, "B": 100.0 + R, "l": 300.0, "b": 20.0 + R / 10, "B_std": 40.0} for R in radii]
+    a, b, c = lit.compare(pub, radii, rows)
+    assert a["B_rec"] == 150.0 and a["comparable"]
+    assert a["tension"] == pytest.approx((150.0 - 250.0) / 50.0)            # √(30² + 40²) = 50
+    assert a["angle"] == pytest.approx(5.0, abs=1e-9)                     # same l, b 20 vs 25
+    assert math.isnan(b["B_rec"]) and not b["comparable"]                 # 37 is 3 Mpc/h from 40: no match
+    assert math.isnan(c["B_rec"]) and math.isnan(c["tension"])            # larger than the cube
+
+
+def test_plot_bulk_flow_published_draws_every_measurement():
+    from matplotlib.figure import Figure
+
+    from zoa_lib import viz
+
+    pub = lit.published_bulk_flows()
+    rows = [{"R": R, "B": 300.0 - R, "l": 300.0, "b": 20.0, "B_std": 20.0} for R in (10.0, 40.0, 80.0)]
+    fig = Figure()
+    ax, sky = viz.plot_bulk_flow_published(fig, {"V-Net": rows}, pub, lcdm=([10, 40, 80], [300, 200, 150]))
+    labels = ax.get_legend_handles_labels()[1]
+    assert sum(s.startswith("V-Net") for s in labels) == 1 and len(labels) == 1 + 1 + len(pub)
+    assert ax.get_xlim()[1] == pytest.approx(1.15 * 80.0)
+    with_dir = [p for p in pub if p.has_direction]
+    assert len(sky.get_legend_handles_labels()[1]) == 1 + len(with_dir)
+    x, y = viz.sky_xy([with_dir[0].l], [with_dir[0].b])
+    assert np.isfinite(x).all() and np.isfinite(y).all()
