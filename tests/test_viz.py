@@ -581,6 +581,27 @@ def test_scene_screenshot_is_not_blank(tmp_path):
     assert img.std() > 5.0 and len(np.unique(img.reshape(-1, 3), axis=0)) > 50
 
 
+def test_screenshot_scene_renders_from_a_process_where_tensorflow_ran(tmp_path):
+    """screenshot_scene renders in a fresh process, so a notebook that has just applied the
+    networks (TensorFlow ops run) gets its PNG instead of a dead kernel."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from zoa_lib import scene3d
+
+    ok, why = scene3d.offscreen_available()
+    if not ok:
+        pytest.skip(f"no off-screen OpenGL here: {why}")
+    assert float(tf.reduce_sum(tf.ones(3))) == 3.0
+    n = 16
+    X, Y, Z = coords(n)
+    delta = 3 * np.exp(-(X ** 2 + Y ** 2 + Z ** 2) / (2 * 20.0 ** 2)) - 0.5
+    path = scene3d.screenshot_scene(tmp_path / "scene.png", delta, L, -np.stack([X, Y, Z], -1) * 5.0,
+                                    window_size=(320, 240), n_streamlines=10)
+    img = np.asarray(Image.open(path).convert("RGB"))
+    assert img.shape == (240, 320, 3) and img.std() > 5.0
+
+
 def test_seed_points_fill_the_ball():
     from zoa_lib import scene3d
 
