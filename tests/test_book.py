@@ -115,6 +115,14 @@ def test_zoa_run_takes_a_profile_file_outside_profiles(tmp_path):
     injected = "".join("".join(c["source"]) for c in nb["cells"]
                        if "injected-parameters" in c.get("metadata", {}).get("tags", []))
     assert str(mine.resolve()) in injected
+    # its data folder is its own, never the built-in ci profile's data/ci, and the run says which
+    from zoa_lib.config import run_data_tag
+
+    folder = tmp_path / "data" / f"my-ci-{run_data_tag(mine)}"
+    assert f"data folder {folder}" in run.stdout or f"my-ci-{run_data_tag(mine)}" in run.stdout, run.stdout
+    assert (folder / "book" / "timings.json").exists() and not (tmp_path / "data" / "ci").exists()
+    assert "cuInit" not in run.stdout + run.stderr and "without encryption" not in run.stdout + run.stderr, run.stderr
+    assert sum(ln.startswith("[zoa run]") for ln in run.stdout.splitlines()) == 2, run.stdout  # folder + chapter
 
 
 def test_scenes_go_to_the_book_root_wherever_the_notebook_runs(tmp_path):

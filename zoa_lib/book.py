@@ -28,6 +28,7 @@ size comes from the profile.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -280,6 +281,43 @@ def _logged_kernel_manager(log_path: Path):
     return LoggedKernelManager
 
 
+@contextlib.contextmanager
+def native_stderr_to(log_path: Path | None):
+    """Send what native code writes to this process's file descriptor 2 (TensorFlow's C++ and
+    absl logging: "cuInit", oneDNN, "Could not find cuda drivers", which its Python logging
+    settings do not reach) to ``log_path`` (appended) while the block runs; Python's
+    ``sys.stderr`` (progress bars, errors) stays on the console. ``None``: no change."""
+    if log_path is None:
+        yield
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    swap = False
+    try:
+        swap = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        pass
+    old_stderr = sys.stderr
+    try:
+        with open(log_path, "ab") as fh:
+            os.dup2(fh.fileno(), 2)
+        if swap:
+            sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=getattr(old_stderr, "encoding", None),
+                                   errors="backslashreplace")
+        yield
+    finally:
+        if swap:
+            try:
+                sys.stderr.flush()
+                sys.stderr.close()
+            except OSError:
+                pass
+            sys.stderr = old_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _expected_seconds(profile, chapter: Chapter, timings: dict) -> tuple[float | None, str]:
     """(seconds, where from) of a chapter's expected wall time: this data folder's last
     run of it, else the profile's ``book.expected_minutes``; (None, "") when neither."""
@@ -330,6 +368,16 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
     (``<run folder>/failed/<chapter>.ipynb``) and the kernel log; the previous executed copy
     stays in place.
     """
+    from .config import load_profile, run_data_tag
+
+    tag = run_data_tag(profile_name, overrides)
+    probe = load_profile(profile_name, {**dict(overrides or {}), **({"data_tag": tag} if tag else {})})
+    with native_stderr_to(None if debug else run_folder(probe) / "logs" / "zoa-run.log"):
+        return _run_notebooks(profile_name, overrides, root=root, only=only, resume=resume, params=params,
+                              debug=debug, log=log)
+
+
+def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug, log) -> dict:
     import papermill as pm
 
     from .config import is_builtin, load_profile, profile_path, run_data_tag
