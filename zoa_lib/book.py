@@ -326,7 +326,7 @@ def _expected_seconds(profile, chapter: Chapter, timings: dict) -> tuple[float |
     m = re.match(r"(\d+)", chapter.name)
     table = profile.book.expected_minutes
     if m and 0 < int(m.group(1)) <= len(table) and table[int(m.group(1)) - 1] > 0:
-        return 60.0 * table[int(m.group(1)) - 1], f"profiles {profile.name}"
+        return 60.0 * table[int(m.group(1)) - 1], f"profile {profile.name}"
     return None, ""
 
 
