@@ -266,6 +266,9 @@ def test_book_refuses_chapters_from_different_runs(tiny, tmp_path):
     assert "\n" not in msg and "2 different runs" in msg
     assert "01-alpha from profile ci (data" in msg and "02-beta from profile ci -p survey.zoa_b=5.0" in msg
     assert "zoa run --profile ci -p survey.zoa_b=5.0 --only 01" in msg  # the landing page's run is the target
+    from zoa_lib.cli import main
+
+    assert main(["book", "--root", str(tiny)]) == 2  # refused before jupyter-book runs
     run_notebooks("ci", {"survey.zoa_b": 5.0}, root=tiny, only=["01"], log=lambda m: None)
     run = book_run(tiny)
     assert run["overrides"] == {"survey.zoa_b": 5.0}

@@ -265,6 +265,19 @@ def _show_path(path) -> str:
     return str(path)
 
 
+def _portable_path(path) -> str:
+    """``path`` as a page may print it (no absolute machine path): relative to the repository,
+    or ``$ZOA_DATA/...`` under that folder, else ``.../<folder name>``."""
+    path = Path(path)
+    bases = [(REPO_ROOT, "")] + ([(Path(os.environ["ZOA_DATA"]), "$ZOA_DATA/")] if os.environ.get("ZOA_DATA") else [])
+    for base, prefix in bases:
+        try:
+            return prefix + str(path.resolve().relative_to(base.resolve()))
+        except (ValueError, OSError):
+            continue
+    return f".../{path.name}"
+
+
 def _logged_kernel_manager(log_path: Path):
     """A jupyter_client kernel manager whose kernel writes its stderr and stdout (native
     TensorFlow/absl logs, "Kernel is running over TCP without encryption", …) to ``log_path``
@@ -403,9 +416,9 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
         chapters = sel
     chapter_params = select_parameters(chapters, params, selected=bool(only))
     folder = run_folder(profile)
-    data_label = _show_path(profile.data_path)
+    data_label = _portable_path(profile.data_path)
     command = run_command(profile_name if is_builtin(profile_name) else given, user_overrides, params)
-    log(f"[zoa run] profile {profile.name}, data folder {data_label}"
+    log(f"[zoa run] profile {profile.name}, data folder {_show_path(profile.data_path)}"
         + (f" (own folder for overrides {', '.join(f'{k}={v}' for k, v in user_overrides.items())})"
            if tag and user_overrides else ""))
     info_path = root / "book" / "_generated" / "run-info.json"
