@@ -19,7 +19,10 @@ degrees, H0 = 100 h km/s/Mpc.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,11 @@ from .errors import ZoaError, printable
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_NAMES = ("ci", "laptop", "workstation", "paper")
+#: Override keys that change how a run executes but not what it computes: a run that overrides
+#: only these keeps the profile's data folder (:func:`run_data_tag`).
+EXECUTION_KEYS = frozenset({"description", "data_dir", "data_tag", "mocks.workers", "book.cell_timeout",
+                            "book.expected_minutes", "training.in_memory_gib"})
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class ProfileError(ZoaError, ValueError):
@@ -318,14 +326,20 @@ class LocalUniverseConfig:
 class BookConfig:
     """Notebook execution: papermill's per-cell timeout in seconds; ``variant_epochs``: the
     epochs of each φ-network variant that chapter 03 trains and compares
-    (:mod:`zoa_lib.variants`; 0: show the table of an earlier ``zoa variants`` run, if any)."""
+    (:mod:`zoa_lib.variants`; 0: show the table of an earlier ``zoa variants`` run, if any).
+    ``expected_minutes``: the expected wall time (minutes) of chapters 01, 02, … in order (0 or
+    absent: unknown); ``zoa run`` shows it as the estimate when this data folder holds no
+    earlier timing, and gives a chapter's cells up to twice it (at least ``cell_timeout``)."""
 
     cell_timeout: int = 3600
     variant_epochs: int = 0
+    expected_minutes: tuple[float, ...] = ()
 
     def validate(self, err):
         if self.cell_timeout < 1:
             err("cell_timeout", f"must be >= 1 s, got {self.cell_timeout}")
+        if any(m < 0 for m in self.expected_minutes):
+            err("expected_minutes", "every entry must be >= 0 minutes")
         if self.variant_epochs < 0:
             err("variant_epochs", f"must be >= 0, got {self.variant_epochs}")
 
@@ -333,12 +347,16 @@ class BookConfig:
 @dataclass(frozen=True)
 class Profile:
     """A whole profile. ``data_dir`` is where generated data goes (relative paths are
-    taken from the repository root, or from $ZOA_DATA when it is set)."""
+    taken from the repository root, or from $ZOA_DATA when it is set). ``data_tag`` names a
+    separate data folder ``<data_dir>/<name>-<data_tag>``: ``zoa run`` sets it to a hash of
+    its overrides (:func:`run_data_tag`), and a YAML file outside ``profiles/`` gets a hash of
+    its path, so neither can write into a built-in profile's ``<data_dir>/<name>``."""
 
     name: str
     description: str = ""
     seed: int = 20251105
     data_dir: str = "data"
+    data_tag: str = ""
     cosmology: CosmologyConfig = field(default_factory=CosmologyConfig)
     box: BoxConfig = field(default_factory=BoxConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -353,6 +371,8 @@ class Profile:
     def validate(self, err):
         if self.seed < 0:
             err("seed", f"must be >= 0, got {self.seed}")
+        if self.data_tag and not _TAG.fullmatch(self.data_tag):
+            err("data_tag", f"must be letters, digits, '.', '_' or '-' (at most 64), got {_show(self.data_tag)}")
         if self.simulation.parent_size < self.box.size:
             err("simulation.parent_size",
                 f"parent box ({self.simulation.parent_size} Mpc/h) must be at least the cube "
@@ -368,14 +388,19 @@ class Profile:
     # -- conveniences
     @property
     def data_path(self) -> Path:
-        """Root folder of this profile's generated data: ``<data_dir>/<name>``."""
+        """Root folder of this profile's generated data: ``<data_dir>/<name>``, or
+        ``<data_dir>/<name>-<data_tag>`` when the profile carries a tag."""
         base = Path(os.environ.get("ZOA_DATA", self.data_dir))
         if not base.is_absolute():
             base = PROFILES_DIR.parent / base
-        return base / self.name
+        return base / (f"{self.name}-{self.data_tag}" if self.data_tag else self.name)
 
     def to_dict(self) -> dict:
-        return _to_plain(dataclasses.asdict(self))
+        """The settings as plain data. ``data_tag`` is left out: it says where the data goes,
+        not what it is (a copy of the YAML elsewhere gets a tag of its own)."""
+        d = _to_plain(dataclasses.asdict(self))
+        d.pop("data_tag", None)
+        return d
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -585,6 +610,28 @@ def profile_path(name: str | os.PathLike) -> Path:
     return PROFILES_DIR / f"{name}.yml"
 
 
+def is_builtin(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is a profile of ``profiles/`` (by name, or a YAML path inside it)."""
+    path = profile_path(name)
+    try:
+        return path.resolve().parent == PROFILES_DIR.resolve()
+    except OSError:
+        return False
+
+
+def run_data_tag(name: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> str:
+    """The ``data_tag`` that keeps a run's data apart: ``""`` for a built-in profile with no
+    overrides (or overrides of :data:`EXECUTION_KEYS` only), else the first 8 hex digits of
+    the SHA-256 of the overrides (JSON, sorted keys) and, for a YAML file outside
+    ``profiles/``, of its absolute path. The same profile and overrides give the same tag."""
+    keyed = {str(k): v for k, v in (overrides or {}).items() if str(k) not in EXECUTION_KEYS}
+    outside = not is_builtin(name)
+    if not keyed and not outside:
+        return ""
+    payload = {"file": str(profile_path(name).resolve()) if outside else None, "overrides": keyed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any] | None = None) -> Profile:
     """Load, override and validate a profile.
 
@@ -618,6 +665,8 @@ def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any
     if not isinstance(data, dict):
         raise ProfileError(f"profile {path}: must be a mapping of keys, got {type(data).__name__}")
     data.setdefault("name", path.stem)
+    if data.get("data_tag", "") == "" and not is_builtin(path):  # never the data folder of a built-in profile
+        data["data_tag"] = run_data_tag(path)
     try:
         data = apply_overrides(data, overrides)
         return _build(Profile, data, "")
