@@ -34,19 +34,27 @@ def test_bad_tables_name_file_and_line(tmp_path):
         lit.published_bulk_flows(p)
 
 
-def test_compare_takes_the_nearest_radius_and_the_combined_error():
+def test_compare_interpolates_the_vector_and_combines_the_errors():
+    from zoa_lib.reconstruct import bulk_flow_rows
+    from zoa_lib.survey import galactic_to_sg
+
     pub = [lit.PublishedBulkFlow("A 2015", "d", 50.0, 250.0, 30.0, 300.0, 4.0, 20.0, 3.0, "top-hat"),
-           lit.PublishedBulkFlow("B 2019", "d", 37.0, 259.0, 15.0, float("nan"), float("nan"), float("nan"),
+           lit.PublishedBulkFlow("B 2019", "d", 35.0, 259.0, 15.0, float("nan"), float("nan"), float("nan"),
                                  float("nan"), "mle"),
            lit.PublishedBulkFlow("C 2023", "d", 300.0, 230.0, 136.0, float("nan"), float("nan"), float("nan"),
                                  float("nan"), "top-hat")]
-    radii = [10.0, 20.0, 30.0, 40.0, 50.0]
-    rows = [{"R": R, "B": 100.0 + R, "l": 300.0, "b": 20.0 + R / 10, "B_std": 40.0} for R in radii]
+    radii = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    # B along (l, b) = (300°, 25°) with |B| = 100 + R km/s (SG components from astropy)
+    unit = np.array(galactic_to_sg(np.array([300.0]), np.array([25.0]), np.array([1.0]))).ravel()
+    rows = bulk_flow_rows((100.0 + radii)[:, None] * unit, radii)
+    for r in rows:
+        r["B_std"] = 40.0
     a, b, c = lit.compare(pub, radii, rows)
-    assert a["B_rec"] == 150.0 and a["comparable"]
+    assert a["B_rec"] == pytest.approx(150.0) and a["comparable"]
     assert a["tension"] == pytest.approx((150.0 - 250.0) / 50.0)            # √(30² + 40²) = 50
-    assert a["angle"] == pytest.approx(5.0, abs=1e-9)                     # same l, b 20 vs 25
-    assert math.isnan(b["B_rec"]) and not b["comparable"]                 # 37 is 3 Mpc/h from 40: no match
+    assert a["angle"] == pytest.approx(5.0, abs=1e-6)                     # same l, b 20 vs 25
+    assert b["B_rec"] == pytest.approx(135.0) and not b["comparable"]      # halfway between 30 and 40
+    assert b["l_rec"] == pytest.approx(300.0, abs=1e-6) and b["b_rec"] == pytest.approx(25.0, abs=1e-6)
     assert math.isnan(c["B_rec"]) and math.isnan(c["tension"])            # larger than the cube
 
 

@@ -131,26 +131,32 @@ def compare(published, radii, bulk_flow_rows) -> list[dict]:
     """Each published bulk flow beside a reconstruction's top-hat B(R).
 
     radii : the radii (Mpc/h) of the reconstruction's ``bulk_flow_rows`` (rows {R, B, l, b,
-        (B_std)} as :func:`zoa_lib.reconstruct.bulk_flow_rows` and
-        ``Reconstruction.bulk_flow_table`` give them).
+        SGX, SGY, SGZ, (B_std)} in km/s and degrees, as
+        :func:`zoa_lib.reconstruct.bulk_flow_rows` and ``Reconstruction.bulk_flow_table`` give
+        them), in increasing order.
     Returns per published value {label, window, R, B, B_err, l, b, B_rec, B_rec_std, l_rec,
     b_rec, angle (deg between the directions, NaN without a published one), tension
-    ((B_rec − B)/√(B_err² + B_rec_std²)), comparable}: the reconstruction's values are those at
-    the nearest radius within 2.5 Mpc/h of R, NaN when R is outside the reconstruction's radii
-    (a sphere larger than the cube) or not a sphere; ``comparable`` is True only for a top-hat
-    measurement at a radius the reconstruction has."""
+    ((B_rec − B)/√(B_err² + B_rec_std²)), comparable}. The reconstruction's vector B is
+    interpolated linearly in R between the two nearest radii (its |B| and (l, b) follow from
+    the interpolated vector, B_rec_std is interpolated); NaN when R lies outside the
+    reconstruction's radii (e.g. a sphere larger than the cube) or is not a sphere.
+    ``comparable`` is True only for a top-hat measurement the reconstruction reaches."""
+    from .reconstruct import bulk_flow_rows as rows_of
+
     radii = np.asarray(radii, float)
     rows = list(bulk_flow_rows)
+    vec = np.array([[r["SGX"], r["SGY"], r["SGZ"]] for r in rows], float).reshape(-1, 3)
+    std = np.array([r.get("B_std", 0.0) for r in rows], float)
     out = []
+    nan = float("nan")
     for p in published:
         rec = None
-        if math.isfinite(p.R) and len(radii):
-            j = int(np.argmin(np.abs(radii - p.R)))
-            if abs(radii[j] - p.R) <= 2.5:
-                rec = rows[j]
-        nan = float("nan")
+        if math.isfinite(p.R) and len(radii) and radii[0] - 1e-9 <= p.R <= radii[-1] + 1e-9:
+            v = np.array([np.interp(p.R, radii, vec[:, a]) for a in range(3)])
+            rec = rows_of(v[None], [p.R])[0]
+            rec["B_std"] = float(np.interp(p.R, radii, std))
         B_rec = rec["B"] if rec else nan
-        s_rec = rec.get("B_std", 0.0) if rec else nan
+        s_rec = rec["B_std"] if rec else nan
         out.append({"label": p.label, "window": p.window, "R": p.R, "B": p.B, "B_err": p.B_err, "l": p.l, "b": p.b,
                     "B_rec": B_rec, "B_rec_std": s_rec, "l_rec": rec["l"] if rec else nan,
                     "b_rec": rec["b"] if rec else nan,
