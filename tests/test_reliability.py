@@ -478,7 +478,7 @@ def test_death_at_each_end_of_epoch_write_resumes_to_the_same_training(tiny_stra
         monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end",
                             lambda self, epoch, logs=None: die_on(2) or orig(self, epoch, logs))
     elif where == "model.keras":
-        orig = training.save_model
+        orig = training.model_files.save_model
 
         def save(model, path, *a, **kw):
             if calls["n"] + 1 == 2:
@@ -488,9 +488,10 @@ def test_death_at_each_end_of_epoch_write_resumes_to_the_same_training(tiny_stra
                     raise _Died(where)
             calls["n"] += 1
             return orig(model, path, *a, **kw)
-        monkeypatch.setattr(training, "save_model", save)
+        monkeypatch.setattr(training.model_files, "save_model", save)
     elif where == "backup":  # a torn weights file (no rename, no metadata) beside the committed state
-        cls = training.AtomicBackupAndRestore
+        from zoa_lib.training.callbacks import AtomicBackupAndRestore as cls
+
         orig_save = cls._save_model
 
         def save_model(self):
