@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data
+from ..resources import available_bytes, gpu_total_bytes
 from ..rng import generator
 from .fitting import _gpu, build_and_compile
 from .pipeline import _wiener_dataset, in_memory_bytes, make_dataset, scan_shards
@@ -67,8 +68,11 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
       trains two);
     * ``fit_seconds_per_sample``, ``inference_seconds_per_sample`` (``predict_on_batch``);
     * ``data_samples_per_second``: the pipeline alone, iterated without training;
-    * parameter count, the estimated activation memory of one step per sample, and the GPU
-      peak from TensorFlow when on a GPU (``zoa bench`` adds the process's peak RSS).
+    * parameter count, the estimated activation memory of one step per sample, the memory
+      available for it (``available_memory_gib``: on a GPU its total from ``nvidia-smi`` less
+      what TensorFlow holds, else the host's ``MemAvailable``; the batch drops to 1 when a step
+      would need more than half), and the GPU peak from TensorFlow when on a GPU (``zoa bench``
+      adds the process's peak RSS).
 
     ``seconds`` bounds the size of the timed epoch (at least 4 batches).
     """
@@ -93,12 +97,12 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
     out["parameters"] = int(model.count_params())
     act = activation_bytes(profile.model, N, 1)
     out["estimated_step_memory_mib_per_sample"] = round(act / 2 ** 20, 1)
-    try:
-        avail = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) * 1024
-    except (OSError, IndexError, ValueError):
-        avail = 8 << 30
-    if gpu:
-        avail = int(tf.config.experimental.get_memory_info("GPU:0").get("current", 0)) or avail
+    avail = available_bytes(default=8 << 30)  # host memory, bytes
+    if gpu:  # the GPU's: its total less what TensorFlow holds already ("current" is in use, not free)
+        total = gpu_total_bytes(0)
+        if total is not None:
+            avail = total - int(tf.config.experimental.get_memory_info("GPU:0").get("current", 0))
+    out["available_memory_gib"] = round(avail / 2 ** 30, 2)
     batch = tr.batch_size if act * tr.batch_size < avail / 2 else 1
     out["benchmark_batch"] = batch
     need = in_memory_bytes(profile.mocks.n_train + profile.mocks.n_val, N, transforms.in_channels)

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ..io import atomic_path, write_json_atomic
+from ..io import atomic_path, stop_point, write_json_atomic
 from . import model_files
 from .transforms import TrainingError
 
@@ -107,6 +107,14 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._t)
+
+
+class StopPoints(keras.callbacks.Callback):
+    """The ``train-batch`` step of :func:`zoa_lib.io.stop_point` after every training batch
+    (crash-safety tests kill a run there; added only when ``ZOA_TEST_STOP_AT`` is set)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        stop_point("train-batch")
 
 
 # --------------------------------------------------------------------------- backup

@@ -63,7 +63,7 @@ from typing import Sequence
 
 from .. import data
 from ..errors import ZoaError
-from ..io import atomic_path, ensure_writable, output_error
+from ..io import atomic_path, ensure_writable, output_error, stop_armed
 from ..rng import generator
 from .model_files import _register_custom_objects, matching_model, model_dir, read_model_metadata
 from .pipeline import in_memory_bytes, make_dataset, split_shards
@@ -140,8 +140,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     import keras
     import tensorflow as tf
 
-    from .callbacks import (AtomicBackupAndRestore, Checkpoint, LearningRateLogger, backup_epoch, backup_state,
-                            mark_fresh_backup)
+    from .callbacks import (AtomicBackupAndRestore, Checkpoint, LearningRateLogger, StopPoints, backup_epoch,
+                            backup_state, mark_fresh_backup)
 
     _check_target(target)
     log = log or (print if progress else (lambda *a: None))
@@ -263,6 +263,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
                                              extra={"target": target, "parameters": n_params}))
     cbs.append(AtomicBackupAndRestore(backup))
     cbs.extend(callbacks)
+    if stop_armed():
+        cbs.append(StopPoints())
     verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
     try:
         hist = model.fit(train_ds, epochs=tr.epochs, steps_per_epoch=steps, initial_epoch=start_epoch,

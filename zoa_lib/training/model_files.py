@@ -88,11 +88,15 @@ def load_model(profile, target: str, which: str = "best"):
 
 #: Profile sections a trained model depends on: a model is reused only if they all match.
 MODEL_DEPENDS_ON = ("seed", "cosmology", "box", "simulation", "survey", "mocks", "model", "training")
+#: Keys older zoa versions had but never read (``section.key``): a model trained with them is
+#: still a match.
+REMOVED_KEYS = ("training.shuffle_buffer",)
 
 
 def _section(trained: dict, key: str, profile):
     """``trained[key]`` with the keys a newer zoa added to that section filled in with their
-    defaults (a model trained before a key existed was trained with its default)."""
+    defaults (a model trained before a key existed was trained with its default), and the
+    :data:`REMOVED_KEYS` dropped."""
     value = trained.get(key)
     current = getattr(profile, key, None)
     if isinstance(value, dict) and dataclasses.is_dataclass(current):
@@ -100,7 +104,7 @@ def _section(trained: dict, key: str, profile):
                     if f.default is not dataclasses.MISSING}
         from ..config import _to_plain
 
-        value = {**_to_plain(defaults), **value}
+        value = {k: v for k, v in {**_to_plain(defaults), **value}.items() if f"{key}.{k}" not in REMOVED_KEYS}
     return value
 
 
