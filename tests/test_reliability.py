@@ -339,6 +339,30 @@ def test_deterministic_training_gives_bit_identical_weights(tmp_path, monkeypatc
 
 
 # --------------------------------------------------------------------------- kill -9, then rerun
+def test_stop_point_kills_at_the_named_step_and_count(tmp_path):
+    """``ZOA_TEST_STOP_AT=write:b.txt#2``: the process dies by SIGKILL at the second atomic
+    write of b.txt, its temporary complete and not renamed; other steps pass untouched."""
+    code = ("from zoa_lib.io import write_text_atomic as w\n"
+            "import sys\n"
+            "d = sys.argv[1]\n"
+            "w(d + '/a.txt', 'a'); w(d + '/b.txt', 'one'); print('first', flush=True)\n"
+            "w(d + '/b.txt', 'two'); print('second', flush=True)\n")
+    for step, dies in (("write:b.txt#2", True), ("wrote:b.txt", True), ("write:c.txt", False)):
+        folder = tmp_path / step.replace(":", "-").replace("#", "-")
+        folder.mkdir()
+        env = dict(os.environ, ZOA_TEST_STOP_AT=step)
+        out = subprocess.run([sys.executable, "-c", code, str(folder)], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert (out.returncode == -signal.SIGKILL) == dies, (step, out.returncode, out.stderr[-1000:])
+        if step == "write:b.txt#2":
+            assert out.stdout == "first\n" and (folder / "b.txt").read_text() == "one"
+            assert [p.read_text() for p in temporaries(folder)] == ["two"]
+        elif step == "wrote:b.txt":
+            assert out.stdout == "" and (folder / "b.txt").read_text() == "one" and temporaries(folder) == []
+        else:
+            assert out.stdout == "first\nsecond\n" and (folder / "b.txt").read_text() == "two"
+
+
 def stopped(args, env, step: str) -> subprocess.CompletedProcess:
     """Run ``zoa args`` with ``ZOA_TEST_STOP_AT=step`` (:func:`zoa_lib.io.stop_point`): it must
     die by SIGKILL at that step (a step it never reaches makes the test fail)."""
