@@ -284,3 +284,41 @@ def test_potent_truth_is_smoothed_to_potents_scale(zoa_data):
     same = load_profile("ci", {"box.smoothing": 15.0, "evaluation.potent_smoothing": 15.0})
     assert evaluation.potent_smoothing_extra(same) == 0.0
     assert evaluation.potent_truth({"delta": targets}, same)["delta"] is targets
+
+
+def test_comparison_rows_pick_the_best_by_hand(zoa_data):
+    """comparison() on two hand-written method tables: pooled r(δ) is judged by the per-mock
+    mean (the V-Net's 0.7 beats the filter's 0.6 although its pooled 0.80 < 0.85), the slope
+    by its distance to 1, MSE by the lowest, and each bulk-flow radius separately."""
+    prof = load_profile("ci")
+
+    def method(r, r_mock, mse, slope, bulk):
+        return {"delta": {"regions": {"survey": {"pearson_r": r, "pearson_r_mock_mean": r_mock, "mse": mse,
+                                                 "slope": slope}}},
+                "velocity": {"bulk_flow": {"radii": [25.0, 50.0], "error_mean": bulk}},
+                "n_mocks": 2, "boxes": [0, 1], "samples": [20, 21]}
+
+    per = {"vnet_delta": method(0.80, 0.70, 0.30, 0.9, [10.0, 20.0]),
+           "wiener": method(0.85, 0.60, 0.20, 1.2, [15.0, 5.0])}
+    rows = {r["key"]: r for r in evaluation.comparison(per, prof)["rows"]}
+    assert rows["r_delta_survey"]["values"] == {"vnet_delta": 0.80, "wiener": 0.85}
+    assert rows["r_delta_survey"]["best"] == "vnet_delta"
+    assert rows["r_delta_survey"]["best_by"] == "pearson_r_mock_mean"
+    assert rows["r_mock_delta_survey"]["best"] == "vnet_delta"
+    assert rows["mse_delta_survey"]["best"] == "wiener"
+    assert rows["slope_delta_survey"]["best"] == "vnet_delta"  # |0.9 − 1| < |1.2 − 1|
+    assert rows["bulk_flow_error_25"]["best"] == "vnet_delta" and rows["bulk_flow_error_50"]["best"] == "wiener"
+    assert rows["bulk_flow_error_50"]["values"] == {"vnet_delta": 20.0, "wiener": 5.0}
+    assert "r_phi_survey" not in rows  # no method has φ
+
+
+def test_bulk_flow_error_per_mock_is_the_norm_of_the_difference():
+    """The verdict's bulk-flow row: ‖B_pred − B_true‖ of each mock at one radius, by hand."""
+    bf = {"radii": [25.0, 50.0],
+          "pred": [[[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]], [[1.0, 2.0, 2.0], [0.0, 0.0, 0.0]]],
+          "true": [[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]}
+    doc = {"velocity": {"bulk_flow": bf}}
+    assert evaluation._path_values(doc, ("velocity", "bulk_flow", ("per_mock_error", 0))) == [5.0, 3.0]
+    assert evaluation._path_values(doc, ("velocity", "bulk_flow", ("per_mock_error", 1))) == pytest.approx(
+        [np.sqrt(3.0), 0.0])
+    assert evaluation._path_values({}, ("velocity", "bulk_flow", ("per_mock_error", 0))) is None

@@ -284,3 +284,34 @@ def test_paired_bootstrap_one_box_and_missing_values():
     assert bs["n_mocks"] == 2 and bs["difference"] == pytest.approx(0.3)
     with pytest.raises(metrics.MetricsError):
         metrics.paired_bootstrap([1.0, 2.0], [1.0], [0, 1])
+
+
+def test_field_metrics_by_hand_on_two_small_mocks():
+    """pred = 2 t + 1 on two 4³ mocks, t₀ = 0 … 63 and t₁ = (0 … 63) mod 4: r = 1 per mock and
+    pooled, slope 2, intercept 1, no scatter; MSE per mock ⟨(t + 1)²⟩ = Σ_{j=1}^{64} j²/64 =
+    1397.5 and (1 + 4 + 9 + 16)/4 = 7.5; with each mock's mean removed the residual is
+    t − ⟨t⟩, so the MSE is each mock's variance, (64² − 1)/12 = 341.25 and (4² − 1)/12 = 1.25."""
+    t = np.stack([np.arange(64.0), np.arange(64.0) % 4]).reshape(2, 4, 4, 4)
+    out = metrics.field_metrics(2 * t + 1, t, size=4.0, zoa_b=10.0, shells=[0.0, 1.0, 4.0])
+    cube = out["regions"]["cube"]
+    assert cube["n_voxels"] == 64
+    assert cube["pearson_r_per_mock"] == pytest.approx([1.0, 1.0]) and cube["pearson_r"] == pytest.approx(1.0)
+    assert cube["slope"] == pytest.approx(2.0) and cube["intercept"] == pytest.approx(1.0)
+    assert cube["scatter"] == pytest.approx(0.0, abs=1e-9)
+    assert cube["mse_per_mock"] == pytest.approx([1397.5, 7.5]) and cube["mse"] == pytest.approx(702.5)
+    assert cube["mse_demeaned_per_mock"] == pytest.approx([341.25, 1.25])
+    assert cube["mse_demeaned"] == pytest.approx(171.25)
+    # voxel centres at ±0.5, ±1.5: 8 voxels within r < 1 (|x| = 0.5 on each axis), 56 beyond
+    assert [s["n_voxels"] for s in out["shells"]] == [8, 56]
+
+
+def test_velocity_residual_rms_by_hand():
+    """A uniform error (3, 4, 0) km/s on one mock and (0, 0, 0) on another: rms per component
+    (3/√2, 4/√2, 0), 3D rms 5/√2 pooled, 5 and 0 per mock."""
+    true = np.zeros((2, 4, 4, 4, 3))
+    pred = true.copy()
+    pred[0] += [3.0, 4.0, 0.0]
+    out = metrics.velocity_residual_rms(pred, true)
+    assert (out["x"], out["y"], out["z"]) == pytest.approx((3 / np.sqrt(2), 4 / np.sqrt(2), 0.0))
+    assert out["3d"] == pytest.approx(5 / np.sqrt(2))
+    assert out["3d_per_mock"] == pytest.approx([5.0, 0.0]) and out["3d_mock_mean"] == pytest.approx(2.5)

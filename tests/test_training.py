@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_shards import make_shard, write_mocks  # noqa: E402
 
 from zoa_lib import data, fields, training  # noqa: E402
+from zoa_lib.training import callbacks  # noqa: E402
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
 from zoa_lib.vnet import build_vnet  # noqa: E402
@@ -35,7 +36,7 @@ def tiny_profile(**over):
 # --------------------------------------------------------------------------- learning rate
 def test_triangular_lr_matches_the_piecewise_linear_triangle():
     lo, hi, h = 1e-7, 1e-5, 10.0
-    sched = training.TriangularCyclicLR(lo, hi, h)
+    sched = callbacks.TriangularCyclicLR(lo, hi, h)
     steps = np.array([0, 1, 2.5, 5, 9, 10, 11, 15, 19, 20, 25, 30, 40, 41])
     # the triangle through its corners (0, lo), (h, hi), (2h, lo), (3h, hi), ...
     corners = np.arange(0, 6) * h
@@ -44,11 +45,11 @@ def test_triangular_lr_matches_the_piecewise_linear_triangle():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
     assert float(sched(0)) == pytest.approx(lo) and float(sched(10)) == pytest.approx(hi)
     assert float(sched(20)) == pytest.approx(lo)
-    np.testing.assert_allclose(training.triangular_lr(steps, lo, hi, h), want, rtol=1e-12)
+    np.testing.assert_allclose(callbacks.triangular_lr(steps, lo, hi, h), want, rtol=1e-12)
     clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(sched))
     assert type(clone).__name__ == "TriangularCyclicLR" and float(clone(15)) == pytest.approx(float(sched(15)))
     with pytest.raises(ZoaError):
-        training.TriangularCyclicLR(1e-3, 1e-5, 10)
+        callbacks.TriangularCyclicLR(1e-3, 1e-5, 10)
 
 
 # --------------------------------------------------------------------------- transforms
@@ -456,7 +457,7 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     folder = training.model_dir(prof, "delta")
     assert training.matching_model(prof, "delta") is None
     calls = []
-    monkeypatch.setattr(training, "train", lambda p, t, resume, progress: calls.append(p) or
+    monkeypatch.setattr(training.fitting, "train", lambda p, t, resume, progress: calls.append(p) or
                         _fake_result(training, p, t, folder))
     first = training.ensure_trained(prof, "delta")
     assert not first["reused"] and len(calls) == 1
@@ -465,6 +466,20 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     other = load_profile("ci", {"training.epochs": 2, "training.wiener_channels": False})
     assert training.matching_model(other, "delta") is None
     shutil.rmtree(folder)
+
+
+def test_a_model_trained_before_a_key_was_added_or_after_one_was_removed_still_matches():
+    """matching_model's sections: a key added since (its default) and a removed, never-read key
+    (training.shuffle_buffer) do not make a model stale; a changed setting does."""
+    from zoa_lib.training.model_files import _section
+
+    prof = tiny_profile()
+    want = prof.to_dict()["training"]
+    assert want["in_memory_gib"] == 4.0  # the default, so a model trained before the key matches
+    old = {k: v for k, v in want.items() if k != "in_memory_gib"}
+    old["shuffle_buffer"] = 64
+    assert _section({"training": old}, "training", prof) == want
+    assert _section({"training": {**old, "epochs": 99}}, "training", prof) != want
 
 
 def _fake_result(training, prof, target, folder):
@@ -481,18 +496,30 @@ def _fake_result(training, prof, target, folder):
                                 replicas=1, global_batch=prof.training.batch_size, steps_per_epoch=1)
 
 
-def test_benchmark_reports_every_number():
-    out = training.benchmark(tiny_profile(), seconds=0.2)
-    assert out["parameters"] == build_vnet(tiny_profile().model, 16).count_params()
-    for key in ("data_samples_per_second", "fit_seconds_per_sample", "inference_seconds_per_sample",
-                "estimated_step_memory_mib_per_sample", "seconds_per_epoch", "data_over_fit_rate"):
-        assert out[key] > 0, key
-    assert out["benchmark_batch"] == 2 and out["gpu"] is False and out["in_memory"] is True
-    assert out["timed_epoch"]["train_samples"] >= 8
+def test_benchmark_numbers_agree_with_the_model_and_each_other():
+    """The benchmark's counts are the model's, and its estimates follow from its measurements."""
+    from zoa_lib.vnet import activation_bytes
+
+    p = tiny_profile()
+    out = training.benchmark(p, seconds=0.2)
+    assert out["parameters"] == build_vnet(p.model, 16).count_params()
+    assert out["estimated_step_memory_mib_per_sample"] == round(activation_bytes(p.model, 16, 1) / 2 ** 20, 1)
+    b = out["benchmark_batch"]
+    assert b == 2 and out["gpu"] is False and out["in_memory"] is True
+    timed = out["timed_epoch"]
+    steps = timed["train_samples"] // b
+    assert timed["train_samples"] == steps * b and steps >= 4 and timed["val_samples"] == max(1, steps // 6) * b
+    per_epoch = ((p.mocks.n_train // b) * b * out["fit_seconds_per_sample"]
+                 + p.mocks.n_val * out["inference_seconds_per_sample"])
+    assert out["seconds_per_epoch"] == pytest.approx(per_epoch, rel=0.05, abs=0.1)
+    assert out["estimated_training_minutes"] == pytest.approx(out["seconds_per_epoch"] * p.training.epochs / 60,
+                                                              rel=0.01, abs=0.01)
+    assert out["data_over_fit_rate"] == pytest.approx(out["data_samples_per_second"] * out["fit_seconds_per_sample"],
+                                                      rel=0.05, abs=0.1)
     # with the Wiener channels: the 4-channel corrector, streamed from the shards
     w = training.benchmark(tiny_profile(**{"training.wiener_channels": True, "training.in_memory_gib": 0}),
                            seconds=0.2)
-    assert w["wiener_channels"] and not w["in_memory"] and w["seconds_per_epoch"] > 0
+    assert w["wiener_channels"] and not w["in_memory"]
     assert w["parameters"] > out["parameters"]  # two more input channels
 
 

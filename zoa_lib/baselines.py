@@ -90,6 +90,7 @@ from . import fields
 from . import velocity as vel
 from .cosmology import H0, from_profile
 from .errors import ZoaError
+from .grid import check_cube
 
 
 class BaselineError(ZoaError, ValueError):
@@ -123,9 +124,9 @@ class PotentResult:
 
 
 def _check_inputs(n_gal, v_pec):
-    n_gal = np.asarray(n_gal, dtype=float)
+    n_gal = check_cube(np.asarray(n_gal, dtype=float), "inputs: N_gal", error=BaselineError)
     v_pec = np.asarray(v_pec, dtype=float)
-    if n_gal.ndim != 3 or len(set(n_gal.shape)) != 1 or v_pec.shape != n_gal.shape:
+    if v_pec.shape != n_gal.shape:
         raise BaselineError(f"inputs: N_gal and V_pec must be (N, N, N) cubes, got {n_gal.shape} "
                             f"and {v_pec.shape}")
     if np.any(n_gal < 0) or not np.all(np.isfinite(n_gal)) or not np.all(np.isfinite(v_pec)):

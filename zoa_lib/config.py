@@ -242,7 +242,6 @@ class TrainingConfig:
     lr_half_cycle_epochs: float = 4.0
     augment: bool = True
     augment_reflections: bool = False
-    shuffle_buffer: int = 64
     mixed_precision: bool = False
     xla: bool = False
     n_gal_scale: float = 1.0
@@ -265,8 +264,6 @@ class TrainingConfig:
             err("lr_min", f"need 0 < lr_min <= lr_max, got {self.lr_min}, {self.lr_max}")
         if self.lr_half_cycle_epochs <= 0:
             err("lr_half_cycle_epochs", f"must be > 0, got {self.lr_half_cycle_epochs}")
-        if self.shuffle_buffer < 1:
-            err("shuffle_buffer", f"must be >= 1, got {self.shuffle_buffer}")
         for key in ("n_gal_scale", "v_pec_scale"):
             if getattr(self, key) <= 0:
                 err(key, f"must be > 0, got {getattr(self, key)}")

@@ -190,11 +190,6 @@ class Cosmology:
         hi = maxwell.ppf(quantiles[1], scale=a)
         return sig, lo, hi
 
-    def sigma_r(self, R) -> np.ndarray:
-        """rms linear density contrast in top-hat spheres of radius R (Mpc/h)."""
-        R = np.atleast_1d(np.asarray(R, dtype=float))
-        return np.asarray(self.colossus.sigma(R, z=0.0))
-
 
 def top_hat_window(x) -> np.ndarray:
     """Fourier transform of a unit top-hat sphere, W(x) = 3 (sin x − x cos x) / x³,

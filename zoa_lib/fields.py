@@ -70,6 +70,7 @@ import scipy.fft as sfft
 
 from .cosmology import H0
 from .errors import ZoaError
+from .grid import check_cube, voxel_centres  # noqa: F401  (voxel_centres: fields.voxel_centres is public)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulation import ObserverCube, ParentBox
@@ -133,20 +134,6 @@ def _real_dtype(a: np.ndarray):
     return np.float64 if a.dtype == np.float64 else np.float32
 
 
-def _check_cube(field: np.ndarray, name: str, vector: bool = False) -> np.ndarray:
-    field = np.asarray(field)
-    shape = field.shape[:3]
-    ok = field.ndim == (4 if vector else 3) and shape[0] == shape[1] == shape[2] and shape[0] > 0
-    if vector:
-        ok = ok and field.shape[3] == 3
-    if not ok:
-        want = "(N, N, N, 3)" if vector else "(N, N, N)"
-        raise FieldError(f"{name}: expected a cubic {want} array, got shape {field.shape}")
-    if not np.issubdtype(field.dtype, np.floating):
-        field = field.astype(np.float64)
-    return field
-
-
 # --------------------------------------------------------------------------- operators
 def density_contrast(mass_mesh: np.ndarray) -> np.ndarray:
     """δ = m / m̄ − 1 (float32) from a mass (or count) mesh, m̄ its mean (computed in float64).
@@ -165,7 +152,7 @@ def gaussian_smooth(field: np.ndarray, size: float, sigma: float, workers: int |
     """Convolve a periodic field (N, N, N) or (N, N, N, 3) with a Gaussian of σ = ``sigma``
     Mpc/h, spectrally: f(k) ← f(k) exp(−k²σ²/2). Keeps the dtype (float32 or float64)."""
     vector = np.ndim(field) == 4
-    field = _check_cube(field, "gaussian_smooth", vector=vector)
+    field = check_cube(field, "gaussian_smooth", vector=vector, floating=True, error=FieldError)
     if sigma < 0:
         raise FieldError(f"gaussian_smooth: sigma must be >= 0 Mpc/h, got {sigma}")
     if vector:
@@ -192,7 +179,7 @@ def potential_from_delta(delta: np.ndarray, size: float, cosmo, workers: int | N
 
     ``cosmo`` is a :class:`zoa_lib.cosmology.Cosmology` (uses ``poisson_factor``).
     Keeps the dtype of ``delta`` (float32 or float64)."""
-    delta = _check_cube(delta, "potential_from_delta")
+    delta = check_cube(delta, "potential_from_delta", floating=True, error=FieldError)
     dt = _real_dtype(delta)
     w = fft_workers(workers)
     dk = sfft.rfftn(delta.astype(dt, copy=False), workers=w)
@@ -219,7 +206,7 @@ def velocity_from_delta_linear(delta: np.ndarray, size: float, cosmo, workers: i
     """Linear-theory peculiar velocity v(k) = i f H0 δ(k) k / k² in km/s, shape (N, N, N, 3),
     components along the array axes; f = ``cosmo.growth_rate``. Its divergence is
     ∇·v = −f H0 δ (k = 0 and Nyquist components excluded)."""
-    delta = _check_cube(delta, "velocity_from_delta_linear")
+    delta = check_cube(delta, "velocity_from_delta_linear", floating=True, error=FieldError)
     dt = _real_dtype(delta)
     w = fft_workers(workers)
     n = delta.shape[0]
@@ -420,11 +407,6 @@ class Targets:
     def density(self) -> np.ndarray:
         """ρ/ρ̄ = 1 + δ."""
         return (1.0 + self.delta).astype(np.float32)
-
-
-def voxel_centres(size: float, grid: int) -> np.ndarray:
-    """Voxel-centre coordinates x_i = −L/2 + (i + ½) L/N (Mpc/h), i = 0..N−1."""
-    return -size / 2.0 + (np.arange(grid) + 0.5) * (size / grid)
 
 
 def _axis_stencil(origin: float, x: np.ndarray, mesh: int, h: float):

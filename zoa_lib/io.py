@@ -19,6 +19,10 @@ or the disk is full (ENOSPC, EDQUOT) or the file-size limit hit (EFBIG), raises
 removing the temporary; the previous file at ``path`` is left as it was.
 :func:`ensure_writable` checks a folder up front, before a long computation.
 
+Crash-safety tests stop a process at a named step with ``ZOA_TEST_STOP_AT`` (:func:`stop_point`):
+every atomic write is two steps, ``write:<name>`` (temporary complete, not yet renamed) and
+``wrote:<name>`` (renamed), so a test kills at an exact point instead of after a delay.
+
 ``created_utc`` in :func:`provenance` honours ``SOURCE_DATE_EPOCH`` (the reproducible-builds
 convention): with it set, two runs of a profile write byte-identical shards and JSON.
 """
@@ -31,8 +35,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -41,6 +47,9 @@ from . import __version__
 from .errors import ZoaError
 
 TMP_PREFIX = ".tmp-"
+#: Environment variable naming the step at which :func:`stop_point` kills the process.
+STOP_AT_ENV = "ZOA_TEST_STOP_AT"
+_stop_counts: dict[str, int] = {}
 
 
 class OutputError(ZoaError, OSError):
@@ -250,6 +259,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
+        stop_point("write:" + path.name)
         os.replace(tmp, path)
     except BaseException as e:
         _remove(tmp)
@@ -257,6 +267,34 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         if err is not None:
             raise err from None
         raise
+    stop_point("wrote:" + path.name)
+
+
+def stop_armed() -> bool:
+    """Whether ``$ZOA_TEST_STOP_AT`` names a step (only crash-safety tests set it)."""
+    return bool(os.environ.get(STOP_AT_ENV))
+
+
+def stop_point(step: str) -> None:
+    """Kill this process with SIGKILL, as ``kill -9`` would, when it reaches the step that
+    ``$ZOA_TEST_STOP_AT`` names; nothing otherwise (the variable is unset outside tests).
+
+    ``ZOA_TEST_STOP_AT=STEP`` stops the first time the process reaches ``STEP``,
+    ``STEP#K`` the K-th time (K ≥ 1, counted per process). Steps: ``write:<file name>``
+    (an atomic write whose temporary is complete, before its rename), ``wrote:<file name>``
+    (just after the rename) and ``train-batch`` (after each training batch,
+    :mod:`zoa_lib.training.fitting`). Output is flushed first; no cleanup code runs."""
+    want = os.environ.get(STOP_AT_ENV)
+    if not want:
+        return
+    name, _, k = want.rpartition("#") if "#" in want else (want, "", "1")
+    if name != step:
+        return
+    _stop_counts[step] = _stop_counts.get(step, 0) + 1
+    if _stop_counts[step] == int(k):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _remove(tmp: Path) -> None:

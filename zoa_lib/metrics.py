@@ -31,6 +31,7 @@ import scipy.fft as sfft
 from . import fields
 from . import velocity as vel
 from .errors import ZoaError
+from .grid import check_cube, voxel_centres
 from .survey import sg_to_galactic
 
 
@@ -46,14 +47,8 @@ def _f(x):
 
 
 def _stack(a, vector=False):
-    a = np.asarray(a, dtype=float)
-    want = 4 if vector else 3
-    if a.ndim == want:
-        a = a[None]
-    if a.ndim != want + 1 or len(set(a.shape[1:4])) != 1 or (vector and a.shape[-1] != 3):
-        shape = "(N, N, N, 3)" if vector else "(N, N, N)"
-        raise MetricsError(f"expected a cube {shape} or a stack of them, got shape {a.shape}")
-    return a
+    """A field or a stack of fields as a float64 stack (n, N, N, N[, 3])."""
+    return check_cube(np.asarray(a, dtype=float), vector=vector, stacked=True, error=MetricsError)
 
 
 def _pair(pred, truth, vector=False):
@@ -445,7 +440,7 @@ def _shells_and_slabs(p, t, size, shells, n_slabs):
             s.update(pearson_r=_f(pearson_r(p[:, m], t[:, m])), mse=_f(mse(p[:, m], t[:, m])),
                      **_mock_r_stats(p, t, m))
         out_shells.append(s)
-    z = vel.voxel_centres(n, size)
+    z = voxel_centres(size, n)
     edges = np.linspace(-0.5 * size, 0.5 * size, n_slabs + 1)
     out_slabs = []
     for lo, hi in zip(edges[:-1], edges[1:]):

@@ -356,29 +356,7 @@ def cic_deposit_many(positions: np.ndarray, size: float, mesh: int, weights: Seq
 
 
 # --------------------------------------------------------------------------- observers
-def cube_rotations(n: int = 24) -> np.ndarray:
-    """Symmetries of the cube as (n, 3, 3) int8 signed permutation matrices: n = 24 the
-    proper rotations (det +1), n = 48 all of them (proper first), n = 1 the identity.
-    The identity is always first; the order is fixed."""
-    return _cube_rotations(int(n)).copy()
-
-
-@functools.lru_cache(maxsize=4)
-def _cube_rotations(n: int) -> np.ndarray:
-    if n not in (1, 24, 48):
-        raise SimulationError(f"cube_rotations: n must be 1, 24 or 48, got {n}")
-    mats = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1, -1), repeat=3):
-            R = np.zeros((3, 3), np.int8)
-            for row, (col, sg) in enumerate(zip(perm, signs)):
-                R[row, col] = sg
-            mats.append(R)
-    dets = [round(np.linalg.det(R.astype(float))) for R in mats]
-    proper = [R for R, d in zip(mats, dets) if d == 1]
-    improper = [R for R, d in zip(mats, dets) if d == -1]
-    allm = np.array(proper + improper, dtype=np.int8)
-    return allm[:n].copy()
+from .symmetries import cube_rotations  # noqa: E402  (one table of the 48 cube symmetries)
 
 
 def rotate_vectors(rotation, v: np.ndarray) -> np.ndarray:
@@ -498,19 +476,7 @@ def observer_cubes(profile, box: ParentBox, indices: Sequence[int]) -> list[Obse
 
 
 # --------------------------------------------------------------------------- benchmark
-def _rss_mib() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from .resources import peak_rss_mib as _peak_rss_mib, rss_mib as _rss_mib  # noqa: E402
 
 
 def benchmark(profile, n_cubes: int | None = None) -> dict:

@@ -35,6 +35,7 @@ import scipy.fft as sfft
 from . import fields
 from .cosmology import H0
 from .errors import ZoaError
+from .grid import check_cube, voxel_centres
 
 
 class VelocityError(ZoaError, ValueError):
@@ -45,21 +46,15 @@ METHODS = ("spectral", "finite_difference")
 
 
 # --------------------------------------------------------------------------- grid geometry
-def voxel_centres(n: int, size: float) -> np.ndarray:
-    """1D coordinates of voxel centres, x_i = −L/2 + (i + ½) L/N, in Mpc/h
-    (:func:`zoa_lib.fields.voxel_centres` with this module's argument order)."""
-    return fields.voxel_centres(size, n)
-
-
 def position_grid(n: int, size: float) -> np.ndarray:
     """(N, N, N, 3) observer-centred voxel-centre positions (SGX, SGY, SGZ) in Mpc/h."""
-    x = voxel_centres(n, size)
+    x = voxel_centres(size, n)
     return np.stack(np.meshgrid(x, x, x, indexing="ij"), axis=-1)
 
 
 def radius_grid(n: int, size: float) -> np.ndarray:
     """(N, N, N) distance of each voxel centre from the observer, Mpc/h."""
-    x = voxel_centres(n, size)
+    x = voxel_centres(size, n)
     return np.sqrt(x[:, None, None] ** 2 + x[None, :, None] ** 2 + x[None, None, :] ** 2)
 
 
@@ -71,18 +66,9 @@ def unit_radial_grid(n: int, size: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- derivatives
-def _check_cube(field, name="field", vector=False):
-    a = np.asarray(field)
-    want = 4 if vector else 3
-    if a.ndim != want or len(set(a.shape[:3])) != 1 or (vector and a.shape[3] != 3):
-        shape = "(N, N, N, 3)" if vector else "(N, N, N)"
-        raise VelocityError(f"{name}: expected a cube of shape {shape}, got {a.shape}")
-    return a
-
-
 def spectral_gradient(field, size: float) -> np.ndarray:
     """∇field of a periodic cube by FFT: (N, N, N) → (N, N, N, 3), units of field per Mpc/h."""
-    f = _check_cube(field)
+    f = check_cube(field, error=VelocityError)
     n = f.shape[0]
     w = fields.fft_workers()
     fk = sfft.rfftn(np.asarray(f, dtype=float), workers=w)
@@ -97,7 +83,7 @@ def _fd_gradient(field, size):
 
 def gradient(field, size: float, method: str = "finite_difference") -> np.ndarray:
     """∇field (N, N, N) → (N, N, N, 3) by ``method`` (see the module docstring)."""
-    f = _check_cube(field)
+    f = check_cube(field, error=VelocityError)
     if method == "spectral":
         return spectral_gradient(f, size)
     if method == "finite_difference":
@@ -107,7 +93,7 @@ def gradient(field, size: float, method: str = "finite_difference") -> np.ndarra
 
 def divergence(vector, size: float, method: str = "finite_difference") -> np.ndarray:
     """∇·v of an (N, N, N, 3) field, units of v per Mpc/h."""
-    v = _check_cube(vector, "vector", vector=True)
+    v = check_cube(vector, "vector", vector=True, error=VelocityError)
     n = v.shape[0]
     if method == "spectral":
         w = fields.fft_workers()
@@ -169,7 +155,7 @@ def velocity_from_density(delta, size: float, cosmo, pad: int = 1) -> np.ndarray
     zeros of twice its side (an observer cube: no wrap-around; mass outside the cube taken
     at the mean density). The k = 0 mode (a uniform δ) moves nothing.
     """
-    d = _check_cube(delta, "delta")
+    d = check_cube(delta, "delta", error=VelocityError)
     n = d.shape[0]
     big = _pad(d, pad)
     v = fields.velocity_from_delta_linear(big, size * big.shape[0] / n, cosmo)
@@ -180,7 +166,7 @@ def potential_from_density(delta, size: float, cosmo, pad: int = 1) -> np.ndarra
     """Poisson, φ(k) = −(3/2) Ωm H0² δ(k) / k² in (km/s)² (float64), by
     :func:`zoa_lib.fields.potential_from_delta`; ``pad`` as in :func:`velocity_from_density`
     (φ has zero mean over the padded box)."""
-    d = _check_cube(delta, "delta")
+    d = check_cube(delta, "delta", error=VelocityError)
     n = d.shape[0]
     big = _pad(d, pad)
     return fields.potential_from_delta(big, size * big.shape[0] / n, cosmo)[:n, :n, :n]
@@ -190,7 +176,7 @@ def potential_from_density(delta, size: float, cosmo, pad: int = 1) -> np.ndarra
 def radial_velocity(velocity, size: float) -> np.ndarray:
     """Radial component v·r̂ (km/s) at each voxel centre seen from the observer at the cube
     centre; 0 at r = 0."""
-    v = _check_cube(velocity, "velocity", vector=True)
+    v = check_cube(velocity, "velocity", vector=True, error=VelocityError)
     return np.einsum("...a,...a->...", v, unit_radial_grid(v.shape[0], size))
 
 
@@ -210,7 +196,7 @@ def sphere_weights(n: int, size: float, radius: float, subsample: int = 4) -> np
     if len(cut):
         off = (np.arange(subsample) + 0.5) / subsample - 0.5
         sub = np.stack(np.meshgrid(off, off, off, indexing="ij"), -1).reshape(-1, 3) * d
-        x = voxel_centres(n, size)
+        x = voxel_centres(size, n)
         centres = x[cut]  # (m, 3)
         pts = centres[:, None, :] + sub[None, :, :]
         w[tuple(cut.T)] = np.mean(np.sum(pts ** 2, axis=-1) < radius ** 2, axis=1)
@@ -226,7 +212,7 @@ def bulk_flow(velocity, size: float, radius: float, subsample: int = 4) -> np.nd
     w_i the fraction of voxel i inside the sphere (:func:`sphere_weights`, sub-voxel
     sampling of the voxels the sphere cuts). Compare with the ΛCDM expectation
     ``Cosmology.sigma_bulk_flow(R)`` and ``Cosmology.bulk_flow_range(R)``."""
-    v = _check_cube(velocity, "velocity", vector=True)
+    v = check_cube(velocity, "velocity", vector=True, error=VelocityError)
     w = sphere_weights(v.shape[0], size, radius, subsample)
     total = w.sum()
     if total <= 0:

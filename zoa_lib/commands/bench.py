@@ -9,9 +9,9 @@ import importlib
 import json
 import os
 import platform
-import resource
 import sys
 
+from ..resources import peak_rss_mib
 from . import add_profile_args, profile_from_args
 
 #: stage -> "module:function"
@@ -43,11 +43,6 @@ def machine() -> dict:
     except OSError:
         pass
     return info
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def run(args):
