@@ -70,9 +70,10 @@ from .cosmology import from_profile
 from .errors import ZoaError
 from .io import ensure_writable, provenance, write_json_atomic, write_text_atomic
 
+from .methods import LABELS as _METHOD_LABELS  # noqa: E402
+
 METHODS = ("vnet_delta", "vnet_phi", "wiener", "wiener_cal", "potent")
-LABELS = {"vnet_delta": "V-Net δ", "vnet_phi": "V-Net φ", "wiener": "Wiener filter",
-          "wiener_cal": "Wiener filter, Malmquist-calibrated", "potent": "POTENT"}
+LABELS = {m: _METHOD_LABELS[m] for m in METHODS}  # the one table: zoa_lib.methods.LABELS
 BASELINES = ("wiener", "wiener_cal", "potent")
 #: Training mocks used to measure the radial bias of ``wiener_cal`` and σ_nl.
 N_CALIBRATION = 64

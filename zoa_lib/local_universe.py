@@ -86,6 +86,7 @@ import scipy.fft as sfft
 
 from .cosmology import H0, from_profile
 from .errors import ZoaError
+from .methods import LABELS as METHOD_LABELS
 from .fields import fft_workers, gaussian_kernel_k
 from .rng import generator
 from .simulation import ParentBox
@@ -715,8 +716,7 @@ def attractor_statistics(results) -> dict:
 
 #: Reconstruction methods of :func:`reconstruct_surveys`, with their names in tables and plots.
 SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "potent")
-SEARCH_LABELS = {"vnet": "V-Net", "wiener": "Wiener filter", "wiener_cal": "Wiener filter (calibrated)",
-                 "potent": "POTENT"}
+SEARCH_LABELS = {m: METHOD_LABELS[m] for m in SEARCH_METHODS}
 
 
 def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = False) -> dict:

@@ -89,8 +89,7 @@ PAPER_NUMBERS: dict[str, PaperNumber] = {p.key: p for p in (
 
 #: Methods of ``zoa evaluate`` (:data:`zoa_lib.evaluation.METHODS`) and their names here.
 CLASSICAL = ("wiener", "wiener_cal", "potent")
-LABELS = {"vnet_delta": "V-Net δ", "vnet_phi": "V-Net φ", "vnet": "V-Net", "wiener": "Wiener filter",
-          "wiener_cal": "calibrated Wiener filter", "potent": "POTENT"}
+from .methods import LABELS  # noqa: E402  (the one table of method names)
 #: Relative paths (under the profile's data folder) of the files read, and who writes them.
 SOURCES = {
     "evaluation": ("evaluation/", "chapter 05 (classical methods) or `zoa evaluate`"),

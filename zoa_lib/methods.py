@@ -1,0 +1,17 @@
+"""The reconstruction methods' names: one table for every chapter, file, table and CLI.
+
+Keys are the method names of ``zoa evaluate`` (:data:`zoa_lib.evaluation.METHODS`: the two
+networks scored separately, ``vnet_delta`` and ``vnet_phi``), of ``zoa reconstruct`` and the
+local-universe search (``vnet``: δ from the density network and v = −(2f/3H0Ωm)∇φ from the
+potential network), and of the classical baselines (:mod:`zoa_lib.baselines`).
+"""
+from __future__ import annotations
+
+#: Method name → its name in tables, legends and HDF5 attributes.
+LABELS = {"vnet": "V-Net", "vnet_delta": "V-Net δ", "vnet_phi": "V-Net φ", "wiener": "Wiener filter",
+          "wiener_cal": "calibrated Wiener filter", "potent": "POTENT"}
+
+
+def label(method: str) -> str:
+    """The display name of ``method`` (:data:`LABELS`; the name itself when unknown)."""
+    return LABELS.get(method, str(method))
