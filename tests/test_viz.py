@@ -366,9 +366,17 @@ def test_catalog_sky_and_selection():
 
 def test_structures_table_reader(tmp_path):
     p = tmp_path / "s.csv"
-    p.write_text("# comment\nname,l,b,cz\nGreat Attractor,308.4,29.0,4960\nVirgo cluster (M87),283.8,74.5,1100\n")
+    p.write_text("# comment\nname,l,b,cz,kind\nGreat Attractor,308.4,29.0,4960,attractor\n"
+                 "Virgo cluster (M87),283.8,74.5,1100,attractor\n")
     rows = viz.read_structures(p)
     assert rows == [("Great Attractor", 308.4, 29.0), ("Virgo cluster (M87)", 283.8, 74.5)]
+    # the one reader of structure tables (local_universe.known_structures) and its checks
+    from zoa_lib.local_universe import known_structures
+
+    assert viz.read_structures(known_structures(p)) == rows
+    p.write_text("name,l,b,cz\nGreat Attractor,308.4,29.0,4960\n")
+    with pytest.raises(ZoaError, match="missing column.*kind"):
+        viz.read_structures(p)
     with pytest.raises(ZoaError, match="row 0"):
         viz.read_structures([("x",)])
 

@@ -948,17 +948,21 @@ def zoa_band(ax, zoa_b: float = 10.0, *, color="0.55", alpha=0.35, label: str | 
 
 
 def read_structures(structures) -> list[tuple[str, float, float]]:
-    """Named structures as [(name, l, b)] from a list of tuples, a DataFrame or a CSV file
-    with columns name, l, b (such as data/known_structures.csv, '#' comment lines)."""
+    """Named structures as [(name, l, b)] from a structure table file (read, with its checks,
+    by :func:`zoa_lib.local_universe.known_structures`: data/known_structures.csv's layout), a
+    list of :class:`~zoa_lib.local_universe.Structure`, a list of (name, l, b) tuples or a
+    DataFrame with columns name, l, b."""
     if structures is None:
         return []
     if isinstance(structures, (str, os.PathLike)):
-        import pandas as pd
+        from .local_universe import LocalUniverseError, known_structures
 
         try:
-            structures = pd.read_csv(structures, comment="#")
-        except (OSError, pd.errors.ParserError) as e:
-            raise VizError(f"{structures}: cannot read structures table ({e})") from None
+            structures = known_structures(structures)
+        except LocalUniverseError as e:
+            raise VizError(str(e)) from None
+    structures = [(s.name, s.l, s.b) if hasattr(s, "sg") else s for s in structures] \
+        if isinstance(structures, (list, tuple)) else structures
     if hasattr(structures, "itertuples"):
         missing = {"name", "l", "b"} - set(structures.columns)
         if missing:
