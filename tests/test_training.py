@@ -309,6 +309,27 @@ def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
     assert "--resume" in capsys.readouterr().out
 
 
+def test_ensure_predictions_is_the_one_rule_predict_when_missing_or_older_than_the_model(zoa_data):
+    import os
+
+    from zoa_lib import evaluation
+
+    p = tiny_profile(**{"training.epochs": 1})
+    write_mocks(data.mocks_dir(p), grid=16)
+    path = evaluation.predictions_path(p, "phi")
+    # no model: nothing trained, nothing predicted
+    assert evaluation.ensure_predictions(p, targets=("phi",)) == {"phi": False} and not path.exists()
+    assert evaluation.ensure_predictions(p, targets=("phi",), train=True) == {"phi": True} and path.exists()
+    before = path.stat().st_mtime_ns
+    assert evaluation.ensure_predictions(p, targets=("phi",)) == {"phi": True}
+    assert path.stat().st_mtime_ns == before                       # current: not predicted again
+    model = training.matching_model(p, "phi")
+    t = path.stat().st_mtime + 10
+    os.utime(model, (t, t))                                        # a newer model: predict again
+    evaluation.ensure_predictions(p, targets=("phi",))
+    assert path.stat().st_mtime_ns != before
+
+
 # --------------------------------------------------------------------------- bad input
 def _break(kind, path):
     if kind == "missing":

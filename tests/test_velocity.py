@@ -134,3 +134,17 @@ def test_bad_shapes_raise_zoa_error(cosmo):
         vel.velocity_from_potential(np.zeros((4, 4, 4)), 10.0, cosmo, method="magic")
     with pytest.raises(ZoaError, match="radius"):
         vel.bulk_flow(np.zeros((4, 4, 4, 3)), 10.0, -1.0)
+
+
+def test_velocities_from_potentials_is_the_per_mock_velocity_of_a_stack():
+    from zoa_lib.cosmology import Cosmology
+    from zoa_lib.velocity import VelocityError, velocities_from_potentials, velocity_from_potential
+
+    rng = np.random.default_rng(3)
+    phi = rng.normal(size=(3, 8, 8, 8)) * 1e5
+    cosmo = Cosmology()
+    v = velocities_from_potentials(phi, 160.0, cosmo)
+    assert v.shape == (3, 8, 8, 8, 3) and v.dtype == np.float32
+    np.testing.assert_allclose(v[2], velocity_from_potential(phi[2], 160.0, cosmo, "finite_difference"), rtol=1e-5)
+    with pytest.raises(VelocityError, match="stack"):
+        velocities_from_potentials(phi[0], 160.0, cosmo)

@@ -96,6 +96,30 @@ def predictions_path(profile, target: str, split: str = "test") -> Path:
     return profile.data_path / "predictions" / f"{target}-{split}.h5"
 
 
+def ensure_predictions(profile, split: str = "test", targets=("delta", "phi"), *, train: bool = False,
+                       progress: bool = False) -> dict[str, bool]:
+    """Make the V-Net predictions of a split current, the one rule every chapter uses.
+
+    For each target: with ``train``, train the network first if it is missing or was trained
+    with other settings (:func:`zoa_lib.training.ensure_trained`); then, when a finished model
+    of this profile exists (:func:`zoa_lib.training.matching_model`) and the predictions file
+    (:func:`predictions_path`) is missing or older than that model, predict the split again
+    (:func:`zoa_lib.training.predict`). Without a matching model nothing is trained or
+    predicted. Returns {target: whether a predictions file exists now}."""
+    from . import training
+
+    out = {}
+    for t in targets:
+        if train:
+            training.ensure_trained(profile, t, progress=progress)
+        model = training.matching_model(profile, t)
+        path = predictions_path(profile, t, split)
+        if model is not None and (not path.exists() or path.stat().st_mtime < model.stat().st_mtime):
+            training.predict(profile, t, split, progress=progress)
+        out[t] = path.exists()
+    return out
+
+
 def evaluation_dir(profile) -> Path:
     """``<data_path>/evaluation``."""
     return profile.data_path / "evaluation"

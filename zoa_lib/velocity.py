@@ -126,6 +126,15 @@ def velocity_from_potential(phi, size: float, cosmo, method: str = "spectral") -
     return -cosmo.velocity_from_potential_factor * gradient(phi, size, method)
 
 
+def velocities_from_potentials(phi, size: float, cosmo, method: str = "finite_difference") -> np.ndarray:
+    """:func:`velocity_from_potential` of a stack of potentials (n, N, N, N) in (km/s)²:
+    (n, N, N, N, 3) km/s, float32 (finite differences by default: observer cubes)."""
+    phi = np.asarray(phi)
+    if phi.ndim != 4:
+        raise VelocityError(f"velocities_from_potentials: expected a stack (n, N, N, N), got shape {phi.shape}")
+    return np.stack([velocity_from_potential(p, size, cosmo, method) for p in phi]).astype(np.float32)
+
+
 def density_from_potential(phi, size: float, cosmo, method: str = "finite_difference") -> np.ndarray:
     """δ = ∇²φ / ((3/2) Ωm H0²) (Poisson), with ∇² = ∇·∇ of the chosen derivative."""
     return divergence(gradient(phi, size, method), size, method) / cosmo.poisson_factor
