@@ -94,7 +94,10 @@ class SimulationConfig:
     and mesh), displaced with Lagrangian perturbation theory of order ``lpt_order``
     (1 = Zel'dovich, 2 = 2LPT). Each parent box yields ``observers_per_box`` cubes at
     random observer positions, each turned by one of ``rotations`` (24 proper or 48
-    with reflections) symmetries of the cube."""
+    with reflections) symmetries of the cube. ``engine``: ``2lpt`` (the particles are
+    the LPT ones at z = 0) or ``pm`` (the same LPT particles at a = ``pm_a_start``
+    evolved to a = 1 with ``pm_steps`` particle-mesh steps, :mod:`zoa_lib.pm`; needs
+    the optional extra ``pm``)."""
 
     parent_size: float = 640.0
     parent_mesh: int = 128
@@ -102,6 +105,9 @@ class SimulationConfig:
     observers_per_box: int = 32
     rotations: int = 24
     velocity: Literal["particles", "linear"] = "particles"
+    engine: Literal["2lpt", "pm"] = "2lpt"
+    pm_steps: int = 10
+    pm_a_start: float = 0.1
 
     def validate(self, err):
         if self.parent_size <= 0:
@@ -114,6 +120,10 @@ class SimulationConfig:
             err("observers_per_box", f"must be >= 1, got {self.observers_per_box}")
         if self.rotations not in (1, 24, 48):
             err("rotations", f"must be 1, 24 or 48, got {self.rotations}")
+        if self.pm_steps < 1:
+            err("pm_steps", f"must be >= 1, got {self.pm_steps}")
+        if not 0 < self.pm_a_start < 1:
+            err("pm_a_start", f"must be in (0, 1), got {self.pm_a_start}")
 
 
 @dataclass(frozen=True)
