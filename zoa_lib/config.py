@@ -135,7 +135,10 @@ class SurveyConfig:
     |b| < ``zoa_b`` (deg) are removed; distance moduli carry Gaussian errors of
     ``sigma_dm`` mag (log-normal distances); ``bias`` is a linear galaxy bias;
     ``sigma_v_nl`` (km/s) an extra, velocity-independent scatter (nonlinear motions).
-    ``grid_position`` says where a galaxy is gridded: its observed or true distance."""
+    ``grid_position`` says where a galaxy is gridded: its observed or true distance.
+    ``selection``: ``redshift`` (default; as CF4) selects and weights galaxies by their
+    redshift distance cz (:func:`zoa_lib.survey.draw_galaxies`) and counts ``n_galaxies``
+    after the ZOA cut; ``true_distance`` (before issue 16) by true distance, counted before it."""
 
     n_galaxies: int = 17000
     r_max: float = 80.0
@@ -148,6 +151,7 @@ class SurveyConfig:
     estimator: Literal["watkins_feldman", "linear"] = "watkins_feldman"
     grid_position: Literal["observed", "true"] = "observed"
     error_weighting: bool = False
+    selection: Literal["redshift", "true_distance"] = "redshift"
 
     def validate(self, err):
         if self.n_galaxies < 1:
