@@ -102,7 +102,10 @@ class SimulationConfig:
     and mesh), displaced with Lagrangian perturbation theory of order ``lpt_order``
     (1 = Zel'dovich, 2 = 2LPT). Each parent box yields ``observers_per_box`` cubes at
     random observer positions, each turned by one of ``rotations`` (24 proper or 48
-    with reflections) symmetries of the cube."""
+    with reflections) symmetries of the cube. ``engine``: ``2lpt`` (the particles are
+    the LPT ones at z = 0) or ``pm`` (the same LPT particles at a = ``pm_a_start``
+    evolved to a = 1 with ``pm_steps`` particle-mesh steps, :mod:`zoa_lib.pm`; needs
+    the optional extra ``pm``)."""
 
     parent_size: float = 640.0
     parent_mesh: int = 128
@@ -110,6 +113,9 @@ class SimulationConfig:
     observers_per_box: int = 32
     rotations: int = 24
     velocity: Literal["particles", "linear"] = "particles"
+    engine: Literal["2lpt", "pm"] = "2lpt"
+    pm_steps: int = 10
+    pm_a_start: float = 0.1
 
     def validate(self, err):
         if self.parent_size <= 0:
@@ -122,6 +128,10 @@ class SimulationConfig:
             err("observers_per_box", f"must be >= 1, got {self.observers_per_box}")
         if self.rotations not in (1, 24, 48):
             err("rotations", f"must be 1, 24 or 48, got {self.rotations}")
+        if self.pm_steps < 1:
+            err("pm_steps", f"must be >= 1, got {self.pm_steps}")
+        if not 0 < self.pm_a_start < 1:
+            err("pm_a_start", f"must be in (0, 1), got {self.pm_a_start}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,10 @@ class SurveyConfig:
     |b| < ``zoa_b`` (deg) are removed; distance moduli carry Gaussian errors of
     ``sigma_dm`` mag (log-normal distances); ``bias`` is a linear galaxy bias;
     ``sigma_v_nl`` (km/s) an extra, velocity-independent scatter (nonlinear motions).
-    ``grid_position`` says where a galaxy is gridded: its observed or true distance."""
+    ``grid_position`` says where a galaxy is gridded: its observed or true distance.
+    ``selection``: ``redshift`` (default; as CF4) selects and weights galaxies by their
+    redshift distance cz (:func:`zoa_lib.survey.draw_galaxies`) and counts ``n_galaxies``
+    after the ZOA cut; ``true_distance`` (before issue 16) by true distance, counted before it."""
 
     n_galaxies: int = 17000
     r_max: float = 80.0
@@ -146,6 +159,7 @@ class SurveyConfig:
     estimator: Literal["watkins_feldman", "linear"] = "watkins_feldman"
     grid_position: Literal["observed", "true"] = "observed"
     error_weighting: bool = False
+    selection: Literal["redshift", "true_distance"] = "redshift"
 
     def validate(self, err):
         if self.n_galaxies < 1:

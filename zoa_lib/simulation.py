@@ -63,7 +63,7 @@ class SimulationError(ZoaError, ValueError):
 # --------------------------------------------------------------------------- data classes
 @dataclass(eq=False)
 class ParentBox:
-    """A periodic parent box of 2LPT (or Zel'dovich) particles at z = 0.
+    """A periodic parent box of 2LPT (or Zel'dovich, or particle-mesh) particles at z = 0.
 
     size : side, Mpc/h; mesh : particles and FFT mesh per side;
     positions : (mesh³, 3) float32 comoving positions in [0, size), Mpc/h;
@@ -267,9 +267,26 @@ def particles_from_ics(delta_lin: np.ndarray, size: float, cosmo, order: int = 2
     return pos, vel
 
 
+def evolve_particles(delta_lin: np.ndarray, profile, cosmo, workers: int | None = None):
+    """Positions and velocities at z = 0 of the particles of ``delta_lin`` with the
+    profile's ``simulation.engine``: ``2lpt`` (:func:`particles_from_ics`) or ``pm``
+    (:func:`zoa_lib.pm.particles_pm`, the same LPT start evolved by particle mesh)."""
+    sim = profile.simulation
+    engine = getattr(sim, "engine", "2lpt")
+    if engine == "pm":
+        from .pm import particles_pm
+
+        return particles_pm(delta_lin, sim.parent_size, cosmo, sim.lpt_order, sim.pm_a_start,
+                            sim.pm_steps, workers)
+    if engine != "2lpt":
+        raise SimulationError(f"simulation.engine must be '2lpt' or 'pm', got {engine!r}")
+    return particles_from_ics(delta_lin, sim.parent_size, cosmo, sim.lpt_order, workers)
+
+
 def make_parent_box(profile, box_index: int, workers: int | None = None) -> ParentBox:
     """Parent box ``box_index`` of a profile: Gaussian ICs from the stream
-    ``("initial_conditions", box_index)``, then LPT of order ``simulation.lpt_order``."""
+    ``("initial_conditions", box_index)``, then LPT of order ``simulation.lpt_order``
+    (and particle-mesh evolution from there when ``simulation.engine`` is ``pm``)."""
     from .cosmology import from_profile
 
     if int(box_index) < 0:
@@ -278,7 +295,7 @@ def make_parent_box(profile, box_index: int, workers: int | None = None) -> Pare
     cosmo = from_profile(profile)
     rng = generator(profile.seed, "initial_conditions", int(box_index))
     delta = gaussian_field(cosmo, sim.parent_size, sim.parent_mesh, rng, workers)
-    pos, vel = particles_from_ics(delta, sim.parent_size, cosmo, sim.lpt_order, workers)
+    pos, vel = evolve_particles(delta, profile, cosmo, workers)
     return ParentBox(size=float(sim.parent_size), mesh=int(sim.parent_mesh), positions=pos,
                      velocities=vel, delta_lin=delta, box_index=int(box_index), seed=int(profile.seed))
 
@@ -482,7 +499,8 @@ from .resources import peak_rss_mib as _peak_rss_mib, rss_mib as _rss_mib  # noq
 def benchmark(profile, n_cubes: int | None = None) -> dict:
     """Time one parent box and its observer cubes at the profile's sizes.
 
-    Returns seconds for the ICs + LPT (``seconds_ics_lpt``), for the box's smoothed fields
+    Returns seconds for the ICs + LPT (+ PM evolution for ``simulation.engine: pm``;
+    ``seconds_ics_lpt``, and ``particles_per_second`` for that stage), for the box's smoothed fields
     (``seconds_parent_fields``, CIC + FFTs), for sorting its particles into cells for cube
     cuts (``seconds_cell_index``), their sum (``seconds_per_parent_box``), the
     mean seconds per observer cube after that (particle cut + targets on the
@@ -515,9 +533,12 @@ def benchmark(profile, n_cubes: int | None = None) -> dict:
         "parent_mesh": sim.parent_mesh,
         "particles": sim.parent_mesh ** 3,
         "lpt_order": sim.lpt_order,
+        "engine": sim.engine,
+        **({"pm_steps": sim.pm_steps, "pm_a_start": sim.pm_a_start} if sim.engine == "pm" else {}),
         "cube_grid": profile.box.grid,
         "fft_workers": fft_workers(),
         "seconds_ics_lpt": round(t1 - t0, 3),
+        "particles_per_second": round(sim.parent_mesh ** 3 / (t1 - t0), 1),
         "seconds_parent_fields": round(t2 - t1, 3),
         "seconds_cell_index": round(t3 - t2, 3),
         "seconds_per_parent_box": round(t3 - t0, 3),

@@ -190,6 +190,17 @@ def observed_cz(d, v_r, H0: float = H0_DEFAULT):
     return C_LIGHT * ((1.0 + zc) * (1.0 + np.asarray(v_r, np.float64) / C_LIGHT) - 1.0)
 
 
+def redshift_distance(d, v_r, H0: float = H0_DEFAULT):
+    """Redshift distance s (Mpc/h): the comoving distance of the observed redshift of a
+    galaxy at comoving distance d (Mpc/h) with radial peculiar velocity v_r (km/s),
+    s = d_C(z_obs), z_obs from :func:`observed_cz`; s ≈ d + v_r / H0 at low z. NaN where cz ≤ 0."""
+    cz = observed_cz(d, v_r, H0)
+    out = np.full(np.shape(cz), np.nan)
+    pos = cz > 0
+    out[pos] = comoving_distance(cz[pos] / C_LIGHT, H0)
+    return out
+
+
 def distance_modulus(d_L_mpc):
     """μ = 5 log10(d_L / Mpc) + 25 for d_L in Mpc."""
     return 5.0 * np.log10(np.asarray(d_L_mpc, np.float64)) + 25.0
@@ -298,6 +309,16 @@ def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, s
     -------
     structured array of :data:`zoa_lib.data.CATALOG_DTYPE`.
 
+    Selection (``survey_cfg.selection``):
+
+    ``redshift`` (default, as CF4: a catalogue is limited and thinned in what is observed)
+        each particle's redshift distance s = d_C(z_obs) (the comoving distance of its
+        observed redshift, :func:`redshift_distance`) replaces r below: particles with
+        s ≤ r_max and |b| ≥ zoa_b carry λ_i = A w(s_i) b_i, and A is fixed so that
+        Σ λ_i = ``n_galaxies`` *after* the ZOA cut. Galaxies are kept by the same cuts on
+        their own s and b (``d_true`` may exceed r_max: a galaxy falling towards us).
+    ``true_distance`` (the behaviour before issue 16) as follows, by true distance r.
+
     Sampling: each particle inside r_max carries an expected number of galaxies
     λ_i = A w(r_i) b_i with w = exp(−(r/r0)^p) and, for a linear bias b ≠ 1,
     b_i = max(1 + b δ_i, 0)/(1 + δ_i) (δ from nearest-grid-point counts on cells of
@@ -316,13 +337,31 @@ def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, s
     if pos.ndim != 2 or pos.shape[1] != 3 or vel.shape != pos.shape:
         raise SurveyError(f"cube positions/velocities must be (n, 3) arrays, got {pos.shape}, {vel.shape}")
     r = np.sqrt(np.einsum("ij,ij->i", pos, pos))
-    inside = np.flatnonzero((r <= cfg.r_max) & (r > 0))
-    w = selection_weight(r[inside], cfg.selection_r0, cfg.selection_power)
+    by_redshift = getattr(cfg, "selection", "true_distance") == "redshift"
     spacing = float(cube.mean_density) ** (-1.0 / 3.0)
+    norm = None  # the particles that fix A (default: all of ``inside``)
+    if by_redshift:
+        s = np.full(r.shape, np.inf)
+        ok = r > 0
+        s[ok] = redshift_distance(r[ok], np.einsum("ij,ij->i", vel[ok], pos[ok]) / r[ok], H0)
+        s[~np.isfinite(s)] = np.inf
+        # candidates: inside the cuts, or within one particle spacing of them (a galaxy's
+        # displacement can carry it across); A is fixed by those inside, so galaxies
+        # carried out of and into the selection balance
+        inside = np.flatnonzero(s <= cfg.r_max + spacing)
+        _, b_p, _ = sg_to_galactic(pos[inside, 0], pos[inside, 1], pos[inside, 2])
+        gap = r[inside] * np.sin(np.radians(np.clip(cfg.zoa_b - np.abs(b_p), 0.0, 90.0)))
+        near = gap <= spacing
+        inside, b_p = inside[near], b_p[near]
+        norm = (np.abs(b_p) >= cfg.zoa_b) & (s[inside] <= cfg.r_max)
+        w = selection_weight(s[inside], cfg.selection_r0, cfg.selection_power)
+    else:
+        inside = np.flatnonzero((r <= cfg.r_max) & (r > 0))
+        w = selection_weight(r[inside], cfg.selection_r0, cfg.selection_power)
     if cfg.bias != 1.0:
         delta = local_density_contrast(pos, box_size, float(cube.mean_density), 4.0 * spacing)[inside]
         w = w * np.maximum(1.0 + cfg.bias * delta, 0.0) / (1.0 + delta)
-    total = w.sum()
+    total = w.sum() if norm is None else w[norm].sum()
     if total <= 0:
         return np.zeros(0, CATALOG_DTYPE)
     lam = cfg.n_galaxies * w / total
@@ -332,11 +371,17 @@ def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, s
     gvel = vel[parent]
     d_true = np.sqrt(np.einsum("ij,ij->i", gpos, gpos))
     l, b, _ = sg_to_galactic(gpos[:, 0], gpos[:, 1], gpos[:, 2])
-    keep = (np.abs(b) >= cfg.zoa_b) & (d_true <= cfg.r_max) & (d_true > 0)
+    if by_redshift:
+        keep = (np.abs(b) >= cfg.zoa_b) & (d_true > 0)
+    else:
+        keep = (np.abs(b) >= cfg.zoa_b) & (d_true <= cfg.r_max) & (d_true > 0)
     gpos, gvel, d_true, l, b = gpos[keep], gvel[keep], d_true[keep], l[keep], b[keep]
     rhat = gpos / d_true[:, None]
     v_r_true = np.einsum("ij,ij->i", gvel, rhat)
     cz = observed_cz(d_true, v_r_true, H0)
+    if by_redshift:  # the galaxy's own redshift distance (cz ≤ 0: s = 0, dropped below)
+        sel = (cz > 0) & (comoving_distance(np.maximum(cz, 0.0) / C_LIGHT, H0) <= cfg.r_max)
+        rhat, v_r_true, cz, d_true, l, b = (a[sel] for a in (rhat, v_r_true, cz, d_true, l, b))
     red = cz > 0  # a blueshifted neighbour has no redshift-distance velocity: dropped
     if not np.all(red):
         rhat, v_r_true, cz, d_true, l, b = (a[red] for a in (rhat, v_r_true, cz, d_true, l, b))
@@ -417,3 +462,37 @@ def grid_catalog(catalog, box_size: float, grid: int, position: str = "observed"
     if return_outside:
         return inputs, int((~ok).sum())
     return inputs
+
+
+# --------------------------------------------------------------------------- diagnostics
+def velocity_bias_by_shell(catalog, edges, by: str = "d_true", H0: float = H0_DEFAULT) -> dict:
+    """Mean bias of the observed radial velocities in distance shells.
+
+    For the catalog rows with a distance in [edges[i], edges[i+1]) (Mpc/h), by ``by``:
+    ``d_true``, ``d_obs`` or ``cz`` (the redshift distance d_C(cz/c)), returns per shell
+    ``bias`` = ⟨v_r_obs − v_r_true⟩ (km/s), its standard error ``err`` (km/s), the mean
+    true velocity ``v_true`` (km/s: what a selection does to the sampled flow) and ``n``."""
+    edges = np.asarray(edges, np.float64)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise SurveyError(f"velocity_bias_by_shell: edges must be increasing, got {edges.tolist()}")
+    if by == "cz":
+        d = comoving_distance(np.asarray(catalog["cz"], np.float64) / C_LIGHT, H0)
+    elif by in ("d_true", "d_obs"):
+        d = np.asarray(catalog[by], np.float64)
+    else:
+        raise SurveyError(f"velocity_bias_by_shell: by must be 'd_true', 'd_obs' or 'cz', got {by!r}")
+    dv = np.asarray(catalog["v_r_obs"], np.float64) - np.asarray(catalog["v_r_true"], np.float64)
+    vt = np.asarray(catalog["v_r_true"], np.float64)
+    idx = np.digitize(d, edges) - 1
+    nb = edges.size - 1
+    out = {"edges": edges, "bias": np.full(nb, np.nan), "err": np.full(nb, np.nan),
+           "v_true": np.full(nb, np.nan), "n": np.zeros(nb, np.int64)}
+    for i in range(nb):
+        m = idx == i
+        n = int(m.sum())
+        out["n"][i] = n
+        if n:
+            out["bias"][i] = dv[m].mean()
+            out["v_true"][i] = vt[m].mean()
+            out["err"][i] = dv[m].std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    return out

@@ -29,6 +29,8 @@ def register(sub):
                                    "sizes and print JSON (machine included).")
     p.add_argument("what", choices=sorted(BENCHMARKS), help="stage to benchmark")
     add_profile_args(p, default="ci")
+    p.add_argument("--engine", choices=("2lpt", "pm"),
+                   help="sim only: the parent-box engine (simulation.engine; default: the profile's)")
     p.add_argument("--output", help="also write the JSON to this file")
     p.set_defaults(func=run)
 
@@ -46,6 +48,11 @@ def machine() -> dict:
 
 
 def run(args):
+    if getattr(args, "engine", None):
+        if args.what != "sim":
+            from ..config import ProfileError
+            raise ProfileError(f"zoa bench {args.what}: --engine applies to 'sim' only")
+        args.overrides = [*args.overrides, f"simulation.engine={args.engine}"]
     prof = profile_from_args(args)
     mod, fn = BENCHMARKS[args.what].split(":")
     result = getattr(importlib.import_module(mod), fn)(prof)
