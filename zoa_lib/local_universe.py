@@ -55,8 +55,8 @@ runs the same analysis on it:
    field: they are placed at q with q + Ψ(q) = x by a few reverse-Zel'dovich iterations
    (Doumler et al. 2013), Ψ the displacement of the constrained field smoothed on R_s —
    without this the structures land ≈ 10 Mpc/h (the rms displacement) away from their
-   positions. The constrained linear field is evolved with the same LPT as the training
-   mocks (:func:`zoa_lib.simulation.particles_from_ics`) and its cube is cut with the
+   positions. The constrained linear field is evolved like the training mocks
+   (:func:`zoa_lib.simulation.evolve_particles`: 2LPT, or PM from the 2LPT start) and its cube is cut with the
    identity rotation: **the parent axes are the supergalactic axes here** (a mock cube
    has a random rotation; this one must not, or the structures would leave their sky
    positions). Random numbers: stream ``local_universe``, indices (0, realization).
@@ -541,7 +541,7 @@ def local_universe_box(profile, realization: int = 0, structures=None, lagrangia
     the field around it, hence the damping; after 5 iterations |q + Ψ(q) − x| < 1 Mpc/h
     at the ci and laptop profiles (``constraints.displacement`` holds Ψ(q)). SG position s sits at box point s + L/2.
     ``box_index`` = −1 − realization (never a mock box)."""
-    from .simulation import gaussian_field, particles_from_ics
+    from .simulation import evolve_particles, gaussian_field
 
     sim = profile.simulation
     cosmo = from_profile(profile)
@@ -565,7 +565,7 @@ def local_universe_box(profile, realization: int = 0, structures=None, lagrangia
             q = q + RZA_DAMPING * (sep - size * np.round(sep / size))
     cf.displacement = psi
     del field
-    pos, vel = particles_from_ics(cf.delta, size, cosmo, sim.lpt_order, workers)
+    pos, vel = evolve_particles(cf.delta, profile, cosmo, workers)  # the training mocks' engine (2LPT or PM)
     return LocalUniverseBox(size=size, mesh=mesh, positions=pos, velocities=vel, delta_lin=cf.delta,
                             box_index=-1 - int(realization), seed=int(profile.seed), constraints=cf,
                             structures=tuple(structures), realization=int(realization))

@@ -41,9 +41,7 @@ Targets (δ, φ, v) of a cube are in :mod:`zoa_lib.fields`; they are cached per 
 """
 from __future__ import annotations
 
-import functools
 import itertools
-import resource
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
