@@ -588,6 +588,34 @@ def test_explorer_widget_updates_image():
     assert w.children[-1] is img
 
 
+def test_static_scrubber_is_self_contained_and_its_frames_follow_the_slices():
+    import base64
+    import re
+
+    ex, delta = _explorer(12)
+    assert list(ex.frame_indices(16)) == list(range(12))  # all planes of a small cube
+    assert list(ex.frame_indices(4)) == [0, 4, 7, 11]
+    page = ex.scrubber_html(n_frames=4, start=0.0)
+    assert "http" not in page and "require" not in page and "widget" not in page  # no CDN, no widget state
+    rng = re.search(r'<input type="range" id="([^"]+)" min="0" max="(\d+)" step="1" value="(\d+)"', page)
+    assert rng and rng.group(2) == "3" and rng.group(1).startswith("zoa-scrubber-")
+    data = json.loads(re.search(r'class="zoa-scrubber-data">(.*?)</script>', page, re.S).group(1))
+    assert data["positions"] == [f"{x:+.1f}" for x in ex.x[[0, 4, 7, 11]]]
+    assert int(rng.group(3)) == int(np.argmin(np.abs(ex.x[[0, 4, 7, 11]])))  # starts nearest SGZ = 0
+    frames = [base64.b64decode(f) for f in data["frames"]]
+    assert all(f[:8] == b"\x89PNG\r\n\x1a\n" for f in frames) and len(set(frames)) == 4
+    shown = re.search(r'<img src="data:image/png;base64,([^"]+)"', page).group(1)
+    assert shown == data["frames"][int(rng.group(3))]
+    # the default panels are truth, prediction and residual of δ; unknown fields are refused
+    fig = ex.render_panels(index=5)
+    assert [a.get_title(loc="left").split("  ")[0] for a in fig.axes if a.get_title(loc="left")] == \
+        ["truth δ", "prediction δ", "residual δ"]
+    with pytest.raises(ZoaError, match="not in the explorer"):
+        ex.scrubber_html(["nope"])
+    with pytest.raises(ZoaError, match="at least 2 frames"):
+        ex.frame_indices(1)
+
+
 # --------------------------------------------------------------------------- 3D scenes
 @pytest.fixture(scope="module")
 def scene():
