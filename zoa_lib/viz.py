@@ -738,33 +738,28 @@ def _check_frame(frame) -> str:
     return frame
 
 
+def _sky_convert(lon_deg, lat_deg, src: str, dst: str):
+    """(longitude, latitude) in degrees from sky frame ``src`` to ``dst`` (astropy)."""
+    lon = np.asarray(lon_deg, dtype=float)
+    lat = np.asarray(lat_deg, dtype=float)
+    if _check_frame(src) == _check_frame(dst):
+        return lon % 360.0, lat
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(lon * u.deg, lat * u.deg, frame=src).transform_to(dst).spherical
+    return np.asarray(c.lon.to_value(u.deg)) % 360.0, np.asarray(c.lat.to_value(u.deg))
+
+
 def galactic_to_frame(l_deg, b_deg, frame: str = "galactic"):
     """Galactic (l, b) in degrees → (longitude, latitude) in degrees of ``frame``
     ("galactic": l wrapped to [0, 360); "supergalactic": (SGL, SGB) from astropy)."""
-    _check_frame(frame)
-    l = np.asarray(l_deg, dtype=float)
-    b = np.asarray(b_deg, dtype=float)
-    if frame == "galactic":
-        return l % 360.0, b
-    import astropy.units as u
-    from astropy.coordinates import Galactic, Supergalactic
-
-    sg = Galactic(l=l * u.deg, b=b * u.deg).transform_to(Supergalactic())
-    return np.asarray(sg.sgl.to_value(u.deg)) % 360.0, np.asarray(sg.sgb.to_value(u.deg))
+    return _sky_convert(l_deg, b_deg, "galactic", frame)
 
 
 def frame_to_galactic(lon_deg, lat_deg, frame: str = "galactic"):
     """(longitude, latitude) in degrees of ``frame`` → Galactic (l, b) in degrees (astropy)."""
-    _check_frame(frame)
-    lon = np.asarray(lon_deg, dtype=float)
-    lat = np.asarray(lat_deg, dtype=float)
-    if frame == "galactic":
-        return lon % 360.0, lat
-    import astropy.units as u
-    from astropy.coordinates import Galactic, Supergalactic
-
-    g = Supergalactic(sgl=lon * u.deg, sgb=lat * u.deg).transform_to(Galactic())
-    return np.asarray(g.l.to_value(u.deg)) % 360.0, np.asarray(g.b.to_value(u.deg))
+    return _sky_convert(lon_deg, lat_deg, frame, "galactic")
 
 
 def frame_unit_vectors(lon_deg, lat_deg, frame: str = "galactic") -> np.ndarray:
