@@ -334,6 +334,152 @@ def test_shell_map_peaks_at_the_supergalactic_pole():
     draw(fig)
 
 
+# Literature definition of the supergalactic frame (de Vaucouleurs et al. 1991; Lahav et al.
+# 2000), independent of astropy: origin SGL = SGB = 0 at Galactic (137.37°, 0°), north pole
+# SGB = 90° at (47.37°, 6.32°).
+SG_ORIGIN_LB = (137.37, 0.0)
+SG_POLE_LB = (47.37, 6.32)
+
+
+def _unit(l, b):
+    l, b = np.radians(l), np.radians(b)
+    return np.array([np.cos(b) * np.cos(l), np.cos(b) * np.sin(l), np.sin(b)])
+
+
+def _lb_of(vec):
+    v = np.asarray(vec, float) / np.linalg.norm(vec)
+    return np.degrees(np.arctan2(v[1], v[0])) % 360, np.degrees(np.arcsin(v[2]))
+
+
+def _lb_of_sg(sgl, sgb):
+    """Galactic (l, b) of a supergalactic direction, from the literature axes alone."""
+    x, z = _unit(*SG_ORIGIN_LB), _unit(*SG_POLE_LB)
+    z = z - x * (x @ z)
+    z /= np.linalg.norm(z)
+    y = np.cross(z, x)
+    s, c = np.radians([sgl, sgb])
+    return _lb_of(np.cos(c) * np.cos(s) * x + np.cos(c) * np.sin(s) * y + np.sin(c) * z)
+
+
+def _blob_at(l, b, d, n=48, width=4.0):
+    """δ cube (L = 160 Mpc/h) with a Gaussian peak at Galactic (l, b), distance d Mpc/h."""
+    from zoa_lib.survey import galactic_to_sg
+
+    X, Y, Z = coords(n)
+    c = np.array(galactic_to_sg(l, b, d), float)
+    return 30.0 * np.exp(-((X - c[0]) ** 2 + (Y - c[1]) ** 2 + (Z - c[2]) ** 2) / (2 * width ** 2))
+
+
+def _peak_display_xy(ax):
+    """Display (pixel) position of the brightest cell of the map as drawn (its QuadMesh)."""
+    mesh = ax.zoa_image
+    vals = np.ma.masked_invalid(mesh.get_array()).reshape(mesh.get_coordinates().shape[0] - 1, -1)
+    j, i = np.unravel_index(np.ma.argmax(vals), vals.shape)
+    corners = mesh.get_coordinates()[j:j + 2, i:i + 2].reshape(4, 2)
+    return ax.transData.transform(corners.mean(axis=0))
+
+
+def _label_display_xy(ax, text, gid="l-label"):
+    """Display position (centre) of the sky label ``text``: a longitude on the equator
+    (gid "l-label") or a latitude at the left end of its parallel (gid "b-label")."""
+    renderer = ax.figure.canvas.get_renderer()
+    items = [t for t in ax.texts if t.get_gid() == gid]
+    hit = [t for t in items if t.get_text().replace("\u2212", "-") == text]
+    assert len(hit) == 1, (text, [t.get_text() for t in items])
+    bb = hit[0].get_window_extent(renderer)
+    return np.array([(bb.x0 + bb.x1) / 2, (bb.y0 + bb.y1) / 2])
+
+
+@pytest.mark.parametrize("lon_label, lat_label, frame, lb", [
+    ("300°", None, "galactic", (300.0, 0.0)),  # chapter 08 once drew l = 300° under the label "60°"
+    ("60°", None, "galactic", (60.0, 0.0)),
+    ("0°", None, "supergalactic", SG_ORIGIN_LB),
+    ("60°", None, "supergalactic", _lb_of_sg(60.0, 0.0)),
+    ("300°", None, "supergalactic", _lb_of_sg(300.0, 0.0)),
+    (None, "30°", "galactic", (240.0, 30.0)),
+    (None, "-60°", "supergalactic", _lb_of_sg(120.0, -60.0)),
+])
+def test_a_point_source_lands_where_the_sky_labels_say(lon_label, lat_label, frame, lb):
+    fig = viz.new_figure(figsize=(9.0, 5.0))
+    ax = viz.sky_axes(fig, frame=frame)
+    viz.sky_shell_map(_blob_at(*lb, d=45.0), L, 35.0, 55.0, nside_like=(180, 90), ax=ax, kind="density")
+    draw(fig)
+    peak = _peak_display_xy(ax)
+    cell = ax.get_window_extent().width / 180  # one 2° cell at the equator, in pixels
+    if lon_label:  # longitude labels sit on the equator at the longitude they name
+        assert peak == pytest.approx(_label_display_xy(ax, lon_label), abs=1.6 * cell)
+    if lat_label:  # latitude tick labels sit at the height of the latitude they name
+        assert peak[1] == pytest.approx(_label_display_xy(ax, lat_label, gid="b-label")[1], abs=1.6 * cell)
+
+
+def test_longitude_grows_to_the_left_in_both_frames():
+    for frame in viz.SKY_FRAMES:
+        ax = viz.sky_axes(frame=frame)
+        draw(ax.figure)
+        x = [_label_display_xy(ax, t)[0] for t in ("120°", "60°", "0°", "300°", "240°")]
+        assert np.all(np.diff(x) > 0), (frame, x)
+        assert ax.zoa_frame == frame and ax.get_xlabel().startswith(frame.capitalize())
+
+
+def test_frame_conversions_match_the_literature_supergalactic_axes():
+    sgl, sgb = viz.galactic_to_frame(*SG_ORIGIN_LB, "supergalactic")
+    assert abs((sgl + 180) % 360 - 180) < 0.05 and abs(sgb) < 0.05
+    assert viz.galactic_to_frame(*SG_POLE_LB, "supergalactic")[1] > 89.9
+    l, b = viz.frame_to_galactic(60.0, 0.0, "supergalactic")
+    np.testing.assert_allclose([l, b], _lb_of_sg(60.0, 0.0), atol=0.05)
+    # unit vectors of a supergalactic direction are its SG Cartesian axes
+    np.testing.assert_allclose(viz.frame_unit_vectors([0.0, 90.0, 0.0], [0.0, 0.0, 90.0], "supergalactic"),
+                               np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(viz.frame_unit_vectors(*SG_POLE_LB, "galactic"), [0, 0, 1], atol=2e-3)
+    with pytest.raises(viz.VizError, match="unknown sky frame"):
+        viz.sky_axes(frame="ecliptic")
+
+
+def test_sky_maps_refuse_a_plain_mollweide_axes():
+    fig = viz.new_figure()
+    ax = fig.add_subplot(111, projection="mollweide")
+    with pytest.raises(viz.VizError, match="viz.sky_axes"):
+        viz.sky_shell_map(_blob_at(300.0, 0.0, 40.0, n=16), L, 30, 50, ax=ax)
+    with pytest.raises(viz.VizError, match="frame 'supergalactic' asked on a galactic"):
+        viz.sky_shell_map(_blob_at(300.0, 0.0, 40.0, n=16), L, 30, 50, ax=viz.sky_axes(), frame="supergalactic")
+
+
+def test_zoa_and_structures_follow_the_frame():
+    ax = viz.sky_axes(frame="supergalactic")
+    viz.zoa_band(ax, 10.0)
+    viz.mark_structures(ax, [("Great Attractor", 308.4, 29.0)])
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_allclose([x[0], y[0]], viz.sky_xy(*viz.galactic_to_frame(308.4, 29.0, "supergalactic")))
+    # the band holds the SG positions of points with |b| < 10°, and no others
+    from matplotlib.path import Path as MplPath
+
+    polygons = [MplPath(p) for p in ax.collections[0].get_paths()[0].to_polygons()]
+    for l, b in ((200.0, 0.0), (300.0, 5.0), (30.0, -8.0), (200.0, 60.0), (30.0, 20.0), (100.0, -40.0)):
+        xy = np.column_stack(viz.sky_xy(*viz.galactic_to_frame(l, b, "supergalactic")))[0]
+        inside = sum(pg.contains_point(xy) for pg in polygons) % 2 == 1  # even-odd rule
+        assert inside == (abs(b) < 10.0), (l, b)
+    draw(ax.figure)
+
+
+def test_figure_sky_shells_galactic_and_supergalactic_side_by_side():
+    n = 16
+    X, Y, Z = coords(n)
+    v = np.zeros((n, n, n, 3))
+    v[..., 2] = 500.0  # flow towards the SG north pole: v_r > 0 at SGB > 0
+    fig = viz.figure_sky_shells(v, 0.5 * v, L, [(20, 40), (40, 60)], zoa_b=10, nside_like=(36, 18))
+    grid = fig.zoa_sky_axes
+    assert len(grid) == 2 and all(len(r) == 4 for r in grid)
+    assert [a.zoa_frame for a in grid[0]] == ["galactic", "galactic", "supergalactic", "supergalactic"]
+    assert len(fig.axes) == 9  # 8 maps and one colour bar
+    sg = grid[0][2]
+    lon, lat, vals = viz.sample_shell(v, L, 20, 40, (36, 18), frame="supergalactic")
+    np.testing.assert_allclose(vals, 500.0 * np.sin(np.radians(lat))[:, None] * np.ones_like(vals), atol=25)
+    assert sg.zoa_image.norm.vmin == -sg.zoa_image.norm.vmax  # one symmetric velocity scale
+    draw(fig)
+    with pytest.raises(viz.VizError, match="same shape"):
+        viz.figure_sky_shells(v, v[..., 0], L, [(20, 40)])
+
+
 def _catalog(n=3000, seed=5):
     rng = np.random.default_rng(seed)
     cat = np.zeros(n, CATALOG_DTYPE)
@@ -448,6 +594,34 @@ def test_explorer_widget_updates_image():
     ex.controls["position"].value = ex.x[1]
     assert second != first and img.value != second
     assert w.children[-1] is img
+
+
+def test_static_scrubber_is_self_contained_and_its_frames_follow_the_slices():
+    import base64
+    import re
+
+    ex, delta = _explorer(12)
+    assert list(ex.frame_indices(16)) == list(range(12))  # all planes of a small cube
+    assert list(ex.frame_indices(4)) == [0, 4, 7, 11]
+    page = ex.scrubber_html(n_frames=4, start=0.0)
+    assert "http" not in page and "require" not in page and "widget" not in page  # no CDN, no widget state
+    rng = re.search(r'<input type="range" id="([^"]+)" min="0" max="(\d+)" step="1" value="(\d+)"', page)
+    assert rng and rng.group(2) == "3" and rng.group(1).startswith("zoa-scrubber-")
+    data = json.loads(re.search(r'class="zoa-scrubber-data">(.*?)</script>', page, re.S).group(1))
+    assert data["positions"] == [f"{x:+.1f}" for x in ex.x[[0, 4, 7, 11]]]
+    assert int(rng.group(3)) == int(np.argmin(np.abs(ex.x[[0, 4, 7, 11]])))  # starts nearest SGZ = 0
+    frames = [base64.b64decode(f) for f in data["frames"]]
+    assert all(f[:8] == b"\x89PNG\r\n\x1a\n" for f in frames) and len(set(frames)) == 4
+    shown = re.search(r'<img src="data:image/png;base64,([^"]+)"', page).group(1)
+    assert shown == data["frames"][int(rng.group(3))]
+    # the default panels are truth, prediction and residual of δ; unknown fields are refused
+    fig = ex.render_panels(index=5)
+    assert [a.get_title(loc="left").split("  ")[0] for a in fig.axes if a.get_title(loc="left")] == \
+        ["truth δ", "prediction δ", "residual δ"]
+    with pytest.raises(ZoaError, match="not in the explorer"):
+        ex.scrubber_html(["nope"])
+    with pytest.raises(ZoaError, match="at least 2 frames"):
+        ex.frame_indices(1)
 
 
 # --------------------------------------------------------------------------- 3D scenes

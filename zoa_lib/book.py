@@ -162,7 +162,8 @@ NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] 
 
 def _finish_for_book(nb_path: Path, stamp: dict | None = None) -> None:
     """Prepare an executed chapter for the book: record its run (``stamp``) in the notebook's
-    metadata under :data:`RUN_META`, hide papermill's injected-parameters cell, and drop
+    metadata under :data:`RUN_META`, hide the ``parameters`` cell and papermill's injected-parameters
+    cell (the run's profile is on the landing page), and drop
     stderr outputs made only of native TensorFlow log lines (:data:`NATIVE_LOG_LINE`); any
     other stderr text stays on the page."""
     import nbformat
@@ -172,7 +173,7 @@ def _finish_for_book(nb_path: Path, stamp: dict | None = None) -> None:
         nb.metadata[RUN_META] = stamp
     for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
             tags.append("remove-cell")
         if cell.get("cell_type") == "code":
             cell["outputs"] = [o for o in cell.get("outputs", []) if not _is_native_log(o)]

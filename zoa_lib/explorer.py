@@ -5,14 +5,23 @@
 :func:`zoa_lib.viz.plot_slice`); the widget (:attr:`SliceExplorer.widget`) only wires a
 field dropdown, an axis selector, a slice slider in Mpc/h and an arrows checkbox to it
 and shows the PNG. A static book has no kernel: :meth:`SliceExplorer.static_frame`
-gives a Figure to show in its place.
+gives a Figure to show in its place, and :meth:`SliceExplorer.scrubber_html` a slice
+scrubber that works with no kernel — pre-rendered PNG frames (base64, inside the page) and
+an HTML range slider with a few lines of inline JavaScript, no CDN, no widget state. The
+book's chapter tags the live-widget cell ``skip-execution`` so that papermill never makes
+the widget (nothing of it is embedded in the page); Jupyter runs it as any cell.
 
 Grid convention (DESIGN.md): array axes (0, 1, 2) = (SGX, SGY, SGZ), voxel i centred at
 x_i = −L/2 + (i + 0.5) L/N Mpc/h, observer at the centre; velocities (N, N, N, 3) km/s.
 """
 from __future__ import annotations
 
-from typing import Mapping
+import base64
+import html
+import io
+import json
+import uuid
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +30,8 @@ from .viz import AXIS_NAMES, VizError
 
 #: Kinds :func:`zoa_lib.viz.plot_slice` draws.
 SLICE_KINDS = ("density", "potential", "velocity", "n_gal", "v_pec", "residual")
+#: Fields the static scrubber shows by default, when the explorer has them.
+SCRUBBER_FIELDS = ("truth δ", "prediction δ", "residual δ")
 
 
 def guess_kind(name: str) -> tuple[str, str | None]:
@@ -40,6 +51,17 @@ def guess_kind(name: str) -> tuple[str, str | None]:
     if "v_r" in s or "velocity" in s:
         return "velocity", None
     return "density", None
+
+
+def _palette_png(png: bytes, colors: int = 128) -> bytes:
+    """The PNG re-encoded with a ``colors``-entry palette (median cut), 3–4× smaller for
+    colour-mapped slices, with no visible change at book sizes."""
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 class SliceExplorer:
@@ -179,6 +201,102 @@ class SliceExplorer:
             ax.set_visible(False)
         return fig
 
+    # ------------------------------------------------------------------ static scrubber
+    def _panels(self, fields: Sequence[str] | None) -> list[str]:
+        if fields is None:
+            fields = [f for f in SCRUBBER_FIELDS if f in self.fields] or list(self.fields)[:3]
+        fields = list(fields)
+        unknown = [f for f in fields if f not in self.fields]
+        if not fields or unknown:
+            raise VizError(f"scrubber fields {unknown or fields!r}: not in the explorer (have: {', '.join(self.fields)})")
+        return fields
+
+    def frame_indices(self, n_frames: int = 24) -> np.ndarray:
+        """Voxel-plane indices of ``n_frames`` slices spread evenly through the cube (all
+        N planes when N ≤ n_frames), increasing."""
+        if int(n_frames) < 2:
+            raise VizError(f"a scrubber needs at least 2 frames, got {n_frames}")
+        k = min(int(n_frames), self.n)
+        return np.unique(np.rint(np.linspace(0, self.n - 1, k)).astype(int))
+
+    def render_panels(self, fields: Sequence[str] | None = None, axis="SGZ", index: int | None = None,
+                      arrows: bool = True, *, panel_size=(4.6, 3.9)):
+        """Figure of the plane ``index`` along ``axis`` of several fields side by side (the
+        scrubber's frame; default fields :data:`SCRUBBER_FIELDS` when present). A fixed
+        layout (no constrained layout, which took most of the time of a frame), the
+        same for every frame, so the panels do not jump while scrubbing."""
+        names = self._panels(fields)
+        fig = viz.new_figure(figsize=(panel_size[0] * len(names), panel_size[1]), layout="none")
+        with viz.style():
+            axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)).ravel()
+            fig.subplots_adjust(left=0.55 / fig.get_figwidth(), right=1 - 0.5 / fig.get_figwidth(),
+                                bottom=0.14, top=0.88, wspace=0.5)
+        for ax, name in zip(axes, names):
+            self.render(name, axis, index, arrows, ax=ax)
+        return fig
+
+    def scrubber_frames(self, fields: Sequence[str] | None = None, axis="SGZ", n_frames: int = 16,
+                        arrows: bool = True, dpi: int = 56) -> tuple[np.ndarray, list[bytes]]:
+        """(positions in Mpc/h along ``axis``, PNG bytes of each frame) for the static
+        scrubber: :meth:`render_panels` at :meth:`frame_indices`, at ``dpi`` and reduced
+        to a 128-colour palette (≈ 25 kB a frame of three panels)."""
+        a = viz._axis_index(axis)
+        idx = self.frame_indices(n_frames)
+        pngs = []
+        for i in idx:
+            fig = self.render_panels(fields, a, int(i), arrows)
+            buf = io.BytesIO()
+            with viz.style():
+                fig.savefig(buf, format="png", dpi=dpi, bbox_inches=None)
+            pngs.append(_palette_png(buf.getvalue()))
+        return self.x[idx], pngs
+
+    def scrubber_html(self, fields: Sequence[str] | None = None, axis="SGZ", n_frames: int = 16,
+                      arrows: bool = True, dpi: int = 56, start: float = 0.0) -> str:
+        """A self-contained HTML slice scrubber for pages without a kernel: the frames of
+        :meth:`scrubber_frames` as base64 PNGs in a JSON block, an ``<input type="range">``
+        over them, an ``<img>`` showing the current frame and an ``<output>`` with its
+        position (Mpc/h); a few lines of inline JavaScript swap the image on input. No
+        external script, no widget state. The slider starts at the frame nearest ``start``
+        (Mpc/h). The root ``<div>`` has class ``zoa-scrubber``."""
+        a = viz._axis_index(axis)
+        names = self._panels(fields)
+        pos, pngs = self.scrubber_frames(names, a, n_frames, arrows, dpi)
+        frames = [base64.b64encode(p).decode("ascii") for p in pngs]
+        k0 = int(np.argmin(np.abs(pos - float(start))))
+        uid = f"zoa-scrubber-{uuid.uuid4().hex[:10]}"
+        labels = [f"{x:+.1f}" for x in pos]
+        data = json.dumps({"positions": labels, "frames": frames}).replace("</", "<\\/")
+        what = html.escape(", ".join(names))
+        ax_name = AXIS_NAMES[a]
+        return (
+            f'<div class="zoa-scrubber" id="{uid}" style="max-width:100%">\n'
+            f'<p style="margin:0 0 .3em 0"><label for="{uid}-range">{ax_name} of the slice: '
+            f'<output for="{uid}-range">{labels[k0]}</output> Mpc/h</label> '
+            f'<input type="range" id="{uid}-range" min="0" max="{len(frames) - 1}" step="1" value="{k0}" '
+            f'aria-label="slice position along {ax_name}" style="width:min(60%,28em);vertical-align:middle"></p>\n'
+            f'<img src="data:image/png;base64,{frames[k0]}" data-frame="{k0}" style="max-width:100%" '
+            f'alt="{what}: slice perpendicular to {ax_name}, {len(frames)} positions">\n'
+            f'<script type="application/json" class="zoa-scrubber-data">{data}</script>\n'
+            "<script>(function () {\n"
+            f'  var root = document.getElementById("{uid}");\n'
+            '  var d = JSON.parse(root.querySelector("script.zoa-scrubber-data").textContent);\n'
+            '  var img = root.querySelector("img"), out = root.querySelector("output"), '
+            'inp = root.querySelector("input");\n'
+            '  inp.addEventListener("input", function () {\n'
+            '    var i = +inp.value; img.src = "data:image/png;base64," + d.frames[i];\n'
+            '    img.setAttribute("data-frame", i); out.textContent = d.positions[i];\n'
+            "  });\n"
+            "})();</script>\n"
+            "</div>"
+        )
+
+    def static_scrubber(self, *args, **kw):
+        """:meth:`scrubber_html` as an IPython HTML object (what a notebook cell displays)."""
+        from IPython.display import HTML
+
+        return HTML(self.scrubber_html(*args, **kw))
+
     # ------------------------------------------------------------------ widget
     @property
     def widget(self):
@@ -217,4 +335,4 @@ class SliceExplorer:
         self.image.value = viz.figure_png(fig, dpi=100)
 
 
-__all__ = ["SliceExplorer", "guess_kind", "SLICE_KINDS"]
+__all__ = ["SliceExplorer", "guess_kind", "SLICE_KINDS", "SCRUBBER_FIELDS"]

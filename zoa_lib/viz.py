@@ -25,8 +25,9 @@ Conventions (docs/DESIGN.md)
   figure (:func:`figure_truth_vs_prediction`) instead derives one scale for truth and
   prediction from the truth (:func:`truth_norm`), so that a run whose potential exceeds
   ±6 × 10⁻⁶ is not drawn saturated.
-* Sky maps are Galactic Mollweide projections with l = 0 at the centre and l increasing
-  to the LEFT, as astronomers draw the sky.
+* Sky maps are Mollweide projections drawn on :func:`sky_axes`, in Galactic (l, b) or
+  supergalactic (SGL, SGB) coordinates, with longitude 0 at the centre increasing to the
+  LEFT, as astronomers draw the sky; the labels are placed at the longitudes they name.
 
 Colours are colour-blind friendly: Okabe–Ito lines, perceptually uniform sequential maps
 (magma, cividis) and ColorBrewer diverging maps (RdBu, PuOr).
@@ -817,10 +818,62 @@ def plot_loss_curves(history, ax=None, *, title: str | None = None):
 
 
 # --------------------------------------------------------------------------- sky maps
+#: Sky frames of the maps: name → (longitude symbol, latitude symbol, long name). Every
+#: sky Axes (:func:`sky_axes`) carries one as ``ax.zoa_frame``; coordinates given to
+#: :func:`sky_map` are in that frame, named structures and the ZOA (defined in Galactic
+#: coordinates) are converted to it with astropy.
+SKY_FRAMES = {"galactic": ("l", "b", "Galactic"), "supergalactic": ("SGL", "SGB", "Supergalactic")}
+
+
+def _check_frame(frame) -> str:
+    if frame not in SKY_FRAMES:
+        raise VizError(f"unknown sky frame {frame!r} (known: {', '.join(SKY_FRAMES)})")
+    return frame
+
+
+def _sky_convert(lon_deg, lat_deg, src: str, dst: str):
+    """(longitude, latitude) in degrees from sky frame ``src`` to ``dst`` (astropy)."""
+    lon = np.asarray(lon_deg, dtype=float)
+    lat = np.asarray(lat_deg, dtype=float)
+    if _check_frame(src) == _check_frame(dst):
+        return lon % 360.0, lat
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    c = SkyCoord(lon * u.deg, lat * u.deg, frame=src).transform_to(dst).spherical
+    return np.asarray(c.lon.to_value(u.deg)) % 360.0, np.asarray(c.lat.to_value(u.deg))
+
+
+def galactic_to_frame(l_deg, b_deg, frame: str = "galactic"):
+    """Galactic (l, b) in degrees → (longitude, latitude) in degrees of ``frame``
+    ("galactic": l wrapped to [0, 360); "supergalactic": (SGL, SGB) from astropy)."""
+    return _sky_convert(l_deg, b_deg, "galactic", frame)
+
+
+def frame_to_galactic(lon_deg, lat_deg, frame: str = "galactic"):
+    """(longitude, latitude) in degrees of ``frame`` → Galactic (l, b) in degrees (astropy)."""
+    return _sky_convert(lon_deg, lat_deg, frame, "galactic")
+
+
+def frame_unit_vectors(lon_deg, lat_deg, frame: str = "galactic") -> np.ndarray:
+    """Unit vectors (..., 3) in supergalactic Cartesian (SGX, SGY, SGZ) — the cube's axes —
+    of the directions (longitude, latitude) in degrees of ``frame`` (astropy)."""
+    _check_frame(frame)
+    lon = np.asarray(lon_deg, dtype=float)
+    lat = np.asarray(lat_deg, dtype=float)
+    if frame == "galactic":
+        return np.stack(galactic_to_sg(lon, lat, np.ones_like(lon)), axis=-1)
+    import astropy.units as u
+    from astropy.coordinates import Supergalactic, UnitSphericalRepresentation
+
+    c = Supergalactic(UnitSphericalRepresentation(lon * u.deg, lat * u.deg)).represent_as("cartesian")
+    return np.stack([np.asarray(c.x.value), np.asarray(c.y.value), np.asarray(c.z.value)], axis=-1)
+
+
 def sky_xy(l_deg, b_deg):
-    """Mollweide plot coordinates (radians) of Galactic (l, b) in degrees: x = −wrap(l)
-    with wrap(l) ∈ [−180°, 180°), so l = 0 is at the centre and l grows to the left;
-    y = b."""
+    """Mollweide plot coordinates (radians) of (longitude, latitude) in degrees — Galactic
+    (l, b) or, on a supergalactic map, (SGL, SGB): x = −wrap(lon) with wrap(lon) ∈
+    [−180°, 180°), so longitude 0 is at the centre and grows to the left; y = latitude."""
     l = np.asarray(l_deg, dtype=float)
     b = np.asarray(b_deg, dtype=float)
     x = -np.radians((l + 180.0) % 360.0 - 180.0)
@@ -831,38 +884,60 @@ def _l_ticklabel(x_deg: float) -> str:
     return f"{(-x_deg) % 360:.0f}°"
 
 
-def sky_axes(fig=None, rect=111):
-    """A Galactic Mollweide Axes on ``fig`` (new Figure when None), longitude labels
-    running 0° at the centre and increasing to the left."""
+def sky_axes(fig=None, rect=111, frame: str = "galactic"):
+    """A Mollweide sky Axes on ``fig`` (new Figure when None) in ``frame`` ("galactic" or
+    "supergalactic", see :data:`SKY_FRAMES`): longitude 0° at the centre increasing to
+    the LEFT, labelled every 60° on the equator (texts with gid "l-label"), latitude every
+    30° at the left end of its parallel (gid "b-label"); grid lines every 30° and 15°. ``rect``: a 3-digit int, an (nrows, ncols, index)
+    tuple or a SubplotSpec. The frame is kept as ``ax.zoa_frame``; every sky map of the
+    book draws on such an Axes (a plain mollweide Axes is refused by :func:`sky_map`)."""
+    frame = _check_frame(frame)
+    lon_sym, lat_sym, long_name = SKY_FRAMES[frame]
+    from matplotlib.transforms import ScaledTranslation
+
     fig = fig if fig is not None else new_figure(figsize=(9.0, 5.2))
+    args = tuple(rect) if isinstance(rect, (tuple, list)) else (rect,)
     with style():
-        ax = fig.add_subplot(rect, projection="mollweide")
+        ax = fig.add_subplot(*args, projection="mollweide")
         ticks = np.arange(-150, 151, 30)
         ax.set_xticks(np.radians(ticks))
         ax.set_xticklabels([])
         for t in ticks[ticks % 60 == 0]:  # longitude labels sit inside the map: keep them legible
             ax.text(np.radians(t), 0.0, _l_ticklabel(t), fontsize=8, ha="center", va="center", zorder=7,
                     gid="l-label", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.75))
+        # matplotlib's own Mollweide latitude labels sit up to ~20 px off their parallels
+        # (measured at 75°): draw them at the parallels' left ends instead
+        lats = np.arange(-75, 76, 15)
+        ax.set_yticks(np.radians(lats))
+        ax.set_yticklabels([])
+        pad = ScaledTranslation(-3 / 72, 0, fig.dpi_scale_trans)
+        for t in lats[lats % 30 == 0]:
+            ax.text(-np.pi, np.radians(t), f"{t:.0f}°".replace("-", "−"), fontsize=8, ha="right", va="center",
+                    gid="b-label", transform=ax.transData + pad, clip_on=False)
         ax.grid(True, color="0.6", lw=0.5, alpha=0.7)
-        ax.set_xlabel("Galactic longitude $l$")
-        ax.set_ylabel("Galactic latitude $b$")
+        sym = (lambda s: f"${s}$") if len(lon_sym) == 1 else str
+        ax.set_xlabel(f"{long_name} longitude {sym(lon_sym)}")
+        ax.set_ylabel(f"{long_name} latitude {sym(lat_sym)}")
         ax.tick_params(top=False, right=False, which="both")
         ax.minorticks_off()
+    ax.zoa_frame = frame
     return ax
 
 
-def _sky_ax(ax_or_fig):
+def _sky_ax(ax_or_fig, frame: str | None = None):
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     if ax_or_fig is None:
-        return sky_axes()
+        return sky_axes(frame=frame or "galactic")
     if isinstance(ax_or_fig, Figure):
-        return sky_axes(ax_or_fig)
+        return sky_axes(ax_or_fig, frame=frame or "galactic")
     if isinstance(ax_or_fig, Axes):
-        if ax_or_fig.name != "mollweide":
-            raise VizError(f"sky maps need a projection='mollweide' Axes, got {ax_or_fig.name!r} "
-                           "(use viz.sky_axes(fig))")
+        if getattr(ax_or_fig, "zoa_frame", None) is None:
+            raise VizError(f"sky maps need an Axes made by viz.sky_axes(fig, rect, frame) (got a "
+                           f"{ax_or_fig.name!r} Axes whose longitude labels would not match the data)")
+        if frame is not None and _check_frame(frame) != ax_or_fig.zoa_frame:
+            raise VizError(f"frame {frame!r} asked on a {ax_or_fig.zoa_frame} sky Axes")
         return ax_or_fig
     raise VizError(f"sky_map: expected an Axes, a Figure or None, got {type(ax_or_fig).__name__}")
 
@@ -878,9 +953,11 @@ def _edges(c, lo, hi):
 def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cmap=None, norm=None, vmin=None,
             vmax=None, s: float = 3.0, color=None, label: str | None = None, colorbar: bool = True,
             title: str | None = None, **scatter_kw):
-    """Draw values on the sky in Galactic Mollweide projection; return the Axes.
+    """Draw values on the sky in Mollweide projection; return the Axes.
 
-    Two modes:
+    Coordinates are (longitude, latitude) in degrees of the Axes' frame (``ax.zoa_frame``:
+    Galactic (l, b) by default; convert Galactic positions for a supergalactic Axes with
+    :func:`galactic_to_frame`). Two modes:
 
     * points: ``l_deg``, ``b_deg`` (and ``values``) of the same length → a scatter,
       coloured by ``values`` when given;
@@ -889,8 +966,8 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
 
     ``kind`` ("density", "potential", "velocity", ...) picks the colour conventions of
     :func:`plot_slice` (values in that kind's units); otherwise ``cmap``/``norm``/``vmin``/
-    ``vmax`` as given (symmetric RdBu_r by default). ``ax_or_fig``: a mollweide Axes, a
-    Figure (a sky Axes is added) or None (new Figure).
+    ``vmax`` as given (symmetric RdBu_r by default). ``ax_or_fig``: an Axes made by
+    :func:`sky_axes`, a Figure (a Galactic sky Axes is added) or None (new Figure).
     """
     from matplotlib.colors import Normalize
 
@@ -939,12 +1016,28 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
 
 
 def zoa_band(ax, zoa_b: float = 10.0, *, color="0.55", alpha=0.35, label: str | None = "ZOA"):
-    """Shade the Zone of Avoidance |b| < ``zoa_b`` degrees on a sky Axes; return the patch."""
+    """Shade the Zone of Avoidance |b| < ``zoa_b`` degrees (Galactic latitude) on a sky Axes
+    of :func:`sky_axes`: a band on a Galactic map, the region where astropy's Galactic
+    latitude of each map point is below ``zoa_b`` on a supergalactic one. Returns the artist."""
+    from matplotlib.patches import Rectangle
+
+    frame = getattr(ax, "zoa_frame", "galactic")
+    lab = f"{label}  |b| < {zoa_b:g}°" if label else None
     with style():
-        x = np.linspace(-np.pi, np.pi, 181)
-        b = np.radians(zoa_b)
-        lab = f"{label}  |b| < {zoa_b:g}°" if label else None
-        return ax.fill_between(x, -b, b, color=color, alpha=alpha, lw=0, hatch="//", zorder=1.8, label=lab)
+        if frame == "galactic":
+            x = np.linspace(-np.pi, np.pi, 181)
+            b = np.radians(zoa_b)
+            return ax.fill_between(x, -b, b, color=color, alpha=alpha, lw=0, hatch="//", zorder=1.8, label=lab)
+        x = np.linspace(-np.pi, np.pi, 361)
+        y = np.linspace(-np.pi / 2, np.pi / 2, 181)
+        X, Y = np.meshgrid(x, y)
+        _, b = frame_to_galactic((-np.degrees(X)) % 360.0, np.degrees(Y), frame)
+        art = ax.contourf(X, Y, np.abs(b), levels=[0.0, float(zoa_b)], colors=[color], alpha=alpha,
+                          hatches=["//"], zorder=1.8)
+        if lab:  # legend entry (a contour set has none)
+            ax.add_patch(Rectangle((0.0, 0.0), 0.0, 0.0, facecolor=color, alpha=alpha, hatch="//", lw=0,
+                                   label=lab))
+        return art
 
 
 def read_structures(structures) -> list[tuple[str, float, float]]:
@@ -979,12 +1072,14 @@ def read_structures(structures) -> list[tuple[str, float, float]]:
 
 
 def mark_structures(ax, structures, *, short: bool = True, color="black", fontsize: float = 7.5):
-    """Mark named structures ((name, l, b) rows, see :func:`read_structures`) on a sky Axes
+    """Mark named structures ((name, l, b) rows in Galactic degrees, see
+    :func:`read_structures`) on a sky Axes of :func:`sky_axes` — converted to its frame —
     with an open circle and their name (text before a parenthesis when ``short``)."""
     rows = read_structures(structures)
+    frame = getattr(ax, "zoa_frame", "galactic")
     with style():
         for name, l, b in rows:
-            x, y = sky_xy(l, b)
+            x, y = sky_xy(*galactic_to_frame(l, b, frame))
             ax.plot([x], [y], marker="o", ms=7, mfc="none", mec="white", mew=2.6, ls="none", zorder=6)
             ax.plot([x], [y], marker="o", ms=7, mfc="none", mec=color, mew=1.2, ls="none", zorder=6)
             text = name.split(" (")[0] if short else name
@@ -1020,8 +1115,9 @@ def mark_structures_slice(ax, structures, *, plane=(0, 1), depth: tuple[float, f
 
 
 def sky_grid(nside_like=(180, 90)):
-    """Pixel centres (l_deg (n_l,), b_deg (n_b,)) of an equal-angle sky grid, columns
-    ordered left to right as drawn (l from 180° down to 0° then 360° down to 180°)."""
+    """Pixel centres (lon_deg (n_l,), lat_deg (n_b,)) of an equal-angle sky grid in any
+    frame, columns ordered left to right as drawn (lon from 180° down to 0° then 360°
+    down to 180°)."""
     n_l, n_b = int(nside_like[0]), int(nside_like[1])
     if n_l < 2 or n_b < 2:
         raise VizError(f"sky grid needs at least 2 × 2 pixels, got {nside_like}")
@@ -1046,17 +1142,19 @@ def interpolate_cube(field, size: float, positions) -> np.ndarray:
     return np.where(inside, out, np.nan)
 
 
-def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), n_r: int | None = None):
+def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), n_r: int | None = None,
+                 frame: str = "galactic"):
     """Sky map of a cube field averaged over the shell ``r_lo < d < r_hi`` (Mpc/h).
 
-    Each (l, b) pixel centre of :func:`sky_grid` is converted to SG unit vectors with
-    astropy (:func:`zoa_lib.survey.galactic_to_sg`); the field is interpolated trilinearly at ``n_r``
+    Each (longitude, latitude) pixel centre of :func:`sky_grid` in ``frame`` ("galactic":
+    (l, b); "supergalactic": (SGL, SGB)) is converted to SG unit vectors with astropy
+    (:func:`frame_unit_vectors`); the field is interpolated trilinearly at ``n_r``
     distances (mid-points of equal steps; default one per half voxel) and averaged with
     weights d² (the shell's volume element); points outside the cube are left out (NaN
     where none remain). A velocity cube (N, N, N, 3) gives the radial velocity
     v_r = v · r̂ in km/s.
 
-    Returns (l_deg (n_l,), b_deg (n_b,), values (n_b, n_l)).
+    Returns (lon_deg (n_l,), lat_deg (n_b,), values (n_b, n_l)) in ``frame``.
     """
     f = _check_cube(field)
     if not (0 <= r_lo < r_hi):
@@ -1066,7 +1164,7 @@ def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 
         n_r = max(2, int(math.ceil((r_hi - r_lo) / (0.5 * size / n))))
     l, b = sky_grid(nside_like)
     L, B = np.meshgrid(l, b)  # (n_b, n_l)
-    u = np.stack(galactic_to_sg(L, B, np.ones_like(L)), axis=-1)  # SG unit vectors (n_b, n_l, 3)
+    u = frame_unit_vectors(L, B, frame)  # SG unit vectors (n_b, n_l, 3)
     r = r_lo + (np.arange(n_r) + 0.5) * (r_hi - r_lo) / n_r
     pos = r[:, None, None, None] * u[None]
     if f.ndim == 4:
@@ -1083,30 +1181,85 @@ def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 
 
 def sky_shell_map(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), *,
                   kind: str | None = None, n_r: int | None = None, structures=None, zoa_b: float | None = None,
-                  ax=None, title: str | None = None, cmap=None, vmin=None, vmax=None, label: str | None = None):
-    """Galactic Mollweide map of a cube field averaged over a distance shell
-    (:func:`sample_shell`), with optional ZOA band and named structures.
+                  ax=None, title: str | None = None, cmap=None, vmin=None, vmax=None, norm=None,
+                  label: str | None = None, colorbar: bool = True, frame: str | None = None):
+    """Mollweide map of a cube field averaged over a distance shell (:func:`sample_shell`),
+    with optional ZOA band and named structures, in ``frame`` ("galactic", the default, or
+    "supergalactic"; on a given ``ax`` of :func:`sky_axes` its own frame).
 
     ``kind`` defaults to "velocity" for a (N, N, N, 3) cube (radial velocity, km/s) and
     "density" (field = δ, drawn as 1 + δ, log 0.1–15) otherwise; "potential" takes φ in
     (km/s)². Returns the Figure; the sampled map is attached as ``fig.zoa_sky`` =
-    (l_deg, b_deg, values).
+    (lon_deg, lat_deg, values) and the image as ``ax.zoa_image``.
     """
     f = _check_cube(field)
     kind = kind or ("velocity" if f.ndim == 4 else "density")
-    l, b, vals = sample_shell(f, size, r_lo, r_hi, nside_like, n_r)
-    ax = _sky_ax(ax)
+    ax = _sky_ax(ax, frame)
+    lon, lat, vals = sample_shell(f, size, r_lo, r_hi, nside_like, n_r, frame=ax.zoa_frame)
     if kind == "velocity" and label is None:
         label = r"$v_r$  [km/s]"
     if title is None:
         title = f"{r_lo:g} < d < {r_hi:g} Mpc/h"
-    sky_map(ax, l, b, vals, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax, label=label, title=title)
+    n_before = len(ax.collections)
+    sky_map(ax, lon, lat, vals, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax, norm=norm, label=label, title=title,
+            colorbar=colorbar)
+    ax.zoa_image = ax.collections[n_before]
     if zoa_b:
         zoa_band(ax, zoa_b)
     if structures is not None:
         mark_structures(ax, structures)
-    ax.figure.zoa_sky = (l, b, vals)
+    ax.figure.zoa_sky = (lon, lat, vals)
     return ax.figure
+
+
+def figure_sky_shells(truth, pred, size: float, shells, *, kind: str | None = None,
+                      frames=("galactic", "supergalactic"), labels=("truth", "V-Net"), zoa_b: float | None = None,
+                      structures=None, vmin=None, vmax=None, nside_like=(120, 60), suptitle: str | None = None):
+    """Shell-averaged sky maps of a true and a predicted cube side by side, in each of
+    ``frames``: one row per shell (``shells`` = [(r_lo, r_hi), ...] in Mpc/h), columns
+    (truth, prediction) for the first frame then for the next, one colour scale for all
+    panels (:func:`kind_norm` of the truth's shell values unless ``vmin``/``vmax``), one
+    colour bar. ``truth``/``pred``: (N, N, N) δ, φ in (km/s)², or (N, N, N, 3) velocities
+    in km/s (radial velocity maps). Returns the Figure; ``fig.zoa_sky_axes[row][col]``
+    are the sky Axes."""
+    from matplotlib.cm import ScalarMappable
+
+    t = _check_cube(truth, "truth")
+    p = _check_cube(pred, "pred")
+    if t.shape != p.shape:
+        raise VizError(f"truth {t.shape} and pred {p.shape} must have the same shape")
+    shells = [(float(lo), float(hi)) for lo, hi in shells]
+    if not shells:
+        raise VizError("figure_sky_shells: no shells")
+    frames = tuple(_check_frame(f) for f in frames) or ("galactic",)
+    kind = kind or ("velocity" if t.ndim == 4 else "density")
+    sampled = np.concatenate([sample_shell(t, size, lo, hi, nside_like)[2].ravel() for lo, hi in shells])
+    nrm = kind_norm("velocity" if kind == "velocity" else kind, sampled, vmin=vmin, vmax=vmax)
+    k = _kind(kind)
+    nrow, ncol = len(shells), 2 * len(frames)
+    fig = new_figure(figsize=(4.3 * ncol, 2.45 * nrow + 0.9))
+    grid = []
+    for r, (lo, hi) in enumerate(shells):
+        row = []
+        for j, frame in enumerate(frames):
+            for c, (cube, who) in enumerate(((t, labels[0]), (p, labels[1]))):
+                ax = sky_axes(fig, (nrow, ncol, r * ncol + 2 * j + c + 1), frame)
+                sky_shell_map(cube, size, lo, hi, nside_like, kind=kind, ax=ax, zoa_b=zoa_b, structures=structures,
+                              norm=nrm, colorbar=False,
+                              title=f"{who}, {SKY_FRAMES[frame][2].lower()}: {lo:g}–{hi:g} Mpc/h")
+                ax.title.set_fontsize(9)
+                ax.xaxis.label.set_visible(False)
+                ax.yaxis.label.set_visible(False)
+                row.append(ax)
+        grid.append(row)
+    label = r"$v_r$  [km/s]" if kind == "velocity" else k.label
+    with style():
+        fig.colorbar(ScalarMappable(norm=nrm, cmap=k.cmap), ax=[a for row in grid for a in row],
+                     orientation="horizontal", shrink=0.4, aspect=40, pad=0.03, label=label)
+        if suptitle:
+            fig.suptitle(suptitle)
+    fig.zoa_sky_axes = grid
+    return fig
 
 
 # --------------------------------------------------------------------------- catalogs
@@ -1179,7 +1332,8 @@ __all__ = [
     "figure_truth_vs_prediction",
     "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_bulk_flow_lcdm",
     "plot_metric_vs_distance",
-    "read_history", "plot_loss_curves", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
-    "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map",
+    "read_history", "plot_loss_curves", "SKY_FRAMES", "galactic_to_frame", "frame_to_galactic",
+    "frame_unit_vectors", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
+    "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map", "figure_sky_shells",
     "plot_catalog_sky", "plot_selection",
 ]
