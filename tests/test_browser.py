@@ -118,3 +118,95 @@ def test_3d_page_has_a_live_webgl_canvas(browser, server):
         assert live, "no live WebGL canvas in the 3D scene"
     finally:
         browser.switch_to.default_content()
+
+
+# --- Offline reading (issue 15, items 13-14) ---------------------------------------------
+# A second Chromium whose resolver knows no host but 127.0.0.1: a page that needs the
+# network (a CDN MathJax, require.js, a web font) cannot get it, and every request the
+# page tries is read back from Chromium's performance log.
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def offline_browser(server):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--window-size=1400,1000",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _requested_urls(driver) -> list[str]:
+    """URLs of the requests made since the last call (Chromium's performance log)."""
+    import json
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def _is_local(url: str) -> bool:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about", "file", "chrome-extension") or parts.hostname in LOCAL_HOSTS
+
+
+def _wait_for_mathjax(driver, timeout: float = 30.0) -> dict:
+    """Wait until MathJax has typeset the page (or the page has no math); return counts."""
+    state = {}
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        state = driver.execute_script(
+            "const math = document.querySelectorAll('.math').length;"
+            "const done = !!(window.MathJax && MathJax.startup && MathJax.startup.document"
+            "  && MathJax.startup.document.processed && MathJax.startup.document.processed.typeset);"
+            "return {math: math, rendered: document.querySelectorAll('mjx-container').length,"
+            "        done: done, loaded: !!window.MathJax};")
+        if state["math"] == 0 or (state["rendered"] >= state["math"] and state["done"]):
+            break
+        time.sleep(0.25)
+    return state
+
+
+@pytest.mark.slow
+def test_book_reads_offline(offline_browser, server, built_book):
+    """With no network: every equation is typeset by the book's own MathJax copy, no page
+    asks for a non-local URL, and no page shows an absolute path of the machine."""
+    from zoa_lib.book import REPO_ROOT
+
+    driver = offline_browser
+    forbidden = {str(REPO_ROOT), str(Path(built_book).resolve()), "/tmp/", "/home/", "/root/"}
+    pages = ["intro"] + [c.name for c in toc_chapters(built_book)]
+    total_math = 0
+    for name in pages:
+        _requested_urls(driver)  # drop what earlier pages left in the log
+        url = f"{server}/book/chapters/{name}.html" if name != "intro" else f"{server}/book/intro.html"
+        driver.get(url)
+        state = _wait_for_mathjax(driver)
+        time.sleep(0.5)  # late requests (fonts, iframes)
+        remote = sorted({u for u in _requested_urls(driver) if not _is_local(u)})
+        assert not remote, f"{name} asks the network for {remote}"
+        body = driver.find_element("tag name", "body").text
+        if state["math"]:
+            assert state["loaded"], f"{name}: MathJax did not load from the book"
+            assert state["rendered"] >= state["math"], f"{name}: {state}"
+            raw = [s for s in ("\\(", "\\)", "\\[", "$$") if s in body]
+            assert not raw, f"{name} shows raw LaTeX ({raw})"
+        total_math += state["math"]
+        leaks = sorted(p for p in forbidden if p in body)
+        assert not leaks, f"{name} shows machine paths {leaks}"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / f"{name}-offline.png"))
+    assert total_math > 0, "no page holds an equation: the MathJax check tested nothing"
