@@ -164,17 +164,16 @@ def _is_local(url: str) -> bool:
 
 
 def _wait_for_mathjax(driver, timeout: float = 30.0) -> dict:
-    """Wait until MathJax has typeset the page (or the page has no math); return counts."""
+    """Wait until every math element (Sphinx's ``.math``) holds MathJax output
+    (``mjx-container``), or ``timeout`` s; return the counts."""
     state = {}
     t0 = time.time()
     while time.time() - t0 < timeout:
         state = driver.execute_script(
-            "const math = document.querySelectorAll('.math').length;"
-            "const done = !!(window.MathJax && MathJax.startup && MathJax.startup.document"
-            "  && MathJax.startup.document.processed && MathJax.startup.document.processed.typeset);"
-            "return {math: math, rendered: document.querySelectorAll('mjx-container').length,"
-            "        done: done, loaded: !!window.MathJax};")
-        if state["math"] == 0 or (state["rendered"] >= state["math"] and state["done"]):
+            "return {math: document.querySelectorAll('.math').length,"
+            "        rendered: document.querySelectorAll('.math mjx-container').length,"
+            "        loaded: !!(window.MathJax && MathJax.version)};")
+        if state["rendered"] >= state["math"]:
             break
         time.sleep(0.25)
     return state

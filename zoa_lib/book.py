@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ZoaError
-from .io import atomic_path, git_commit, write_json_atomic, write_text_atomic
+from .io import atomic_path, book_root, git_commit, scrub_paths, write_json_atomic, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -144,10 +144,12 @@ NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] 
 def _tag_for_book(nb_path: Path) -> None:
     """Prepare an executed chapter for the book: hide papermill's injected-parameters cell,
     and drop stderr outputs made only of native TensorFlow log lines
-    (:data:`NATIVE_LOG_LINE`); any other stderr text stays on the page."""
+    (:data:`NATIVE_LOG_LINE`); any other stderr text stays on the page. Absolute paths of
+    this machine in outputs become repository-relative (:func:`scrub_outputs`)."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
+    scrub_outputs(nb, book_root(Path(nb_path).parent))
     for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
@@ -155,6 +157,31 @@ def _tag_for_book(nb_path: Path) -> None:
         if cell.get("cell_type") == "code":
             cell["outputs"] = [o for o in cell.get("outputs", []) if not _is_native_log(o)]
     nbformat.write(nb, nb_path)
+
+
+def scrub_outputs(nb, root=None) -> None:
+    """Rewrite, in place, the absolute paths of this machine (repository, book ``root``,
+    ``$ZOA_DATA``, home) in an executed notebook's outputs and injected parameters as
+    :func:`zoa_lib.io.display_path` shows them: pages never show where the book was built."""
+    def fix(v):
+        if isinstance(v, str):
+            return scrub_paths(v, root)
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        return v
+
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = scrub_paths(cell["source"], root)
+        for out in cell.get("outputs", []):
+            for key in ("text", "traceback", "evalue"):
+                if key in out:
+                    out[key] = fix(out[key])
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    out["data"][mime] = fix(value)
 
 
 def _is_native_log(output) -> bool:
