@@ -245,6 +245,7 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
         "git_commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}",
         "scale": scale_comparison(profile),
+        "versions": package_versions(),
         "chapters": records,
     }
     write_scorecard(root, profile)
@@ -327,9 +328,33 @@ def refresh_scorecard(root=REPO_ROOT) -> dict | None:
     return write_scorecard(root, load_profile(info["profile"], info.get("overrides") or {}))
 
 
+#: Where each paper-scale setting of :func:`scale_comparison` comes from: the paper's text
+#: (Dupuy et al. 2025 state 128³ voxels over 160 Mpc/h, 11,512 training and 1,264
+#: validation mocks, 200 epochs, a cyclic learning rate between 1e-7 and 1e-5) or this
+#: project's choice where the paper gives no number (``profiles/paper.yml`` says why).
+PAPER_STATES = {
+    "grid (voxels per side)": True,
+    "voxel size [Mpc/h]": True,
+    "target smoothing [Mpc/h]": False,
+    "training / validation mocks": True,
+    "test mocks": False,
+    "V-Net depth × base filters": False,
+    "V-Net parameters": False,
+    "training epochs": True,
+    "learning rate (cyclic)": True,
+    "held-out mocks evaluated": False,
+    "local-universe survey realizations": False,
+}
+
+
+_SOURCE_TEXT = {True: "stated in the paper", False: "*this project’s choice*"}
+
+
 def scale_comparison(profile, reference: str = "paper") -> list[dict]:
     """The settings in which ``profile`` differs from the ``reference`` profile (the
-    paper's scale), as rows ``{"setting", "this run", "paper"}`` for the landing page.
+    paper's scale), as rows ``{"setting", "this run", "paper", "stated"}`` for the landing
+    page; ``stated`` says whether the paper's text gives the value (:data:`PAPER_STATES`)
+    or ``profiles/paper.yml`` chose it.
 
     Read from the two validated profiles, so the table cannot drift from what ran."""
     from .config import load_profile
@@ -343,7 +368,8 @@ def scale_comparison(profile, reference: str = "paper") -> list[dict]:
             "grid (voxels per side)": b.grid,
             "voxel size [Mpc/h]": f"{b.size / b.grid:g}",
             "target smoothing [Mpc/h]": f"{b.smoothing:g}",
-            "training / validation / test mocks": f"{m.n_train:,} / {m.n_val:,} / {m.n_test:,}",
+            "training / validation mocks": f"{m.n_train:,} / {m.n_val:,}",
+            "test mocks": f"{m.n_test:,}",
             "V-Net depth × base filters": f"{p.model.depth} × {p.model.base_filters}",
             "V-Net parameters": f"{parameter_count(p.model, b.grid):,}",
             "training epochs": t.epochs,
@@ -353,7 +379,7 @@ def scale_comparison(profile, reference: str = "paper") -> list[dict]:
         }
 
     mine, theirs = rows_of(profile), rows_of(ref)
-    return [{"setting": k, "this run": str(v), reference: str(theirs[k])}
+    return [{"setting": k, "this run": str(v), reference: str(theirs[k]), "stated": PAPER_STATES[k]}
             for k, v in mine.items() if str(v) != str(theirs[k])]
 
 
@@ -377,16 +403,47 @@ def run_info_markdown(info: dict) -> str:
         total += rec["seconds"]
         lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec['finished_utc']} |")
     lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+    lines += versions_markdown(info.get("versions"))
     scale = info.get("scale")
     if scale:
         lines += ["", "**What did not run at paper scale.** This run differs from the paper's "
                   "set-up (`profiles/paper.yml`) in the settings below; its accuracies are those of "
-                  "its scale. `zoa run --profile paper` on a GPU node runs the paper's.", "",
-                  "| setting | this run | paper |", "|---|---|---|"]
-        lines += [f"| {r['setting']} | {r['this run']} | {r['paper']} |" for r in scale]
+                  "its scale. `zoa run --profile paper` on a GPU node runs the paper's. The paper "
+                  "column is `profiles/paper.yml`: values the paper states, and this project's "
+                  "choices (marked) where the paper gives none.", "",
+                  "| setting | this run | paper | source of the paper value |", "|---|---|---|---|"]
+        lines += [f"| {r['setting']} | {r['this run']} | {r['paper']} | "
+                  f"{_SOURCE_TEXT.get(r.get('stated'), '—')} |"
+                  for r in scale]
     elif scale is not None:
         lines += ["", "This run used the paper's scale in every setting listed by `profiles/paper.yml`."]
     return "\n".join(lines) + "\n"
+
+
+#: The packages whose versions the landing page lists (distribution names).
+KEY_PACKAGES = ("tensorflow", "keras", "numpy", "h5py", "jupyter-book", "papermill", "pyvista")
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (``importlib.metadata``; "not installed" when absent):
+    read when ``zoa run`` starts, so the landing page names what made the book."""
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def versions_markdown(versions: dict | None) -> list[str]:
+    """The landing page's lines naming the key package versions (none for an old run-info)."""
+    if not versions:
+        return []
+    return ["", "Key packages of this run: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+            + " (`make install` pins them all in `requirements.lock`)."]
 
 
 def _fmt_seconds(s: float) -> str:
