@@ -42,7 +42,7 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KNOWN_STRUCTURES = REPO_ROOT / "data" / "known_structures.csv"
 CHAPTER_PREFIX = "book/chapters/"
 #: Files a book root needs (copied by :func:`prepare_root` into a fresh folder).
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv", "docs/DESIGN.md")
 
 
 class BookError(ZoaError):
