@@ -51,8 +51,8 @@ def server(built_book):
     proc.wait()
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+def _chrome(*extra_flags, performance_log: bool = False):
+    """Headless Debian Chromium through Selenium, with ``extra_flags``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -60,11 +60,18 @@ def browser(server):
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                 "--window-size=1400,1000"):
+                 "--disable-quic", "--window-size=1400,1000", *extra_flags):
         opts.add_argument(flag)
+    if performance_log:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    driver = _chrome("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
     yield driver
     driver.quit()
 
@@ -129,19 +136,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 @pytest.fixture(scope="module")
 def offline_browser(server):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--window-size=1400,1000",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(60)
+    driver = _chrome("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", performance_log=True)
     yield driver
     driver.quit()
 
