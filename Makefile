@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3.11:
 #   make book   install into .venv, run the notebooks on $(PROFILE), build _build/html
 #   make test   install the same plus test tools, run pytest
+#   make lock   refresh requirements.lock (exact versions + hashes) after editing pyproject.toml
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -8,18 +9,26 @@ BIN := $(VENV)/bin
 PROFILE ?= laptop
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed-stamp
+# requirements.lock: every package of `pip install -e .[$(LOCK_EXTRAS)]` pinned to one version
+# with its sha256 hashes, for Python 3.11 on x86_64 Linux, made by uv (`make lock`).
+LOCK := requirements.lock
+LOCK_EXTRAS ?= test pm
+UV_VERSION := 0.13.9
+UV_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: install book test test-fast browser clean help
+.PHONY: install book test test-fast browser lock clean help
 
 help:
 	@echo "make book     # run every chapter on PROFILE=$(PROFILE) and build _build/html"
 	@echo "make test     # run the test suite (slow end-to-end tests at the ci profile included)"
 	@echo "make test-fast  # skip tests marked slow"
+	@echo "make lock     # re-pin requirements.lock from pyproject.toml (UPGRADE=1: newest versions)"
 
-$(STAMP): pyproject.toml
+# Exact versions from the lock (hash-checked), then zoa itself without resolving anything.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +51,16 @@ test: install browser
 
 test-fast: install
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+# Re-resolve pyproject.toml's dependencies (and the extras in LOCK_EXTRAS) into $(LOCK).
+# Versions already pinned there are kept where they still fit; UPGRADE=1 takes the newest.
+# After adding a dependency or an extra: `make lock` (or `make lock LOCK_EXTRAS="test pm"`),
+# then `make install`, and commit requirements.lock.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip compile pyproject.toml $(foreach e,$(LOCK_EXTRAS),--extra $(e)) --generate-hashes \
+	  $(UV_TARGET) --no-config --quiet $(if $(UPGRADE),--upgrade) -o $(LOCK)
 
 clean:
 	rm -rf _build book/chapters/*.ipynb book/_generated

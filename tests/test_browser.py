@@ -51,8 +51,8 @@ def server(built_book):
     proc.wait()
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+def _chrome(*extra_flags, performance_log: bool = False):
+    """Headless Debian Chromium through Selenium, with ``extra_flags``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -60,11 +60,18 @@ def browser(server):
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                 "--window-size=1400,1000"):
+                 "--disable-quic", "--window-size=1400,1000", *extra_flags):
         opts.add_argument(flag)
+    if performance_log:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    driver = _chrome("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
     yield driver
     driver.quit()
 
@@ -197,3 +204,82 @@ def test_explorer_static_slider_changes_the_image_without_a_kernel(browser, serv
     assert first != last and (first != before or last != before), "the slider did not change the image"
     assert out.text != where or first != before
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", img)
+
+
+# --- Offline reading (issue 15, items 13-14) ---------------------------------------------
+# A second Chromium whose resolver knows no host but 127.0.0.1: a page that needs the
+# network (a CDN MathJax, require.js, a web font) cannot get it, and every request the
+# page tries is read back from Chromium's performance log.
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+@pytest.fixture(scope="module")
+def offline_browser(server):
+    driver = _chrome("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", performance_log=True)
+    yield driver
+    driver.quit()
+
+
+def _requested_urls(driver) -> list[str]:
+    """URLs of the requests made since the last call (Chromium's performance log)."""
+    import json
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def _is_local(url: str) -> bool:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about", "file", "chrome-extension") or parts.hostname in LOCAL_HOSTS
+
+
+def _wait_for_mathjax(driver, timeout: float = 30.0) -> dict:
+    """Wait until every math element (Sphinx's ``.math``) holds MathJax output
+    (``mjx-container``), or ``timeout`` s; return the counts."""
+    state = {}
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        state = driver.execute_script(
+            "return {math: document.querySelectorAll('.math').length,"
+            "        rendered: document.querySelectorAll('.math mjx-container').length,"
+            "        loaded: !!(window.MathJax && MathJax.version)};")
+        if state["rendered"] >= state["math"]:
+            break
+        time.sleep(0.25)
+    return state
+
+
+@pytest.mark.slow
+def test_book_reads_offline(offline_browser, server, built_book):
+    """With no network: every equation is typeset by the book's own MathJax copy, no page
+    asks for a non-local URL, and no page shows an absolute path of the machine."""
+    from zoa_lib.book import REPO_ROOT
+
+    driver = offline_browser
+    forbidden = {str(REPO_ROOT), str(Path(built_book).resolve()), "/tmp/", "/home/", "/root/"}
+    pages = ["intro"] + [c.name for c in toc_chapters(built_book)] + ["design"]
+    total_math = 0
+    for name in pages:
+        _requested_urls(driver)  # drop what earlier pages left in the log
+        top = name in ("intro", "design")  # book/<name>.html; chapters under book/chapters/
+        driver.get(f"{server}/book/{name}.html" if top else f"{server}/book/chapters/{name}.html")
+        state = _wait_for_mathjax(driver)
+        time.sleep(0.5)  # late requests (fonts, iframes)
+        remote = sorted({u for u in _requested_urls(driver) if not _is_local(u)})
+        assert not remote, f"{name} asks the network for {remote}"
+        body = driver.find_element("tag name", "body").text
+        if state["math"]:
+            assert state["loaded"], f"{name}: MathJax did not load from the book"
+            assert state["rendered"] >= state["math"], f"{name}: {state}"
+            raw = [s for s in ("\\(", "\\)", "\\[", "$$") if s in body]
+            assert not raw, f"{name} shows raw LaTeX ({raw})"
+        total_math += state["math"]
+        leaks = sorted(p for p in forbidden if p in body)
+        assert not leaks, f"{name} shows machine paths {leaks}"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / f"{name}-offline.png"))
+    assert total_math > 0, "no page holds an equation: the MathJax check tested nothing"

@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ZoaError, printable
-from .io import atomic_path, git_commit, write_json_atomic, write_text_atomic
+from .io import atomic_path, book_root, git_commit, scrub_paths, write_json_atomic, write_text_atomic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -53,7 +53,7 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 KNOWN_STRUCTURES = REPO_ROOT / "data" / "known_structures.csv"
 CHAPTER_PREFIX = "book/chapters/"
 #: Files a book root needs (copied by :func:`prepare_root` into a fresh folder).
-BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv")
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv", "docs/DESIGN.md")
 
 
 class BookError(ZoaError):
@@ -162,15 +162,17 @@ NATIVE_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] 
 
 def _finish_for_book(nb_path: Path, stamp: dict | None = None) -> None:
     """Prepare an executed chapter for the book: record its run (``stamp``) in the notebook's
-    metadata under :data:`RUN_META`, hide the ``parameters`` cell and papermill's injected-parameters
-    cell (the run's profile is on the landing page), and drop
-    stderr outputs made only of native TensorFlow log lines (:data:`NATIVE_LOG_LINE`); any
-    other stderr text stays on the page."""
+    metadata under :data:`RUN_META`, hide the ``parameters`` cell and papermill's
+    injected-parameters cell (the run's profile is on the landing page), make absolute paths
+    of this machine in outputs repository-relative (:func:`scrub_outputs`), and drop stderr
+    outputs made only of native TensorFlow log lines (:data:`NATIVE_LOG_LINE`); any other
+    stderr text stays on the page."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
     if stamp is not None:
         nb.metadata[RUN_META] = stamp
+    scrub_outputs(nb, book_root(Path(nb_path).parent))
     for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
@@ -178,6 +180,31 @@ def _finish_for_book(nb_path: Path, stamp: dict | None = None) -> None:
         if cell.get("cell_type") == "code":
             cell["outputs"] = [o for o in cell.get("outputs", []) if not _is_native_log(o)]
     nbformat.write(nb, nb_path)
+
+
+def scrub_outputs(nb, root=None) -> None:
+    """Rewrite, in place, the absolute paths of this machine (repository, book ``root``,
+    ``$ZOA_DATA``, home) in an executed notebook's outputs and injected parameters as
+    :func:`zoa_lib.io.display_path` shows them: pages never show where the book was built."""
+    def fix(v):
+        if isinstance(v, str):
+            return scrub_paths(v, root)
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        return v
+
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = scrub_paths(cell["source"], root)
+        for out in cell.get("outputs", []):
+            for key in ("text", "traceback", "evalue"):
+                if key in out:
+                    out[key] = fix(out[key])
+            for mime, value in out.get("data", {}).items():
+                if mime.startswith("text/") or mime.endswith("json"):
+                    out["data"][mime] = fix(value)
 
 
 def _is_native_log(output) -> bool:
@@ -442,6 +469,7 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
         "git_commit": git_commit(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}",
         "scale": scale_comparison(profile),
+        "versions": package_versions(),
         "chapters": records,
     }
     write_scorecard(root, profile)
@@ -686,9 +714,33 @@ def refresh_scorecard(root=REPO_ROOT) -> dict | None:
     return write_scorecard(root, load_profile(info.get("profile_arg") or info["profile"], overrides))
 
 
+#: Where each paper-scale setting of :func:`scale_comparison` comes from: the paper's text
+#: (Dupuy et al. 2025 state 128³ voxels over 160 Mpc/h, 11,512 training and 1,264
+#: validation mocks, 200 epochs, a cyclic learning rate between 1e-7 and 1e-5) or this
+#: project's choice where the paper gives no number (``profiles/paper.yml`` says why).
+PAPER_STATES = {
+    "grid (voxels per side)": True,
+    "voxel size [Mpc/h]": True,
+    "target smoothing [Mpc/h]": False,
+    "training / validation mocks": True,
+    "test mocks": False,
+    "V-Net depth × base filters": False,
+    "V-Net parameters": False,
+    "training epochs": True,
+    "learning rate (cyclic)": True,
+    "held-out mocks evaluated": False,
+    "local-universe survey realizations": False,
+}
+
+
+_SOURCE_TEXT = {True: "stated in the paper", False: "*this project’s choice*"}
+
+
 def scale_comparison(profile, reference: str = "paper") -> list[dict]:
     """The settings in which ``profile`` differs from the ``reference`` profile (the
-    paper's scale), as rows ``{"setting", "this run", "paper"}`` for the landing page.
+    paper's scale), as rows ``{"setting", "this run", "paper", "stated"}`` for the landing
+    page; ``stated`` says whether the paper's text gives the value (:data:`PAPER_STATES`)
+    or ``profiles/paper.yml`` chose it.
 
     Read from the two validated profiles, so the table cannot drift from what ran."""
     from .config import load_profile
@@ -702,7 +754,8 @@ def scale_comparison(profile, reference: str = "paper") -> list[dict]:
             "grid (voxels per side)": b.grid,
             "voxel size [Mpc/h]": f"{b.size / b.grid:g}",
             "target smoothing [Mpc/h]": f"{b.smoothing:g}",
-            "training / validation / test mocks": f"{m.n_train:,} / {m.n_val:,} / {m.n_test:,}",
+            "training / validation mocks": f"{m.n_train:,} / {m.n_val:,}",
+            "test mocks": f"{m.n_test:,}",
             "V-Net depth × base filters": f"{p.model.depth} × {p.model.base_filters}",
             "V-Net parameters": f"{parameter_count(p.model, b.grid):,}",
             "training epochs": t.epochs,
@@ -712,7 +765,7 @@ def scale_comparison(profile, reference: str = "paper") -> list[dict]:
         }
 
     mine, theirs = rows_of(profile), rows_of(ref)
-    return [{"setting": k, "this run": str(v), reference: str(theirs[k])}
+    return [{"setting": k, "this run": str(v), reference: str(theirs[k]), "stated": PAPER_STATES[k]}
             for k, v in mine.items() if str(v) != str(theirs[k])]
 
 
@@ -737,16 +790,47 @@ def run_info_markdown(info: dict) -> str:
         total += rec["seconds"]
         lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec['finished_utc']} |")
     lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+    lines += versions_markdown(info.get("versions"))
     scale = info.get("scale")
     if scale:
         lines += ["", "**What did not run at paper scale.** This run differs from the paper's "
                   "set-up (`profiles/paper.yml`) in the settings below; its accuracies are those of "
-                  "its scale. `zoa run --profile paper` on a GPU node runs the paper's.", "",
-                  "| setting | this run | paper |", "|---|---|---|"]
-        lines += [f"| {r['setting']} | {r['this run']} | {r['paper']} |" for r in scale]
+                  "its scale. `zoa run --profile paper` on a GPU node runs the paper's. The paper "
+                  "column is `profiles/paper.yml`: values the paper states, and this project's "
+                  "choices (marked) where the paper gives none.", "",
+                  "| setting | this run | paper | source of the paper value |", "|---|---|---|---|"]
+        lines += [f"| {r['setting']} | {r['this run']} | {r['paper']} | "
+                  f"{_SOURCE_TEXT.get(r.get('stated'), '—')} |"
+                  for r in scale]
     elif scale is not None:
         lines += ["", "This run used the paper's scale in every setting listed by `profiles/paper.yml`."]
     return "\n".join(lines) + "\n"
+
+
+#: The packages whose versions the landing page lists (distribution names).
+KEY_PACKAGES = ("tensorflow", "keras", "numpy", "h5py", "jupyter-book", "papermill", "pyvista")
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (``importlib.metadata``; "not installed" when absent):
+    read when ``zoa run`` starts, so the landing page names what made the book."""
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def versions_markdown(versions: dict | None) -> list[str]:
+    """The landing page's lines naming the key package versions (none for an old run-info)."""
+    if not versions:
+        return []
+    return ["", "Key packages of this run: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+            + " (`make install` pins them all in `requirements.lock`)."]
 
 
 def _fmt_seconds(s: float) -> str:

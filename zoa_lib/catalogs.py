@@ -73,6 +73,7 @@ import numpy as np
 from . import survey
 from .data import CATALOG_DTYPE
 from .errors import ZoaError, printable
+from .io import display_path
 
 #: H0 (km/s/Mpc) of Cosmicflows-4 distances (Tully et al. 2023).
 CF4_H0 = 74.6
@@ -153,7 +154,7 @@ class CatalogReport:
 
     def summary(self) -> str:
         cols = ", ".join(f"{k}={v}" for k, v in self.columns.items())
-        lines = [f"{self.path}: {self.kind} table, header on line {self.header_line}; columns {cols}",
+        lines = [f"{display_path(self.path)}: {self.kind} table, header on line {self.header_line}; columns {cols}",
                  f"{self.n_rows} data rows, {self.n_kept} kept, {len(self.dropped)} dropped"]
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  dropped {d}" for d in self.dropped]

@@ -56,7 +56,7 @@ import numpy as np
 from .data import (MANIFEST, ShardError, ShardWriter, content_checksum, manifest_lock, manifest_mismatch, mocks_dir,
                    read_manifest, shard_name, update_manifest, validate_shard)
 from .errors import ZoaError
-from .io import TMP_PREFIX, ensure_writable, provenance
+from .io import TMP_PREFIX, display_path, ensure_writable, provenance
 from .rng import generator
 
 SPLITS = ("train", "val", "test")
@@ -566,7 +566,7 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
     if todo:
         _run(profile, folder, todo, workers, scheduler, progress, done, failed)
     summary = {
-        "profile": profile.name, "folder": str(folder), "scheduler": scheduler, "workers": workers,
+        "profile": profile.name, "folder": display_path(folder), "scheduler": scheduler, "workers": workers,
         "shards_selected": len(selected), "made": [r["name"] for r in made], "skipped": skipped,
         "adopted": adopted, "regenerated": regenerated, "failed": failed,
         "mocks_made": int(sum(r["n"] for r in made)),
