@@ -765,8 +765,13 @@ def test_scene_screenshot_is_not_blank(tmp_path):
 
 def test_screenshot_scene_renders_from_a_process_where_tensorflow_ran(tmp_path):
     """screenshot_scene renders in a fresh process, so a notebook that has just applied the
-    networks (TensorFlow ops run) gets its PNG instead of a dead kernel."""
-    import tensorflow as tf
+    networks (TensorFlow ops run) gets its PNG instead of a dead kernel. The TensorFlow
+    process is a subprocess here too: the test must not depend on what this pytest process
+    imported before (VTK then TensorFlow in one process is itself fragile)."""
+    import subprocess
+    import sys
+    import textwrap
+
     from PIL import Image
 
     from zoa_lib import scene3d
@@ -774,12 +779,24 @@ def test_screenshot_scene_renders_from_a_process_where_tensorflow_ran(tmp_path):
     ok, why = scene3d.offscreen_available()
     if not ok:
         pytest.skip(f"no off-screen OpenGL here: {why}")
-    assert float(tf.reduce_sum(tf.ones(3))) == 3.0
-    n = 16
-    X, Y, Z = coords(n)
-    delta = 3 * np.exp(-(X ** 2 + Y ** 2 + Z ** 2) / (2 * 20.0 ** 2)) - 0.5
-    path = scene3d.screenshot_scene(tmp_path / "scene.png", delta, L, -np.stack([X, Y, Z], -1) * 5.0,
-                                    window_size=(320, 240), n_streamlines=10)
+    path = tmp_path / "scene.png"
+    code = textwrap.dedent(f"""
+        import numpy as np
+        if __name__ == "__main__":
+            import tensorflow as tf
+            assert float(tf.reduce_sum(tf.ones(3))) == 3.0       # TensorFlow has run in this process
+            from zoa_lib import scene3d
+            n, L = 16, 160.0
+            x = (np.arange(n) + 0.5) * L / n - L / 2
+            X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
+            delta = 3 * np.exp(-(X ** 2 + Y ** 2 + Z ** 2) / (2 * 20.0 ** 2)) - 0.5
+            scene3d.screenshot_scene({str(path)!r}, delta, L, -np.stack([X, Y, Z], -1) * 5.0,
+                                     window_size=(320, 240), n_streamlines=10)
+    """)
+    script = tmp_path / "tf_then_scene.py"
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
     img = np.asarray(Image.open(path).convert("RGB"))
     assert img.shape == (240, 320, 3) and img.std() > 5.0
 
