@@ -554,3 +554,40 @@ def velocity_bias_by_shell(catalog, edges, by: str = "d_true", H0: float = H0_DE
             out["v_true"][i] = vt[m].mean()
             out["err"][i] = dv[m].std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
     return out
+
+
+SELECTIONS = ("redshift", "true_distance")
+
+
+def velocity_bias_by_selection(cubes, survey_cfg, seed: int, edges, by: str = "d_obs",
+                               selections=SELECTIONS, box_size: float | None = None,
+                               H0: float = H0_DEFAULT) -> dict:
+    """:func:`velocity_bias_by_shell` of mock surveys of the same observer cubes under each
+    ``survey.selection`` mode.
+
+    For every cube j of ``cubes`` and every mode, a catalog is drawn with
+    :func:`draw_galaxies` (``survey_cfg`` with ``selection`` replaced) from the generator
+    ``(seed, "survey", j, 1)`` (two indices: never a mock's ``(seed, "survey", sample)``),
+    the same for every mode; the catalogs of all cubes are pooled and
+    binned in ``edges`` (Mpc/h) of ``by`` (``d_true``, ``d_obs`` or ``cz``). Returns
+    {mode: the :func:`velocity_bias_by_shell` dict plus ``n_galaxies`` = mean catalog size}.
+    ``box_size``: the cube side (Mpc/h; default each cube's ``size``)."""
+    import dataclasses
+
+    from .rng import generator
+
+    cubes = list(cubes)
+    if not cubes:
+        raise SurveyError("velocity_bias_by_selection: no cubes")
+    out = {}
+    for mode in selections:
+        if mode not in SELECTIONS:
+            raise SurveyError(f"survey.selection must be one of {', '.join(map(repr, SELECTIONS))}, got {mode!r}")
+        cfg = dataclasses.replace(survey_cfg, selection=mode)
+        cats = [draw_galaxies(c, cfg, generator(int(seed), "survey", j, 1),
+                              float(box_size if box_size is not None else c.size), sample=j, H0=H0)
+                for j, c in enumerate(cubes)]
+        out[mode] = {**velocity_bias_by_shell(np.concatenate(cats), edges, by=by, H0=H0),
+                     "n_galaxies": float(np.mean([len(c) for c in cats])), "by": by}
+    return out
+
