@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from zoa_lib import nonlinear as NL
 from zoa_lib import pm as PM
 from zoa_lib import simulation as S
 from zoa_lib.config import load_profile
@@ -24,27 +25,13 @@ needs_jaxpm = pytest.mark.skipif(not PM.available(), reason="optional extra 'pm'
                                                             "pip install 'zoa[pm]'")
 
 
-def kgrid_r(mesh, size):
-    """|k| (h/Mpc) and the CIC window W(k) on the rfftn layout."""
-    k1 = 2 * np.pi * np.fft.fftfreq(mesh, size / mesh)
-    kz = 2 * np.pi * np.fft.rfftfreq(mesh, size / mesh)
-    KX, KY, KZ = np.meshgrid(k1, k1, kz, indexing="ij")
-    h = size / mesh / 2
-    W = (np.sinc(KX * h / np.pi) * np.sinc(KY * h / np.pi) * np.sinc(KZ * h / np.pi)) ** 2
-    return np.sqrt(KX ** 2 + KY ** 2 + KZ ** 2), W
-
-
 def particle_power_modes(pos, size, mesh):
     """|δ_k|² V / M⁶ of the CIC-deposited particles with the CIC window divided out."""
-    m = S.cic_deposit(pos, size, mesh)
-    d = m / m.mean() - 1.0
-    K, W = kgrid_r(mesh, size)
-    return K, np.abs(np.fft.rfftn(d) / W) ** 2 * size ** 3 / mesh ** 6
+    return NL.particle_power_modes(pos, size, mesh)
 
 
 def linear_power_modes(delta, size):
-    mesh = delta.shape[0]
-    return np.abs(np.fft.rfftn(delta.astype(float))) ** 2 * size ** 3 / mesh ** 6
+    return NL.field_power_modes(delta, size)[1]
 
 
 # --------------------------------------------------------------------------- growth
@@ -193,7 +180,7 @@ def test_power_spectrum_matches_halofit():
     from k = 0.1 to 0.5 h/Mpc; seed 2 gave 0.89–0.93 (CAMB's own sigma8 there). The ~7 % deficit is the PM force
     resolution (2 Mpc/h cells, force mesh = particle mesh) and halofit's own ~5 % accuracy.
     Asserted: every bin within 12 %, their mean within 10 %."""
-    camb = pytest.importorskip("camb", reason="CAMB (pip install camb) computes the halofit reference")
+    pytest.importorskip("camb", reason="CAMB (pip install camb) computes the halofit reference")
     c = Cosmology()
     L, M = 256.0, 128
     delta = S.gaussian_field(c, L, M, generator(1, "initial_conditions", 0))
@@ -205,18 +192,8 @@ def test_power_spectrum_matches_halofit():
     K, Ppm = particle_power_modes(pos, L, M)
     Plin = linear_power_modes(delta, L)
 
-    pars = camb.set_params(H0=100 * c.h, ombh2=c.Ob0 * c.h ** 2, omch2=(c.Om0 - c.Ob0) * c.h ** 2,
-                           ns=c.ns, As=2.1e-9, mnu=0.0, WantTransfer=True, halofit_version="takahashi",
-                           NonLinear=camb.model.NonLinear_both)
-    pars.set_matter_power(redshifts=[0.0], kmax=5.0)
-    # halofit's boost depends on sigma8: rescale As to the profile's sigma8 first
-    s8 = camb.get_results(pars).get_sigma8_0()
-    pars.InitPower.set_params(As=2.1e-9 * (c.sigma8 / s8) ** 2, ns=c.ns)
-    pars.NonLinear = camb.model.NonLinear_both
-    kh, _, pnl = camb.get_results(pars).get_matter_power_spectrum(minkh=1e-3, maxkh=3, npoints=400)
-    pars.NonLinear = camb.model.NonLinear_none
-    _, _, plin = camb.get_results(pars).get_matter_power_spectrum(minkh=1e-3, maxkh=3, npoints=400)
-    boost = pnl[0] / plin[0]
+    boost = NL.camb_power(c)["boost"]  # halofit (Takahashi) / linear, CAMB at the profile's sigma8
+    kh = NL.camb_power(c)["k"]
 
     ratios = []
     for lo, hi in zip([0.1, 0.15, 0.2, 0.25, 0.3, 0.4], [0.15, 0.2, 0.25, 0.3, 0.4, 0.5]):
@@ -240,3 +217,22 @@ def test_bench_sim_engine_pm_json(capsys):
     for key in ("seconds_ics_lpt", "seconds_per_parent_box", "particles_per_second", "peak_rss_mib"):
         assert out[key] > 0
     assert out["machine"]["cpu_count"] >= 1
+
+
+@needs_jaxpm
+def test_compare_engines_shares_the_initial_conditions():
+    p = load_profile("ci")
+    boxes = S.compare_engines(p, 2, mesh=16, size=160.0)
+    assert list(boxes) == ["2lpt", "pm"]
+    a, b = boxes["2lpt"], boxes["pm"]
+    assert (a.mesh, a.size, b.mesh, b.size) == (16, 160.0, 16, 160.0)
+    np.testing.assert_array_equal(a.delta_lin, b.delta_lin)
+    assert not np.array_equal(a.positions, b.positions)
+    # the 2LPT box is the profile's own box at that mesh and size
+    ref = S.make_parent_box(load_profile("ci", {"simulation.parent_mesh": 16, "simulation.parent_size": 160.0}), 2)
+    np.testing.assert_array_equal(a.positions, ref.positions)
+    with pytest.raises(ZoaError, match="engine"):
+        S.compare_engines(p, 0, mesh=16, engines=("nbody",))
+    with pytest.raises(ZoaError, match="power of two"):
+        S.compare_engines(p, 0, mesh=12)
+

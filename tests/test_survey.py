@@ -417,3 +417,24 @@ def test_voxels_wholly_inside_the_zoa_are_empty():
     assert n_zoa > 20
     # and the sky outside the ZOA is populated
     assert inputs[..., 0].sum() > 0.5 * len(cat)
+
+
+def test_velocity_bias_by_selection_pools_the_same_draws():
+    """Each mode's result is velocity_bias_by_shell of the catalogs drawn, cube by cube,
+    from the generators (seed, "survey", j, 1) — the same for both modes."""
+    cubes = [synthetic_cube(30000, seed=s) for s in (21, 22)]
+    cfg = survey_cfg(n_galaxies=3000)
+    edges = [0.0, 30.0, 60.0, 90.0]
+    out = survey.velocity_bias_by_selection(cubes, cfg, 5, edges, by="cz")
+    assert list(out) == ["redshift", "true_distance"]
+    for mode, r in out.items():
+        cats = [survey.draw_galaxies(c, dataclasses.replace(cfg, selection=mode), generator(5, "survey", j, 1), L,
+                                     sample=j) for j, c in enumerate(cubes)]
+        ref = survey.velocity_bias_by_shell(np.concatenate(cats), edges, by="cz")
+        np.testing.assert_array_equal(r["n"], ref["n"])
+        np.testing.assert_allclose(r["bias"], ref["bias"])
+        assert r["n_galaxies"] == np.mean([len(c) for c in cats]) and r["by"] == "cz"
+    with pytest.raises(survey.SurveyError, match="survey.selection"):
+        survey.velocity_bias_by_selection(cubes, cfg, 5, edges, selections=("magnitude",))
+    with pytest.raises(survey.SurveyError, match="no cubes"):
+        survey.velocity_bias_by_selection([], cfg, 5, edges)

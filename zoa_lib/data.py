@@ -252,6 +252,8 @@ class ShardWriter:
                 f.create_dataset("box_index", data=self._box_index, **kw)
                 for name, unit in UNITS.items():
                     f[name].attrs["units"] = unit
+                if "grid_position" in self.attrs:  # which distances the inputs are gridded at
+                    f["inputs"].attrs["grid_position"] = _to_attr(self.attrs["grid_position"])
                 for k, v in self.attrs.items():
                     f.attrs[k] = _to_attr(v)
                 f.attrs["schema"] = "zoa-mock-shard/1"

@@ -162,11 +162,15 @@ def parse_shard_range(text: str | None, n_shards: int) -> range:
 
 # --------------------------------------------------------------------------- configuration
 def mock_config(profile) -> dict:
-    """The profile parameters that determine the mocks' bytes (not workers, training…)."""
+    """The profile parameters that determine the mocks' bytes (not workers, training…; the
+    ``survey.corrected_*`` keys only when ``survey.grid_position`` is ``corrected``)."""
     d = profile.to_dict()
     mocks = {k: v for k, v in d["mocks"].items() if k != "workers"}
+    sv = d["survey"]
+    if sv.get("grid_position") != "corrected":
+        sv = {k: v for k, v in sv.items() if not k.startswith("corrected_")}
     return {"seed": d["seed"], "cosmology": d["cosmology"], "box": d["box"], "simulation": d["simulation"],
-            "survey": d["survey"], "mocks": mocks}
+            "survey": sv, "mocks": mocks}
 
 
 def config_checksum(profile) -> str:
@@ -187,7 +191,17 @@ def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 ATTR_UNITS = {"box_size": "Mpc/h", "smoothing": "Mpc/h", "zoa_b": "deg", "parent_size": "Mpc/h",
               "H0": "km/s per Mpc/h", "selection.r_max": "Mpc/h", "selection.selection_r0": "Mpc/h",
-              "selection.sigma_dm": "mag", "selection.sigma_v_nl": "km/s"}
+              "selection.sigma_dm": "mag", "selection.sigma_v_nl": "km/s", "selection.corrected_scatter": "Mpc/h",
+              "corrected_scatter": "Mpc/h"}
+
+#: What the ``grid_position`` attr of a shard (and of a reconstruction) means.
+GRID_POSITION_NOTES = {
+    "observed": "galaxies gridded at their observed distances d_obs (a raw catalogue, e.g. CF4 as published)",
+    "true": "galaxies gridded at their true distances d_true (no distance error in the positions)",
+    "corrected": "galaxies gridded at corrected distances: d_true plus a Gaussian residual of "
+                 "sqrt(corrected_scatter^2 + (corrected_scatter_fraction d_true)^2) Mpc/h (a bias-corrected "
+                 "catalogue, e.g. HAMLET-corrected CF4); V_pec is the observed v_r_obs in every mode",
+}
 
 
 def shard_attrs(profile, spec: ShardSpec) -> dict:
@@ -207,11 +221,15 @@ def shard_attrs(profile, spec: ShardSpec) -> dict:
                       "sigma8": cosmo.sigma8, "ns": cosmo.ns, "growth_rate_f": cosmo.growth_rate},
         "H0": H0,
         "zoa_b": float(sv.zoa_b),
-        "selection": profile.to_dict()["survey"],
+        "selection": mock_config(profile)["survey"],
         "velocity_estimator": sv.estimator,
         "redshift_model": "1+z = (1+z_cos(d))(1+v_r/c); H0 d_L = c z_mod(z_cos) with q0=-0.55, j0=1 "
                           "(zoa_lib.survey)",
         "grid_position": sv.grid_position,
+        "grid_position_note": GRID_POSITION_NOTES[sv.grid_position],
+        **({"corrected_scatter": float(sv.corrected_scatter),
+            "corrected_scatter_fraction": float(sv.corrected_scatter_fraction)}
+           if sv.grid_position == "corrected" else {}),
         "parent_size": float(profile.simulation.parent_size),
         "parent_mesh": int(profile.simulation.parent_mesh),
         "lpt_order": int(profile.simulation.lpt_order),
@@ -246,8 +264,7 @@ def sample_from_cube(profile, box, cube, sample: int):
     targets = fields.cube_targets(profile, box, cube)
     cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", int(sample)),
                                profile.box.size, sample=int(sample))
-    inputs = survey.grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
-                                 error_weighting=profile.survey.error_weighting)
+    inputs = survey.grid_inputs(cat, profile)
     return inputs, targets, cat
 
 
@@ -679,8 +696,7 @@ def benchmark(profile, n_mocks: int | None = None, parallel_shards: int | None =
         cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", i), profile.box.size,
                                    sample=i)
         d = time.perf_counter()
-        inp = survey.grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
-                                  error_weighting=profile.survey.error_weighting)
+        inp = survey.grid_inputs(cat, profile)
         e = time.perf_counter()
         t_cut += b - a
         t_tgt += c - b

@@ -551,3 +551,28 @@ def benchmark(profile, n_cubes: int | None = None) -> dict:
         "peak_rss_after_box_mib": round(peak_box, 1),
         "peak_rss_after_fields_mib": round(peak_fields, 1),
     }
+
+
+# --------------------------------------------------------------------------- engines side by side
+def compare_engines(profile, box_index: int = 0, mesh: int | None = None, size: float | None = None,
+                    engines: Sequence[str] = ("2lpt", "pm"), workers: int | None = None) -> dict:
+    """Parent box ``box_index`` of a profile built once per engine from the same initial
+    conditions (:func:`make_parent_box` with ``simulation.engine`` overridden): {engine:
+    :class:`ParentBox`}, in the order of ``engines``. ``mesh`` / ``size`` override
+    ``simulation.parent_mesh`` / ``parent_size`` (a smaller mesh keeps a comparison cheap;
+    the ICs then are those of the smaller box, the same for every engine)."""
+    import dataclasses
+
+    sim = profile.simulation
+    changes = {k: v for k, v in (("parent_mesh", mesh), ("parent_size", size)) if v is not None}
+    if "parent_mesh" in changes and (int(mesh) < 2 or int(mesh) & (int(mesh) - 1)):
+        raise SimulationError(f"compare_engines: mesh must be a power of two >= 2, got {mesh}")
+    if "parent_size" in changes and not float(size) > 0:
+        raise SimulationError(f"compare_engines: size must be > 0 Mpc/h, got {size}")
+    out = {}
+    for e in engines:
+        if e not in ("2lpt", "pm"):
+            raise SimulationError(f"compare_engines: engine must be '2lpt' or 'pm', got {e!r}")
+        p = dataclasses.replace(profile, simulation=dataclasses.replace(sim, engine=e, **changes))
+        out[e] = make_parent_box(p, box_index, workers)
+    return out

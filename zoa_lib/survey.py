@@ -406,22 +406,63 @@ def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, s
 
 
 # --------------------------------------------------------------------------- gridding
-def catalog_positions(catalog, position: str = "observed") -> np.ndarray:
+GRID_POSITIONS = ("observed", "true", "corrected")
+
+
+def _content_generator(catalog) -> np.random.Generator:
+    """A generator seeded by the catalog's own content (its ``sample`` and ``d_true``
+    columns), so gridding one catalog twice gives the same corrected positions."""
+    import hashlib
+
+    h = hashlib.sha256(b"zoa-corrected-positions")
+    for k in ("sample", "d_true"):
+        h.update(np.ascontiguousarray(np.asarray(catalog[k])).tobytes())
+    return np.random.default_rng(int.from_bytes(h.digest()[:8], "little"))
+
+
+def corrected_distances(d_true, scatter: float = 0.0, fraction: float = 0.0,
+                        rng: np.random.Generator | None = None) -> np.ndarray:
+    """Bias-corrected distances (Mpc/h): ``d_true`` + ε, ε ~ N(0, σ²) with
+    σ = √(``scatter``² + (``fraction`` d_true)²) (``scatter`` in Mpc/h, ``fraction``
+    dimensionless), reflected at 0 (|d_true + ε|) so a distance stays positive. What a
+    corrected catalogue (e.g. HAMLET's realizations of CF4) gives: unbiased, with a residual
+    scatter. ``rng``: the generator of the draws (required)."""
+    d = np.asarray(d_true, np.float64)
+    if scatter < 0 or not 0 <= fraction < 1:
+        raise SurveyError(f"corrected distances: need scatter >= 0 Mpc/h and 0 <= fraction < 1, "
+                          f"got {scatter}, {fraction}")
+    if rng is None:
+        raise SurveyError("corrected distances need a random generator (rng)")
+    sigma = np.sqrt(scatter ** 2 + (fraction * d) ** 2)
+    return np.abs(d + sigma * rng.standard_normal(d.shape))
+
+
+def catalog_positions(catalog, position: str = "observed", *, corrected_scatter: float | None = None,
+                      corrected_fraction: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
     """(m, 3) float64 SG positions (Mpc/h) of catalog rows: ``observed`` = (SGX, SGY, SGZ)
-    (at d_obs), ``true`` = the same direction at d_true."""
+    (at d_obs), ``true`` = the same direction at d_true, ``corrected`` = the same direction
+    at :func:`corrected_distances` (d_true, ``corrected_scatter`` Mpc/h, ``corrected_fraction``;
+    ``corrected_scatter`` must be given; ``rng`` default: a generator seeded by the catalog's
+    content, so the result is a pure function of the catalog)."""
     xyz = np.stack([np.asarray(catalog[k], np.float64) for k in ("SGX", "SGY", "SGZ")], axis=-1)
     if position == "observed":
         return xyz
-    if position == "true":
+    if position in ("true", "corrected"):
         d_true = np.asarray(catalog["d_true"], np.float64)
         if d_true.size and not np.all(np.isfinite(d_true)):
-            raise SurveyError("grid_position 'true' needs true distances; this catalog has none "
+            raise SurveyError(f"grid_position {position!r} needs true distances; this catalog has none "
                               "(a real catalog): use 'observed'")
+        if position == "corrected":
+            if corrected_scatter is None:
+                raise SurveyError("grid_position 'corrected' needs corrected_scatter (Mpc/h) and "
+                                  "corrected_fraction: grid with survey.grid_inputs(catalog, profile)")
+            d_true = corrected_distances(d_true, corrected_scatter, corrected_fraction,
+                                         _content_generator(catalog) if rng is None else rng)
         d_obs = np.asarray(catalog["d_obs"], np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = np.where(d_obs > 0, d_true / d_obs, 0.0)
         return xyz * scale[:, None]
-    raise SurveyError(f"grid position must be 'observed' or 'true', got {position!r}")
+    raise SurveyError(f"grid position must be one of {', '.join(map(repr, GRID_POSITIONS))}, got {position!r}")
 
 
 def voxel_index(xyz, box_size: float, grid: int):
@@ -435,15 +476,21 @@ def voxel_index(xyz, box_size: float, grid: int):
 
 
 def grid_catalog(catalog, box_size: float, grid: int, position: str = "observed",
-                 error_weighting: bool = False, return_outside: bool = False):
+                 error_weighting: bool = False, return_outside: bool = False, *,
+                 corrected_scatter: float | None = None, corrected_fraction: float = 0.0,
+                 rng: np.random.Generator | None = None):
     """Grid a catalog into the network's two input channels.
 
     Returns ``inputs`` (N, N, N, 2) float32: channel 0 N_gal = galaxies per voxel;
     channel 1 V_pec = mean ``v_r_obs`` (km/s) of the voxel's galaxies, 0 where empty
-    (inverse-variance weighted, 1/σ_v², when ``error_weighting``). Galaxies outside the
-    cube are dropped; with ``return_outside`` the result is ``(inputs, n_outside)``.
+    (inverse-variance weighted, 1/σ_v², when ``error_weighting``). Galaxies sit at
+    :func:`catalog_positions` (``position``; ``corrected`` takes ``corrected_scatter``,
+    ``corrected_fraction`` and ``rng``); the velocity channel is the observed ``v_r_obs`` in
+    every mode. Galaxies outside the cube are dropped; with ``return_outside`` the result is
+    ``(inputs, n_outside)``.
     """
-    xyz = catalog_positions(catalog, position)
+    xyz = catalog_positions(catalog, position, corrected_scatter=corrected_scatter,
+                            corrected_fraction=corrected_fraction, rng=rng)
     flat, ok = voxel_index(xyz, box_size, grid)
     v = np.asarray(catalog["v_r_obs"], np.float64)[ok]
     n3 = grid ** 3
@@ -462,6 +509,17 @@ def grid_catalog(catalog, box_size: float, grid: int, position: str = "observed"
     if return_outside:
         return inputs, int((~ok).sum())
     return inputs
+
+
+def grid_inputs(catalog, profile, return_outside: bool = False, rng: np.random.Generator | None = None):
+    """:func:`grid_catalog` with a profile's gridding keys (``box.size``, ``box.grid``,
+    ``survey.grid_position``, ``survey.error_weighting``, ``survey.corrected_scatter``,
+    ``survey.corrected_scatter_fraction``): the network inputs of a mock catalog."""
+    sv = profile.survey
+    return grid_catalog(catalog, profile.box.size, profile.box.grid, position=sv.grid_position,
+                        error_weighting=sv.error_weighting, return_outside=return_outside,
+                        corrected_scatter=sv.corrected_scatter, corrected_fraction=sv.corrected_scatter_fraction,
+                        rng=rng)
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -496,3 +554,40 @@ def velocity_bias_by_shell(catalog, edges, by: str = "d_true", H0: float = H0_DE
             out["v_true"][i] = vt[m].mean()
             out["err"][i] = dv[m].std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
     return out
+
+
+SELECTIONS = ("redshift", "true_distance")
+
+
+def velocity_bias_by_selection(cubes, survey_cfg, seed: int, edges, by: str = "d_obs",
+                               selections=SELECTIONS, box_size: float | None = None,
+                               H0: float = H0_DEFAULT) -> dict:
+    """:func:`velocity_bias_by_shell` of mock surveys of the same observer cubes under each
+    ``survey.selection`` mode.
+
+    For every cube j of ``cubes`` and every mode, a catalog is drawn with
+    :func:`draw_galaxies` (``survey_cfg`` with ``selection`` replaced) from the generator
+    ``(seed, "survey", j, 1)`` (two indices: never a mock's ``(seed, "survey", sample)``),
+    the same for every mode; the catalogs of all cubes are pooled and
+    binned in ``edges`` (Mpc/h) of ``by`` (``d_true``, ``d_obs`` or ``cz``). Returns
+    {mode: the :func:`velocity_bias_by_shell` dict plus ``n_galaxies`` = mean catalog size}.
+    ``box_size``: the cube side (Mpc/h; default each cube's ``size``)."""
+    import dataclasses
+
+    from .rng import generator
+
+    cubes = list(cubes)
+    if not cubes:
+        raise SurveyError("velocity_bias_by_selection: no cubes")
+    out = {}
+    for mode in selections:
+        if mode not in SELECTIONS:
+            raise SurveyError(f"survey.selection must be one of {', '.join(map(repr, SELECTIONS))}, got {mode!r}")
+        cfg = dataclasses.replace(survey_cfg, selection=mode)
+        cats = [draw_galaxies(c, cfg, generator(int(seed), "survey", j, 1),
+                              float(box_size if box_size is not None else c.size), sample=j, H0=H0)
+                for j, c in enumerate(cubes)]
+        out[mode] = {**velocity_bias_by_shell(np.concatenate(cats), edges, by=by, H0=H0),
+                     "n_galaxies": float(np.mean([len(c) for c in cats])), "by": by}
+    return out
+

@@ -575,6 +575,126 @@ def plot_pdf(ax, truth, pred, bins=60, *, xlabel: str = r"$\delta$", labels=("tr
     return ax
 
 
+ENGINE_LABELS = {"2lpt": "2LPT", "pm": "PM (jaxpm)", "linear": "linear (ICs)"}
+
+
+def figure_engine_slabs(deltas: Mapping[str, np.ndarray], size: float, *, axis=0, lo: float = SLAB[0],
+                        hi: float = SLAB[1], labels: Mapping[str, str] | None = None, norm=None):
+    """The same slab of one parent box evolved by several engines, side by side.
+
+    ``deltas``: {engine: δ on the box's mesh (M³), box side ``size`` Mpc/h}; each panel is
+    1 + δ averaged over ``lo < x < hi`` (Mpc/h from the box centre) along ``axis``, on one
+    shared logarithmic density scale (``norm``; default the first field's
+    :func:`truth_norm`). Returns the Figure."""
+    deltas = dict(deltas)
+    if not deltas:
+        raise VizError("figure_engine_slabs: no fields")
+    labels = {**ENGINE_LABELS, **(labels or {})}
+    ax_i = _axis_index(axis)
+    plane = plane_axes(ax_i)
+    maps = {k: _as_map(v, size, ax_i, lo, hi, k) for k, v in deltas.items()}
+    fig = new_figure(figsize=(5.4 * len(maps) + 0.8, 4.8))
+    with style():
+        axes = np.atleast_1d(fig.subplots(1, len(maps), sharex=True, sharey=True))
+        nrm = norm if norm is not None else truth_norm("density", next(iter(maps.values())))
+        im = None
+        for ax, (k, m) in zip(axes, maps.items()):
+            im = plot_slice(ax, m, size, "density", plane=plane, norm=nrm, colorbar=False, observer=False,
+                            title=f"{labels.get(k, k)}, |Δ{'xyz'[ax_i]}| < {hi:g} Mpc/h"
+                            if lo == -hi else labels.get(k, k))
+            ax.set_xlabel(f"parent axis {'xyz'[plane[0]]}  [Mpc/h]")
+        axes[0].set_ylabel(f"parent axis {'xyz'[plane[1]]}  [Mpc/h]")
+        for a in axes[1:]:
+            a.set_ylabel("")
+        fig.colorbar(im, ax=list(axes), label=_kind("density").label, shrink=0.9)
+    return fig
+
+
+def plot_engine_power(spectra: Mapping, *, labels: Mapping[str, str] | None = None, band: float = 0.1):
+    """Two panels from :func:`zoa_lib.nonlinear.engine_spectra`: (a) P(k) of each engine,
+    of the ICs' linear field, linear theory and the halofit reference (log–log, (Mpc/h)³
+    against h/Mpc); (b) each engine's P(k) over the halofit reference of the same
+    realisation, with a ±``band`` grey band (over the linear P(k) when there is no halofit
+    reference: CAMB missing). The Nyquist frequency is dotted. Returns the Figure."""
+    labels = {**ENGINE_LABELS, **(labels or {})}
+    k = np.asarray(spectra["k"], float)
+    ok = np.isfinite(k) & (np.asarray(spectra["modes"]) > 0)
+    hf = spectra.get("halofit")
+    fig = new_figure(figsize=(11.0, 4.4))
+    with style():
+        ax1, ax2 = fig.subplots(1, 2)
+        ax1.loglog(k[ok], np.asarray(spectra["linear_theory"])[ok], color="0.5", ls=":", label="linear theory")
+        ax1.loglog(k[ok], np.asarray(spectra["linear"])[ok], color="0.5", label=labels["linear"])
+        if hf is not None:
+            ax1.loglog(k[ok], np.asarray(hf)[ok], color="k", ls="--", label="halofit (CAMB) × ICs")
+        ratios = spectra["ratio_halofit"] if hf is not None else spectra["ratio_linear"]
+        for i, (name, p) in enumerate(spectra["power"].items()):
+            c = OKABE_ITO[i % len(OKABE_ITO)]
+            ax1.loglog(k[ok], np.asarray(p)[ok], color=c, lw=1.6, label=labels.get(name, name))
+            ax2.semilogx(k[ok], np.asarray(ratios[name])[ok], color=c, lw=1.6, marker="o", ms=3,
+                         label=labels.get(name, name))
+        ax2.axhline(1.0, color="k", lw=0.8, ls="--" if hf is not None else "-")
+        ax2.axhspan(1 - band, 1 + band, color="0.85", zorder=0, label=f"±{band:.0%}")
+        from matplotlib.ticker import NullFormatter
+
+        for a in (ax1, ax2):
+            a.axvline(spectra["k_nyquist"], color="0.5", lw=0.8, ls=":")
+            a.xaxis.set_minor_formatter(NullFormatter())
+            a.set_xlabel(r"$k$  [$h$/Mpc]")
+        ax1.set_ylabel(r"$P(k)$  [(Mpc/$h$)$^3$]")
+        ax1.set_title("(a) power spectra at z = 0")
+        ax2.set_ylabel(r"$P / P_{\rm halofit}$" if hf is not None else r"$P / P_{\rm lin}$")
+        ax2.set_title("(b) over the halofit reference" if hf is not None else "(b) over linear (no CAMB)")
+        ax1.legend(fontsize=8)
+        ax2.legend(fontsize=8)
+    return fig
+
+
+def plot_density_pdfs(ax, pdfs: Mapping, *, labels: Mapping[str, str] | None = None, log: bool = True,
+                      xlabel: str = r"$\delta$"):
+    """One-point PDFs of δ from :func:`zoa_lib.nonlinear.density_pdfs` (one line per field,
+    its variance and skewness in the legend), log y axis by default. Returns the Axes."""
+    ax = _new_ax(ax)
+    labels = {**ENGINE_LABELS, **(labels or {})}
+    edges = np.asarray(pdfs["edges"], float)
+    with style():
+        for i, (name, h) in enumerate(pdfs["pdf"].items()):
+            c = "0.5" if name == "linear" else OKABE_ITO[i % len(OKABE_ITO)]
+            ax.stairs(np.asarray(h, float), edges, color=c, lw=1.5,
+                      label=f"{labels.get(name, name)}: σ² = {pdfs['variance'][name]:.2f}, "
+                            f"skew = {pdfs['skewness'][name]:.2f}")
+        ax.axvline(-1.0, color="0.6", lw=0.8, ls=":")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("PDF")
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_velocity_bias_shells(ax, results: Mapping, *, labels: Mapping[str, str] | None = None,
+                              by_label: str | None = None):
+    """Mean velocity bias ⟨v_obs − v_true⟩ (km/s) per distance shell, one line with ±1σ
+    error bars per selection, from :func:`zoa_lib.survey.velocity_bias_by_selection` (or
+    {label: :func:`zoa_lib.survey.velocity_bias_by_shell` dict}). Returns the Axes."""
+    ax = _new_ax(ax)
+    labels = {"redshift": "selected on cz", "true_distance": "selected on true distance", **(labels or {})}
+    with style():
+        for i, (name, r) in enumerate(results.items()):
+            e = np.asarray(r["edges"], float)
+            x = 0.5 * (e[1:] + e[:-1]) + (i - 0.5 * (len(results) - 1)) * 0.012 * (e[-1] - e[0])
+            ax.errorbar(x, r["bias"], yerr=r["err"], color=OKABE_ITO[i % len(OKABE_ITO)], marker="o", ms=4,
+                        capsize=2, lw=1.4, label=labels.get(name, name))
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        by = by_label or {"d_obs": r"observed distance $d_{\rm obs}$", "d_true": r"true distance $d_{\rm true}$",
+                          "cz": r"redshift distance $d_C(cz)$"}.get(next(iter(results.values())).get("by"),
+                                                                    "distance")
+        ax.set_xlabel(f"{by}  [Mpc/h]")
+        ax.set_ylabel(r"$\langle v_{\rm obs} - v_{\rm true}\rangle$  [km/s]")
+        ax.legend()
+    return ax
+
+
 def _line_with_band(ax, x, y, label, color=None, err=None, **kw):
     y = np.asarray(y, float)
     if y.ndim == 2:  # realisations × x: mean and standard deviation
@@ -1330,7 +1450,8 @@ __all__ = [
     "plane_axes",
     "density_display", "potential_display", "kind_norm", "truth_norm", "TRUTH_SCALE_PERCENTILE", "plot_slice",
     "figure_truth_vs_prediction",
-    "plot_scatter_density", "plot_power_ratio", "plot_pdf", "plot_bulk_flow", "plot_bulk_flow_lcdm",
+    "plot_scatter_density", "plot_power_ratio", "plot_pdf", "ENGINE_LABELS", "figure_engine_slabs",
+    "plot_engine_power", "plot_density_pdfs", "plot_velocity_bias_shells", "plot_bulk_flow", "plot_bulk_flow_lcdm",
     "plot_metric_vs_distance",
     "read_history", "plot_loss_curves", "SKY_FRAMES", "galactic_to_frame", "frame_to_galactic",
     "frame_unit_vectors", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
