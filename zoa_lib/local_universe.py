@@ -87,7 +87,8 @@ import scipy.fft as sfft
 from .cosmology import H0, from_profile
 from .errors import ZoaError
 from .methods import LABELS as METHOD_LABELS
-from .fields import fft_workers, gaussian_kernel_k
+from .fourier import (axis_wavenumbers, fft_workers, gaussian_kernel_k, half_spectrum_weights,
+                      inverse_k_squared, nyquist_mask, zero_nyquist)
 from .rng import generator
 from .simulation import ParentBox
 
@@ -215,20 +216,7 @@ def constraint_kernel(mesh: int, size: float, smoothing: float) -> np.ndarray:
     (module docstring, item 2)."""
     if not smoothing > 0:
         raise LocalUniverseError(f"constraint smoothing must be > 0 Mpc/h, got {smoothing}")
-    W = gaussian_kernel_k(mesh, size, smoothing)
-    if mesh % 2 == 0:
-        h = mesh // 2
-        W[h] = 0.0
-        W[:, h] = 0.0
-        W[:, :, h] = 0.0
-    return W
-
-
-def _axis_k(mesh: int, size: float):
-    """Wavenumbers (h/Mpc) along a full axis (M,) and the rfft half axis (M//2+1,)."""
-    kf = 2.0 * np.pi / size * np.fft.fftfreq(mesh, 1.0 / mesh)
-    kh = 2.0 * np.pi / size * np.fft.rfftfreq(mesh, 1.0 / mesh)
-    return kf, kh
+    return zero_nyquist(gaussian_kernel_k(mesh, size, smoothing))
 
 
 #: Modes with W_s(k) < e^{−TAIL} (≈ 4·10⁻¹⁸) are left out of the constraint sums.
@@ -237,7 +225,7 @@ TAIL = 40.0
 
 def _band(mesh: int, size: float, kmax: float | None):
     """Indices and wavenumbers of the rfftn axes with |k_a| ≤ kmax (all when None)."""
-    kf, kh = _axis_k(mesh, size)
+    kf, kh = axis_wavenumbers(mesh, size), axis_wavenumbers(mesh, size, half=True)
     if kmax is None:
         return np.arange(mesh), kf, np.arange(mesh // 2 + 1), kh
     i = np.flatnonzero(np.abs(kf) <= kmax)
@@ -265,9 +253,7 @@ def fourier_derivatives(field_k: np.ndarray, points, size: float, alphas=(VALUE,
     i, kf, j, kh = _band(mesh, size, kmax)
     if kmax is not None:
         F = F[np.ix_(i, i, j)]
-    hz = np.where(kh > 0, 2.0, 1.0)  # the rfft half holds one of each pair ±k (k_z > 0) ...
-    if mesh % 2 == 0 and j[-1] == mesh // 2:
-        hz[-1] = 1.0  # ... but the Nyquist plane is its own partner
+    hz = half_spectrum_weights(mesh)[j]  # the rfft half holds one of each pair ±k
     ez = np.exp(1j * np.outer(kh, pts[:, 2])) * hz[:, None]   # (Mh, p)
     ey = np.exp(1j * np.outer(kf, pts[:, 1]))                 # (M, p)
     ex = np.exp(1j * np.outer(kf, pts[:, 0]))
@@ -280,11 +266,6 @@ def fourier_derivatives(field_k: np.ndarray, points, size: float, alphas=(VALUE,
             ty[az, ay] = np.einsum("ijp,jp->ip", tz[az], ey * ((1j * kf) ** ay)[:, None])
         out[:, n] = np.einsum("ip,ip->p", ty[az, ay], ex * ((1j * kf) ** ax)[:, None]).real / mesh ** 3
     return out
-
-
-def fourier_values(field_k: np.ndarray, points, size: float) -> np.ndarray:
-    """:func:`fourier_derivatives` without derivatives: T(x) at each point, shape (p,)."""
-    return fourier_derivatives(field_k, points, size)[:, 0]
 
 
 @dataclass
@@ -487,25 +468,14 @@ def zeldovich_displacement(delta, size: float, points, smoothing: float = 0.0) -
     ((p, 3) box coordinates), from the field smoothed with a Gaussian of ``smoothing``
     Mpc/h (Nyquist modes dropped): Ψ(k) = i k δ(k) / k², as in
     :mod:`zoa_lib.simulation`. Shape (p, 3)."""
-    from .fields import inverse_k_squared
-
     delta = np.asarray(delta, np.float64)
     mesh = delta.shape[0]
     dk = sfft.rfftn(delta, workers=fft_workers())
     dk *= inverse_k_squared(mesh, size)
-    dk *= constraint_kernel(mesh, size, smoothing) if smoothing > 0 else _nyquist_free(mesh)
+    dk *= constraint_kernel(mesh, size, smoothing) if smoothing > 0 else nyquist_mask(mesh)
     # ∂_a of (δ/k²) in Fourier space is i k_a δ/k² = Ψ_a
     kmax = float(np.sqrt(2.0 * TAIL) / smoothing) if smoothing > 0 else None
     return fourier_derivatives(dk, points, size, GRADIENT, kmax)
-
-
-def _nyquist_free(mesh: int) -> np.ndarray:
-    m = np.ones((mesh, mesh, mesh // 2 + 1))
-    if mesh % 2 == 0:
-        h = mesh // 2
-        m[h] = m[:, h] = 0.0
-        m[:, :, h] = 0.0
-    return m
 
 
 # --------------------------------------------------------------------------- box and cube
