@@ -239,15 +239,25 @@ class Sample:
     location: SampleLocation
 
 
-def sample_from_cube(profile, box, cube, sample: int):
-    """(inputs, targets, catalog) of global sample ``sample`` made from ``cube`` of parent ``box``."""
+def sample_from_cube(profile, box, cube, sample: int, timings: dict | None = None):
+    """(inputs, targets, catalog) of global sample ``sample`` made from ``cube`` of parent ``box``.
+
+    ``timings``: a dict to which the seconds of each stage are added, under the keys
+    ``targets`` (δ, φ, v of the cube), ``survey`` (drawing the galaxies) and ``grid``
+    (gridding the catalogue into the network inputs)."""
     from . import fields, survey
 
+    t0 = time.perf_counter()
     targets = fields.cube_targets(profile, box, cube)
+    t1 = time.perf_counter()
     cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", int(sample)),
                                profile.box.size, sample=int(sample))
+    t2 = time.perf_counter()
     inputs = survey.grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
                                  error_weighting=profile.survey.error_weighting)
+    if timings is not None:
+        for key, dt in (("targets", t1 - t0), ("survey", t2 - t1), ("grid", time.perf_counter() - t2)):
+            timings[key] = timings.get(key, 0.0) + dt
     return inputs, targets, cat
 
 
@@ -656,7 +666,7 @@ def benchmark(profile, n_mocks: int | None = None, parallel_shards: int | None =
     import resource
     import tempfile
 
-    from . import fields, simulation, survey
+    from . import fields, simulation
 
     K = profile.simulation.observers_per_box
     n = int(n_mocks or min(K, 16))
@@ -667,27 +677,18 @@ def benchmark(profile, n_mocks: int | None = None, parallel_shards: int | None =
     a = time.perf_counter()
     fields.parent_fields(profile, box)
     t["parent_fields"] = time.perf_counter() - a
-    t_cut = t_tgt = t_sur = t_grid = 0.0
+    t_cut = 0.0
+    stage = {"targets": 0.0, "survey": 0.0, "grid": 0.0}
     n_gal = []
     samples = []
     for i in range(n):
         a = time.perf_counter()
         cube = simulation.observer_cubes(profile, box, [i % K])[0]
-        b = time.perf_counter()
-        tg = fields.cube_targets(profile, box, cube)
-        c = time.perf_counter()
-        cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", i), profile.box.size,
-                                   sample=i)
-        d = time.perf_counter()
-        inp = survey.grid_catalog(cat, profile.box.size, profile.box.grid, position=profile.survey.grid_position,
-                                  error_weighting=profile.survey.error_weighting)
-        e = time.perf_counter()
-        t_cut += b - a
-        t_tgt += c - b
-        t_sur += d - c
-        t_grid += e - d
+        t_cut += time.perf_counter() - a
+        inp, tg, cat = sample_from_cube(profile, box, cube, i, timings=stage)
         n_gal.append(len(cat))
         samples.append((inp, tg, cat, cube))
+    t_tgt, t_sur, t_grid = stage["targets"], stage["survey"], stage["grid"]
     with tempfile.TemporaryDirectory(prefix="zoa-bench-") as tmp:
         spec = ShardSpec(0, "bench.h5", "train", 0, n)
         a = time.perf_counter()
