@@ -35,6 +35,7 @@ import numpy as np
 
 from .cosmology import H0
 from .errors import ZoaError
+from .grid import check_cube
 
 #: Fields searched by :func:`blind_search`.
 KINDS = ("density", "convergence")
@@ -65,10 +66,7 @@ def target_sg(target_lb_cz) -> np.ndarray:
 
 
 def _check_field(field, name="field") -> np.ndarray:
-    a = np.asarray(field, np.float64)
-    if a.ndim != 3 or len(set(a.shape)) != 1:
-        raise AttractorError(f"{name}: expected an (N, N, N) field, got shape {a.shape}")
-    return a
+    return check_cube(np.asarray(field, np.float64), name, error=AttractorError)
 
 
 def local_peaks(field, size: float, survey_radius: float, k: int = 10, smoothing: float = 0.0) -> list[dict]:

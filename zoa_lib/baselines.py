@@ -389,9 +389,7 @@ def velocity_dispersion(mocks, size: float, r_max: float | None = None) -> dict:
     s1 = s2 = 0.0
     n_gal = n_mocks = 0
     for cat, v in mocks:
-        v = np.asarray(v, dtype=float)
-        if v.ndim != 4 or v.shape[-1] != 3 or len(set(v.shape[:3])) != 1:
-            raise BaselineError(f"velocity_dispersion: velocity must be (N, N, N, 3), got {v.shape}")
+        v = check_cube(np.asarray(v, dtype=float), "velocity_dispersion: velocity", vector=True, error=BaselineError)
         n_mocks += 1
         if len(cat) == 0:
             continue

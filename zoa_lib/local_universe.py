@@ -86,9 +86,10 @@ import scipy.fft as sfft
 
 from .cosmology import H0, from_profile
 from .errors import ZoaError
-from .methods import LABELS as METHOD_LABELS
 from .fourier import (axis_wavenumbers, fft_workers, gaussian_kernel_k, half_spectrum_weights,
                       inverse_k_squared, nyquist_mask, zero_nyquist)
+from .grid import check_cube
+from .methods import LABELS as METHOD_LABELS
 from .rng import generator
 from .simulation import ParentBox
 
@@ -615,9 +616,7 @@ def locate_attractor(delta, size: float, guess_sg, search_radius: float, smoothi
     from .fields import gaussian_smooth, voxel_centres
     from .survey import sg_to_galactic
 
-    a = np.asarray(delta)
-    if a.ndim != 3 or len(set(a.shape)) != 1:
-        raise LocalUniverseError(f"locate_attractor: expected an (N, N, N) field, got shape {a.shape}")
+    a = check_cube(delta, "locate_attractor: delta", error=LocalUniverseError)
     if not search_radius > 0:
         raise LocalUniverseError(f"locate_attractor: search_radius must be > 0 Mpc/h, got {search_radius}")
     a = np.asarray(a, np.float64)
@@ -771,9 +770,7 @@ def structure_probe(delta, size: float, structures, search_radius: float, smooth
     Returns one dict per structure: name, kind, b, delta_s, found, sg, extremum."""
     from .fields import gaussian_smooth
 
-    d = np.asarray(delta, np.float64)
-    if d.ndim != 3 or len(set(d.shape)) != 1:
-        raise LocalUniverseError(f"structure_probe: expected an (N, N, N) field, got shape {d.shape}")
+    d = check_cube(np.asarray(delta, np.float64), "structure_probe: delta", error=LocalUniverseError)
     ds = gaussian_smooth(d, size, float(smoothing)) if smoothing and smoothing > 0 else d
     out = []
     for s in structures:
