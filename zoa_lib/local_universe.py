@@ -4,49 +4,24 @@ The paper applies its networks to Cosmicflows-4 and finds the Great Attractor (G
 (l, b) = (308.4° ± 2.4, 29.0° ± 1.9), cz = 4960 ± 404 km/s in 64 % of 1,000 HAMLET
 realizations. The build has no CF4 data, so this module makes a **mock** local universe
 whose structures sit at their literature positions (``data/known_structures.csv``) and
-runs the same analysis on it:
+runs the same analysis on it: (the concepts live in their own modules, whose public
+names are all re-exported here: the structure table in :mod:`zoa_lib.structures`, generic
+constrained Gaussian fields in :mod:`zoa_lib.constrained`, the GA search in
+:mod:`zoa_lib.ga_search`, the CF4-format writer in :mod:`zoa_lib.catalogs`; this module
+builds the constrained box, its cube and its surveys):
 
 1. **Structures** (:func:`known_structures`): Galactic (l, b) and cz from the table; the
    distance is d = cz / H0 in Mpc/h (H0 = 100 km/s per Mpc/h, so d [Mpc/h] = cz / 100,
    no peculiar-velocity correction), and the supergalactic position comes from astropy
    (:func:`zoa_lib.survey.galactic_to_sg`).
 
-2. **Constrained realization** (Hoffman & Ribak 1991; :func:`constrained_field`). The
-   constraints are linear functionals of the linear density contrast at z = 0 smoothed
-   with a Gaussian of σ = R_s = ``local_universe.constraint_smoothing`` Mpc/h, at points
-   x_i: the smoothed value and, for a *peak* constraint (van de Weygaert & Bertschinger
-   1996), its gradient, set to 0, and its Hessian, set to its mean given the value
-   (−σ₁²/(3σ_s²) c δ_ab in the continuum; computed exactly on the mesh), so that the
-   structure is a maximum (c > 0) or a minimum (c < 0) of typical shape there::
-
-       c_n[δ] = ∂^α (W_s ∗ δ)(x_i) = (1/M³) Σ_k (ik)^α W_s(k) δ_k e^{i k·x_i},
-       W_s(k) = e^{−k²R_s²/2},  |α| = 0 (value), 1 (gradient), 2 (Hessian)
-
-   the Fourier (band-limited) interpolation of the smoothed mesh field, so x_i need not
-   be a mesh node; at a node the value is the FFT-smoothed field there. The sum runs over
-   the modes without a Nyquist component (W_s is set to 0 on the Nyquist planes, where
-   e^{i k·x} is not defined for a real field off the nodes; their weight is
-   e^{−(π R_s/Δ)²/2} ≤ 3·10⁻⁹ for R_s ≥ 2Δ, Δ = L/M, and 0.007 at the ci profile's
-   R_s = Δ = 5 Mpc/h). With P_k = ⟨|δ_k|²⟩/M³ the variance of each mode of
-   :func:`zoa_lib.simulation.gaussian_field` (:func:`zoa_lib.simulation.mode_variance`)
-   and ξ_WW(s) = (1/M³) Σ_k P_k W_s² e^{i k·s}, exactly for the discrete field::
-
-       ξ_n(x) = ⟨δ(x) c_n⟩ = (1/M³) Σ_k P_k W_s(k) (−ik)^α_n e^{i k·(x − x_n)}
-       C_nn'  = ⟨c_n c_n'⟩ = (−1)^|α_n'| ∂^(α_n + α_n') ξ_WW(x_n − x_n')
-
-   A constrained realization is an unconstrained one, δ̃ (same P(k)), plus the
-   correction that moves its constraint values c̃ onto the imposed ones c::
-
-       δ = δ̃ + Σ_nn' ξ_n(x) (C⁻¹)_nn' (c_n' − c̃_n')
-
-   Its ensemble mean is the mean field ⟨δ | c⟩ = Σ ξ_n (C⁻¹)_nn' c_n' (:func:`mean_field`),
-   its covariance that of δ̃ minus Σ ξ_n (C⁻¹)_nn' ξ_n': far from the constraints it is an
-   ordinary Gaussian field of spectrum P(k). Modes where W_s < e^{−40} are left out of
-   the sums (:data:`TAIL`; a relative change below 10⁻¹⁷).
-
-   **Heights** (a choice of this module, not of the paper): attractors get c = ν σ_s
-   with ν = 3 for the GA (the strongest) and ν = 2 for the other clusters, voids
-   ν = −1.5, where σ_s = √C_00 is the rms of the smoothed linear field (:data:`HEIGHTS`).
+2. **Constrained realization** (Hoffman & Ribak 1991; :func:`constrained_field`, the
+   generic method and its equations in :mod:`zoa_lib.constrained`): the linear density
+   contrast at z = 0, smoothed with a Gaussian of σ = R_s =
+   ``local_universe.constraint_smoothing`` Mpc/h, is a *peak* of height c = ν σ_s at each
+   structure (value, zero gradient and the Hessian of a typical peak of that height:
+   a maximum for attractors, a minimum for voids), with ν from
+   :data:`zoa_lib.structures.HEIGHTS` (a choice of this module, not of the paper).
 
 3. **Box and cube** (:func:`local_universe_box`, :func:`local_universe_cube`). The
    observer sits at the centre of a periodic parent box of side
