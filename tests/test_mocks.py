@@ -210,6 +210,17 @@ def test_sample_from_cube_times_its_stages_without_changing_the_sample(ci_refere
     assert mocks.sample_from_cube(p, box, cube, 10)[2].tobytes() != cat.tobytes()
 
 
+def test_make_shard_threads_are_a_parameter_not_the_environment(ci_reference, tmp_path, monkeypatch):
+    """``fft_workers`` reaches the FFTs as an argument: the process environment is left as it
+    was, and the shard is byte-identical to the in-process reference."""
+    p, folder, _, shas = ci_reference
+    monkeypatch.delenv("ZOA_FFT_WORKERS", raising=False)
+    spec = mocks.shard_plan(p)[0]
+    row = mocks.make_shard(p, spec, tmp_path, fft_workers=1)
+    assert "ZOA_FFT_WORKERS" not in os.environ
+    assert row["sha256"] == shas[spec.name]
+
+
 def copy_reference(ci_reference, dest: Path) -> Path:
     import shutil
 

@@ -414,9 +414,10 @@ def sample_parent(fields: ParentFields, observer, rotation, size: float, grid: i
     return delta, phi, vel
 
 
-def cube_targets(profile, box: "ParentBox", cube: "ObserverCube") -> Targets:
+def cube_targets(profile, box: "ParentBox", cube: "ObserverCube", workers: int | None = None) -> Targets:
     """δ, φ and v of an observer cube on the profile's ``box.grid``³ mesh, sampled from the
-    parent box's cached fields (module docstring)."""
-    fields = parent_fields(profile, box)
+    parent box's cached fields (module docstring); ``workers``: FFT threads when those
+    fields are computed (:func:`zoa_lib.fourier.fft_workers`)."""
+    fields = parent_fields(profile, box, workers)
     d, p, v = sample_parent(fields, cube.observer, cube.rotation, cube.size, profile.box.grid)
     return Targets(delta=d, phi=p, velocity=v)

@@ -239,16 +239,17 @@ class Sample:
     location: SampleLocation
 
 
-def sample_from_cube(profile, box, cube, sample: int, timings: dict | None = None):
+def sample_from_cube(profile, box, cube, sample: int, timings: dict | None = None, workers: int | None = None):
     """(inputs, targets, catalog) of global sample ``sample`` made from ``cube`` of parent ``box``.
 
+    ``workers``: FFT threads for the box's fields (:func:`zoa_lib.fourier.fft_workers`).
     ``timings``: a dict to which the seconds of each stage are added, under the keys
     ``targets`` (δ, φ, v of the cube), ``survey`` (drawing the galaxies) and ``grid``
     (gridding the catalogue into the network inputs)."""
     from . import fields, survey
 
     t0 = time.perf_counter()
-    targets = fields.cube_targets(profile, box, cube)
+    targets = fields.cube_targets(profile, box, cube, workers)
     t1 = time.perf_counter()
     cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", int(sample)),
                                profile.box.size, sample=int(sample))
@@ -278,12 +279,10 @@ def make_sample(profile, sample: int, box=None) -> Sample:
 def make_shard(profile, spec: ShardSpec, folder: str | os.PathLike, fft_workers: int | None = None) -> dict:
     """Generate and write one shard (atomically); return its manifest row plus timings.
 
-    Runs in a Dask worker (or in-process). ``fft_workers`` sets ``ZOA_FFT_WORKERS`` for
-    this process (1 under Dask: one thread per worker)."""
+    Runs in a Dask worker (or in-process). ``fft_workers``: threads of its FFTs (1 under
+    Dask: one thread per worker; None: :func:`zoa_lib.fourier.fft_workers`'s default)."""
     from . import simulation
 
-    if fft_workers is not None:
-        os.environ["ZOA_FFT_WORKERS"] = str(int(fft_workers))
     t0 = time.perf_counter()
     path = Path(folder) / spec.name
     locs = [sample_location(profile, s) for s in range(spec.start, spec.stop)]
@@ -295,10 +294,10 @@ def make_shard(profile, spec: ShardSpec, folder: str | os.PathLike, fft_workers:
             if box is None or box.box_index != loc.box_index:
                 box = None  # free the previous box before building the next
                 a = time.perf_counter()
-                box = simulation.make_parent_box(profile, loc.box_index)
+                box = simulation.make_parent_box(profile, loc.box_index, fft_workers)
                 t_box += time.perf_counter() - a
             cube = simulation.observer_cubes(profile, box, [loc.observer])[0]
-            inputs, targets, cat = sample_from_cube(profile, box, cube, loc.sample)
+            inputs, targets, cat = sample_from_cube(profile, box, cube, loc.sample, workers=fft_workers)
             w.write(i, inputs, {"delta": targets.delta, "phi": targets.phi, "velocity": targets.velocity}, cat,
                     sample=loc.sample, observer=cube.observer, rotation=cube.rotation, box_index=loc.box_index)
             n_gal += len(cat)
