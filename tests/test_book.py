@@ -1,5 +1,6 @@
 """End to end: `zoa run --profile ci` then `zoa book` into a temporary folder."""
 import json
+import os
 import re
 from pathlib import Path
 
@@ -279,3 +280,16 @@ def test_book_refuses_chapters_from_different_runs(tiny, tmp_path):
     assert sorted(p.name for p in static.iterdir() if p.name != ".gitkeep") == ["scene-01-alpha.html",
                                                                                  "scene-02-beta.html"]
     assert Path((static / "scene-02-beta.html").read_text()) == Path(run["data_path"])
+
+
+def test_kernel_environment_is_restored_after_each_chapter(monkeypatch):
+    """The backend and scene folder given to a chapter's kernel do not leak into the process."""
+    from zoa_lib.book import _environment
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("ZOA_SCENES_DIR", raising=False)
+    with pytest.raises(RuntimeError):
+        with _environment(MPLBACKEND="module://matplotlib_inline.backend_inline", ZOA_SCENES_DIR="/tmp/s"):
+            assert os.environ["MPLBACKEND"].endswith("backend_inline") and os.environ["ZOA_SCENES_DIR"] == "/tmp/s"
+            raise RuntimeError("a chapter failed")
+    assert os.environ["MPLBACKEND"] == "Agg" and "ZOA_SCENES_DIR" not in os.environ

@@ -192,6 +192,35 @@ def test_make_sample_equals_the_stored_mock(ci_reference):
     assert smp.location.box_index == sh.box_index[i]
 
 
+def test_sample_from_cube_times_its_stages_without_changing_the_sample(ci_reference):
+    """The stage timings (used by ``mocks.benchmark``) add up per call and leave the sample as
+    :func:`mocks.make_sample` builds it."""
+    from zoa_lib import simulation
+
+    p, _, _, _ = ci_reference
+    smp = mocks.make_sample(p, 9)
+    box = simulation.make_parent_box(p, smp.location.box_index)
+    cube = simulation.observer_cubes(p, box, [smp.location.observer])[0]
+    timings = {}
+    for calls in (1, 2):
+        inputs, targets, cat = mocks.sample_from_cube(p, box, cube, 9, timings=timings)
+        assert sorted(timings) == ["grid", "survey", "targets"]
+        assert np.array_equal(inputs, smp.inputs) and np.array_equal(targets.delta, smp.targets.delta)
+        assert cat.tobytes() == smp.catalog.tobytes()
+    assert mocks.sample_from_cube(p, box, cube, 10)[2].tobytes() != cat.tobytes()
+
+
+def test_make_shard_threads_are_a_parameter_not_the_environment(ci_reference, tmp_path, monkeypatch):
+    """``fft_workers`` reaches the FFTs as an argument: the process environment is left as it
+    was, and the shard is byte-identical to the in-process reference."""
+    p, folder, _, shas = ci_reference
+    monkeypatch.delenv("ZOA_FFT_WORKERS", raising=False)
+    spec = mocks.shard_plan(p)[0]
+    row = mocks.make_shard(p, spec, tmp_path, fft_workers=1)
+    assert "ZOA_FFT_WORKERS" not in os.environ
+    assert row["sha256"] == shas[spec.name]
+
+
 def copy_reference(ci_reference, dest: Path) -> Path:
     import shutil
 

@@ -105,6 +105,82 @@ def test_notebook_holds_no_training_loop_or_physics(path):
         assert banned not in src, f"{path.name} contains {banned!r}: move it into zoa_lib"
 
 
+#: Library calls that work on one mock (or one realization) at a time: calling them in a
+#: loop over a stack of mocks belongs in zoa_lib, which has a batched function for it.
+PER_MOCK_CALLS = {"reconstruct", "reconstruct_inputs", "reconstruct_surveys", "predict", "predict_stack",
+                  "velocities_from_potentials", "velocity_from_potential", "velocity_from_density",
+                  "potential_from_density", "gradient", "make_sample", "sample_from_cube", "cube_targets",
+                  "draw_galaxies", "grid_catalog", "make_parent_box", "locate_attractor", "locate_convergence",
+                  "structure_probe", "attractor_search"}
+
+
+def _code(nb) -> str:
+    """The code cells of a notebook as one Python source (IPython magics and shell lines dropped)."""
+    lines = []
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            lines += [ln for ln in "".join(c["source"]).splitlines() if not ln.lstrip().startswith(("%", "!"))]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _mock_loops(src: str) -> list[str]:
+    """Loops (for statements and comprehensions) that walk over mocks, as "line: reason":
+    any loop over ``range(...)`` (an index over mocks, realizations or levels), and any loop
+    over an array taken from a container (``x[...]``, ``obj.attr``, directly or through
+    zip/enumerate) whose body calls a per-mock library function (:data:`PER_MOCK_CALLS`)."""
+    import ast
+
+    def name(call):
+        f = call.func
+        return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+
+    def iterables(it):
+        if isinstance(it, ast.Call) and name(it) in ("zip", "enumerate", "reversed"):
+            return [a for arg in it.args for a in iterables(arg)]
+        return [it]
+
+    found = []
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            loops, body = [node.iter], node.body + node.orelse
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            loops = [g.iter for g in node.generators]
+            body = [node.elt] if not isinstance(node, ast.DictComp) else [node.key, node.value]
+        else:
+            continue
+        its = [i for it in loops for i in iterables(it)]
+        calls = {name(c) for b in body for c in ast.walk(b) if isinstance(c, ast.Call)}
+        if any(isinstance(i, ast.Call) and name(i) == "range" for i in its):
+            found.append(f"line {node.lineno}: a loop over range(...)")
+        elif any(isinstance(i, (ast.Subscript, ast.Attribute)) for i in its) and calls & PER_MOCK_CALLS:
+            found.append(f"line {node.lineno}: {', '.join(sorted(calls & PER_MOCK_CALLS))} per mock in a loop")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_holds_no_loop_over_mocks_or_file_time_logic(path):
+    """Notebooks call batched library functions instead of looping over mocks, and leave
+    "is this file up to date" decisions (file times) to zoa_lib."""
+    src = _code(json.loads(path.read_text()))
+    assert not _mock_loops(src), f"{path.name}: {'; '.join(_mock_loops(src))}: move it into zoa_lib"
+    for banned in ("st_mtime", "getmtime", "os.stat("):
+        assert banned not in src, f"{path.name} contains {banned!r}: file-time logic belongs in zoa_lib"
+
+
+def test_the_notebook_guard_can_fail():
+    """The loop and file-time guards catch what they are meant to (and not a loop over methods)."""
+    bad = ["for i in range(n):\n    p.append(training.predict(model, x[i]))\n",
+           "v = [velocity.velocity_from_potential(p, L, c) for p in pred['phi']]\n",
+           "for i, x in enumerate(sh.inputs):\n    out.append(evaluation.reconstruct('wiener', x, prof))\n",
+           "rows = [f(k) for k in range(3)]\n"]
+    for src in bad:
+        assert _mock_loops(src), src
+    ok = "for m in methods:\n    rec = evaluation.reconstruct(m, sh['inputs'][0], prof)\n"
+    assert not _mock_loops(ok)
+    assert _code({"cells": [{"cell_type": "code", "source": ["%matplotlib inline\n", "x = 1"]}]}) == "x = 1\n"
+
+
 def test_the_notebooks_are_the_toc_chapters():
     from zoa_lib.book import toc_chapters
 

@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 
 from zoa_lib.config import ModelConfig  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
-from zoa_lib.vnet import ReflectionPadding3D, build_vnet, check_grid  # noqa: E402
+from zoa_lib.vnet import ReflectionPadding3D, build_vnet, check_grid, level_table  # noqa: E402
 
 
 @pytest.mark.parametrize("pad", [1, 2])
@@ -60,6 +60,12 @@ def test_vnet_shapes_and_parameter_count(cfg):
     assert model.input_shape == (None, 16, 16, 16, 2)
     assert model.output_shape == (None, 16, 16, 16, 1)
     assert model.count_params() == _expected_parameters(cfg)
+    rows = level_table(model, 160.0, cfg.depth)  # the per-level table of chapter 03
+    assert [r["level"] for r in rows] == list(range(cfg.depth + 1))
+    assert [r["cube"] for r in rows] == [f"{16 // 2 ** lvl}³" for lvl in range(cfg.depth + 1)]
+    assert [r["voxel [Mpc/h]"] for r in rows] == [10.0 * 2 ** lvl for lvl in range(cfg.depth + 1)]
+    assert [r["channels"] for r in rows] == [cfg.base_filters * 2 ** lvl for lvl in range(cfg.depth + 1)]
+    assert sum(r["parameters"] for r in rows) == _expected_parameters(cfg)  # the levels partition the model
     n_pad = sum(isinstance(layer, ReflectionPadding3D) for layer in model.layers)
     n_conv = (cfg.depth + 1 + cfg.depth) * cfg.convs_per_stage  # k^3 convolutions
     assert n_pad == (n_conv if cfg.padding == "reflect" else 0)

@@ -11,7 +11,7 @@ item 4):
    convergence −∇·v (km/s per Mpc/h, :func:`zoa_lib.local_universe.convergence`). A local
    maximum is a voxel ≥ its 26 neighbours (outside the cube counts as −∞). Each candidate
    carries its rank (1 = highest), its supergalactic position (voxel centre refined below
-   a voxel by a parabola along each axis, :func:`zoa_lib.local_universe._refine`), Galactic
+   a voxel by a parabola along each axis, :func:`zoa_lib.ga_search._refine`), Galactic
    (l, b) from astropy (:func:`zoa_lib.survey.sg_to_galactic`), d in Mpc/h, cz = H0 d
    (H0 = 100 km/s per Mpc/h, no peculiar-velocity correction), the field value and its
    **significance** ν = value / σ, σ = √⟨f²⟩ the rms of the field over the survey sphere
@@ -35,6 +35,7 @@ import numpy as np
 
 from .cosmology import H0
 from .errors import ZoaError
+from .grid import check_cube
 
 #: Fields searched by :func:`blind_search`.
 KINDS = ("density", "convergence")
@@ -65,10 +66,7 @@ def target_sg(target_lb_cz) -> np.ndarray:
 
 
 def _check_field(field, name="field") -> np.ndarray:
-    a = np.asarray(field, np.float64)
-    if a.ndim != 3 or len(set(a.shape)) != 1:
-        raise AttractorError(f"{name}: expected an (N, N, N) field, got shape {a.shape}")
-    return a
+    return check_cube(np.asarray(field, np.float64), name, error=AttractorError)
 
 
 def local_peaks(field, size: float, survey_radius: float, k: int = 10, smoothing: float = 0.0) -> list[dict]:
@@ -84,7 +82,7 @@ def local_peaks(field, size: float, survey_radius: float, k: int = 10, smoothing
     from scipy.ndimage import maximum_filter
 
     from .fields import gaussian_smooth, voxel_centres
-    from .local_universe import _refine
+    from .ga_search import _refine
     from .survey import sg_to_galactic
 
     a = _check_field(field)
@@ -125,7 +123,7 @@ def blind_search(delta=None, velocity=None, size: float = 160.0, survey_radius: 
     """Candidates of one reconstruction, without a position prior: {"density": local_peaks
     of δ, "convergence": local_peaks of −∇·v (km/s per Mpc/h)}; a field given as None is
     skipped. delta (N, N, N); velocity (N, N, N, 3) km/s, SG components."""
-    from .local_universe import convergence
+    from .ga_search import convergence
 
     out = {}
     if delta is not None:
@@ -255,7 +253,7 @@ def unconstrained_fields(profile, n: int | None = None) -> dict:
     N, N), "convergence": (n, N, N, N), "source": {"density": "V-Net" | "truth",
     "convergence": "truth"}, "n"}."""
     from . import evaluation as ev
-    from .local_universe import convergence
+    from .ga_search import convergence
 
     n = n or profile.evaluation.n_eval
     size = profile.box.size

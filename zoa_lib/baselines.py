@@ -87,6 +87,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from . import fields
+from . import fourier
 from . import velocity as vel
 from .cosmology import H0, from_profile
 from .errors import ZoaError
@@ -148,25 +149,22 @@ class WienerFilter:
         self.dx = self.size / self.n
         L = self.size * self.pad
         self.cosmo = cosmo
-        k2 = fields.k_squared(m, L)
+        k2 = fourier.k_squared(m, L)
         # P(k) on the distinct |k|² of the grid (exact values, one colossus call)
         uniq, inv = np.unique(np.round(k2 / (2 * np.pi / L) ** 2).astype(np.int64), return_inverse=True)
         pk = cosmo.power_spectrum(np.sqrt(uniq) * (2 * np.pi / L))[inv].reshape(k2.shape)
         pk *= np.exp(-k2 * smoothing ** 2)
         pk[0, 0, 0] = 0.0
         self.spec = pk / self.dx ** 3
-        inv_k2 = fields.inverse_k_squared(m, L)
+        inv_k2 = fourier.inverse_k_squared(m, L)
         fH0 = cosmo.growth_rate * H0
-        self.lk = [fH0 * k * inv_k2 for k in fields.wavevectors(m, L, nyquist=False)]
+        self.lk = [fH0 * k * inv_k2 for k in fourier.wavevectors(m, L, nyquist=False)]
         self.phik = cosmo.poisson_factor * inv_k2
         # S_ii = r̂ᵀ C_v(0) r̂ = C_xx(0) (isotropic): (1/V) Σ_k P W² |L|² / 3 over all modes
-        wt = np.full(k2.shape[-1], 2.0)
-        wt[0] = 1.0
-        if m % 2 == 0:
-            wt[-1] = 1.0
+        wt = fourier.half_spectrum_weights(m)
         lsq = sum(l ** 2 for l in self.lk)
         self.c0 = float(np.sum(self.spec * lsq * wt) / m ** 3 / 3.0)
-        self.workers = fields.fft_workers()
+        self.workers = fourier.fft_workers()
 
     # ------------------------------------------------------------------ operators
     def _psi(self, x, flat, rhat):
@@ -391,9 +389,7 @@ def velocity_dispersion(mocks, size: float, r_max: float | None = None) -> dict:
     s1 = s2 = 0.0
     n_gal = n_mocks = 0
     for cat, v in mocks:
-        v = np.asarray(v, dtype=float)
-        if v.ndim != 4 or v.shape[-1] != 3 or len(set(v.shape[:3])) != 1:
-            raise BaselineError(f"velocity_dispersion: velocity must be (N, N, N, 3), got {v.shape}")
+        v = check_cube(np.asarray(v, dtype=float), "velocity_dispersion: velocity", vector=True, error=BaselineError)
         n_mocks += 1
         if len(cat) == 0:
             continue

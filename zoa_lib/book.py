@@ -323,6 +323,22 @@ def _logged_kernel_manager(log_path: Path):
 
 
 @contextlib.contextmanager
+def _environment(**values: str):
+    """Set environment variables (for the kernels started inside the block) and restore the
+    previous values, or their absence, when the block ends, whatever happens in it."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
 def native_stderr_to(log_path: Path | None):
     """Send what native code writes to this process's file descriptor 2 (TensorFlow's C++ and
     absl logging: "cuInit", oneDNN, "Could not find cuda drivers", which its Python logging
@@ -502,11 +518,10 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
             engine["kernel_manager_class"] = _logged_kernel_manager(kernel_log)
         where = f"; kernel log {_show_path(kernel_log)}" if not debug else ""
         t0 = time.perf_counter()
-        # figures must render inline in the kernel, whatever backend the caller uses
-        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-        saved_scenes = os.environ.get("ZOA_SCENES_DIR")
-        os.environ["ZOA_SCENES_DIR"] = str(folder / "scenes")  # read by scenes_dir() in the kernel
-        try:
+        # the kernel inherits these for this chapter only: figures render inline whatever backend
+        # the caller uses, scenes go to this run's folder (read by scenes_dir() in the kernel)
+        with _environment(MPLBACKEND="module://matplotlib_inline.backend_inline",
+                          ZOA_SCENES_DIR=str(folder / "scenes")):
             with atomic_path(ch.executed) as tmp:
                 try:
                     pm.execute_notebook(
@@ -529,11 +544,6 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
                             else "no executed notebook was written")
                     raise BookError(f"chapter {ch.name}: {what} ({note}{where})") from None
                 _finish_for_book(tmp, stamp)
-        finally:
-            if saved_scenes is None:
-                os.environ.pop("ZOA_SCENES_DIR", None)
-            else:
-                os.environ["ZOA_SCENES_DIR"] = saved_scenes
         failed.unlink(missing_ok=True)  # an earlier failure of this chapter is fixed
         seconds = time.perf_counter() - t0
         records[ch.name] = {

@@ -776,6 +776,28 @@ def write_cf4_csv(path: str | os.PathLike, catalog: np.ndarray, *, e_dm=None, h0
     return write_text_atomic(path, "\n".join(out) + "\n")
 
 
+#: Header of :func:`write_local_universe_cf4`: the file is a mock, not Cosmicflows-4.
+MOCK_PREAMBLE = (
+    "# MOCK CATALOG - NOT COSMICFLOWS-4 DATA.",
+    "# A CF4-like survey of zoa's constrained local-universe mock (zoa_lib.local_universe):",
+    "# a Hoffman-Ribak constrained realization with the Great Attractor, Virgo, Coma, ... at their",
+    "# literature positions, evolved with 2LPT and surveyed like CF4 (ZOA masked). Written in the",
+    "# EDD Cosmicflows CSV layout (zoa_lib.catalogs.write_cf4_csv) so that CF4 readers run on it.",
+    "# Vcmb in km/s; DM in mag for H0 = {h0:g} km/s/Mpc; RA, DE (J2000), glon, glat in degrees.",
+)
+
+
+def write_local_universe_cf4(path, catalog, h0_catalog: float = 74.6, note: str | None = None) -> Path:
+    """Write a local-universe survey catalog in CF4's EDD CSV layout (atomically) with a
+    header saying plainly that it is a MOCK, not Cosmicflows-4 (:data:`MOCK_PREAMBLE`);
+    ``note`` adds one more comment line (e.g. profile and realization). DM is for
+    ``h0_catalog`` km/s/Mpc, as CF4's (74.6). Returns the path."""
+    pre = list(MOCK_PREAMBLE)
+    if note:
+        pre.append("# " + " ".join(str(note).split()).replace("{", "{{").replace("}", "}}"))
+    return write_cf4_csv(path, catalog, h0_catalog=h0_catalog, preamble=pre)
+
+
 def column_overrides(items) -> dict[str, str]:
     """``["velocity=Vhel", ...]`` (the CLI's ``--column FIELD=NAME``) → {field: column name}."""
     columns = {}

@@ -8,7 +8,9 @@ Spectral operators act on a periodic cube of side ``size`` (Mpc/h) sampled on a
 The Fourier convention is the numpy one, δ_k = Σ_x δ(x) e^{−i k·x}, with
 k = 2π n / size. For first derivatives (odd in k) the Nyquist component of the wave
 vector is set to zero, so that real fields stay real; second derivatives and k² use
-the full wave vector.
+the full wave vector. The Fourier grid itself (wave vectors, k², 1/k², the Gaussian
+kernel, half-spectrum weights) is :mod:`zoa_lib.fourier`; cloud-in-cell deposits are
+:mod:`zoa_lib.mass_assignment`.
 
 Linear theory at a = 1 (the paper's eqs.; Peebles 1980)::
 
@@ -61,7 +63,6 @@ Training transforms (invertible, documented, kept with the fields):
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,7 +71,10 @@ import scipy.fft as sfft
 
 from .cosmology import H0
 from .errors import ZoaError
+from .fourier import (  # noqa: F401  (fft_workers, wavevectors, k_squared: public here too)
+    fft_workers, gaussian_kernel_k, half_spectrum_weights, inverse_k_squared, k_squared, wavevectors)
 from .grid import check_cube, voxel_centres  # noqa: F401  (voxel_centres: fields.voxel_centres is public)
+from .mass_assignment import cic_deposit, cic_deposit_many
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulation import ObserverCube, ParentBox
@@ -83,51 +87,6 @@ VELOCITY_MASS_FLOOR = 1e-3
 
 class FieldError(ZoaError, ValueError):
     """A field operation got an array of the wrong shape or an impossible parameter."""
-
-
-def fft_workers(workers: int | None = None) -> int:
-    """Threads for scipy.fft: ``workers`` if given, else $ZOA_FFT_WORKERS, else all cores."""
-    if workers is not None:
-        return int(workers)
-    env = os.environ.get("ZOA_FFT_WORKERS")
-    return int(env) if env else (os.cpu_count() or 1)
-
-
-# --------------------------------------------------------------------------- Fourier grid
-@functools.lru_cache(maxsize=32)
-def _k1d(mesh: int, size: float, nyquist: bool, half: bool) -> np.ndarray:
-    n = np.fft.rfftfreq(mesh, d=1.0 / mesh) if half else np.fft.fftfreq(mesh, d=1.0 / mesh)
-    k = 2.0 * np.pi / size * n
-    if not nyquist and mesh % 2 == 0:
-        k = k.copy()
-        k[np.abs(n) == mesh // 2] = 0.0
-    k.setflags(write=False)
-    return k
-
-
-def wavevectors(mesh: int, size: float, nyquist: bool = True, dtype=np.float64):
-    """The wave-vector components (kx, ky, kz) in h/Mpc of an ``rfftn`` of a mesh³ field,
-    shaped (mesh, 1, 1), (1, mesh, 1), (1, 1, mesh//2 + 1) for broadcasting.
-    ``nyquist=False`` sets the Nyquist entries to zero (for first-derivative operators)."""
-    kx = _k1d(mesh, float(size), nyquist, False).astype(dtype)[:, None, None]
-    ky = _k1d(mesh, float(size), nyquist, False).astype(dtype)[None, :, None]
-    kz = _k1d(mesh, float(size), nyquist, True).astype(dtype)[None, None, :]
-    return kx, ky, kz
-
-
-def k_squared(mesh: int, size: float, dtype=np.float64) -> np.ndarray:
-    """|k|² in (h/Mpc)² on the rfftn grid, shape (mesh, mesh, mesh//2 + 1)."""
-    kx, ky, kz = wavevectors(mesh, size, True, dtype)
-    return kx * kx + ky * ky + kz * kz
-
-
-def inverse_k_squared(mesh: int, size: float, dtype=np.float64) -> np.ndarray:
-    """1 / |k|² on the rfftn grid with the k = 0 entry set to 0."""
-    k2 = k_squared(mesh, size, dtype)
-    k2[0, 0, 0] = 1.0
-    inv = np.reciprocal(k2, out=k2)
-    inv[0, 0, 0] = 0.0
-    return inv
 
 
 def _real_dtype(a: np.ndarray):
@@ -164,13 +123,6 @@ def gaussian_smooth(field: np.ndarray, size: float, sigma: float, workers: int |
     fk = sfft.rfftn(field.astype(dt, copy=False), workers=w)
     fk *= gaussian_kernel_k(field.shape[0], size, sigma, dt)
     return sfft.irfftn(fk, s=field.shape, workers=w, overwrite_x=True).astype(dt, copy=False)
-
-
-def gaussian_kernel_k(mesh: int, size: float, sigma: float, dtype=np.float64) -> np.ndarray:
-    """exp(−k²σ²/2) on the rfftn grid (the Fourier transform of a unit-mass Gaussian)."""
-    k2 = k_squared(mesh, size, dtype)
-    k2 *= -0.5 * sigma * sigma
-    return np.exp(k2, out=k2)
 
 
 def potential_from_delta(delta: np.ndarray, size: float, cosmo, workers: int | None = None) -> np.ndarray:
@@ -269,12 +221,7 @@ def _phi_sigma(cosmo, size: float, mesh: int, smoothing: float) -> float:
     pk = cosmo.power_spectrum(np.sqrt(k2))
     inv = inverse_k_squared(mesh, size)
     term = pk * (cosmo.poisson_factor * inv) ** 2 * np.exp(-k2 * smoothing ** 2)
-    # rfft half space: planes kz = 0 and kz = Nyquist count once, the others twice
-    mult = np.full(k2.shape[-1], 2.0)
-    mult[0] = 1.0
-    if mesh % 2 == 0:
-        mult[-1] = 1.0
-    return float(np.sqrt(np.sum(term * mult) / size ** 3))
+    return float(np.sqrt(np.sum(term * half_spectrum_weights(mesh)) / size ** 3))
 
 
 def phi_sigma_linear(cosmo, size: float, mesh: int, smoothing: float) -> float:
@@ -322,8 +269,6 @@ def compute_parent_fields(box: "ParentBox", cosmo, smoothing: float, velocity: s
                           workers: int | None = None) -> ParentFields:
     """δ, φ and v on the parent mesh (see the module docstring for the method)."""
     from scipy import ndimage
-
-    from .simulation import cic_deposit, cic_deposit_many
 
     if velocity not in ("particles", "linear"):
         raise FieldError(f"simulation.velocity: unknown method {velocity!r} (particles, linear)")
@@ -469,9 +414,10 @@ def sample_parent(fields: ParentFields, observer, rotation, size: float, grid: i
     return delta, phi, vel
 
 
-def cube_targets(profile, box: "ParentBox", cube: "ObserverCube") -> Targets:
+def cube_targets(profile, box: "ParentBox", cube: "ObserverCube", workers: int | None = None) -> Targets:
     """δ, φ and v of an observer cube on the profile's ``box.grid``³ mesh, sampled from the
-    parent box's cached fields (module docstring)."""
-    fields = parent_fields(profile, box)
+    parent box's cached fields (module docstring); ``workers``: FFT threads when those
+    fields are computed (:func:`zoa_lib.fourier.fft_workers`)."""
+    fields = parent_fields(profile, box, workers)
     d, p, v = sample_parent(fields, cube.observer, cube.rotation, cube.size, profile.box.grid)
     return Targets(delta=d, phi=p, velocity=v)

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
-from . import fields
+from . import fourier
 from . import velocity as vel
 from .errors import ZoaError
 from .grid import check_cube, voxel_centres
@@ -213,12 +213,9 @@ def _binned_cross(a, b, size, nbins):
     """Σ over mocks of the binned cross power of stacks a, b: (k_mean, P_ab, modes)."""
     n = a.shape[1]
     edges = _k_bins(n, size, nbins)
-    kmag = np.sqrt(fields.k_squared(n, size))
+    kmag = np.sqrt(fourier.k_squared(n, size))
     # rfftn keeps half the modes: weight 2 for kz planes that stand for their conjugate
-    w = np.full(kmag.shape, 2.0)
-    w[..., 0] = 1.0
-    if n % 2 == 0:
-        w[..., -1] = 1.0
+    w = np.broadcast_to(fourier.half_spectrum_weights(n), kmag.shape)
     idx = np.digitize(kmag.ravel(), edges) - 1
     ok = (idx >= 0) & (idx < len(edges) - 1)
     nb = len(edges) - 1
@@ -227,7 +224,7 @@ def _binned_cross(a, b, size, nbins):
     vol = size ** 3
     norm = vol / float(n) ** 6
     pab = np.zeros(nb)
-    workers = fields.fft_workers()
+    workers = fourier.fft_workers()
     for i in range(a.shape[0]):
         fa = sfft.rfftn(a[i], workers=workers)
         fb = fa if b is a else sfft.rfftn(b[i], workers=workers)

@@ -257,14 +257,25 @@ class Sample:
     location: SampleLocation
 
 
-def sample_from_cube(profile, box, cube, sample: int):
-    """(inputs, targets, catalog) of global sample ``sample`` made from ``cube`` of parent ``box``."""
+def sample_from_cube(profile, box, cube, sample: int, timings: dict | None = None, workers: int | None = None):
+    """(inputs, targets, catalog) of global sample ``sample`` made from ``cube`` of parent ``box``.
+
+    ``workers``: FFT threads for the box's fields (:func:`zoa_lib.fourier.fft_workers`).
+    ``timings``: a dict to which the seconds of each stage are added, under the keys
+    ``targets`` (δ, φ, v of the cube), ``survey`` (drawing the galaxies) and ``grid``
+    (gridding the catalogue into the network inputs)."""
     from . import fields, survey
 
-    targets = fields.cube_targets(profile, box, cube)
+    t0 = time.perf_counter()
+    targets = fields.cube_targets(profile, box, cube, workers)
+    t1 = time.perf_counter()
     cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", int(sample)),
                                profile.box.size, sample=int(sample))
+    t2 = time.perf_counter()
     inputs = survey.grid_inputs(cat, profile)
+    if timings is not None:
+        for key, dt in (("targets", t1 - t0), ("survey", t2 - t1), ("grid", time.perf_counter() - t2)):
+            timings[key] = timings.get(key, 0.0) + dt
     return inputs, targets, cat
 
 
@@ -285,12 +296,10 @@ def make_sample(profile, sample: int, box=None) -> Sample:
 def make_shard(profile, spec: ShardSpec, folder: str | os.PathLike, fft_workers: int | None = None) -> dict:
     """Generate and write one shard (atomically); return its manifest row plus timings.
 
-    Runs in a Dask worker (or in-process). ``fft_workers`` sets ``ZOA_FFT_WORKERS`` for
-    this process (1 under Dask: one thread per worker)."""
+    Runs in a Dask worker (or in-process). ``fft_workers``: threads of its FFTs (1 under
+    Dask: one thread per worker; None: :func:`zoa_lib.fourier.fft_workers`'s default)."""
     from . import simulation
 
-    if fft_workers is not None:
-        os.environ["ZOA_FFT_WORKERS"] = str(int(fft_workers))
     t0 = time.perf_counter()
     path = Path(folder) / spec.name
     locs = [sample_location(profile, s) for s in range(spec.start, spec.stop)]
@@ -302,10 +311,10 @@ def make_shard(profile, spec: ShardSpec, folder: str | os.PathLike, fft_workers:
             if box is None or box.box_index != loc.box_index:
                 box = None  # free the previous box before building the next
                 a = time.perf_counter()
-                box = simulation.make_parent_box(profile, loc.box_index)
+                box = simulation.make_parent_box(profile, loc.box_index, fft_workers)
                 t_box += time.perf_counter() - a
             cube = simulation.observer_cubes(profile, box, [loc.observer])[0]
-            inputs, targets, cat = sample_from_cube(profile, box, cube, loc.sample)
+            inputs, targets, cat = sample_from_cube(profile, box, cube, loc.sample, workers=fft_workers)
             w.write(i, inputs, {"delta": targets.delta, "phi": targets.phi, "velocity": targets.velocity}, cat,
                     sample=loc.sample, observer=cube.observer, rotation=cube.rotation, box_index=loc.box_index)
             n_gal += len(cat)
@@ -673,7 +682,7 @@ def benchmark(profile, n_mocks: int | None = None, parallel_shards: int | None =
     import resource
     import tempfile
 
-    from . import fields, simulation, survey
+    from . import fields, simulation
 
     K = profile.simulation.observers_per_box
     n = int(n_mocks or min(K, 16))
@@ -684,26 +693,18 @@ def benchmark(profile, n_mocks: int | None = None, parallel_shards: int | None =
     a = time.perf_counter()
     fields.parent_fields(profile, box)
     t["parent_fields"] = time.perf_counter() - a
-    t_cut = t_tgt = t_sur = t_grid = 0.0
+    t_cut = 0.0
+    stage = {"targets": 0.0, "survey": 0.0, "grid": 0.0}
     n_gal = []
     samples = []
     for i in range(n):
         a = time.perf_counter()
         cube = simulation.observer_cubes(profile, box, [i % K])[0]
-        b = time.perf_counter()
-        tg = fields.cube_targets(profile, box, cube)
-        c = time.perf_counter()
-        cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", i), profile.box.size,
-                                   sample=i)
-        d = time.perf_counter()
-        inp = survey.grid_inputs(cat, profile)
-        e = time.perf_counter()
-        t_cut += b - a
-        t_tgt += c - b
-        t_sur += d - c
-        t_grid += e - d
+        t_cut += time.perf_counter() - a
+        inp, tg, cat = sample_from_cube(profile, box, cube, i, timings=stage)
         n_gal.append(len(cat))
         samples.append((inp, tg, cat, cube))
+    t_tgt, t_sur, t_grid = stage["targets"], stage["survey"], stage["grid"]
     with tempfile.TemporaryDirectory(prefix="zoa-bench-") as tmp:
         spec = ShardSpec(0, "bench.h5", "train", 0, n)
         a = time.perf_counter()

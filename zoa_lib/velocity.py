@@ -33,6 +33,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from . import fields
+from . import fourier
 from .cosmology import H0
 from .errors import ZoaError
 from .grid import check_cube, voxel_centres
@@ -70,9 +71,9 @@ def spectral_gradient(field, size: float) -> np.ndarray:
     """∇field of a periodic cube by FFT: (N, N, N) → (N, N, N, 3), units of field per Mpc/h."""
     f = check_cube(field, error=VelocityError)
     n = f.shape[0]
-    w = fields.fft_workers()
+    w = fourier.fft_workers()
     fk = sfft.rfftn(np.asarray(f, dtype=float), workers=w)
-    ks = fields.wavevectors(n, size, nyquist=False)
+    ks = fourier.wavevectors(n, size, nyquist=False)
     return np.stack([sfft.irfftn(1j * k * fk, s=f.shape, workers=w) for k in ks], axis=-1)
 
 
@@ -96,8 +97,8 @@ def divergence(vector, size: float, method: str = "finite_difference") -> np.nda
     v = check_cube(vector, "vector", vector=True, error=VelocityError)
     n = v.shape[0]
     if method == "spectral":
-        w = fields.fft_workers()
-        ks = fields.wavevectors(n, size, nyquist=False)
+        w = fourier.fft_workers()
+        ks = fourier.wavevectors(n, size, nyquist=False)
         div_k = sum(1j * k * sfft.rfftn(np.asarray(v[..., a], dtype=float), workers=w)
                     for a, k in enumerate(ks))
         return sfft.irfftn(div_k, s=v.shape[:3], workers=w)

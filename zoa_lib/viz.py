@@ -47,7 +47,7 @@ from matplotlib.figure import Figure
 
 from .cosmology import C_LIGHT
 from .errors import ZoaError
-from .fields import voxel_centres
+from .grid import check_cube, voxel_centres
 from .survey import galactic_to_sg
 
 #: The names of the cube axes, in array order.
@@ -144,14 +144,8 @@ def _axis_index(axis) -> int:
 
 
 def _check_cube(field, name="field", vector=None) -> np.ndarray:
-    a = np.asarray(field)
-    scalar_ok = a.ndim == 3 and a.shape[0] == a.shape[1] == a.shape[2]
-    vector_ok = a.ndim == 4 and a.shape[0] == a.shape[1] == a.shape[2] and a.shape[3] == 3
-    if (vector is None and not (scalar_ok or vector_ok)) or (vector is True and not vector_ok) or (
-            vector is False and not scalar_ok):
-        want = {None: "(N, N, N) or (N, N, N, 3)", True: "(N, N, N, 3)", False: "(N, N, N)"}[vector]
-        raise VizError(f"{name} must have shape {want}, got {a.shape}")
-    return a
+    """:func:`zoa_lib.grid.check_cube` raising :class:`VizError` (``vector=None``: scalar or vector)."""
+    return check_cube(field, name, vector=vector, error=VizError)
 
 
 def slab_average(field, size: float, axis=2, lo: float = SLAB[0], hi: float = SLAB[1]):

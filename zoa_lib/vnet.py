@@ -173,6 +173,23 @@ def parameter_count(model_cfg, grid: int) -> int:
     return int(build_vnet(model_cfg, grid).count_params())
 
 
+def level_table(model, box_size: float, depth: int) -> list[dict]:
+    """One row per level of a built V-Net (:func:`build_vnet`): ``level``, ``cube`` (its
+    side in voxels, "N³"), ``voxel [Mpc/h]`` (``box_size`` / N, ``box_size`` in Mpc/h),
+    ``channels`` and ``parameters`` — those of the level's encoder and decoder stages and
+    of the down/up-sampling convolutions into it (the 1×1 head counts with level 0), so the
+    rows add up to the model's parameters."""
+    rows = []
+    for level in range(int(depth) + 1):
+        enc = model.get_layer(f"enc{level}_out").output.shape
+        params = sum(layer.count_params() for layer in model.layers
+                     if layer.name.split("_")[0] in (f"enc{level}", f"down{level}", f"dec{level}", f"up{level}")
+                     or (level == 0 and layer.name == "head"))
+        rows.append({"level": level, "cube": f"{enc[1]}³", "voxel [Mpc/h]": box_size / enc[1],
+                     "channels": enc[-1], "parameters": params})
+    return rows
+
+
 def activation_bytes(model_cfg, grid: int, batch: int = 1, bytes_per_value: int = 4) -> int:
     """Rough memory of one training step's activations: the sum over the model's layer outputs
     of their sizes, × 2 (kept for the backward pass and their gradients). An estimate for the
