@@ -315,3 +315,31 @@ def test_velocity_residual_rms_by_hand():
     assert (out["x"], out["y"], out["z"]) == pytest.approx((3 / np.sqrt(2), 4 / np.sqrt(2), 0.0))
     assert out["3d"] == pytest.approx(5 / np.sqrt(2))
     assert out["3d_per_mock"] == pytest.approx([5.0, 0.0]) and out["3d_mock_mean"] == pytest.approx(2.5)
+
+
+def test_mse_by_truth_bins_against_a_hand_computation():
+    from zoa_lib.metrics import mse_by_truth_bins
+
+    truth = np.arange(1000, dtype=float).reshape(1, 10, 10, 10)
+    pred = truth.copy()
+    pred[truth >= 990] += 3.0             # error only in the top 1 % of the truth
+    pred[truth < 500] += 1.0              # and 1 everywhere in the lower half
+    out = mse_by_truth_bins(pred, truth, quantiles=(0.0, 0.5, 0.9, 0.99, 1.0))
+    assert out["n"] == [500, 400, 90, 10]
+    np.testing.assert_allclose(out["mse"], [1.0, 0.0, 0.0, 9.0])
+    np.testing.assert_allclose(out["edges"], np.quantile(truth, [0.0, 0.5, 0.9, 0.99, 1.0]))
+    mask = np.zeros((10, 10, 10), bool)
+    mask[:5] = True                        # the lower half only: every bin inside it
+    assert sum(mse_by_truth_bins(pred, truth, mask)["n"]) == 500
+
+
+def test_edge_by_truth_bins_compares_with_the_best_baseline_per_bin():
+    from zoa_lib.evaluation import edge_by_truth_bins
+
+    def doc(mse):
+        return {"delta": {"truth_bins": {"quantiles": [0, 0.5, 1], "edges": [-1, 0, 5], "mse": mse, "n": [5, 5]}}}
+    per = {"vnet_delta": doc([1.0, 2.0]), "wiener": doc([2.0, 8.0]), "potent": doc([4.0, 4.0])}
+    rows = edge_by_truth_bins(per)
+    assert [r["best_baseline"] for r in rows] == ["wiener", "potent"]
+    np.testing.assert_allclose([r["ratio"] for r in rows], [0.5, 0.5])
+    assert edge_by_truth_bins({"vnet_delta": doc([1.0, 2.0])}) == []

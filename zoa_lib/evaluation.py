@@ -960,6 +960,32 @@ def load_comparison(profile) -> dict:
         raise EvaluationError(f"{path}: not valid JSON ({e})") from None
 
 
+def edge_by_truth_bins(per: dict, target: str = "delta") -> list[dict]:
+    """Where the V-Net's edge lies: its MSE against the best classical method's in bins of
+    the true field (:func:`zoa_lib.metrics.mse_by_truth_bins`, survey sphere, pooled over the
+    evaluated mocks), e.g. for δ from the lower half of the voxels to the top 1 %, where the
+    field is most nonlinear.
+
+    per : {method: the JSON of :func:`load_method`} holding the V-Net of ``target``
+        (``vnet_delta`` or ``vnet_phi``) and at least one baseline (:data:`BASELINES`).
+    Returns one row per bin: {"quantiles": (lo, hi), "truth_range": (lo, hi), "vnet_mse",
+    "best_baseline", "baseline_mse", "ratio" (V-Net / best baseline; < 1: the V-Net is
+    better there)}; [] when the V-Net or every baseline, or the bins (older files), are missing."""
+    vnet = "vnet_" + target
+    base = [m for m in BASELINES if m in per and "truth_bins" in per[m].get(target, {})]
+    if vnet not in per or "truth_bins" not in per[vnet].get(target, {}) or not base:
+        return []
+    v = per[vnet][target]["truth_bins"]
+    rows = []
+    for i in range(len(v["mse"])):
+        best = min(base, key=lambda m: per[m][target]["truth_bins"]["mse"][i])
+        b = per[best][target]["truth_bins"]["mse"][i]
+        rows.append({"quantiles": (v["quantiles"][i], v["quantiles"][i + 1]),
+                     "truth_range": (v["edges"][i], v["edges"][i + 1]), "vnet_mse": v["mse"][i],
+                     "best_baseline": best, "baseline_mse": b, "ratio": v["mse"][i] / b if b > 0 else float("nan")})
+    return rows
+
+
 def load_method(profile, method: str) -> dict:
     """One method's metrics JSON written by ``zoa evaluate``."""
     path = evaluation_dir(profile) / f"{method}.json"

@@ -452,6 +452,35 @@ def _shells_and_slabs(p, t, size, shells, n_slabs):
     return out_shells, out_slabs
 
 
+#: Quantiles of the true field that bound the bins of :func:`mse_by_truth_bins`: the lower
+#: half, the next 40 %, the 9 % below the top 1 %, and the top 1 % (for δ smoothed on the
+#: voxel scale: from voids and mean density to the most nonlinear peaks).
+TRUTH_QUANTILES = (0.0, 0.5, 0.9, 0.99, 1.0)
+
+
+def mse_by_truth_bins(pred, truth, mask=None, quantiles=TRUTH_QUANTILES) -> dict:
+    """Mean squared error in bins of the *true* value: where the field is nonlinear (the
+    highest δ) against where it is near the mean.
+
+    The bin edges are the ``quantiles`` of ``truth`` over the voxels in ``mask`` (all when
+    None), pooled over the mocks, the top bin closed. Returns {"quantiles", "edges" (truth
+    values), "mse" (per bin, NaN when empty), "n" (voxels per bin)}."""
+    p, t = _pair(pred, truth)
+    m = np.ones(t.shape, bool) if mask is None else np.broadcast_to(np.asarray(mask, bool), t.shape)
+    tv, pv = t[m], p[m]
+    q = np.asarray(quantiles, float)
+    if q.ndim != 1 or len(q) < 2 or np.any(np.diff(q) <= 0) or q[0] < 0 or q[-1] > 1:
+        raise MetricsError(f"quantiles must increase within [0, 1], got {list(quantiles)}")
+    edges = np.quantile(tv, q)
+    idx = np.clip(np.searchsorted(edges, tv, side="right") - 1, 0, len(q) - 2)
+    err = (pv - tv) ** 2
+    n = np.bincount(idx, minlength=len(q) - 1)
+    s = np.bincount(idx, weights=err, minlength=len(q) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mse_b = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    return {"quantiles": q.tolist(), "edges": edges.tolist(), "mse": mse_b.tolist(), "n": n.tolist()}
+
+
 def field_metrics(pred, truth, size: float, zoa_b: float, shells, r_max: float | None = None,
                   n_slabs: int = 4, nbins: int | None = None, pdf_bins: int = 40) -> dict:
     """Every metric of a scalar field (δ or φ) against the truth, as a JSON-able dict.
@@ -469,7 +498,8 @@ def field_metrics(pred, truth, size: float, zoa_b: float, shells, r_max: float |
     rmse, mse_demeaned, ...}}, "shells": [...], "slabs": [...] (each with r pooled over the
     mocks, ``pearson_r``, and the mean and spread of each mock's r, ``pearson_r_mock_mean`` /
     ``_std``, the one to read for φ: pooling adds each mock's constant),
-    "spectrum": {k, r, transfer, p_pred, p_true}, "pdf": {edges, pred, truth}}
+    "spectrum": {k, r, transfer, p_pred, p_true}, "pdf": {edges, pred, truth},
+    "truth_bins": MSE in the survey sphere in bins of the true value (:func:`mse_by_truth_bins`)}
     """
     p, t = _pair(pred, truth)
     n = p.shape[1]
@@ -479,6 +509,7 @@ def field_metrics(pred, truth, size: float, zoa_b: float, shells, r_max: float |
     cc = cross_correlation(p, t, size, nbins)
     out["spectrum"] = {k: cc[k] for k in ("k", "r", "transfer", "p_pred", "p_true", "modes")}
     out["pdf"] = one_point_pdf(p, t, pdf_bins)
+    out["truth_bins"] = mse_by_truth_bins(p, t, regs["survey"])
     return to_jsonable(out)
 
 
