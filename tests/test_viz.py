@@ -809,3 +809,21 @@ def test_seed_points_fill_the_ball():
     assert r.max() <= 10.0
     assert np.mean(r < 10.0 * 0.5 ** (1 / 3)) == pytest.approx(0.5, abs=0.03)  # half the volume
     np.testing.assert_allclose(s.mean(axis=0), 0.0, atol=0.3)
+
+
+def test_shell_correlations_against_numpy_on_the_sampled_maps():
+    from zoa_lib import sky
+
+    n = 16
+    X, Y, Z = coords(n)
+    truth = np.sin(X / 15.0) + np.cos(Y / 20.0) + Z / 40.0
+    noise = np.random.default_rng(1).normal(size=truth.shape)
+    pred = truth + 0.5 * noise
+    rows = sky.shell_correlations(truth, pred, L, [(20.0, 40.0), (40.0, 60.0)], 10.0, nside_like=(36, 18))
+    assert [r["shell"] for r in rows] == [(20.0, 40.0), (40.0, 60.0)]
+    _, b, mt = sky.sample_shell(truth, L, 20.0, 40.0, (36, 18))
+    _, _, mp = sky.sample_shell(pred, L, 20.0, 40.0, (36, 18))
+    band = (np.abs(b) < 10.0)[:, None] & np.isfinite(mt) & np.isfinite(mp)
+    assert rows[0]["r_zoa"] == pytest.approx(np.corrcoef(mt[band], mp[band])[0, 1], rel=1e-9)
+    assert rows[0]["r_sky"] == pytest.approx(np.corrcoef(mt[np.isfinite(mt)], mp[np.isfinite(mt)])[0, 1], rel=1e-9)
+    assert sky.shell_correlations(truth, truth, L, [(20.0, 40.0)], 10.0, (36, 18))[0]["r_zoa"] == pytest.approx(1.0)
