@@ -186,3 +186,14 @@ def test_the_notebooks_are_the_toc_chapters():
 
     chapters = toc_chapters(ROOT)
     assert sorted(c.source for c in chapters) == NOTEBOOKS  # each notebook is one chapter
+
+
+def test_every_subpackage_is_listed_for_a_non_editable_install():
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "zoa_lib").rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found == listed, (sorted(found - listed), sorted(listed - found))
