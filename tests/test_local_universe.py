@@ -425,9 +425,11 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     assert by["void"]["in_zoa"] and by["cluster"]["in_zoa"] and not by["nothing"]["in_zoa"]
     assert np.isnan(by["nothing"]["offset_mean"])
     assert list(lu.in_zoa(structures, 4.0)) == [True, False, False]
-    summary = lu.recovery_summary(rows, "half", inside_zoa=True)
-    assert summary["n"] == 2 and summary["found"] == 1.0
+    summary = lu.recovery_summary(rows, "half", inside_zoa=True)           # clusters only by default
+    assert summary["n"] == 1 and summary["found"] == 1.0
     assert summary["ratio"] == pytest.approx(0.5, rel=1e-3)
+    assert lu.recovery_summary(rows, "half", inside_zoa=True, kind=None)["n"] == 2
+    assert lu.recovery_summary(rows, "half", inside_zoa=True, kind="void")["n"] == 1
     assert lu.recovery_summary(rows, "half", inside_zoa=False)["n"] == 1
     assert lu.recovery_summary(rows, "other", inside_zoa=True)["n"] == 0
 
