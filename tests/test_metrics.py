@@ -342,4 +342,9 @@ def test_edge_by_truth_bins_compares_with_the_best_baseline_per_bin():
     rows = edge_by_truth_bins(per)
     assert [r["best_baseline"] for r in rows] == ["wiener", "potent"]
     np.testing.assert_allclose([r["ratio"] for r in rows], [0.5, 0.5])
+    # a baseline scored against another truth (other bin edges, e.g. POTENT's smoothed truth) is left out
+    smoothed = doc([0.1, 0.1])
+    smoothed["delta"]["truth_bins"]["edges"] = [-0.5, 0.0, 1.0]
+    rows = edge_by_truth_bins({"vnet_delta": doc([1.0, 2.0]), "wiener": doc([2.0, 8.0]), "potent": smoothed})
+    assert [r["best_baseline"] for r in rows] == ["wiener", "wiener"]
     assert edge_by_truth_bins({"vnet_delta": doc([1.0, 2.0])}) == []

@@ -968,14 +968,20 @@ def edge_by_truth_bins(per: dict, target: str = "delta") -> list[dict]:
 
     per : {method: the JSON of :func:`load_method`} holding the V-Net of ``target``
         (``vnet_delta`` or ``vnet_phi``) and at least one baseline (:data:`BASELINES`).
+        Only baselines scored against the *same* truth take part: their bin edges (quantiles
+        of their truth) must equal the V-Net's — POTENT is scored against the truth smoothed
+        to its own scale, whose top 1 % is far less extreme, so its MSE there is not comparable.
     Returns one row per bin: {"quantiles": (lo, hi), "truth_range": (lo, hi), "vnet_mse",
     "best_baseline", "baseline_mse", "ratio" (V-Net / best baseline; < 1: the V-Net is
     better there)}; [] when the V-Net or every baseline, or the bins (older files), are missing."""
     vnet = "vnet_" + target
-    base = [m for m in BASELINES if m in per and "truth_bins" in per[m].get(target, {})]
-    if vnet not in per or "truth_bins" not in per[vnet].get(target, {}) or not base:
+    if vnet not in per or "truth_bins" not in per[vnet].get(target, {}):
         return []
     v = per[vnet][target]["truth_bins"]
+    base = [m for m in BASELINES if m in per and "truth_bins" in per[m].get(target, {})
+            and np.allclose(per[m][target]["truth_bins"]["edges"], v["edges"], rtol=1e-6, atol=1e-9)]
+    if not base:
+        return []
     rows = []
     for i in range(len(v["mse"])):
         best = min(base, key=lambda m: per[m][target]["truth_bins"]["mse"][i])
