@@ -1,12 +1,15 @@
 """The search for the Great Attractor (and the other known structures) in reconstructions
 of surveys of the local universe (:mod:`zoa_lib.local_universe`).
 
-(:func:`locate_attractor`, :func:`locate_convergence`,
-:func:`attractor_statistics`): the highest peak of the (predicted) density — or of
+The Great Attractor (:func:`locate_attractor`, :func:`locate_convergence`,
+:func:`attractor_statistics`) is the highest peak of the (predicted) density — or of
 the velocity convergence −∇·v — within ``local_universe.ga_match_radius`` Mpc/h of the
 literature GA, refined to sub-voxel precision, converted to (l, b) and cz = H0 d; then
 its mean and scatter over the realizations and the fraction of realizations that find
-it (the paper's 64 % for CF4).
+it (the paper's 64 % for CF4). The known structures, those the ZOA hides included, are
+probed the same way (:func:`structure_probe`, :func:`structure_recovery`); many survey
+realizations stream through both in batches (:class:`SearchAccumulator`,
+:func:`search_realizations`).
 """
 from __future__ import annotations
 
