@@ -319,7 +319,7 @@ class Reconstructor:
         from tqdm.auto import tqdm
 
         from . import training
-        from .velocity import velocity_from_potential
+        from .velocity import velocities_from_potentials
 
         prof = self.profile
         N = prof.box.grid
@@ -352,8 +352,7 @@ class Reconstructor:
                             chans[key] = channels(x, prof, transforms.wiener_calibration, progress=self.progress)
                     ch = chans[key]
                 pred[t] = training.predict_array(model, transforms, x, profile=prof, channels=ch)
-            vel = np.stack([velocity_from_potential(p, prof.box.size, self.cosmo, method="finite_difference")
-                            for p in pred["phi"]]).astype(np.float32)
+            vel = velocities_from_potentials(pred["phi"], prof.box.size, self.cosmo)
             out["vnet"] = {"delta": pred["delta"].astype(np.float32), "phi": pred["phi"].astype(np.float32),
                            "velocity": vel}
         for rec in out.values():
