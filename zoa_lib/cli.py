@@ -16,7 +16,7 @@ from .errors import ZoaError
 
 #: Sub-commands, in the order of the pipeline.
 COMMANDS = ("profile", "mocks", "shards", "train", "variants", "predict", "evaluate", "catalog", "reconstruct",
-            "run", "book", "bench", "doctor")
+            "crossval", "run", "book", "bench", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

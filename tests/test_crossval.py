@@ -1,0 +1,169 @@
+"""``zoa crossval`` (zoa_lib.crossval): held-out splits, the predicted radial velocity at galaxy
+positions, the scores, a mock catalogue end to end and the command's one-line errors."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from zoa_lib import catalogs, mocks
+from zoa_lib import crossval as cv
+from zoa_lib import reconstruct as rc
+from zoa_lib.catalog_files import write_cf4_csv
+from zoa_lib.cli import main
+from zoa_lib.config import load_profile
+from zoa_lib.grid import voxel_centres
+
+from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
+
+
+@pytest.fixture(scope="module")
+def ci():
+    return load_profile("ci")
+
+
+# --------------------------------------------------------------------------- splits
+def test_splits_deterministic_disjoint_right_sizes():
+    a = cv.holdout_splits(1000, 0.1, 5, seed=3)
+    assert len(a) == 5 and all(m.dtype == bool and m.shape == (1000,) and m.sum() == 100 for m in a)
+    assert np.stack(a).sum(axis=0).max() == 1  # disjoint folds of one permutation
+    b = cv.holdout_splits(1000, 0.1, 5, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], cv.holdout_splits(1000, 0.1, 5, seed=4)[0])
+    # 10 folds of 10 % cover everything once; 0.3 x 5 > 1 cannot be disjoint: independent draws
+    assert np.stack(cv.holdout_splits(200, 0.1, 10, seed=0)).sum(axis=0).tolist() == [1] * 200
+    c = cv.holdout_splits(101, 0.3, 5, seed=0)
+    assert [m.sum() for m in c] == [30] * 5 and len({m.tobytes() for m in c}) == 5
+    for bad in (0.0, -0.1, 0.51, float("nan")):
+        with pytest.raises(cv.CrossValError, match=r"fraction: must be in \(0, 0.5\]"):
+            cv.holdout_splits(100, bad, 5)
+    with pytest.raises(cv.CrossValError, match="at least 2 random splits"):
+        cv.holdout_splits(100, 0.1, 1)
+
+
+# --------------------------------------------------------------------------- prediction
+def test_linear_field_interpolated_exactly_and_projected_on_r_hat():
+    L, N = 160.0, 8
+    x = voxel_centres(L, N)
+    X = np.stack(np.meshgrid(x, x, x, indexing="ij"), axis=-1)  # (N, N, N, 3) voxel centres, Mpc/h
+    A = np.array([[3.0, -1.0, 0.5], [0.2, 2.0, -4.0], [1.5, 0.7, -2.5]])  # km/s per Mpc/h
+    c = np.array([120.0, -80.0, 45.0])  # km/s
+    vel = X @ A.T + c
+    g = np.random.default_rng(0)
+    lo, hi = x[0], x[-1]  # trilinear is exact between the outermost voxel centres
+    pos = g.uniform(lo, hi, (200, 3))
+    want = np.einsum("ma,ma->m", pos @ A.T + c, pos) / np.linalg.norm(pos, axis=1)
+    np.testing.assert_allclose(cv.radial_velocity_at(vel, L, pos), want, rtol=1e-10, atol=1e-8)
+    # by hand: a uniform flow (300, 0, 0) km/s seen along +SGX, −SGX, SGY and the diagonal
+    flow = np.broadcast_to(np.array([300.0, 0.0, 0.0]), (N, N, N, 3))
+    p = np.array([[40.0, 0, 0], [-10.0, 0, 0], [0, 25.0, 0], [30.0, 30.0, 0], [0, 0, 0]])
+    got = cv.radial_velocity_at(flow, L, p)
+    np.testing.assert_allclose(got[:4], [300.0, -300.0, 0.0, 300.0 / math.sqrt(2)], atol=1e-9)
+    assert math.isnan(got[4])  # the observer: no line of sight
+    assert math.isnan(cv.radial_velocity_at(flow, L, [[90.0, 0, 0]])[0])  # outside the cube
+    with pytest.raises(cv.CrossValError, match=r"\(N, N, N, 3\)"):
+        cv.radial_velocity_at(np.zeros((N, N, N)), L, p)
+
+
+# --------------------------------------------------------------------------- scores
+def test_scores_known_answers():
+    g = np.random.default_rng(1)
+    v = g.normal(0, 400, 500)
+    sig = g.uniform(200, 900, 500)
+    s = cv.scores(v, v, sig)
+    assert s["r"] == pytest.approx(1.0) and s["slope"] == pytest.approx(1.0) and s["n"] == 500
+    assert s["dchi2"] == pytest.approx(np.mean(v ** 2 / sig ** 2))
+    # v = 0 predicts nothing: Δχ² = 0, r and slope undefined (NaN, None in JSON)
+    z = cv.scores(v, np.zeros_like(v), sig)
+    assert z["dchi2"] == 0.0 and math.isnan(z["r"]) and math.isnan(z["slope"])
+    assert math.isnan(cv.scores(v, np.full_like(v, 250.0), sig)["slope"])
+    # half the amplitude: r = 1, slope 2; a line v = a + s p recovered
+    h = cv.scores(v, 0.5 * v, 300.0)
+    assert h["r"] == pytest.approx(1.0) and h["slope"] == pytest.approx(2.0)
+    assert h["dchi2"] == pytest.approx(np.mean(v ** 2 - (0.5 * v) ** 2) / 300.0 ** 2)
+    p = g.normal(0, 300, 500)
+    assert cv.scores(50 + 0.7 * p, p, 1.0)["slope"] == pytest.approx(0.7)
+    noisy = 50 + 0.7 * p + g.normal(0, 200, 500)
+    assert cv.scores(noisy, p, 1.0)["slope"] == pytest.approx(np.polyfit(p, noisy, 1)[0])
+    assert cv.scores(noisy, p, 1.0)["r"] == pytest.approx(np.corrcoef(noisy, p)[0, 1])
+    assert cv.scores(v, -v, sig)["r"] == pytest.approx(-1.0)
+    with pytest.raises(cv.CrossValError, match="sigma > 0"):
+        cv.scores(v, v, 0.0)
+    with pytest.raises(cv.CrossValError, match="one value per galaxy"):
+        cv.scores(v, v[:-1], sig)
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def mock_csv(ci, tmp_path_factory):
+    """A CF4-style CSV of one ci mock survey drawn from a 2LPT simulation (about 1 s)."""
+    s = mocks.make_sample(ci, 0)
+    return write_cf4_csv(tmp_path_factory.mktemp("crossval") / "mock-cf4.csv", s.catalog)
+
+
+def test_wiener_predicts_held_out_velocities_of_a_mock(ci, mock_csv, zoa_data, tmp_path):
+    res = cv.crossval(ci, mock_csv, "wiener", n_splits=3, seed=7)
+    assert res.methods == ["wiener"] and len(res.splits["wiener"]) == 3 and res.disjoint
+    n = res.n_scorable
+    assert res.n_held_out == [round(0.1 * n)] * 3 and all(s["n"] == round(0.1 * n) for s in res.splits["wiener"])
+    assert res.n_in_cube <= res.n_kept == res.n_rows and n <= res.n_in_cube
+    summ = res.summary()["wiener"]
+    assert summ["r"]["mean"] > 0.3 and all(s["r"] > 0 for s in res.splits["wiener"]), res.splits
+    assert summ["dchi2"]["mean"] > 0 and summ["slope"]["mean"] > 0
+    # the gridding is zoa reconstruct's: the whole catalogue gridded here = read_and_grid
+    cat, _ = cv.read_table(ci, mock_csv)
+    np.testing.assert_array_equal(catalogs.grid(cat, ci, position="observed"), rc.read_and_grid(ci, mock_csv)[0])
+    # the same seed, the same numbers; the table and the JSON
+    again = cv.crossval(ci, mock_csv, ["wiener"], n_splits=3, seed=7)
+    assert again.splits == res.splits
+    lines = res.table_lines()
+    assert lines[1].split("|")[0].strip() == "method" and "Wiener filter" in lines[3]
+    assert lines[-1].startswith("best on r: Wiener filter") and "level" not in lines[-1]
+    doc = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert doc["units"]["sigma_nl"] == "km/s" and doc["summary"]["wiener"]["r"]["mean"] == pytest.approx(
+        summ["r"]["mean"]) and doc["paired_r_difference"] is None
+    # the CLI: --out written atomically, the same scores
+    out = tmp_path / "cv.json"
+    assert main(["crossval", str(mock_csv), "--profile", "ci", "--methods", "wiener", "--splits", "3",
+                 "--seed", "7", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["splits"] == doc["splits"]
+
+
+def test_paired_difference_and_verdict():
+    mk = lambda rs: [{"r": r, "slope": 1.0, "dchi2": 0.1, "n": 100} for r in rs]  # noqa: E731
+    res = cv.CrossValResult(profile="ci", source="x.csv", methods=["vnet", "wiener_cal"], fraction=0.1, n_splits=3,
+                            seed=0, sigma_nl=250.0, n_rows=10, n_kept=10, n_in_cube=10, n_scorable=10,
+                            n_held_out=[100] * 3, disjoint=True,
+                            splits={"vnet": mk([0.50, 0.42, 0.47]), "wiener_cal": mk([0.49, 0.45, 0.46])})
+    d = res.paired_r_difference()
+    assert d["per_split"] == pytest.approx([0.01, -0.03, 0.01])
+    assert d["mean"] == pytest.approx(-0.01 / 3) and d["std"] == pytest.approx(np.std([0.01, -0.03, 0.01], ddof=1))
+    assert d["level"] and res.best_on_r() == "wiener_cal"
+    assert "V-Net is at least level with the calibrated Wiener filter" in res.table_lines()[-1]
+    res.splits["vnet"] = mk([0.30, 0.31, 0.29])
+    assert not res.paired_r_difference()["level"] and "is not at least level" in res.table_lines()[-1]
+
+
+# --------------------------------------------------------------------------- command errors
+def test_cli_errors_exit_2_one_line(zoa_data, tmp_path, capsys):
+    out = tmp_path / "cv.json"
+    base = ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--methods", "wiener", "--out", str(out)]
+    one_line_error(capsys, base + ["--fraction", "0.7"], ["fraction: must be in (0, 0.5]"])
+    one_line_error(capsys, base + ["--splits", "1"], ["at least 2 random splits"])
+    one_line_error(capsys, base + ["--methods", "kriging"], ["unknown method 'kriging'"])
+    missing = tmp_path / "nope.csv"
+    one_line_error(capsys, ["crossval", str(missing), "--profile", "ci", "--methods", "wiener", "--out", str(out)],
+                   [f"{missing}: file not found"])
+    # too few galaxies in the cube: 300 x 0.1 = 30 < 50 held out
+    g = np.random.default_rng(2)
+    small = tmp_path / "small.csv"
+    small.write_text("SGX,SGY,SGZ,v_r,e_v\n" + "".join(f"{x:.3f},{y:.3f},{z:.3f},{v:.1f},150\n" for (x, y, z), v in
+                                                      zip(g.uniform(-70, 70, (300, 3)), g.normal(0, 300, 300))))
+    one_line_error(capsys, ["crossval", str(small), "--profile", "ci", "--methods", "wiener", "--out", str(out)],
+                   ["300 galaxies inside the 160 Mpc/h cube", "fewer than 50"])
+    # missing networks: Reconstructor's line naming zoa train
+    one_line_error(capsys, ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out)],
+                   ["`zoa train --profile ci --target delta`"])
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
