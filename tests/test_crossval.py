@@ -17,6 +17,7 @@ from zoa_lib.config import load_profile
 from zoa_lib.grid import voxel_centres
 
 from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
+from test_reconstruct import trained_ci  # noqa: E402, F401  (pytest fixture: ci mocks and both networks)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,25 @@ def test_paired_difference_and_verdict():
     assert "V-Net is at least level with the calibrated Wiener filter" in res.table_lines()[-1]
     res.splits["vnet"] = mk([0.30, 0.31, 0.29])
     assert not res.paired_r_difference()["level"] and "is not at least level" in res.table_lines()[-1]
+
+
+@pytest.mark.slow
+def test_default_methods_on_the_shipped_cf4_rows_with_trained_ci(trained_ci, monkeypatch, capsys):
+    """The default methods (vnet, wiener_cal, wiener) through the command: table and verdict."""
+    monkeypatch.setenv("ZOA_DATA", str(trained_ci.data_path.parent))
+    assert main(["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--splits", "3", "--json",
+                 "--no-progress"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["methods"] == ["vnet", "wiener_cal", "wiener"] and doc["n_in_cube"] == 7961
+    assert doc["n_held_out"] == [796] * 3 and doc["disjoint"]
+    assert doc["info"]["vnet"]["phi_model"].endswith(".keras") and "calibration" in doc["info"]["wiener_cal"]
+    d = doc["paired_r_difference"]
+    assert (d["a"], d["b"]) == ("vnet", "wiener_cal") and len(d["per_split"]) == 3
+    for m in doc["methods"]:
+        assert all(math.isfinite(s["r"]) and s["n"] == 796 for s in doc["splits"][m])
+    assert main(["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--splits", "3", "--no-progress"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("best on r: ") and "r(vnet) − r(wiener_cal) = " in last
 
 
 # --------------------------------------------------------------------------- command errors
