@@ -152,7 +152,16 @@ class SurveyConfig:
     matter for ``corrected``.
     ``selection``: ``redshift`` (default; as CF4) selects and weights galaxies by their
     redshift distance cz (:func:`zoa_lib.survey.draw_galaxies`) and counts ``n_galaxies``
-    after the ZOA cut; ``true_distance`` (before issue 16) by true distance, counted before it."""
+    after the ZOA cut; ``true_distance`` (before issue 16) by true distance, counted before it.
+    ``catalogue``: a real peculiar-velocity catalogue (path: absolute, or relative to the working
+    folder or to the repository, e.g. ``data/cf3-group-members.tsv``) whose selection the mocks
+    copy instead of the analytic one (:mod:`zoa_lib.selection`): its sky coverage as a HEALPix
+    mask of ``catalogue_nside``, its distribution of redshift distances out to its full depth
+    (galaxies are drawn from the parent box beyond the cube), its distance-modulus errors as they
+    depend on distance, and hence its number of galaxies; ``n_galaxies``, ``r_max``,
+    ``selection_r0``, ``selection_power``, ``zoa_b`` and ``sigma_dm`` then do not shape the mocks
+    (``zoa_b`` still names the ZOA band the metrics score). ``catalogue_groups``: copy the
+    catalogue's group averages (one row per group) instead of its galaxies."""
 
     n_galaxies: int = 17000
     r_max: float = 80.0
@@ -168,8 +177,15 @@ class SurveyConfig:
     corrected_scatter_fraction: float = 0.05
     error_weighting: bool = False
     selection: Literal["redshift", "true_distance"] = "redshift"
+    catalogue: str | None = None
+    catalogue_nside: int = 8
+    catalogue_groups: bool = False
 
     def validate(self, err):
+        if self.catalogue is not None and not self.catalogue.strip():
+            err("catalogue", "must be a catalogue path or null (the analytic selection)")
+        if self.catalogue_nside < 1 or self.catalogue_nside & (self.catalogue_nside - 1):
+            err("catalogue_nside", f"must be a power of two >= 1 (HEALPix), got {self.catalogue_nside}")
         if self.n_galaxies < 1:
             err("n_galaxies", f"must be >= 1, got {self.n_galaxies}")
         for key in ("r_max", "selection_r0", "selection_power"):

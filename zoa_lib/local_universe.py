@@ -159,18 +159,19 @@ def _survey_key(cube) -> tuple[int, ...]:
 def survey_realizations(profile, cube, n: int, start: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` CF4-like surveys of the same cube, numbered ``start`` … ``start + n − 1``:
     ``[(catalog, inputs (N, N, N, 2) float32)]``. Each draws its galaxies, distance errors
-    and nonlinear scatter with :func:`zoa_lib.survey.draw_galaxies` and the profile's
-    survey configuration (ZOA masked as in the training mocks) from the stream
+    and nonlinear scatter with :func:`zoa_lib.selection.draw_survey` and the profile's
+    survey configuration (the training mocks' selection: analytic, or copied from
+    ``survey.catalogue`` out to the depth the cube's particles reach) from the stream
     ``("local_universe", *key, i)`` (:func:`_survey_key`), and is gridded with
     :func:`zoa_lib.survey.grid_inputs` like the mocks. ``catalog["sample"]`` = i."""
-    from .survey import draw_galaxies, grid_inputs
+    from .selection import draw_survey
+    from .survey import grid_inputs
 
     if int(n) < 0 or int(start) < 0:
         raise LocalUniverseError(f"survey_realizations: need n >= 0 and start >= 0, got n={n}, start={start}")
     key = _survey_key(cube)
     out = []
     for i in range(int(start), int(start) + int(n)):
-        cat = draw_galaxies(cube, profile.survey, generator(profile.seed, "local_universe", *key, i),
-                            profile.box.size, sample=i)
+        cat = draw_survey(profile, cube, generator(profile.seed, "local_universe", *key, i), sample=i)
         out.append((cat, grid_inputs(cat, profile)))
     return out

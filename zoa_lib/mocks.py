@@ -166,6 +166,12 @@ def mock_config(profile) -> dict:
     sv = d["survey"]
     if sv.get("grid_position") != "corrected":
         sv = {k: v for k, v in sv.items() if not k.startswith("corrected_")}
+    if sv.get("catalogue"):  # the catalogue's bytes, not its name, shape the mocks
+        from .selection import catalogue_checksum
+
+        sv = {**{k: v for k, v in sv.items() if k != "catalogue"}, "catalogue_sha256": catalogue_checksum(profile)}
+    else:
+        sv = {k: v for k, v in sv.items() if not k.startswith("catalogue")}
     return {"seed": d["seed"], "cosmology": d["cosmology"], "box": d["box"], "simulation": d["simulation"],
             "survey": sv, "mocks": mocks}
 
@@ -261,13 +267,13 @@ def sample_from_cube(profile, box, cube, sample: int, timings: dict | None = Non
     ``timings``: a dict to which the seconds of each stage are added, under the keys
     ``targets`` (δ, φ, v of the cube), ``survey`` (drawing the galaxies) and ``grid``
     (gridding the catalogue into the network inputs)."""
-    from . import fields, survey
+    from . import fields, selection, survey
 
     t0 = time.perf_counter()
     targets = fields.cube_targets(profile, box, cube, workers)
     t1 = time.perf_counter()
-    cat = survey.draw_galaxies(cube, profile.survey, generator(profile.seed, "survey", int(sample)),
-                               profile.box.size, sample=int(sample))
+    cat = selection.draw_survey(profile, selection.survey_particles(profile, box, cube),
+                                generator(profile.seed, "survey", int(sample)), sample=int(sample))
     t2 = time.perf_counter()
     inputs = survey.grid_inputs(cat, profile)
     if timings is not None:

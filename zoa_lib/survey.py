@@ -385,13 +385,28 @@ def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, s
     red = cz > 0  # a blueshifted neighbour has no redshift-distance velocity: dropped
     if not np.all(red):
         rhat, v_r_true, cz, d_true, l, b = (a[red] for a in (rhat, v_r_true, cz, d_true, l, b))
-    n = d_true.size
+    return observe_galaxies(rhat, v_r_true, cz, d_true, l, b, cfg.sigma_dm, cfg, rng, sample=sample, H0=H0)
+
+
+def observe_galaxies(rhat, v_r_true, cz, d_true, l, b, sigma_dm, survey_cfg, rng: np.random.Generator,
+                     sample: int = 0, H0: float = H0_DEFAULT) -> np.ndarray:
+    """The observables of selected galaxies (module docstring), as a catalog table.
+
+    rhat (n, 3) unit vectors (SG axes); v_r_true (km/s); cz (km/s, > 0); d_true (comoving,
+    Mpc/h); l, b (deg); sigma_dm : the distance-modulus error σ_μ (mag), a scalar or one per
+    galaxy (a catalogue-matched survey draws each galaxy's from the real catalogue,
+    :mod:`zoa_lib.selection`). Draws, in this order: ε ~ N(0, σ_μ) per galaxy, then the
+    nonlinear scatter N(0, ``sigma_v_nl``); v_r_obs and sigma_v by ``survey_cfg.estimator``.
+    Returns a structured array of :data:`zoa_lib.data.CATALOG_DTYPE`."""
+    cfg = survey_cfg
+    n = np.asarray(d_true).size
+    sigma_dm = np.broadcast_to(np.asarray(sigma_dm, np.float64), (n,)) if np.ndim(sigma_dm) else sigma_dm
     # draws in a fixed order: distance errors, then nonlinear scatter
-    eps = rng.normal(0.0, 1.0, n) * cfg.sigma_dm
+    eps = rng.normal(0.0, 1.0, n) * sigma_dm
     nl = rng.normal(0.0, 1.0, n) * cfg.sigma_v_nl
     d_L_obs = luminosity_from_comoving_distance(d_true, H0) * 10.0 ** (eps / 5.0)
     d_obs = comoving_from_luminosity_distance(d_L_obs, H0)
-    v_obs, sig = estimate_velocity(cfg.estimator, cz, d_L_obs, cfg.sigma_dm, H0)
+    v_obs, sig = estimate_velocity(cfg.estimator, cz, d_L_obs, sigma_dm, H0)
     v_obs = v_obs + nl
     sig = np.sqrt(sig ** 2 + cfg.sigma_v_nl ** 2)
     cat = np.zeros(n, CATALOG_DTYPE)
