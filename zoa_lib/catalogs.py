@@ -69,7 +69,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import survey
+from . import frames, survey
 from .data import CATALOG_DTYPE
 from .errors import ZoaError, printable
 from .io import display_path
@@ -83,19 +83,30 @@ CF4_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "cf4-table2-first
 #: sha256 of :data:`CF4_SAMPLE` (also in data/README.md).
 CF4_SAMPLE_SHA256 = "955e3d0d1db2aeabd57c051480a40282084b92f59875bd0f69bee450eefe7fba"
 
-#: Field → accepted header names, in order of preference (matched case-insensitively).
+#: The shipped real CF3 table: its group-member catalogue, 17,647 galaxies, whole sky.
+CF3_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "cf3-group-members.tsv"
+#: sha256 of :data:`CF3_SAMPLE` (also in data/README.md).
+CF3_SAMPLE_SHA256 = "a776865717ebee8a8a0fe5fbe6bfe0a92a815995446c01cddbf620785954a194"
+#: H0 (km/s/Mpc) of Cosmicflows-3 distances (Tully, Courtois & Sorce 2016).
+CF3_H0 = 75.0
+
+#: Field → accepted header names, in order of preference (matched case-insensitively, a
+#: trailing unit in brackets dropped: ``lat[deg]`` matches ``lat``).
 ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("pgc", "1pgc", "pgc1", "id", "name"),
-    "glon": ("glon", "l", "gal_l"),
-    "glat": ("glat", "b", "gal_b"),
+    "group": ("group", "1pgc", "pgc1", "group_id", "groupid", "grp"),
+    "glon": ("glon", "l", "gal_l", "long", "glong"),
+    "glat": ("glat", "b", "gal_b", "lat"),
     "sgl": ("sgl",),
     "sgb": ("sgb",),
     "ra": ("ra", "radeg", "raj2000", "ra_deg"),
     "dec": ("de", "dec", "dedeg", "dej2000", "dec_deg"),
-    "velocity": ("vcmb", "v3k", "vls", "cz", "vcmb_kms"),
+    "velocity": ("vcmb", "v3k", "vls", "cz", "vcmb_kms", "czhelio", "cz_helio", "vhel", "vhelio", "v_hel",
+                 "vlg", "v_lg"),
     "dm": ("dm", "dmav", "dmzp", "mu"),
     "dist": ("dist", "d_mpc"),
-    "e_dm": ("edm", "e_dm", "e_dmav", "edmav", "e_dmzp", "edmzp", "sigma_dm"),
+    "e_dm": ("edm", "e_dm", "e_dmav", "edmav", "e_dmzp", "edmzp", "sigma_dm", "muerror", "e_mu", "emu",
+             "mu_err"),
     "sgx": ("sgx",),
     "sgy": ("sgy",),
     "sgz": ("sgz",),
@@ -103,6 +114,43 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "sigma_v": ("sigma_v", "e_v", "ev", "e_vpec", "evpec", "e_vr"),
 }
 KINDS = ("auto", "cf4", "positions")
+#: Velocity column name (normalised: lower case, no unit) → the frame it says
+#: (``local-sheet`` is not converted: the reader keeps it and says so).
+VELOCITY_FRAMES = {"vcmb": "cmb", "v3k": "cmb", "vcmb_kms": "cmb", "czhelio": "heliocentric",
+                   "cz_helio": "heliocentric", "vhel": "heliocentric", "vhelio": "heliocentric",
+                   "v_hel": "heliocentric", "czgrouphelio": "heliocentric", "vlg": "local-group",
+                   "v_lg": "local-group", "vls": "local-sheet"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A catalogue layout the reader recognises from its header: the frame of its
+    velocities and the H0 (km/s/Mpc) of its distances by default, the normalised header
+    names that identify it (``signature``) and, for tables that carry group averages, the
+    field → column map of those averages (``group_columns``; ``groups=True``)."""
+
+    name: str
+    description: str
+    frame: str
+    h0: float
+    signature: tuple[str, ...] = ()
+    group_columns: tuple[tuple[str, str], ...] = ()
+
+
+#: The layouts (:class:`Layout`); ``auto`` picks ``cf3`` when the header holds its signature,
+#: ``positions`` for SGX/SGY/SGZ/v_r tables, else ``cf4`` (EDD's columns and look-alikes).
+LAYOUTS: dict[str, Layout] = {
+    "cf4": Layout("cf4", "Cosmicflows-4 as EDD or VizieR serve it (Vcmb, DM, e_DM, GLON/GLAT; 1PGC the group), "
+                  "or a table in its columns", "cmb", CF4_H0),
+    "cf3": Layout("cf3", "Cosmicflows-3 group-member table (czHelio heliocentric, mu, muError, lat/long Galactic, "
+                  "group averages)", "heliocentric", CF3_H0,
+                  signature=("czhelio", "mu", "muerror", "group", "latgroup", "longgroup", "czgrouphelio",
+                             "mugroup", "mugrouperror"),
+                  group_columns=(("glat", "latGroup"), ("glon", "longGroup"), ("velocity", "czGroupHelio"),
+                                 ("dm", "muGroup"), ("e_dm", "muGroupError"))),
+    "positions": Layout("positions", "SGX, SGY, SGZ (Mpc/h) and v_r (km/s), e.g. HAMLET realizations", "cmb",
+                        CF4_H0),
+}
 #: Largest |v_r| (km/s) accepted in a ``positions`` table.
 V_PEC_MAX = 20000.0
 #: Largest cz (km/s) accepted in a ``cf4`` table (CF4 reaches z ≈ 0.1).
@@ -150,11 +198,28 @@ class CatalogReport:
     n_cz_nonpositive: int = 0
     dropped: list[DroppedRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the :data:`LAYOUTS` key the table was read as
+    layout: str = ""
+    #: the frame of its velocities as read (``cmb``, ``heliocentric``, ``local-group``,
+    #: ``local-sheet``); cz and v_r of the catalog are CMB-frame except for ``local-sheet``
+    frame: str = ""
+    #: H0 (km/s/Mpc) its distances were taken to assume
+    h0_catalog: float | None = None
+    #: one row per group (``n_groups`` of them) instead of per galaxy
+    groups: bool = False
+    n_groups: int | None = None
+    #: dipole of the CMB-frame peculiar velocities within frames.DIPOLE_D_MAX (frames.fit_dipole)
+    dipole: dict | None = None
 
     def summary(self) -> str:
         cols = ", ".join(f"{k}={v}" for k, v in self.columns.items())
+        rows = f"{self.n_rows} data rows" + (f" → {self.n_groups} groups" if self.groups else "")
         lines = [f"{display_path(self.path)}: {self.kind} table, header on line {self.header_line}; columns {cols}",
-                 f"{self.n_rows} data rows, {self.n_kept} kept, {len(self.dropped)} dropped"]
+                 f"{rows}, {self.n_kept} kept, {len(self.dropped)} dropped"]
+        if self.layout:
+            lines.insert(1, f"layout {self.layout}; velocities {self.frame}"
+                            + (" → CMB" if self.frame in ("heliocentric", "local-group") else "")
+                            + (f"; distances on H0 = {self.h0_catalog:g} km/s/Mpc" if self.kind == "cf4" else ""))
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  dropped {d}" for d in self.dropped]
         return "\n".join(lines)
@@ -217,9 +282,18 @@ def _read_text(path: Path) -> str:
     return text
 
 
+_UNIT = re.compile(r"\s*[\[(][^\])]*[\])]\s*$")
+
+
+def _norm(name: str) -> str:
+    """A header name as the aliases are written: lower case, a trailing unit in brackets
+    dropped (``czHelio[km/s]`` → ``czhelio``)."""
+    return _UNIT.sub("", name.strip()).lower() or name.strip().lower()
+
+
 def _resolve(header: list[str], kind: str, overrides: Mapping[str, str], path) -> tuple[dict, dict]:
     """Map fields to header column indices. Returns (field → index, field → header name)."""
-    lower = [h.lower() for h in header]
+    lower = [_norm(h) for h in header]
     seen: dict[str, int] = {}
     for i, h in enumerate(header):
         if h in seen:
@@ -229,7 +303,7 @@ def _resolve(header: list[str], kind: str, overrides: Mapping[str, str], path) -
     for fld, alias in overrides.items():
         if alias not in header:
             # allow a case-insensitive match for overrides too, if unambiguous
-            hits = [i for i, h in enumerate(lower) if h == str(alias).lower()]
+            hits = [i for i, h in enumerate(lower) if h == _norm(str(alias))]
             if len(hits) != 1:
                 raise CatalogError(f"{path}: missing column {_show(alias)} (mapped to field {fld!r}); "
                                    f"header has: {_header_list(header)}")
@@ -311,9 +385,9 @@ def _find_header(lines: list[str], kind: str, overrides: Mapping[str, str]):
             continue
         if len(tokens) < 2:
             continue
-        low = {t.lower() for t in tokens}
+        low = {_norm(t) for t in tokens}
         present = {f for f, al in ALIASES.items() if any(x in low for x in al)}
-        mapped = {f for f, a in overrides.items() if str(a).lower() in low}
+        mapped = {f for f, a in overrides.items() if _norm(str(a)) in low}
         present |= mapped
         k = _detect_kind(present)
         if (overrides and len(mapped) == len(overrides) and len(mapped) >= 2) \
@@ -331,9 +405,10 @@ def _parse_float(tok: str):
 
 
 def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mapping[str, str] | None = None,
-                 h0_catalog: float = CF4_H0, drop_bad: bool = False, estimator: str = "watkins_feldman",
+                 h0_catalog: float | None = None, drop_bad: bool = False, estimator: str = "watkins_feldman",
                  sample: int = 0, cz_max: float = CZ_MAX, v_max: float = V_PEC_MAX,
-                 cz_min: float = CZ_MIN) -> tuple[np.ndarray, CatalogReport]:
+                 cz_min: float = CZ_MIN, frame: str = "auto", groups: bool = False, layout: str = "auto",
+                 check_frame: bool = True) -> tuple[np.ndarray, CatalogReport]:
     """Read a peculiar-velocity catalog into the mock catalog table.
 
     Parameters
@@ -344,14 +419,28 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     columns : field → header name overrides; fields are the keys of :data:`ALIASES`
         (``velocity``, ``dm``, ``dist``, ``e_dm``, ``glon``, ``glat``, ``sgl``, ``sgb``, ``ra``,
         ``dec``, ``sgx``, ``sgy``, ``sgz``, ``v_r``, ``sigma_v``, ``id``).
-    h0_catalog : H0 (km/s/Mpc) the distance moduli assume (CF4: 74.6); distances are
-        converted to Mpc/h with h = h0_catalog/100.
+    h0_catalog : H0 (km/s/Mpc) the distance moduli assume; None: the layout's (CF4 74.6,
+        CF3 75); distances are converted to Mpc/h with h = h0_catalog/100.
     drop_bad : drop bad rows and list them in the report instead of raising.
     estimator : peculiar-velocity estimator for ``cf4`` tables (``watkins_feldman``, ``linear``);
         rows with cz ≤ 0 always get ``linear`` (WF15 needs cz > 0; counted in the report).
     sample : value of the catalog's ``sample`` column (e.g. a realization number).
     cz_max, cz_min : largest and smallest accepted cz (km/s) in a ``cf4`` table;
         v_max : largest |v_r| (km/s) in a ``positions`` table.
+    frame : frame of the velocities (:data:`zoa_lib.frames.FRAMES`): ``auto`` — the one the
+        velocity column's name says (``czHelio``, ``Vhel`` heliocentric; ``Vcmb``, ``V3k`` CMB;
+        ``Vlg`` local group; ``Vls`` Local Sheet, kept as is with a note), else the layout's —,
+        ``cmb``, ``heliocentric`` or ``local-group``; cz is converted to the CMB frame
+        (:func:`zoa_lib.frames.to_cmb`) before the peculiar velocities are estimated.
+    groups : one row per group instead of per galaxy: a layout with group-average columns
+        (CF3) uses them, one row per group id (group 0, a lone galaxy, keeps its own row);
+        otherwise rows are averaged per group id (``1PGC``, ``group``): cz mean, distance
+        modulus inverse-variance weighted with its error 1/sqrt(Σ w), mean direction.
+    layout : ``auto`` (from the header) or a key of :data:`LAYOUTS`.
+    check_frame : for CMB-frame velocities (declared or defaulted), fit the dipole of the
+        peculiar velocities within :data:`zoa_lib.frames.DIPOLE_D_MAX` and raise
+        :class:`CatalogError` when it looks like the Sun's motion
+        (:func:`zoa_lib.frames.heliocentric_suspect`: heliocentric velocities read as CMB).
 
     Returns
     -------
@@ -360,9 +449,13 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     path = Path(path)
     if kind not in KINDS:
         raise CatalogError(f"{path}: unknown catalog kind {kind!r} (known: {', '.join(KINDS)})")
+    if layout != "auto" and layout not in LAYOUTS:
+        raise CatalogError(f"{path}: unknown catalog layout {layout!r} (known: auto, {', '.join(LAYOUTS)})")
+    if frame not in frames.FRAMES:
+        raise CatalogError(f"{path}: unknown velocity frame {frame!r} (known: {', '.join(frames.FRAMES)})")
     if estimator not in survey.ESTIMATORS:
         raise CatalogError(f"{path}: unknown estimator {estimator!r} (known: {', '.join(survey.ESTIMATORS)})")
-    if not (h0_catalog > 0 and math.isfinite(h0_catalog)):
+    if h0_catalog is not None and not (h0_catalog > 0 and math.isfinite(h0_catalog)):
         raise CatalogError(f"{path}: h0_catalog must be a positive number of km/s/Mpc, got {h0_catalog}")
     overrides = dict(columns or {})
     for fld in overrides:
@@ -379,18 +472,30 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     hline, header, comma = found
     idx, names = _resolve(header, kind, overrides, path)
     if kind == "auto":
-        kind = _detect_kind(set(idx)) or "cf4"
+        kind = "positions" if layout == "positions" else _detect_kind(set(idx)) or "cf4"
+    lay = _layout(header, kind, layout, path)
+    if groups:
+        _group_columns(lay, header, idx, names, overrides, kind, path)
     msg = _missing_message(kind, idx, header, path)
     if msg:
         raise CatalogError(msg)
-    report = CatalogReport(path=str(path), kind=kind, header_line=hline + 1, columns={})
+    h0_catalog = lay.h0 if h0_catalog is None else float(h0_catalog)
+    report = CatalogReport(path=str(path), kind=kind, header_line=hline + 1, columns={}, layout=lay.name,
+                           h0_catalog=h0_catalog, groups=bool(groups))
 
     if kind == "cf4":
         dist_field = "dm" if "dm" in idx else "dist"
         sky = next(p for p in (("glon", "glat"), ("sgl", "sgb"), ("ra", "dec")) if all(f in idx for f in p))
         use = ["velocity", dist_field, "e_dm", *sky]
+        report.frame = _velocity_frame(frame, names["velocity"], lay, report)
     else:
         use = ["sgx", "sgy", "sgz", "v_r"] + (["sigma_v"] if "sigma_v" in idx else [])
+        if frame not in ("auto", "cmb"):
+            raise CatalogError(f"{path}: frame {frame!r}: a positions table holds peculiar velocities, taken as "
+                               "CMB-frame; convert them before (only frame auto or cmb)")
+        report.frame = "cmb"
+    if groups:
+        use.append("group")
     report.columns = {f: names[f] for f in use}
     if "id" in idx:
         report.columns["id"] = names["id"]
@@ -449,11 +554,62 @@ def read_catalog(path: str | os.PathLike, *, kind: str = "auto", columns: Mappin
     if not line_of:
         raise CatalogError(f"{path}: all {n_rows} data rows are bad; first: {bad[0]}")
     arr = {f: np.asarray(v, dtype=np.float64) for f, v in values.items()}
+    if groups and lay.group_columns:
+        arr = _one_row_per_group(arr, report)
     cat = _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) if kind == "cf4" \
         else _positions_catalog(arr, report)
     cat["sample"] = sample
     report.n_kept = len(cat)
+    if kind == "cf4":
+        _frame_check(cat, report, check_frame, path)
     return cat, report
+
+
+def _layout(header: list[str], kind: str, layout: str, path) -> Layout:
+    """The table's :class:`Layout`: the one asked for, else from the header (the first whose
+    signature it holds; ``positions`` tables; else ``cf4``)."""
+    if layout != "auto":
+        lay = LAYOUTS[layout]
+        if (lay.name == "positions") != (kind == "positions"):
+            raise CatalogError(f"{path}: layout {layout!r} does not fit a {kind} table")
+        return lay
+    if kind == "positions":
+        return LAYOUTS["positions"]
+    low = {_norm(h) for h in header}
+    return next((lay for lay in LAYOUTS.values() if lay.signature and set(lay.signature) <= low), LAYOUTS["cf4"])
+
+
+def _group_columns(lay: Layout, header, idx: dict, names: dict, overrides, kind: str, path) -> None:
+    """``groups=True``: point the fields at the layout's group-average columns (unless the
+    caller mapped them) and check that there is a group-id column."""
+    if kind == "positions":
+        raise CatalogError(f"{path}: groups: a positions table has no groups")
+    low = [_norm(h) for h in header]
+    for fld, col in lay.group_columns:
+        if fld in overrides:
+            continue
+        if _norm(col) not in low:
+            raise CatalogError(f"{path}: missing column {col!r} (the {lay.name} group average of {fld}); header "
+                               f"has: {_header_list(header)}")
+        idx[fld] = low.index(_norm(col))
+        names[fld] = header[idx[fld]]
+    if "group" not in idx:
+        raise CatalogError(f"{path}: groups: no group-id column ({', '.join(ALIASES['group'])}); header has: "
+                           f"{_header_list(header)}")
+
+
+def _velocity_frame(frame: str, vname: str, lay: Layout, report: CatalogReport) -> str:
+    """The frame of the velocity column: ``frame`` when given, else the column name's, else
+    the layout's; notes say which and why."""
+    said = VELOCITY_FRAMES.get(_norm(vname))
+    if frame != "auto":
+        if said and said != frame:
+            report.notes.append(f"frame {frame!r} as asked, although the column name {vname!r} says {said}")
+        return frame
+    if said:
+        return said
+    report.notes.append(f"velocity column {vname!r} names no frame: the {lay.name} layout's ({lay.frame})")
+    return lay.frame
 
 
 def _check_row(kind, row, names, line, cz_max, v_max, h, cz_min=CZ_MIN) -> DroppedRow | None:
@@ -509,25 +665,65 @@ def _zero32(d: float) -> bool:
     return not d > 0 or (d < 1e-30 and not np.float32(d) > 0)
 
 
+def _one_row_per_group(arr: dict, report: CatalogReport) -> dict:
+    """Rows of a table whose columns already hold group averages: the first row of each
+    group id, every row of group 0 (a galaxy in no group)."""
+    gid = arr["group"]
+    _, first = np.unique(gid, return_index=True)
+    keep = np.zeros(len(gid), bool)
+    keep[first] = True
+    keep |= gid == 0
+    report.n_groups = int(keep.sum())
+    report.notes.append(f"groups: the group-average columns, one row per group: {report.n_groups} groups "
+                        f"(of them {int((gid == 0).sum())} lone galaxies, group 0) from {len(gid)} galaxies")
+    return {f: v[keep] for f, v in arr.items()}
+
+
+def _group_average(cz, mu, e_mu, l, b, gid, report: CatalogReport):
+    """Average rows per group id: cz mean (km/s), distance modulus weighted by 1/e² (mag; a
+    zero error counts as 0.01 mag) with error 1/sqrt(Σ w), mean direction (Galactic, deg)."""
+    ids, inv, counts = np.unique(gid, return_inverse=True, return_counts=True)
+    w = 1.0 / np.maximum(e_mu, 0.01) ** 2
+    W = np.bincount(inv, w)
+    mean = lambda x: np.bincount(inv, x) / counts  # noqa: E731
+    n = frames.galactic_unit_vectors(l, b)
+    vec = np.stack([np.bincount(inv, n[:, k]) for k in range(3)], axis=-1)
+    g = [frames.galactic_direction(v) for v in vec]
+    report.n_groups = len(ids)
+    report.notes.append(f"groups: {len(cz)} galaxies averaged into {len(ids)} groups by {report.columns['group']!r} "
+                        "(cz mean, distance modulus weighted 1/e^2, mean direction)")
+    return (mean(cz), np.bincount(inv, w * mu) / W, 1.0 / np.sqrt(W),
+            np.mod([x[0] for x in g], 360.0), np.array([x[1] for x in g]))
+
+
 def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndarray:
     h = h0_catalog / 100.0
-    if dist_field == "dm":
-        d_L = survey.distance_from_modulus(arr["dm"]) * h  # Mpc → Mpc/h
-    else:
-        d_L = arr["dist"] * h
+    mu = arr["dm"] if dist_field == "dm" else survey.distance_modulus(arr["dist"])
     if sky == ("glon", "glat"):
         l, b = np.mod(arr["glon"], 360.0), arr["glat"]
     elif sky == ("sgl", "sgb"):
         l, b = survey.supergalactic_to_galactic_angles(arr["sgl"], arr["sgb"])
     else:
         l, b = survey.icrs_to_galactic(arr["ra"], arr["dec"])
-    cz = arr["velocity"]
+    cz, e_dm = arr["velocity"], arr["e_dm"]
+    d_L = survey.distance_from_modulus(mu) * h if dist_field == "dm" else arr["dist"] * h  # Mpc → Mpc/h
+    if "group" in arr and report.n_groups is None:
+        cz, mu, e_dm, l, b = _group_average(cz, mu, e_dm, l, b, arr["group"], report)
+        d_L = survey.distance_from_modulus(mu) * h
+    if report.frame in (frames.HELIOCENTRIC, frames.LOCAL_GROUP):
+        cz = frames.to_cmb(cz, l, b, report.frame)
+        sun = frames.SUN_CMB
+        report.notes.append(f"cz converted from the {report.frame} frame to the CMB frame: 1 + z_cmb = "
+                            f"(1 + z)(1 + v_sun·n/c), first order in v_sun/c; Sun {sun.speed:g} km/s toward "
+                            f"(l, b) = ({sun.l:g}, {sun.b:g}) (Planck 2018)"
+                            + ("; local group → heliocentric with " + frames.SUN_LG.reference
+                               if report.frame == frames.LOCAL_GROUP else ""))
     d_obs = survey.comoving_from_luminosity_distance(d_L)
     blue = cz <= 0
     v, sig = np.empty_like(cz), np.empty_like(cz)
     for rows, est in ((~blue, estimator), (blue, "linear")):
         if rows.any():
-            v[rows], sig[rows] = survey.estimate_velocity(est, cz[rows], d_L[rows], arr["e_dm"][rows])
+            v[rows], sig[rows] = survey.estimate_velocity(est, cz[rows], d_L[rows], e_dm[rows])
     x, y, z = survey.galactic_to_sg(l, b, d_obs)
     cat = np.zeros(len(cz), CATALOG_DTYPE)
     cat["SGX"], cat["SGY"], cat["SGZ"] = x, y, z
@@ -536,7 +732,7 @@ def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndar
     cat["v_r_true"] = np.nan
     cat["d_obs"], cat["cz"], cat["v_r_obs"], cat["sigma_v"] = d_obs, cz, v, sig
     vname = report.columns["velocity"]
-    report.notes.append(f"velocities from {vname!r} (km/s){'; Local Sheet frame, not CMB' if vname.lower() == 'vls' else ''}")
+    report.notes.append(f"velocities from {vname!r} (km/s){'; Local Sheet frame, not CMB' if report.frame == 'local-sheet' else ''}")
     report.notes.append(f"distances: {report.columns[dist_field]!r} with H0 = {h0_catalog:g} km/s/Mpc → Mpc/h; "
                         "luminosity → comoving distance")
     report.notes.append(f"peculiar velocities: {estimator} estimator")
@@ -548,6 +744,25 @@ def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndar
     if sky == ("ra", "dec"):
         report.notes.append("Galactic (l, b) from RA/Dec (ICRS) via astropy")
     return cat
+
+
+def _frame_check(cat: np.ndarray, report: CatalogReport, check: bool, path) -> None:
+    """Fit the dipole of the peculiar velocities within :data:`zoa_lib.frames.DIPOLE_D_MAX`
+    (into the report); for velocities declared or defaulted CMB, a dipole like the Sun's
+    motion (:func:`zoa_lib.frames.heliocentric_suspect`) is an error."""
+    near = cat["d_obs"] < frames.DIPOLE_D_MAX
+    if near.sum() < frames.DIPOLE_MIN_N:
+        return
+    dip = frames.fit_dipole(cat["v_r_obs"][near], cat["l"][near], cat["b"][near], cat["sigma_v"][near])
+    report.dipole = dip
+    report.notes.append(f"dipole of v_r within {frames.DIPOLE_D_MAX:g} Mpc/h ({dip['n']} galaxies): "
+                        f"{dip['B']:.0f} ± {dip['B_err']:.0f} km/s toward (l, b) = ({dip['l']:.0f}, {dip['b']:.0f})")
+    if check and report.frame == frames.CMB and frames.heliocentric_suspect(dip):
+        raise CatalogError(
+            f"{path}: the velocities look heliocentric, not CMB-frame: their dipole within "
+            f"{frames.DIPOLE_D_MAX:g} Mpc/h is {dip['B']:.0f} km/s toward (l, b) = ({dip['l']:.0f}, {dip['b']:.0f}), "
+            f"the Sun's motion ({frames.SUN_CMB.speed:g} km/s toward ({frames.SUN_CMB.l:.0f}, "
+            f"{frames.SUN_CMB.b:.0f})) left in; pass --frame heliocentric (frame='heliocentric')")
 
 
 def _positions_catalog(arr, report) -> np.ndarray:

@@ -39,11 +39,11 @@ HDF5 schema of :func:`write` (one file)::
                         of the JSON), notes, attr_units (JSON), provenance (zoa_version,
                         git_commit, created_utc, profile, seed, parameters); for one
                         catalogue also its catalog_file, catalog_sha256, catalog_kind,
-                        columns, catalog_notes, n_rows, n_kept, n_dropped, n_cz_nonpositive,
+                        catalog_layout, catalog_frame, catalog_groups, columns, catalog_notes, n_rows, n_kept, n_dropped, n_cz_nonpositive,
                         n_in_cube, n_outside
     /catalogs           (n,) strings: one JSON record per catalogue (path, sha256, kind,
                         columns, n_rows, n_kept, n_dropped, n_cz_nonpositive, n_in_cube,
-                        n_outside, notes)
+                        n_outside, notes, layout, frame, h0_catalog, groups, n_groups)
     /<method>/          one group per method (vnet, wiener, wiener_cal, potent); attrs:
                         label, statistic ("single catalogue" or "mean over N realizations"),
                         info (JSON: model files and epochs, calibration source, ...)
@@ -186,21 +186,24 @@ class CatalogInput:
         return {"path": self.path, "sha256": self.sha256, "kind": r.kind, "columns": r.columns,
                 "n_rows": r.n_rows, "n_kept": r.n_kept, "n_dropped": len(r.dropped),
                 "n_cz_nonpositive": r.n_cz_nonpositive, "n_in_cube": self.n_in_cube,
-                "n_outside": self.n_outside, "notes": list(r.notes)}
+                "n_outside": self.n_outside, "notes": list(r.notes), "layout": r.layout, "frame": r.frame,
+                "h0_catalog": r.h0_catalog, "groups": r.groups, "n_groups": r.n_groups}
 
 
 def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = None, kind: str = "auto",
-                  columns=None, drop_bad: bool = False, estimator: str | None = None):
-    """Read one catalogue and grid it on the profile's cube at the observed distances.
+                  columns=None, drop_bad: bool = False, estimator: str | None = None, frame: str = "auto",
+                  groups: bool = False):
+    """Read one catalogue and grid it on the profile's cube at the observed distances
+    (``h0_catalog`` None: the layout's; ``frame``, ``groups``: see
+    :func:`zoa_lib.catalogs.read_catalog`).
     Returns ((N, N, N, 2) float32 inputs, :class:`CatalogInput`); a catalogue with no galaxy
     inside the cube raises :class:`ReconstructError`."""
     from . import catalogs
 
     path = Path(path)
-    cat, report = catalogs.read_catalog(path, kind=kind, columns=columns,
-                                        h0_catalog=catalogs.CF4_H0 if h0_catalog is None else h0_catalog,
+    cat, report = catalogs.read_catalog(path, kind=kind, columns=columns, h0_catalog=h0_catalog,
                                         drop_bad=drop_bad, estimator=estimator or profile.survey.estimator,
-                                        sample=sample)
+                                        sample=sample, frame=frame, groups=groups)
     inputs, n_out = catalogs.grid(cat, profile, position="observed", return_outside=True)
     n_in = int(round(float(inputs[..., 0].sum())))
     if n_in == 0:
@@ -490,6 +493,7 @@ class Reconstruction:
 
 def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: float | None = None,
                          kind: str = "auto", columns=None, drop_bad: bool = False, estimator: str | None = None,
+                         frame: str = "auto", groups: bool = False,
                          radii=None, train: bool = False, keep_realizations: bool = False, batch: int = BATCH,
                          on_batch=None, progress: bool = False) -> Reconstruction:
     """Read, grid and reconstruct one catalogue or every file of a glob (realizations).
@@ -497,8 +501,9 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     path : a catalogue file :func:`zoa_lib.catalogs.read_catalog` reads, a glob pattern or a
         list of files; each file is one realization (``sample`` = its index).
     methods : names (:data:`METHODS`) or ``"vnet,wiener_cal"``; default :data:`DEFAULT_METHODS`.
-    h0_catalog, kind, columns, drop_bad, estimator : passed to the reader (estimator default:
-        the profile's ``survey.estimator``; H0 default: CF4's 74.6 km/s/Mpc).
+    h0_catalog, kind, columns, drop_bad, estimator, frame, groups : passed to the reader
+        (estimator default: the profile's ``survey.estimator``; H0 default: the layout's, CF4
+        74.6, CF3 75 km/s/Mpc, recorded as the value used).
     radii : bulk-flow radii in Mpc/h (default :func:`bulk_flow_radii`).
     train : train missing or outdated V-Nets (:func:`zoa_lib.training.ensure_trained`)
         instead of stopping with the ``zoa train`` commands.
@@ -520,7 +525,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     if batch < 1:
         raise ReconstructError(f"batch: must be >= 1, got {batch}")
     read = lambda i, p: read_and_grid(profile, p, sample=i, h0_catalog=h0_catalog, kind=kind,  # noqa: E731
-                                      columns=columns, drop_bad=drop_bad, estimator=estimator)
+                                      columns=columns, drop_bad=drop_bad, estimator=estimator, frame=frame,
+                                      groups=groups)
     first = read(0, paths[0])  # a bad first catalogue fails before any model is loaded
     rec_fn = Reconstructor(profile, methods, train=train, progress=progress and len(paths) == 1)
     flows = _BulkFlows(profile.box.grid, profile.box.size, r)
@@ -552,14 +558,12 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     if profile.survey.grid_position != "observed":
         notes.append(f"gridded at the observed distances (a real catalogue has no true ones), although profile "
                      f"{profile.name!r} grids its mocks at {profile.survey.grid_position!r} distances")
-    from .catalogs import CF4_H0
-
     return Reconstruction(
         profile=profile, source=str(path) if not isinstance(path, (list, tuple)) else
         (str(paths[0]) if len(paths) == 1 else f"{len(paths)} files: {paths[0]} ... {paths[-1]}"),
         methods=methods, radii=r, catalogs=infos, fields=fields_mean, scatter=scatter,
         bulk_flows={m: np.stack(bulk[m]) for m in methods}, info=rec_fn.info,
-        h0_catalog=float(CF4_H0 if h0_catalog is None else h0_catalog),
+        h0_catalog=float(first[1].report.h0_catalog),
         estimator=estimator or profile.survey.estimator,
         realizations=({m: {k: np.concatenate(v) for k, v in kept[m].items()} for m in methods}
                       if kept is not None else None), notes=notes)
@@ -592,6 +596,7 @@ def write(rec: Reconstruction, out: str | os.PathLike) -> tuple[Path, Path]:
     if rec.n == 1:  # one catalogue: its provenance as attrs too (several: the `catalogs` dataset only)
         c = cats[0]
         attrs.update(catalog_file=c["path"], catalog_sha256=c["sha256"], catalog_kind=c["kind"],
+                     catalog_layout=c["layout"], catalog_frame=c["frame"], catalog_groups=bool(c["groups"]),
                      columns=json.dumps(c["columns"]), catalog_notes=json.dumps(c["notes"]),
                      **{k: c[k] for k in ("n_rows", "n_kept", "n_dropped", "n_cz_nonpositive", "n_in_cube",
                                           "n_outside")})
@@ -602,7 +607,9 @@ def write(rec: Reconstruction, out: str | os.PathLike) -> tuple[Path, Path]:
             ds = f.create_dataset("catalogs", data=np.array([json.dumps(c) for c in cats], dtype=object),
                                   dtype=h5py.string_dtype())
             ds.attrs["content"] = ("one JSON record per catalogue (realization): path, sha256, kind, columns, "
-                                   "n_rows, n_kept, n_dropped, n_cz_nonpositive, n_in_cube, n_outside, notes")
+                                   "n_rows, n_kept, n_dropped, n_cz_nonpositive, n_in_cube, n_outside, notes, "
+                                   "layout, frame (of the velocities as read; converted to CMB), h0_catalog "
+                                   "(km/s/Mpc), groups, n_groups")
             for m in rec.methods:
                 g = f.create_group(m)
                 g.attrs["label"] = LABELS.get(m, m)

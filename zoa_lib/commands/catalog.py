@@ -6,11 +6,26 @@ import json
 from . import add_profile_args, profile_from_args
 
 
+def add_frame_args(p) -> None:
+    """``--h0``, ``--frame`` and ``--groups`` (``zoa catalog``, ``zoa reconstruct``)."""
+    p.add_argument("--h0", type=float, default=None, metavar="KM/S/MPC",
+                   help="H0 in km/s/Mpc that the distances assume (default: the layout's, 74.6 for Cosmicflows-4, "
+                        "75 for Cosmicflows-3)")
+    p.add_argument("--frame", choices=("auto", "cmb", "heliocentric", "local-group"), default="auto",
+                   help="frame of the table's velocities, converted to the CMB frame (Planck 2018 dipole): auto "
+                        "(default) from the column name (czHelio/Vhel heliocentric, Vcmb/V3k cmb) or the layout "
+                        "(CF4 cmb, CF3 heliocentric)")
+    p.add_argument("--groups", action="store_true",
+                   help="one row per group: CF3's group-average columns, or rows averaged per group id (CF4's "
+                        "1PGC): cz mean, distance modulus inverse-variance weighted, mean direction")
+
+
 def register(sub):
     p = sub.add_parser(
         "catalog", help="read a CF4/EDD-style or positions catalog, report it, grid it (HDF5)",
         description="Read a peculiar-velocity catalog with zoa_lib.catalogs.read_catalog — a Cosmicflows-4 "
-                    "table in EDD's layout (Vcmb or cz in km/s, DM and eDM in mag or Dist in Mpc, glon/glat, "
+                    "table in EDD's or VizieR's layout, the Cosmicflows-3 group-member table (czHelio heliocentric, "
+                    "converted to the CMB frame), a table in CF4's layout (Vcmb or cz in km/s, DM and eDM in mag or Dist in Mpc, glon/glat, "
                     "sgl/sgb or RA/DE in deg) or a positions table (SGX, SGY, SGZ in Mpc/h, v_r in km/s) — and "
                     "print the report: rows read and kept, columns used, dropped rows with their line, column "
                     "and reason, sky coverage and distance range. With --grid-out, grid it on the profile's "
@@ -23,6 +38,7 @@ def register(sub):
                     "galaxy table (VizieR J/ApJ/944/94/table2, 55,877 rows) to PATH with astroquery "
                     "(pip install 'zoa[cf4]'; needs a network connection).",
         epilog="Examples: zoa catalog data/cf4-table2-first9999.csv (the shipped real table);  "
+               "zoa catalog data/cf3-group-members.tsv --groups (CF3, whole sky, one row per group);  "
                "zoa catalog data/cf4-table2.csv --fetch (the full table from VizieR);  "
                "zoa catalog cf4.csv --drop-bad --profile paper --grid-out cf4-grid.h5;  "
                "zoa catalog hamlet_000.csv --kind positions --json;  "
@@ -35,8 +51,7 @@ def register(sub):
     p.add_argument("--column", dest="columns", action="append", default=[], metavar="FIELD=NAME",
                    help="use header column NAME for FIELD (velocity, dm, dist, e_dm, glon, glat, sgl, sgb, ra, "
                         "dec, sgx, sgy, sgz, v_r, sigma_v, id); repeatable, e.g. --column velocity=Vhel")
-    p.add_argument("--h0", type=float, default=74.6, metavar="KM/S/MPC",
-                   help="H0 in km/s/Mpc that the distances assume (default: 74.6, Cosmicflows-4)")
+    add_frame_args(p)
     p.add_argument("--estimator", choices=("watkins_feldman", "linear"),
                    help="peculiar-velocity estimator of cf4 tables (default: the profile's survey.estimator)")
     p.add_argument("--drop-bad", action="store_true",
@@ -61,7 +76,8 @@ def run(args):
     if args.fetch:
         fetched = catalogs.fetch_cf4(args.path, server=args.vizier_server)
     cat, report = catalogs.read_catalog(args.path, kind=args.kind, columns=columns, h0_catalog=args.h0,
-                                        drop_bad=args.drop_bad, estimator=args.estimator or prof.survey.estimator)
+                                        drop_bad=args.drop_bad, estimator=args.estimator or prof.survey.estimator,
+                                        frame=args.frame, groups=args.groups)
     out = {**report.to_dict(), **catalogs.describe(cat, zoa_b=prof.survey.zoa_b)}
     lines = [report.summary(), *catalogs.describe_lines(out)]
     if fetched is not None:
@@ -69,7 +85,7 @@ def run(args):
         lines.insert(0, f"downloaded VizieR {catalogs.CF4_VIZIER} to {fetched}")
     if args.grid_out:
         inputs, n_outside = catalogs.grid(cat, prof, return_outside=True)
-        path = catalogs.write_grid(args.grid_out, inputs, prof, report, n_outside, h0_catalog=float(args.h0),
+        path = catalogs.write_grid(args.grid_out, inputs, prof, report, n_outside, h0_catalog=float(report.h0_catalog),
                                    estimator=args.estimator or prof.survey.estimator)
         out["grid"] = {"path": str(path), "profile": prof.name, "grid": prof.box.grid, "box_size": prof.box.size,
                        "n_in_cube": int(inputs[..., 0].sum()), "n_outside": int(n_outside)}

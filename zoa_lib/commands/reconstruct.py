@@ -5,13 +5,14 @@ import json
 import os
 
 from . import add_profile_args, profile_from_args
+from .catalog import add_frame_args
 
 
 def register(sub):
     p = sub.add_parser(
         "reconstruct", help="reconstruct delta, phi and velocity from a catalogue (HDF5 + bulk-flow JSON)",
         description="Read a peculiar-velocity catalogue as `zoa catalog` does (a Cosmicflows-4 table in EDD's or "
-                    "VizieR's layout, or SGX, SGY, SGZ [Mpc/h] + v_r [km/s]), or every file of a glob (e.g. "
+                    "VizieR's layout, the Cosmicflows-3 group-member table, or SGX, SGY, SGZ [Mpc/h] + v_r [km/s]), or every file of a glob (e.g. "
                     "HAMLET realizations), grid it on the profile's cube and reconstruct it by each method: "
                     "vnet (the profile's trained density and potential networks; velocity = -(2f/3 H0 Om) grad "
                     "phi), wiener, wiener_cal (Wiener filter with the radial bias calibrated on training mocks), "
@@ -23,6 +24,7 @@ def register(sub):
                     "(l, b). Missing trained networks are an error naming the `zoa train` commands; nothing is "
                     "trained here.",
         epilog="Examples: zoa reconstruct data/cf4-table2-first9999.csv --profile laptop --out cf4.h5;  "
+               "zoa reconstruct data/cf3-group-members.tsv --profile laptop --out cf3.h5 --groups;  "
                "zoa reconstruct 'hamlet/realization-*.csv' --kind positions --profile paper --out hamlet.h5 "
                "--methods vnet;  zoa reconstruct cf4.csv --profile ci --out cf4.h5 --radii 20,37,50,80")
     p.add_argument("path", metavar="PATH", nargs="+",
@@ -37,8 +39,7 @@ def register(sub):
                    help="table kind (default: auto from the header); see `zoa catalog --help`")
     p.add_argument("--column", dest="columns", action="append", default=[], metavar="FIELD=NAME",
                    help="use header column NAME for FIELD, e.g. --column velocity=Vhel (repeatable)")
-    p.add_argument("--h0", type=float, default=74.6, metavar="KM/S/MPC",
-                   help="H0 in km/s/Mpc that the distances assume (default: 74.6, Cosmicflows-4)")
+    add_frame_args(p)
     p.add_argument("--estimator", choices=("watkins_feldman", "linear"),
                    help="peculiar-velocity estimator of cf4 tables (default: the profile's survey.estimator)")
     p.add_argument("--drop-bad", action="store_true", help="drop bad rows (reported) instead of failing")
@@ -57,14 +58,15 @@ def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     source = args.path[0] if len(args.path) == 1 else args.path
     rec = rc.reconstruct_catalogs(prof, source, methods, h0_catalog=args.h0, kind=args.kind, columns=columns,
-                                  drop_bad=args.drop_bad, estimator=args.estimator, radii=args.radii,
+                                  frame=args.frame, groups=args.groups, drop_bad=args.drop_bad, estimator=args.estimator, radii=args.radii,
                                   progress=not args.no_progress)
     h5, js = rc.write(rec, args.out)
     cats = [c.to_dict() for c in rec.catalogs]
     summary = {"hdf5": str(h5), "bulk_flows": str(js), "profile": prof.name, "grid": prof.box.grid,
                "box_size": prof.box.size, "methods": rec.methods, "n_catalogs": rec.n,
                "catalogs": [{k: c[k] for k in ("path", "n_rows", "n_kept", "n_dropped", "n_cz_nonpositive",
-                                              "n_in_cube", "n_outside")} for c in cats],
+                                              "n_in_cube", "n_outside", "layout", "frame", "h0_catalog", "groups",
+                                              "n_groups")} for c in cats],
                "bulk_flows_by_method": {m: rec.bulk_flow_table(m) for m in rec.methods}, "notes": rec.notes}
     if args.json:
         print(json.dumps(summary, indent=2))
