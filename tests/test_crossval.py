@@ -123,6 +123,7 @@ def test_wiener_predicts_held_out_velocities_of_a_mock(ci, mock_csv, zoa_data, t
     assert lines[1].split("|")[0].strip() == "method" and "Wiener filter" in lines[3]
     assert lines[-1].startswith("best on r: Wiener filter") and "level" not in lines[-1]
     doc = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert doc["provenance"]["profile"] == "ci" and "git_commit" in doc["provenance"]
     assert doc["units"]["sigma_nl"] == "km/s" and doc["summary"]["wiener"]["r"]["mean"] == pytest.approx(
         summ["r"]["mean"]) and doc["paired_r_difference"] is None
     # the CLI: --out written atomically, the same scores

@@ -170,7 +170,8 @@ def _mean_std(values) -> dict:
 @dataclass
 class CrossValResult:
     """What :func:`crossval` found. ``splits[method]``: one :func:`scores` dict per split;
-    ``n_held_out``: scored held-out galaxies per split."""
+    ``n_held_out``: scored held-out galaxies per split; ``provenance``: zoa version, git
+    commit, creation time, profile and its seed."""
 
     profile: str
     source: str
@@ -189,6 +190,7 @@ class CrossValResult:
     info: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     catalog_notes: list[str] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """{method: {score: {"mean", "std"}}} over the splits (std with ddof = 1; NaN
@@ -232,7 +234,7 @@ class CrossValResult:
                        "score against the measured v_r; sigma^2 = sigma_v^2 + sigma_nl^2"),
             "splits": self.splits, "summary": self.summary(), "best_on_r": self.best_on_r(),
             "paired_r_difference": self.paired_r_difference(), "info": self.info, "notes": self.notes,
-            "catalog_notes": self.catalog_notes})
+            "catalog_notes": self.catalog_notes, "provenance": self.provenance})
 
     def table_lines(self) -> list[str]:
         """The printed table (method | r | slope | Δχ²/galaxy | n held out, each mean ± std
@@ -344,4 +346,14 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
         n_in_cube=int(inside.sum()), n_scorable=len(scorable), n_held_out=[len(r) for r in held],
         disjoint=bool(sum(len(r) for r in held) == len(np.unique(np.concatenate(held)))),
         splits=splits, info={m: rec.info.get(m, {}) for m in methods}, notes=notes,
-        catalog_notes=list(getattr(report, "notes", [])))
+        catalog_notes=list(getattr(report, "notes", [])), provenance=_provenance(profile))
+
+
+def _provenance(profile) -> dict:
+    """zoa version, git commit, creation time, profile and seed (:func:`zoa_lib.io.provenance`,
+    without the profile's full parameters)."""
+    from .io import provenance
+
+    out = provenance(profile)
+    out.pop("parameters", None)
+    return out
