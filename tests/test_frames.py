@@ -15,6 +15,8 @@ from zoa_lib import catalogs, frames, survey
 from zoa_lib.catalogs import CatalogError, read_catalog
 from zoa_lib.cli import main
 
+from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
+
 C = 299792.458
 
 
@@ -198,15 +200,6 @@ def test_unknown_layout_and_frame(tmp_path):
         read_catalog(p)
     with pytest.raises(CatalogError, match="groups: no group-id column"):
         read_catalog(synthetic_table(tmp_path / "s.txt", n=100), groups=True, h0_catalog=100.0)
-
-
-def one_line_error(capsys, argv, words):
-    assert main(argv) == 2
-    cap = capsys.readouterr()
-    err = cap.err.strip()
-    assert err.startswith(f"zoa {argv[0]}: error: ") and "\n" not in err and not cap.out, cap
-    for w in words:
-        assert w in err, (w, err)
 
 
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys):
