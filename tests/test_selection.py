@@ -176,3 +176,12 @@ def test_domain_check_tells_unlike_catalogues_apart():
     assert keys == {"n_in_cube"}, keys
     line = domain.summary_line(domain.check(real, ref_a, 160.0), "cf4.csv", analytic)
     assert "\n" not in line and "survey.catalogue=cf4.csv" in line and "--force" in line
+
+
+def test_malmquist_calibration_is_not_extrapolated_past_the_mocks():
+    from zoa_lib.baselines import RadialBias
+
+    rb = RadialBias(edges=np.arange(0.0, 60.0, 10.0), bias=np.array([np.nan, -50.0, -20.0, 10.0, 40.0]), n_mocks=3)
+    assert np.allclose(rb.at([15.0, 20.0, 45.0, 49.9]), [-50.0, -35.0, 40.0, 40.0])
+    assert np.all(rb.at([50.1, 80.0, 138.0]) == 0.0)
+    assert rb.at(5.0) == -50.0  # inside the measured range: constant towards the observer

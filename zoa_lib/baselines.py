@@ -312,12 +312,17 @@ class RadialBias:
     n_galaxies: int = 0
 
     def at(self, r) -> np.ndarray:
-        """b at distances r (Mpc/h): linear between bin centres, constant beyond the ends."""
+        """b at distances r (Mpc/h): linear between bin centres, constant out to the outer edge
+        of the last bin the mocks filled, and **0 beyond it**: a bias measured on mocks is never
+        extrapolated past the distances those mocks contain (a catalogue reaching further than
+        its training mocks is refused by :mod:`zoa_lib.domain` before it gets here)."""
+        r = np.asarray(r, dtype=float)
         c = 0.5 * (self.edges[1:] + self.edges[:-1])
         ok = np.isfinite(self.bias)
         if not ok.any():
-            return np.zeros_like(np.asarray(r, dtype=float))
-        return np.interp(r, c[ok], self.bias[ok])
+            return np.zeros_like(r)
+        reach = float(self.edges[1:][ok].max())
+        return np.where(r <= reach, np.interp(r, c[ok], self.bias[ok]), 0.0)
 
 
 def radial_bias(mocks, size: float, edges=None) -> RadialBias:

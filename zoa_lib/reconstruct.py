@@ -180,6 +180,8 @@ class CatalogInput:
     report: object  # catalogs.CatalogReport
     n_in_cube: int
     n_outside: int
+    #: the catalogue table as read (for the training-domain check; not written to files)
+    table: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         r = self.report
@@ -210,7 +212,22 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
         L = profile.box.size
         raise ReconstructError(f"{path}: all {len(cat)} galaxies lie outside the {L:g} Mpc/h cube of profile "
                                f"{profile.name!r} (|SGX|, |SGY|, |SGZ| < {L / 2:g} Mpc/h); nothing to reconstruct")
-    return inputs.astype(np.float32), CatalogInput(str(path), _sha256(path), report, n_in, int(n_out))
+    return inputs.astype(np.float32), CatalogInput(str(path), _sha256(path), report, n_in, int(n_out), table=cat)
+
+
+#: Methods whose answer depends on the training mocks: the V-Net, and the calibrated Wiener
+#: filter (its Malmquist correction and σ_nl were measured on them).
+TRAINED_METHODS = ("vnet", "wiener_cal")
+
+
+def domain_mismatches(profile, catalog, methods) -> list:
+    """The ways ``catalog`` (a read table) differs from the mocks ``profile``'s trained methods
+    learned from (:func:`zoa_lib.domain.check`); empty when none of ``methods`` was trained."""
+    from . import domain
+
+    if not any(m in TRAINED_METHODS for m in methods) or catalog is None:
+        return []
+    return domain.check(catalog, domain.training_reference(profile), profile.box.size)
 
 
 # --------------------------------------------------------------------------- methods
@@ -444,6 +461,9 @@ class Reconstruction:
     estimator: str
     realizations: dict | None = None
     notes: list[str] = field(default_factory=list)
+    #: how the catalogue differs from the training mocks (:func:`domain_mismatches`), as dicts;
+    #: empty when alike (or when no trained method ran)
+    mismatches: list = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -483,6 +503,10 @@ class Reconstruction:
                 entry["realizations"] = [[{k: r[k] for k in ("R", "B", "l", "b")}
                                           for r in bulk_flow_rows(B, self.radii)] for B in self.bulk_flows[m]]
             doc["methods"][m] = entry
+        doc["domain_mismatch"] = list(self.mismatches)
+        doc["domain_note"] = ("ways the catalogue differs from the mocks the trained methods learned from "
+                              "(zoa_lib.domain); empty: alike" if self.mismatches or any(
+                                  m in TRAINED_METHODS for m in self.methods) else "no trained method ran")
         return doc
 
     def _lcdm_rms(self):
@@ -495,7 +519,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
                          kind: str = "auto", columns=None, drop_bad: bool = False, estimator: str | None = None,
                          frame: str = "auto", groups: bool = False,
                          radii=None, train: bool = False, keep_realizations: bool = False, batch: int = BATCH,
-                         on_batch=None, progress: bool = False) -> Reconstruction:
+                         on_batch=None, progress: bool = False, force: bool = False) -> Reconstruction:
     """Read, grid and reconstruct one catalogue or every file of a glob (realizations).
 
     path : a catalogue file :func:`zoa_lib.catalogs.read_catalog` reads, a glob pattern or a
@@ -513,6 +537,11 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         "velocity"}} (leading axis: the batch's realizations, in file order), e.g. a
         :class:`zoa_lib.local_universe.SearchAccumulator`: per-realization analyses with memory
         independent of the number of catalogues.
+    force : reconstruct even when the (first) catalogue is unlike the training mocks of the
+        profile (:func:`domain_mismatches`; run when ``vnet`` or ``wiener_cal`` is asked for);
+        the mismatch is then recorded in ``mismatches``, the HDF5 attrs and the bulk-flow JSON.
+        Without it such a catalogue is a one-line :class:`ReconstructError` naming the mismatch
+        and how to train matching networks.
 
     Errors (:class:`ReconstructError` and the reader's :class:`zoa_lib.catalogs.CatalogError`,
     one line each) come before any model is loaded where they can: unknown method, no file,
@@ -529,6 +558,11 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
                                       groups=groups)
     first = read(0, paths[0])  # a bad first catalogue fails before any model is loaded
     rec_fn = Reconstructor(profile, methods, train=train, progress=progress and len(paths) == 1)
+    from . import domain  # after the cheap checks of the Reconstructor (missing models say so first)
+
+    mismatches = domain_mismatches(profile, first[1].table, methods)
+    if mismatches and not force:
+        raise ReconstructError(domain.summary_line(mismatches, str(paths[0]), profile))
     flows = _BulkFlows(profile.box.grid, profile.box.size, r)
     acc = {m: {k: _Welford() for k in FIELDS} for m in methods}
     bulk = {m: [] for m in methods}
@@ -555,6 +589,9 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     fields_mean = {m: {k: acc[m][k].mean.astype(np.float32) for k in FIELDS} for m in methods}
     scatter = {m: {k: acc[m][k].std().astype(np.float32) for k in FIELDS} for m in methods} if len(paths) > 1 else {}
     notes = []
+    if mismatches:
+        notes.append("reconstructed with force although the catalogue is unlike the training mocks: "
+                     + "; ".join(m.message for m in mismatches))
     if profile.survey.grid_position != "observed":
         notes.append(f"gridded at the observed distances (a real catalogue has no true ones), although profile "
                      f"{profile.name!r} grids its mocks at {profile.survey.grid_position!r} distances")
@@ -566,7 +603,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         h0_catalog=float(first[1].report.h0_catalog),
         estimator=estimator or profile.survey.estimator,
         realizations=({m: {k: np.concatenate(v) for k, v in kept[m].items()} for m in methods}
-                      if kept is not None else None), notes=notes)
+                      if kept is not None else None), notes=notes,
+        mismatches=[m.to_dict() for m in mismatches])
 
 
 # --------------------------------------------------------------------------- files
@@ -592,6 +630,7 @@ def write(rec: Reconstruction, out: str | os.PathLike) -> tuple[Path, Path]:
              "methods": json.dumps(rec.methods), "catalog": rec.source,
              "h0_catalog": rec.h0_catalog, "estimator": rec.estimator, "grid_position": "observed",
              "bulk_flows": jpath.name, "notes": json.dumps(rec.notes),
+             "domain_mismatch": json.dumps(rec.mismatches),
              "attr_units": json.dumps({"box_size": "Mpc/h", "h0_catalog": "km/s/Mpc"})}
     if rec.n == 1:  # one catalogue: its provenance as attrs too (several: the `catalogs` dataset only)
         c = cats[0]

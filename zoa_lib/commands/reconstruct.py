@@ -43,6 +43,10 @@ def register(sub):
     p.add_argument("--estimator", choices=("watkins_feldman", "linear"),
                    help="peculiar-velocity estimator of cf4 tables (default: the profile's survey.estimator)")
     p.add_argument("--drop-bad", action="store_true", help="drop bad rows (reported) instead of failing")
+    p.add_argument("--force", action="store_true",
+                   help="reconstruct even a catalogue unlike the mocks the networks were trained on (sky coverage, "
+                        "n(s), galaxies in the cube, velocity rms; zoa_lib.domain); the mismatch is recorded in the "
+                        "output's attrs and bulk-flow JSON")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -59,7 +63,7 @@ def run(args):
     source = args.path[0] if len(args.path) == 1 else args.path
     rec = rc.reconstruct_catalogs(prof, source, methods, h0_catalog=args.h0, kind=args.kind, columns=columns,
                                   frame=args.frame, groups=args.groups, drop_bad=args.drop_bad, estimator=args.estimator, radii=args.radii,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress, force=args.force)
     h5, js = rc.write(rec, args.out)
     cats = [c.to_dict() for c in rec.catalogs]
     summary = {"hdf5": str(h5), "bulk_flows": str(js), "profile": prof.name, "grid": prof.box.grid,
@@ -67,7 +71,8 @@ def run(args):
                "catalogs": [{k: c[k] for k in ("path", "n_rows", "n_kept", "n_dropped", "n_cz_nonpositive",
                                               "n_in_cube", "n_outside", "layout", "frame", "h0_catalog", "groups",
                                               "n_groups")} for c in cats],
-               "bulk_flows_by_method": {m: rec.bulk_flow_table(m) for m in rec.methods}, "notes": rec.notes}
+               "bulk_flows_by_method": {m: rec.bulk_flow_table(m) for m in rec.methods}, "notes": rec.notes,
+               "domain_mismatch": rec.mismatches}
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
