@@ -488,6 +488,8 @@ def wrong_value(tp):
         return st.one_of(TEXT, LISTS, MAPS, st.booleans())
     if tp is str:
         return st.one_of(NUMBER, LISTS, MAPS, st.booleans(), st.none())
+    if origin is not None and type(None) in args and str in args:  # an optional path
+        return st.one_of(NUMBER, LISTS, MAPS, st.booleans())
     if origin is typing.Literal:
         return st.one_of(TEXT.filter(lambda s: s not in args), NUMBER, LISTS, st.none())
     if origin is tuple:
