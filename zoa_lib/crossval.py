@@ -7,7 +7,7 @@ splits give the spread. No truth is needed: this is the one test of a reconstruc
 runs on Cosmicflows-4 itself.
 
 Reading and gridding are those of ``zoa reconstruct`` (:func:`zoa_lib.reconstruct.read_and_grid`):
-:func:`zoa_lib.catalogs.read_catalog` with CF4's H0 and the profile's estimator by default,
+:func:`zoa_lib.catalogs.read_catalog` with the reader's defaults and the profile's estimator,
 gridded by :func:`zoa_lib.catalogs.grid` at the **observed** positions with the profile's box
 and error weighting. The splits are drawn among the galaxies that can be scored — inside the
 cube [−L/2, L/2)³ (:func:`zoa_lib.survey.voxel_index`, the gridding's own test) and with
@@ -272,14 +272,14 @@ class CrossValResult:
 
 
 # --------------------------------------------------------------------------- the run
-def read_table(profile, path, *, h0_catalog: float | None = None, estimator: str | None = None, **read_options):
-    """(catalog, report) of :func:`zoa_lib.catalogs.read_catalog` with
-    :func:`zoa_lib.reconstruct.read_and_grid`'s defaults (CF4's H0, the profile's estimator);
-    other options (kind, columns, drop_bad, ...) pass through."""
+def read_table(profile, path, *, estimator: str | None = None, **read_options):
+    """(catalog, report) of :func:`zoa_lib.catalogs.read_catalog` as
+    :func:`zoa_lib.reconstruct.read_and_grid` reads it (estimator default: the profile's
+    ``survey.estimator``); other options (h0_catalog, kind, columns, drop_bad, frame, groups,
+    ...) pass through with the reader's defaults."""
     from . import catalogs
 
-    return catalogs.read_catalog(Path(path), h0_catalog=catalogs.CF4_H0 if h0_catalog is None else h0_catalog,
-                                 estimator=estimator or profile.survey.estimator, **read_options)
+    return catalogs.read_catalog(Path(path), estimator=estimator or profile.survey.estimator, **read_options)
 
 
 def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTION, n_splits: int = N_SPLITS,
@@ -293,7 +293,7 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
     seed : of the splits (default: the profile's seed).
     sigma_nl : km/s added in quadrature to each galaxy's ``sigma_v`` in Δχ².
     read_options : passed to the reader as ``zoa reconstruct`` passes them (h0_catalog, kind,
-        columns, drop_bad, estimator, ...).
+        columns, drop_bad, estimator, frame, groups, ...; :func:`read_table`).
 
     Errors, one line each, before any reconstruction: bad options, unknown method, the
     reader's, fewer than :data:`MIN_HELD_OUT` scored galaxies held out, missing trained
