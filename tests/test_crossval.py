@@ -133,6 +133,10 @@ def test_wiener_predicts_held_out_velocities_of_a_mock(ci, mock_csv, zoa_data, t
     assert main(["crossval", str(mock_csv), "--profile", "ci", "--methods", "wiener", "--splits", "3",
                  "--seed", "7", "--out", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["splits"] == doc["splits"]
+    # the reader's options flow through (--h0, --frame, --groups of zoa reconstruct)
+    assert main(["crossval", str(mock_csv), "--profile", "ci", "--methods", "wiener", "--splits", "3", "--seed", "7",
+                 "--h0", "74.6", "--frame", "cmb", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads(out.read_text())["splits"] == doc["splits"]
 
 
 def test_paired_difference_and_verdict():

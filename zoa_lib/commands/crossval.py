@@ -6,6 +6,7 @@ import json
 import os
 
 from . import add_profile_args, profile_from_args
+from .catalog import add_frame_args
 
 
 def register(sub):
@@ -27,6 +28,7 @@ def register(sub):
     p.add_argument("path", metavar="CATALOGUE",
                    help="catalogue file (a Cosmicflows-4 table, or SGX, SGY, SGZ [Mpc/h] + v_r [km/s])")
     add_profile_args(p)
+    add_frame_args(p)
     p.add_argument("--methods", default="vnet,wiener_cal,wiener", metavar="M[,M...]",
                    help="comma-separated: vnet, wiener, wiener_cal, potent (default: vnet,wiener_cal,wiener)")
     p.add_argument("--fraction", type=float, default=0.1, metavar="F",
@@ -52,7 +54,8 @@ def run(args):
     prof = profile_from_args(args)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     res = cv.crossval(prof, args.path, methods, fraction=args.fraction, n_splits=args.splits, seed=args.seed,
-                      sigma_nl=args.sigma_nl, progress=not args.no_progress)
+                      sigma_nl=args.sigma_nl, progress=not args.no_progress, h0_catalog=args.h0, frame=args.frame,
+                      groups=args.groups)
     doc = res.to_dict()
     if args.out:
         from ..io import write_json_atomic
