@@ -256,8 +256,8 @@ class CrossValResult:
         held = f"{min(self.n_held_out)}" + (f"-{max(self.n_held_out)}" if max(self.n_held_out) != min(self.n_held_out)
                                              else "")
         lines = [f"{self.source}: {self.n_kept} of {self.n_rows} rows kept, {self.n_in_cube} in the cube, "
-                 f"{self.n_scorable} scorable; {self.n_splits} {'disjoint ' if self.disjoint else ''}random splits holding out "
-                 f"{held} each ({self.fraction:g}); sigma_nl = {self.sigma_nl:g} km/s; profile {self.profile}",
+                 f"{self.n_scorable} scorable; {self.n_splits} {'disjoint ' if self.disjoint else ''}random "
+                 f"splits holding out {held} each ({self.fraction:g}); sigma_nl = {self.sigma_nl:g} km/s; profile {self.profile}",
                  fmt(head), "-+-".join("-" * x for x in w)]
         lines += [fmt(r) for r in rows]
         best = self.best_on_r()
