@@ -257,7 +257,8 @@ class CrossValResult:
                                              else "")
         lines = [f"{self.source}: {self.n_kept} of {self.n_rows} rows kept, {self.n_in_cube} in the cube, "
                  f"{self.n_scorable} scorable; {self.n_splits} {'disjoint ' if self.disjoint else ''}random "
-                 f"splits holding out {held} each ({self.fraction:g}); sigma_nl = {self.sigma_nl:g} km/s; profile {self.profile}",
+                 f"splits holding out {held} each ({self.fraction:g}); sigma_nl = {self.sigma_nl:g} km/s; "
+                 f"profile {self.profile}",
                  fmt(head), "-+-".join("-" * x for x in w)]
         lines += [fmt(r) for r in rows]
         best = self.best_on_r()
