@@ -39,8 +39,10 @@ SKY_LIMIT = 0.10
 KS_LIMIT = 0.12
 #: Largest ratio (either way) of the galaxy counts, and of the velocity rms, in the cube.
 RATIO_LIMIT = 1.5
-#: Training mocks read (or drawn) for the reference.
+#: Training mocks read for the reference (from the shards)...
 N_REFERENCE = 8
+#: ...or drawn afresh when there are no shards (one per parent box).
+N_DRAWN = 4
 
 
 class DomainError(ZoaError, ValueError):
@@ -64,8 +66,8 @@ class Mismatch:
 
 def training_reference(profile, n: int = N_REFERENCE) -> list[np.ndarray]:
     """Catalogues of up to ``n`` training mocks of ``profile``: read from its shards when they
-    exist (``data/<profile>/mocks``), else drawn afresh (:func:`zoa_lib.mocks.make_sample`:
-    the same bytes the shards would hold; a parent box each few mocks)."""
+    exist (``data/<profile>/mocks``), else :data:`N_DRAWN` drawn afresh, one per training parent
+    box (:func:`zoa_lib.mocks.make_sample`: the same bytes the shards would hold)."""
     from . import data, mocks
 
     out = []
@@ -86,7 +88,8 @@ def training_reference(profile, n: int = N_REFERENCE) -> list[np.ndarray]:
     if out:
         return out
     lo, hi = mocks.split_ranges(profile)["train"]
-    for s in range(lo, min(hi, lo + min(n, 2))):
+    step = max(1, int(profile.simulation.observers_per_box))  # one mock per parent box: independent
+    for s in list(range(lo, hi, step))[:min(n, N_DRAWN)]:
         out.append(mocks.make_sample(profile, s).catalog)
     if not out:
         raise DomainError(f"profile {profile.name!r} has no training mocks to compare a catalogue with")

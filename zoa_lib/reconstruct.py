@@ -180,8 +180,10 @@ class CatalogInput:
     report: object  # catalogs.CatalogReport
     n_in_cube: int
     n_outside: int
-    #: the catalogue table as read (for the training-domain check; not written to files)
+    #: the catalogue table as gridded (for the training-domain check; not written to files)
     table: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: the fitted zero point (:meth:`zoa_lib.zero_point.ZeroPoint.to_dict`), None when not fitted
+    zero_point: dict | None = None
 
     def to_dict(self) -> dict:
         r = self.report
@@ -189,15 +191,19 @@ class CatalogInput:
                 "n_rows": r.n_rows, "n_kept": r.n_kept, "n_dropped": len(r.dropped),
                 "n_cz_nonpositive": r.n_cz_nonpositive, "n_in_cube": self.n_in_cube,
                 "n_outside": self.n_outside, "notes": list(r.notes), "layout": r.layout, "frame": r.frame,
-                "h0_catalog": r.h0_catalog, "groups": r.groups, "n_groups": r.n_groups}
+                "h0_catalog": r.h0_catalog, "groups": r.groups, "n_groups": r.n_groups,
+                "zero_point": self.zero_point}
 
 
 def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = None, kind: str = "auto",
                   columns=None, drop_bad: bool = False, estimator: str | None = None, frame: str = "auto",
-                  groups: bool = False):
+                  groups: bool = False, zero_point=None):
     """Read one catalogue and grid it on the profile's cube at the observed distances
     (``h0_catalog`` None: the layout's; ``frame``, ``groups``: see
     :func:`zoa_lib.catalogs.read_catalog`).
+    ``zero_point``: a :class:`zoa_lib.zero_point.ZeroPointCalibration`: the catalogue's zero point
+    (the H0 of its distances) is fitted and applied before gridding (distance catalogues only;
+    a positions table is taken as given).
     Returns ((N, N, N, 2) float32 inputs, :class:`CatalogInput`); a catalogue with no galaxy
     inside the cube raises :class:`ReconstructError`."""
     from . import catalogs
@@ -206,13 +212,23 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
     cat, report = catalogs.read_catalog(path, kind=kind, columns=columns, h0_catalog=h0_catalog,
                                         drop_bad=drop_bad, estimator=estimator or profile.survey.estimator,
                                         sample=sample, frame=frame, groups=groups)
+    zp = None
+    if zero_point is not None and report.kind != "positions":
+        from . import zero_point as zpm
+
+        zp = zpm.fit_zero_point(cat, zero_point, report.h0_catalog)
+        cat = zpm.shift_zero_point(cat, zp.a)
+        report.notes.append(f"zero point fitted: distances rescaled by e^a, a = {zp.a:+.4f} ± {zp.a_err:.4f} "
+                            f"(H0 of the distances {zp.h0_fit:.2f} ± {zp.h0_fit_err:.2f} km/s/Mpc against the "
+                            f"catalogue's {zp.h0_catalog:g}; {zp.n} galaxies within {zp.s_max:g} Mpc/h)")
     inputs, n_out = catalogs.grid(cat, profile, position="observed", return_outside=True)
     n_in = int(round(float(inputs[..., 0].sum())))
     if n_in == 0:
         L = profile.box.size
         raise ReconstructError(f"{path}: all {len(cat)} galaxies lie outside the {L:g} Mpc/h cube of profile "
                                f"{profile.name!r} (|SGX|, |SGY|, |SGZ| < {L / 2:g} Mpc/h); nothing to reconstruct")
-    return inputs.astype(np.float32), CatalogInput(str(path), _sha256(path), report, n_in, int(n_out), table=cat)
+    return inputs.astype(np.float32), CatalogInput(str(path), _sha256(path), report, n_in, int(n_out), table=cat,
+                                                   zero_point=None if zp is None else zp.to_dict())
 
 
 #: Methods whose answer depends on the training mocks: the V-Net, and the calibrated Wiener
@@ -220,14 +236,16 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
 TRAINED_METHODS = ("vnet", "wiener_cal")
 
 
-def domain_mismatches(profile, catalog, methods) -> list:
+def domain_mismatches(profile, catalog, methods, reference=None) -> list:
     """The ways ``catalog`` (a read table) differs from the mocks ``profile``'s trained methods
-    learned from (:func:`zoa_lib.domain.check`); empty when none of ``methods`` was trained."""
+    learned from (:func:`zoa_lib.domain.check`; ``reference``: their catalogues, default
+    :func:`zoa_lib.domain.training_reference`); empty when none of ``methods`` was trained."""
     from . import domain
 
     if not any(m in TRAINED_METHODS for m in methods) or catalog is None:
         return []
-    return domain.check(catalog, domain.training_reference(profile), profile.box.size)
+    return domain.check(catalog, domain.training_reference(profile) if reference is None else reference,
+                        profile.box.size)
 
 
 # --------------------------------------------------------------------------- methods
@@ -519,7 +537,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
                          kind: str = "auto", columns=None, drop_bad: bool = False, estimator: str | None = None,
                          frame: str = "auto", groups: bool = False,
                          radii=None, train: bool = False, keep_realizations: bool = False, batch: int = BATCH,
-                         on_batch=None, progress: bool = False, force: bool = False) -> Reconstruction:
+                         on_batch=None, progress: bool = False, force: bool = False,
+                         zero_point: bool = True) -> Reconstruction:
     """Read, grid and reconstruct one catalogue or every file of a glob (realizations).
 
     path : a catalogue file :func:`zoa_lib.catalogs.read_catalog` reads, a glob pattern or a
@@ -542,6 +561,10 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         the mismatch is then recorded in ``mismatches``, the HDF5 attrs and the bulk-flow JSON.
         Without it such a catalogue is a one-line :class:`ReconstructError` naming the mismatch
         and how to train matching networks.
+    zero_point : fit each distance catalogue's zero point (the H0 of its distances) as a nuisance
+        parameter and apply it before gridding (:mod:`zoa_lib.zero_point`; the Malmquist bias and
+        the fit's error from the profile's training mocks, :func:`zoa_lib.domain.training_reference`);
+        recorded per catalogue in ``catalogs`` (``zero_point``).
 
     Errors (:class:`ReconstructError` and the reader's :class:`zoa_lib.catalogs.CatalogError`,
     one line each) come before any model is loaded where they can: unknown method, no file,
@@ -553,14 +576,24 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     paths = catalog_paths(path)
     if batch < 1:
         raise ReconstructError(f"batch: must be >= 1, got {batch}")
-    read = lambda i, p: read_and_grid(profile, p, sample=i, h0_catalog=h0_catalog, kind=kind,  # noqa: E731
-                                      columns=columns, drop_bad=drop_bad, estimator=estimator, frame=frame,
-                                      groups=groups)
+    def read(i, p, calibration=None):
+        return read_and_grid(profile, p, sample=i, h0_catalog=h0_catalog, kind=kind, columns=columns,
+                             drop_bad=drop_bad, estimator=estimator, frame=frame, groups=groups,
+                             zero_point=calibration)
+
     first = read(0, paths[0])  # a bad first catalogue fails before any model is loaded
     rec_fn = Reconstructor(profile, methods, train=train, progress=progress and len(paths) == 1)
     from . import domain  # after the cheap checks of the Reconstructor (missing models say so first)
 
-    mismatches = domain_mismatches(profile, first[1].table, methods)
+    trained = any(m in TRAINED_METHODS for m in methods)
+    reference = domain.training_reference(profile) if zero_point or trained else None
+    calibration = None
+    if zero_point and first[1].report.kind != "positions":
+        from .zero_point import calibrate
+
+        calibration = calibrate(reference)
+        first = read(0, paths[0], calibration)
+    mismatches = domain_mismatches(profile, first[1].table, methods, reference)
     if mismatches and not force:
         raise ReconstructError(domain.summary_line(mismatches, str(paths[0]), profile))
     flows = _BulkFlows(profile.box.grid, profile.box.size, r)
@@ -571,7 +604,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     bar = tqdm(total=len(paths), desc="catalogues", unit="catalogue", disable=not progress or len(paths) == 1)
     for start in range(0, len(paths), batch):
         chunk = [first] if start == 0 else []
-        chunk += [read(i, paths[i]) for i in range(start + len(chunk), min(start + batch, len(paths)))]
+        chunk += [read(i, paths[i], calibration) for i in range(start + len(chunk), min(start + batch, len(paths)))]
         x = np.stack([c[0] for c in chunk])
         infos += [c[1] for c in chunk]
         out = rec_fn(x)

@@ -47,6 +47,10 @@ def register(sub):
                    help="reconstruct even a catalogue unlike the mocks the networks were trained on (sky coverage, "
                         "n(s), galaxies in the cube, velocity rms; zoa_lib.domain); the mismatch is recorded in the "
                         "output's attrs and bulk-flow JSON")
+    p.add_argument("--zero-point", choices=("fit", "none"), default="fit",
+                   help="fit: fit the catalogue's zero point (the H0 of its distances) as a nuisance parameter, with "
+                        "the Malmquist bias and the error measured on the profile's training mocks, and apply it "
+                        "before gridding (default; recorded in the output); none: take the distances as given")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -63,7 +67,8 @@ def run(args):
     source = args.path[0] if len(args.path) == 1 else args.path
     rec = rc.reconstruct_catalogs(prof, source, methods, h0_catalog=args.h0, kind=args.kind, columns=columns,
                                   frame=args.frame, groups=args.groups, drop_bad=args.drop_bad, estimator=args.estimator, radii=args.radii,
-                                  progress=not args.no_progress, force=args.force)
+                                  progress=not args.no_progress, force=args.force,
+                                  zero_point=args.zero_point == "fit")
     h5, js = rc.write(rec, args.out)
     cats = [c.to_dict() for c in rec.catalogs]
     summary = {"hdf5": str(h5), "bulk_flows": str(js), "profile": prof.name, "grid": prof.box.grid,
@@ -85,6 +90,12 @@ def run(args):
         n_in = [c["n_in_cube"] for c in cats]
         lines = [f"{rec.n} catalogues ({rec.source[:80]}): {min(n_in)}-{max(n_in)} galaxies in the cube each; "
                  "fields are the mean over realizations, *_std their scatter"]
+    zps = [c["zero_point"] for c in cats if c.get("zero_point")]
+    if zps and rec.n == 1:
+        z = zps[0]
+        lines.append(f"zero point: H0 of the distances {z['h0_fit']:.2f} +- {z['h0_fit_err']:.2f} km/s/Mpc "
+                     f"(catalogue: {z['h0_catalog']:g}; a = {z['a']:+.4f} +- {z['a_err']:.4f}, {z['n']} galaxies "
+                     f"within {z['s_max']:g} Mpc/h; error from {z['n_mocks']} training mocks)")
     lines += [f"note: {n}" for n in rec.notes]
     for m in rec.methods:
         lines += [f"note ({m}): {n}" for n in rec.info.get(m, {}).get("notes", [])]
