@@ -108,7 +108,12 @@ def test_wiener_predicts_held_out_velocities_of_a_mock(ci, mock_csv, zoa_data, t
     res = cv.crossval(ci, mock_csv, "wiener", n_splits=3, seed=7)
     assert res.methods == ["wiener"] and len(res.splits["wiener"]) == 3 and res.disjoint
     n = res.n_scorable
-    assert res.n_held_out == [round(0.1 * n)] * 3 and all(s["n"] == round(0.1 * n) for s in res.splits["wiener"])
+    assert res.n_held_out == [round(0.1 * n)] * 3
+    # scored: the held-out galaxies still in the cube after the split's zero point is applied
+    assert all(0.98 * round(0.1 * n) <= s["n"] <= round(0.1 * n) for s in res.splits["wiener"])
+    assert len(res.zero_points) == 3 and all(abs(a) < 0.1 for a in res.zero_points)
+    plain = cv.crossval(ci, mock_csv, "wiener", n_splits=3, seed=7, zero_point=False)
+    assert plain.zero_points is None and all(s["n"] == round(0.1 * n) for s in plain.splits["wiener"])
     assert res.n_in_cube <= res.n_kept == res.n_rows and n <= res.n_in_cube
     summ = res.summary()["wiener"]
     # the plain Wiener filter's held-out r is positive in every split (its Δχ² need not be: far

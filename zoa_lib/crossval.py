@@ -191,6 +191,8 @@ class CrossValResult:
     notes: list[str] = field(default_factory=list)
     catalog_notes: list[str] = field(default_factory=list)
     provenance: dict = field(default_factory=dict)
+    #: the zero point a fitted on each split's reconstruction galaxies (None: not fitted)
+    zero_points: list | None = None
 
     def summary(self) -> dict:
         """{method: {score: {"mean", "std"}}} over the splits (std with ddof = 1; NaN
@@ -234,7 +236,10 @@ class CrossValResult:
                        "score against the measured v_r; sigma^2 = sigma_v^2 + sigma_nl^2"),
             "splits": self.splits, "summary": self.summary(), "best_on_r": self.best_on_r(),
             "paired_r_difference": self.paired_r_difference(), "info": self.info, "notes": self.notes,
-            "catalog_notes": self.catalog_notes, "provenance": self.provenance})
+            "catalog_notes": self.catalog_notes, "provenance": self.provenance,
+            "zero_points": self.zero_points,
+            "zero_point_note": "a = ln(h_fit / h_catalog) fitted on each split's 90 % (zoa_lib.zero_point) and applied "
+                               "to the whole catalogue, held-out galaxies included; None: distances as given"})
 
     def table_lines(self) -> list[str]:
         """The printed table (method | r | slope | Δχ²/galaxy | n held out, each mean ± std
@@ -285,7 +290,7 @@ def read_table(profile, path, *, estimator: str | None = None, **read_options):
 
 def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTION, n_splits: int = N_SPLITS,
              seed: int | None = None, sigma_nl: float = SIGMA_NL, progress: bool = False,
-             **read_options) -> CrossValResult:
+             zero_point: bool = True, **read_options) -> CrossValResult:
     """Cross-validate each method on the catalogue at ``path`` (module docstring).
 
     methods : names or ``"vnet,wiener_cal"`` (:func:`zoa_lib.reconstruct.parse_methods`).
@@ -293,6 +298,9 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
     n_splits : random splits (≥ 2), reconstructed together in one batch.
     seed : of the splits (default: the profile's seed).
     sigma_nl : km/s added in quadrature to each galaxy's ``sigma_v`` in Δχ².
+    zero_point : as ``zoa reconstruct`` does, fit the catalogue's zero point
+        (:mod:`zoa_lib.zero_point`), here on each split's reconstruction galaxies only, and
+        apply it to the whole catalogue (positions and velocities, held-out galaxies included).
     read_options : passed to the reader as ``zoa reconstruct`` passes them (h0_catalog, kind,
         columns, drop_bad, estimator, frame, groups, ...; :func:`read_table`).
 
@@ -319,22 +327,37 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
                             f"to score (need about {need} in the cube, or a larger fraction)")
     masks = holdout_splits(len(scorable), fraction, n_splits, seed)
     rec = Reconstructor(profile, methods, progress=progress)  # missing models / calibration: before the work
+    calibration = None
+    if zero_point and report.kind != "positions":
+        from .domain import training_reference
+        from .zero_point import calibrate
+
+        calibration = calibrate(training_reference(profile))
     keep = np.ones(len(cat), bool)
-    inputs, held = [], []
+    inputs, held, shifted, a_fit = [], [], [], []
     for m in masks:
         rows = scorable[m]
         keep[:] = True
         keep[rows] = False
-        inputs.append(catalogs.grid(cat[keep], profile, position="observed"))
+        c = cat
+        if calibration is not None:
+            from .zero_point import fit_zero_point, shift_zero_point
+
+            a_fit.append(fit_zero_point(cat[keep], calibration).a)
+            c = shift_zero_point(cat, a_fit[-1])
+        inputs.append(catalogs.grid(c[keep], profile, position="observed"))
         held.append(rows)
+        shifted.append(c)
     out = rec(np.stack(inputs))
     sigma_all = np.sqrt(np.asarray(cat["sigma_v"], np.float64) ** 2 + float(sigma_nl) ** 2)
-    v_all = np.asarray(cat["v_r_obs"], np.float64)
     splits = {m: [] for m in methods}
     for i, rows in enumerate(held):
+        v_i = np.asarray(shifted[i]["v_r_obs"], np.float64)[rows]
+        xyz_i = survey.catalog_positions(shifted[i][rows], "observed")
         for m in methods:
-            p = radial_velocity_at(out[m]["velocity"][i], L, xyz[rows])
-            splits[m].append(scores(v_all[rows], p, sigma_all[rows]))
+            p = radial_velocity_at(out[m]["velocity"][i], L, xyz_i)
+            ok = np.isfinite(p)  # a zero point moves a galaxy at the very edge out of the cube
+            splits[m].append(scores(v_i[ok], p[ok], sigma_all[rows][ok]))
     notes = []
     if profile.survey.grid_position != "observed":
         notes.append(f"gridded at the observed distances (a real catalogue has no true ones), although profile "
@@ -347,7 +370,8 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
         n_in_cube=int(inside.sum()), n_scorable=len(scorable), n_held_out=[len(r) for r in held],
         disjoint=bool(sum(len(r) for r in held) == len(np.unique(np.concatenate(held)))),
         splits=splits, info={m: rec.info.get(m, {}) for m in methods}, notes=notes,
-        catalog_notes=list(getattr(report, "notes", [])), provenance=_provenance(profile))
+        catalog_notes=list(getattr(report, "notes", [])), provenance=_provenance(profile),
+        zero_points=[float(a) for a in a_fit] if calibration is not None else None)
 
 
 def _provenance(profile) -> dict:

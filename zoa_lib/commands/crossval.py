@@ -39,6 +39,9 @@ def register(sub):
     p.add_argument("--sigma-nl", type=float, default=250.0, metavar="KM/S",
                    help="nonlinear velocity dispersion added in quadrature to each galaxy's error in chi^2 "
                         "(default: 250 km/s)")
+    p.add_argument("--zero-point", choices=("fit", "none"), default="fit",
+                   help="fit: fit the catalogue's zero point (H0 of its distances) on each split's reconstruction "
+                        "galaxies and apply it, as zoa reconstruct does (default); none: distances as given")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--out", metavar="FILE.json", help="also write the result as JSON (atomically)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -55,7 +58,7 @@ def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     res = cv.crossval(prof, args.path, methods, fraction=args.fraction, n_splits=args.splits, seed=args.seed,
                       sigma_nl=args.sigma_nl, progress=not args.no_progress, h0_catalog=args.h0, frame=args.frame,
-                      groups=args.groups)
+                      groups=args.groups, zero_point=args.zero_point == "fit")
     doc = res.to_dict()
     if args.out:
         from ..io import write_json_atomic
@@ -65,6 +68,12 @@ def run(args):
         print(json.dumps(doc, indent=2))
         return 0
     lines = res.table_lines()
+    if res.zero_points:
+        import numpy as np
+
+        a = np.asarray(res.zero_points)
+        lines.append(f"zero point fitted per split: a = ln(h_fit/h_catalog) = {a.mean():+.4f} (splits {a.min():+.4f} "
+                     f"to {a.max():+.4f})")
     if args.out:
         lines.append(f"written: {args.out}")
     print("\n".join(lines))
