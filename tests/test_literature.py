@@ -56,6 +56,36 @@ def test_compare_interpolates_the_vector_and_combines_the_errors():
     assert b["B_rec"] == pytest.approx(135.0) and not b["comparable"]      # halfway between 30 and 40
     assert b["l_rec"] == pytest.approx(300.0, abs=1e-6) and b["b_rec"] == pytest.approx(25.0, abs=1e-6)
     assert math.isnan(c["B_rec"]) and math.isnan(c["tension"])            # larger than the cube
+    assert math.isnan(b["tension"])                                       # another window: no tension
+    # the method's error on test mocks, when rows carry it, is the reconstruction's error
+    for r in rows:
+        r["B_err"] = 60.0
+    a2 = lit.compare(pub, radii, rows)[0]
+    assert a2["tension"] == pytest.approx((150.0 - 250.0) / np.hypot(30.0, 60.0)) and a2["B_rec_std"] == 60.0
+
+
+def test_method_errors_from_the_evaluation_and_attached_to_rows(tmp_path, monkeypatch):
+    import json
+
+    from zoa_lib import bulk_flow_errors as bfe, evaluation
+    from zoa_lib.config import load_profile
+
+    prof = load_profile("ci")
+    monkeypatch.setattr(evaluation, "evaluation_dir", lambda profile: tmp_path)
+    assert bfe.method_errors(prof, "vnet") is None  # not evaluated yet
+    g = np.random.default_rng(0)
+    true = g.normal(0, 300, (400, 2, 3))
+    err = np.array([50.0, 20.0])[None, :, None] * g.standard_normal((400, 2, 3))
+    doc = {"velocity": {"bulk_flow": {"radii": [20.0, 60.0], "pred": (true + err).tolist(), "true": true.tolist()}}}
+    (tmp_path / "vnet_phi.json").write_text(json.dumps(doc))
+    e = bfe.method_errors(prof, "vnet")
+    assert e["n_mocks"] == 400 and np.allclose(e["sigma_xyz"], [[50] * 3, [20] * 3], rtol=0.12)
+    # |B_pred| − |B_true| for |B_true| ≫ the error: the error's projection, σ ≈ the per-component σ
+    assert np.allclose(e["sigma_B"], [50.0, 20.0], rtol=0.2)
+    rows = bfe.attach_errors([{"R": 40.0, "B": 1.0, "B_std": 30.0}, {"R": 80.0, "B": 1.0}], e)
+    s40 = np.interp(40.0, [20.0, 60.0], e["sigma_B"])
+    assert rows[0]["B_err_method"] == pytest.approx(s40) and rows[0]["B_err"] == pytest.approx(np.hypot(s40, 30.0))
+    assert math.isnan(rows[1]["B_err_method"])                            # beyond the evaluated radii
 
 
 def test_plot_bulk_flow_published_draws_every_measurement():

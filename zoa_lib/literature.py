@@ -136,7 +136,11 @@ def compare(published, radii, bulk_flow_rows) -> list[dict]:
         them), in increasing order.
     Returns per published value {label, window, R, B, B_err, l, b, B_rec, B_rec_std, l_rec,
     b_rec, angle (deg between the directions, NaN without a published one), tension
-    ((B_rec − B)/√(B_err² + B_rec_std²)), comparable}. The reconstruction's vector B is
+    ((B_rec − B)/√(B_err² + B_rec_std²), only where ``comparable``, else NaN), comparable}.
+    B_rec_std is the reconstruction's own error: a row's ``B_err`` when it has one (the method's
+    error on test mocks of the same selection combined with the scatter over realizations,
+    :func:`zoa_lib.bulk_flow_errors.attach_errors`), else its ``B_std`` (realizations only), else 0
+    — an error of 0 makes a tension that counts the published error alone. The reconstruction's vector B is
     interpolated linearly in R between the two nearest radii (its |B| and (l, b) follow from
     the interpolated vector, B_rec_std is interpolated); NaN when R lies outside the
     reconstruction's radii (e.g. a sphere larger than the cube) or is not a sphere.
@@ -146,7 +150,8 @@ def compare(published, radii, bulk_flow_rows) -> list[dict]:
     radii = np.asarray(radii, float)
     rows = list(bulk_flow_rows)
     vec = np.array([[r["SGX"], r["SGY"], r["SGZ"]] for r in rows], float).reshape(-1, 3)
-    std = np.array([r.get("B_std", 0.0) for r in rows], float)
+    std = np.array([r["B_err"] if np.isfinite(r.get("B_err", np.nan)) else r.get("B_std", 0.0) for r in rows],
+                   float)
     out = []
     nan = float("nan")
     for p in published:
@@ -161,6 +166,6 @@ def compare(published, radii, bulk_flow_rows) -> list[dict]:
                     "B_rec": B_rec, "B_rec_std": s_rec, "l_rec": rec["l"] if rec else nan,
                     "b_rec": rec["b"] if rec else nan,
                     "angle": _angle(p.l, p.b, rec["l"], rec["b"]) if rec and p.has_direction else nan,
-                    "tension": (B_rec - p.B) / math.hypot(p.B_err, s_rec) if rec else nan,
+                    "tension": (B_rec - p.B) / math.hypot(p.B_err, s_rec) if rec and p.window == "top-hat" else nan,
                     "comparable": bool(rec is not None and p.window == "top-hat")})
     return out

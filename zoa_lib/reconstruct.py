@@ -482,6 +482,9 @@ class Reconstruction:
     #: how the catalogue differs from the training mocks (:func:`domain_mismatches`), as dicts;
     #: empty when alike (or when no trained method ran)
     mismatches: list = field(default_factory=list)
+    #: {method: its bulk-flow error on the profile's test mocks} (:func:`zoa_lib.bulk_flow_errors.method_errors`;
+    #: None where not evaluated, or when the catalogue is unlike the mocks)
+    errors: dict = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -489,14 +492,18 @@ class Reconstruction:
 
     def bulk_flow_table(self, method: str) -> list[dict]:
         """B(R) of the mean field (= the mean of the realizations' B): rows {R, B, l, b,
-        SGX, SGY, SGZ}, plus ``B_std`` (scatter of |B| over realizations) when n > 1."""
+        SGX, SGY, SGZ}, plus ``B_std`` (scatter of |B| over realizations) when n > 1, and the
+        errors ``B_err_method`` (the method's on test mocks of the same selection; NaN where not
+        measured) and ``B_err`` (both in quadrature; :func:`zoa_lib.bulk_flow_errors.attach_errors`)."""
+        from .bulk_flow_errors import attach_errors
+
         B = self.bulk_flows[method]
         rows = bulk_flow_rows(B.mean(axis=0), self.radii)
         if self.n > 1:
             mags = np.linalg.norm(B, axis=-1)
             for row, s in zip(rows, mags.std(axis=0, ddof=1)):
                 row["B_std"] = float(s)
-        return rows
+        return attach_errors(rows, self.errors.get(method))
 
     def bulk_flow_document(self, hdf5_name: str | None = None) -> dict:
         """The bulk-flow JSON written beside the HDF5 file (module docstring)."""
@@ -522,6 +529,10 @@ class Reconstruction:
                                           for r in bulk_flow_rows(B, self.radii)] for B in self.bulk_flows[m]]
             doc["methods"][m] = entry
         doc["domain_mismatch"] = list(self.mismatches)
+        doc["errors"] = {m: self.errors.get(m) for m in self.methods}
+        doc["errors_note"] = ("B_err_method: rms of |B_pred| - |B_true| over the profile's test mocks (zoa evaluate), "
+                              "which copy the catalogue's selection; B_err adds the scatter over realizations; None / "
+                              "NaN: not evaluated, or the catalogue is unlike the mocks (domain_mismatch)")
         doc["domain_note"] = ("ways the catalogue differs from the mocks the trained methods learned from "
                               "(zoa_lib.domain); empty: alike" if self.mismatches or any(
                                   m in TRAINED_METHODS for m in self.methods) else "no trained method ran")
@@ -621,6 +632,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     bar.close()
     fields_mean = {m: {k: acc[m][k].mean.astype(np.float32) for k in FIELDS} for m in methods}
     scatter = {m: {k: acc[m][k].std().astype(np.float32) for k in FIELDS} for m in methods} if len(paths) > 1 else {}
+    from .bulk_flow_errors import method_errors
+
     notes = []
     if mismatches:
         notes.append("reconstructed with force although the catalogue is unlike the training mocks: "
@@ -637,7 +650,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         estimator=estimator or profile.survey.estimator,
         realizations=({m: {k: np.concatenate(v) for k, v in kept[m].items()} for m in methods}
                       if kept is not None else None), notes=notes,
-        mismatches=[m.to_dict() for m in mismatches])
+        mismatches=[m.to_dict() for m in mismatches],
+        errors={} if mismatches else {m: method_errors(profile, m) for m in methods})
 
 
 # --------------------------------------------------------------------------- files

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from . import add_profile_args, profile_from_args
@@ -103,7 +104,8 @@ def run(args):
         or list(rec.radii)[:: max(1, len(rec.radii) // 4)]
     for m in rec.methods:
         rows = {r["R"]: r for r in rec.bulk_flow_table(m)}
-        parts = [f"B({R:g}) = {rows[R]['B']:.0f} km/s to (l, b) = ({rows[R]['l']:.0f}, {rows[R]['b']:.0f})"
+        err = {R: (f" +- {rows[R]['B_err']:.0f}" if math.isfinite(rows[R].get("B_err", math.nan)) else "") for R in show}
+        parts = [f"B({R:g}) = {rows[R]['B']:.0f}{err[R]} km/s to (l, b) = ({rows[R]['l']:.0f}, {rows[R]['b']:.0f})"
                  for R in show]
         lines.append(f"{rc.LABELS.get(m, m)}: " + "; ".join(parts))
     lines.append(f"written: {h5} ({prof.box.grid}^3, {', '.join(rec.methods)}) and {js}")
