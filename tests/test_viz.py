@@ -510,6 +510,73 @@ def test_catalog_sky_and_selection():
         viz.plot_selection(np.zeros(3, [("d_true", "f4")]))
 
 
+def _survey_catalog(n, seed, sample=0):
+    """A catalogue with redshifts and velocity errors (the columns the selection reads)."""
+    rng = np.random.default_rng(seed)
+    cat = _catalog(n, seed)
+    cat["sample"] = sample
+    cat["d_obs"] = 10.0 + 120.0 * rng.uniform(0, 1, len(cat)) ** (1 / 3)
+    cat["cz"] = 100.0 * cat["d_obs"] + rng.normal(0, 300, len(cat))
+    cat["sigma_v"] = 100.0 * cat["d_obs"] * rng.choice([0.2, 0.4, 0.5], len(cat)) * np.log(10) / 5
+    x = np.radians(cat["l"]), np.radians(cat["b"])
+    for k, v in zip(("SGX", "SGY", "SGZ"), (np.cos(x[1]) * np.cos(x[0]), np.cos(x[1]) * np.sin(x[0]), np.sin(x[1]))):
+        cat[k] = cat["d_obs"] * v
+    return cat
+
+
+def test_real_vs_mock_figures():
+    from matplotlib.collections import QuadMesh
+
+    from zoa_lib import selection
+
+    real = _survey_catalog(4000, 1)
+    mocks = np.concatenate([_survey_catalog(3000, 10 + k, sample=k) for k in range(3)])
+    sel = selection.measure_selection(real, nside=4, depth=100.0)
+    # the observed-pixel image is the mask, sampled through astropy-healpix
+    l, b, img = viz.observed_sky_image(sel.sky, sel.nside, step=2.0)
+    assert img.shape == (b.size, l.size) == (90, 180)
+    on = np.isfinite(img)
+    L, B = np.meshgrid(l, b)
+    np.testing.assert_array_equal(on, sel.observed(L, B))
+    assert 0.5 < on.mean() < 1.0  # the ZOA is unobserved
+    with pytest.raises(ZoaError, match="12 nside"):
+        viz.observed_sky_image(sel.sky[:-1], sel.nside)
+
+    m0 = mocks[mocks["sample"] == 0]
+    fig = viz.figure_real_vs_mock_sky(real, m0, sel.sky, sel.nside, labels=("CF3", "mock"), zoa_b=10.0)
+    sky = [ax for ax in fig.axes if ax.name == "mollweide"]
+    assert len(sky) == 2
+    for ax, cat, name in zip(sky, (real, m0), ("CF3", "mock")):
+        assert ax.get_title().endswith(f"{name}: {len(cat):,} galaxies")
+        assert any(isinstance(c, QuadMesh) for c in ax.collections)
+        dots = [c for c in ax.collections if len(c.get_offsets()) == len(cat)]
+        np.testing.assert_allclose(dots[0].get_offsets()[:, 0], viz.sky_xy(cat["l"], cat["b"])[0], atol=1e-6)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("observed HEALPix pixels (nside 4)" in t for t in legend) and any("|b| < 10°" in t for t in legend)
+    draw(fig)
+
+    fig = viz.figure_real_vs_mock(real, mocks, sel, 160.0, labels=("CF3", "mocks"))
+    a, e, es = fig.axes
+    assert a.get_xlabel().startswith("redshift distance s") and es.get_xlabel().startswith("redshift distance s")
+    assert "sigma_\\mu" in e.get_xlabel() and "sigma_\\mu" in es.get_ylabel()
+    texts = [t.get_text() for t in a.get_legend().get_texts()]
+    assert any("cube half-side 80 Mpc/h" in t for t in texts)
+    assert any("cube half-diagonal 139 Mpc/h" in t for t in texts)
+    assert any("depth copied 100 Mpc/h" in t for t in texts)
+    assert any(t.startswith("mocks: mean of 3") for t in texts)
+    # the mean n(s) of the mocks is drawn: its bins add up to the mean count per mock
+    s_mock = selection.redshift_distances(mocks)
+    stairs = [p for p in a.patches if p.get_label().startswith("mocks: mean")][0]
+    assert stairs.get_data().values.sum() == pytest.approx(np.sum(s_mock < stairs.get_data().edges[-1]) / 3)
+    draw(fig)
+    # a list of mocks is the same as the pooled table
+    fig2 = viz.figure_real_vs_mock(real, [mocks[mocks["sample"] == k] for k in range(3)], sel, 160.0,
+                                   labels=("CF3", "mocks"))
+    assert [t.get_text() for t in fig2.axes[0].get_legend().get_texts()] == texts
+    with pytest.raises(ZoaError, match="missing fields"):
+        viz.figure_real_vs_mock(real, np.zeros(3, [("sample", "i8")]), sel, 160.0)
+
+
 def test_structures_table_reader(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("# comment\nname,l,b,cz,kind\nGreat Attractor,308.4,29.0,4960,attractor\n"

@@ -1,11 +1,12 @@
 """Publication figures of the paper book (matplotlib): slices, scatter plots, spectra,
 bulk flows, training curves and sky maps.
 
-A package of five modules, every name re-exported here: :mod:`.style` (errors, colours,
+A package of six modules, every name re-exported here: :mod:`.style` (errors, colours,
 figures, the grid of a slice, the kinds of map and their norms), :mod:`.slices`,
 :mod:`.statistics` (scatter, spectra, PDFs, bulk flows, structures, training curves),
-:mod:`.skymaps` (sky axes and maps; the computation is :mod:`zoa_lib.sky`) and
-:mod:`.catalogs` (a catalogue on the sky, its selection).
+:mod:`.skymaps` (sky axes and maps; the computation is :mod:`zoa_lib.sky`),
+:mod:`.catalogs` (a catalogue on the sky, its selection) and :mod:`.selection` (a real catalogue and the
+mocks that copy its selection, side by side).
 
 Every function takes plain numpy arrays and draws with ``matplotlib.figure.Figure``
 (never ``pyplot``, never ``plt.show``): nothing accumulates in pyplot's figure list, and
@@ -58,6 +59,8 @@ from .skymaps import (SKY_FRAMES, SkyError, _check_frame, _edges, _l_ticklabel, 
                       sky_xy, zoa_band)  # noqa: F401
 from ..sky import (_sky_convert, frame_unit_vectors, interpolate_cube, shell_correlations, sky_grid)  # noqa: F401
 from .catalogs import (_check_catalog, plot_catalog_sky, plot_selection)  # noqa: F401
+from .selection import (OBSERVED_COLOUR, figure_real_vs_mock, figure_real_vs_mock_sky, observed_sky_image,
+                        plot_observed_sky)  # noqa: F401
 
 __all__ = [
     "AXIS_NAMES", "DENSITY_RANGE", "POTENTIAL_RANGE", "POTENTIAL_DISPLAY_FACTOR", "SLAB", "STYLE", "OKABE_ITO",
@@ -71,5 +74,6 @@ __all__ = [
     "read_history", "plot_loss_curves", "SKY_FRAMES", "galactic_to_frame", "frame_to_galactic",
     "frame_unit_vectors", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
     "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map", "figure_sky_shells",
-    "plot_catalog_sky", "plot_selection",
+    "plot_catalog_sky", "plot_selection", "observed_sky_image", "plot_observed_sky", "figure_real_vs_mock",
+    "figure_real_vs_mock_sky",
 ]
