@@ -66,7 +66,6 @@ scale.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import math
 import os
@@ -77,6 +76,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import ZoaError
+from .io import file_sha256
 from .local_universe import SEARCH_LABELS as LABELS
 from .local_universe import SEARCH_METHODS as METHODS
 
@@ -162,13 +162,6 @@ def bulk_flow_path(out: str | os.PathLike) -> Path:
     return out.with_name(stem + ".bulk_flows.json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 # --------------------------------------------------------------------------- reading
 @dataclass
@@ -227,7 +220,7 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
         L = profile.box.size
         raise ReconstructError(f"{path}: all {len(cat)} galaxies lie outside the {L:g} Mpc/h cube of profile "
                                f"{profile.name!r} (|SGX|, |SGY|, |SGZ| < {L / 2:g} Mpc/h); nothing to reconstruct")
-    return inputs.astype(np.float32), CatalogInput(str(path), _sha256(path), report, n_in, int(n_out), table=cat,
+    return inputs.astype(np.float32), CatalogInput(str(path), file_sha256(path), report, n_in, int(n_out), table=cat,
                                                    zero_point=None if zp is None else zp.to_dict())
 
 

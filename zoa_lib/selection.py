@@ -34,7 +34,6 @@ stays. :func:`draw_survey` is the one entry point the mocks and the local univer
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,9 +43,8 @@ import numpy as np
 
 from . import survey
 from .cosmology import C_LIGHT, H0 as H0_DEFAULT
-from .data import CATALOG_DTYPE
 from .errors import ZoaError
-from .io import display_path
+from .io import display_path, file_sha256
 
 #: Width of the redshift-distance bins of n(s) and of σ_μ(s), Mpc/h.
 S_BIN = 10.0
@@ -226,13 +224,6 @@ def resolve_catalogue(path: str | os.PathLike) -> Path:
                          f"folder and from the repository root)")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 @lru_cache(maxsize=8)
 def _measured(path: str, sha: str, nside: int, depth: float, groups: bool) -> CatalogueSelection:
@@ -260,7 +251,7 @@ def catalogue_selection(profile) -> CatalogueSelection | None:
     if not sv.catalogue:
         return None
     path = resolve_catalogue(sv.catalogue)
-    sha = _sha256(path)
+    sha = _cached_sha256(str(path), path.stat().st_mtime)
     full = _measured(str(path), sha, int(sv.catalogue_nside), float("inf"), bool(sv.catalogue_groups))
     depth = min(full.depth, np.ceil(survey_depth(profile) / S_BIN) * S_BIN)
     if depth >= full.depth:
@@ -269,8 +260,8 @@ def catalogue_selection(profile) -> CatalogueSelection | None:
 
 
 @lru_cache(maxsize=8)
-def _file_sha256(path: str, mtime: float) -> str:
-    return _sha256(Path(path))
+def _cached_sha256(path: str, mtime: float) -> str:
+    return file_sha256(Path(path))
 
 
 def catalogue_checksum(profile) -> str | None:
@@ -279,7 +270,7 @@ def catalogue_checksum(profile) -> str | None:
     if not profile.survey.catalogue:
         return None
     p = resolve_catalogue(profile.survey.catalogue)
-    return _file_sha256(str(p), p.stat().st_mtime)
+    return _cached_sha256(str(p), p.stat().st_mtime)
 
 
 # --------------------------------------------------------------------------- drawing mocks
