@@ -185,3 +185,19 @@ def test_malmquist_calibration_is_not_extrapolated_past_the_mocks():
     assert np.allclose(rb.at([15.0, 20.0, 45.0, 49.9]), [-50.0, -35.0, 40.0, 40.0])
     assert np.all(rb.at([50.1, 80.0, 138.0]) == 0.0)
     assert rb.at(5.0) == -50.0  # inside the measured range: constant towards the observer
+
+
+def test_bad_survey_catalogue_is_one_line_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    from zoa_lib.cli import main
+
+    monkeypatch.setenv("ZOA_DATA", str(tmp_path / "data"))
+    positions = tmp_path / "pos.csv"
+    positions.write_text("SGX,SGY,SGZ,v_r\n10,20,30,100\n40,-20,5,-50\n")
+    far = tmp_path / "far.csv"
+    far.write_text("Vcmb,DM,eDM,glon,glat\n" + "".join(f"{30000 + i},38.0,0.4,{i},45\n" for i in range(3)))
+    for path, words in ((tmp_path / "none.tsv", "no file"), (positions, "positions table"),
+                        (far, "no galaxy within")):
+        assert main(["mocks", "--profile", "ci", "-p", f"survey.catalogue={path}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and words in err, err
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.h5"))

@@ -229,6 +229,9 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
     if verify not in ("checksum", "quick"):
         raise MocksError(f"verify must be 'checksum' or 'quick', got {verify!r}")
     t0 = time.perf_counter()
+    from .selection import catalogue_selection
+
+    catalogue_selection(profile)  # a bad survey.catalogue: one line, before anything is written
     folder = ensure_writable(mocks_dir(profile))  # a read-only folder: one line, before any work
     plan = shard_plan(profile)
     if shards is None or isinstance(shards, str):

@@ -220,7 +220,7 @@ def resolve_catalogue(path: str | os.PathLike) -> Path:
     for cand in ([p] if p.is_absolute() else [Path.cwd() / p, REPO_ROOT / p]):
         if cand.is_file():
             return cand
-    raise SelectionError(f"survey.catalogue: no file {display_path(p)} (relative paths are tried from the working "
+    raise SelectionError(f"survey.catalogue: no file {str(path)!r} (relative paths are tried from the working "
                          f"folder and from the repository root)")
 
 
@@ -231,6 +231,9 @@ def _measured(path: str, sha: str, nside: int, depth: float, groups: bool) -> Ca
 
     options = {"groups": True} if groups else {}
     cat, report = catalogs.read_catalog(path, estimator="watkins_feldman", drop_bad=True, **options)
+    if report.kind == "positions":
+        raise SelectionError(f"survey.catalogue: {display_path(path)} is a positions table (SGX, SGY, SGZ, v_r): "
+                             "mocks copy a distance catalogue (redshifts, distance moduli and their errors)")
     return measure_selection(cat, nside=nside, depth=depth, source=display_path(path), sha256=sha,
                              h0=getattr(report, "h0_catalog", None), frame=getattr(report, "frame", None),
                              groups=groups)
@@ -253,6 +256,9 @@ def catalogue_selection(profile) -> CatalogueSelection | None:
     path = resolve_catalogue(sv.catalogue)
     sha = _cached_sha256(str(path), path.stat().st_mtime)
     full = _measured(str(path), sha, int(sv.catalogue_nside), float("inf"), bool(sv.catalogue_groups))
+    if not full.n_s[full.s_edges[1:] <= 0.5 * np.sqrt(3.0) * profile.box.size + S_BIN].any():
+        raise SelectionError(f"survey.catalogue: {full.source} has no galaxy within the {profile.box.size:g} Mpc/h "
+                             f"cube of profile {profile.name!r}: nothing for its mocks to copy")
     depth = min(full.depth, np.ceil(survey_depth(profile) / S_BIN) * S_BIN)
     if depth >= full.depth:
         return full
