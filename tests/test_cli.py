@@ -87,15 +87,15 @@ def test_run_chapter_parameters_one_line_errors(capsys):
     exit status 2 (before any kernel starts)."""
     assert main(["run", "--profile", "ci", "-P", "mock"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
-    assert main(["run", "--profile", "ci", "--only", "01", "-P", "cf4_path=/x.csv"]) == 2
+    assert main(["run", "--profile", "ci", "--only", "01", "-P", "catalogue_path=/x.csv"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "cf4_path" in err and "selected by --only" in err
+    assert err.count("\n") == 0 and "catalogue_path" in err and "selected by --only" in err
     assert main(["run", "--profile", "ci", "--only", "07", "-P", "nope=1"]) == 2
-    assert "07-cf4: cf4_path, cf4_h0, drop_bad, baseline" in capsys.readouterr().err
+    assert "07-cf4: catalogue_path, catalogue_h0, frame, groups, drop_bad, crossval_splits, force, baseline" in capsys.readouterr().err
 
 
 def test_run_params_are_yaml_else_text():
     from zoa_lib.commands.run import parse_params
 
-    assert parse_params(["mock=3", "baseline=null", "cf4_path=/d/hamlet/realization-*.csv", "x=*a", "flag=true"]) == \
-        {"mock": 3, "baseline": None, "cf4_path": "/d/hamlet/realization-*.csv", "x": "*a", "flag": True}
+    assert parse_params(["mock=3", "baseline=null", "catalogue_path=/d/hamlet/realization-*.csv", "x=*a", "flag=true"]) == \
+        {"mock": 3, "baseline": None, "catalogue_path": "/d/hamlet/realization-*.csv", "x": "*a", "flag": True}

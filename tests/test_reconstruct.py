@@ -3,6 +3,7 @@ table at the ci profile, one-line errors with exit status 2, realizations' mean 
 from __future__ import annotations
 
 import json
+import math
 
 import astropy.units as u
 import h5py
@@ -161,7 +162,13 @@ def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path,
     prof = trained_ci
     monkeypatch.setenv("ZOA_DATA", str(prof.data_path.parent))
     out = tmp_path / "cf4.h5"
-    assert main(["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out), "--no-progress"]) == 0
+    # the ci networks learned from mocks that copy Cosmicflows-3 (the whole sky): the partial CF4 table
+    # (RA 0-203 deg) is refused with one line naming the mismatch, and nothing is written
+    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out),
+                            "--no-progress"], ["unlike the mocks", "training sky", "--force"])
+    assert not out.exists()
+    assert main(["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out), "--no-progress",
+                 "--force", "--zero-point", "none"]) == 0
     text = capsys.readouterr().out
     assert "9999 rows, 9999 kept (0 dropped, 39 with cz <= 0" in text and "7961 in the 160 Mpc/h cube" in text
     assert f"written: {out}" in text
@@ -174,6 +181,8 @@ def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path,
         assert (a["n_in_cube"], a["n_outside"]) == (7961, 2038) and a["n_realizations"] == 1
         assert a["profile"] == "ci" and "zoa_version" in a and "git_commit" in a and a["h0_catalog"] == 74.6
         assert a["bulk_flows"] == "cf4.bulk_flows.json" and json.loads(a["methods"]) == ["vnet", "wiener_cal"]
+        assert "sky" in {m["key"] for m in json.loads(a["domain_mismatch"])}
+        assert any("force" in n for n in json.loads(a["notes"]))
         assert set(f) == {"catalogs", "vnet", "wiener_cal"}
         for m in ("vnet", "wiener_cal"):
             g = f[m]
@@ -209,6 +218,15 @@ def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path,
         assert [r["l"] for r in rows] == pytest.approx(list(gal.spherical.lon.deg), abs=1e-6)
         assert [r["b"] for r in rows] == pytest.approx(list(gal.spherical.lat.deg), abs=1e-6)
         assert [r["B"] for r in rows] == pytest.approx(list(np.linalg.norm(B, axis=1)), rel=1e-5)
+        assert all(math.isnan(r["B_err_method"]) for r in rows)  # unlike the mocks: their errors do not apply
+    assert doc["domain_mismatch"] and doc["errors"] == {"vnet": None, "wiener_cal": None}
+    # Cosmicflows-3, the catalogue the ci mocks copy: no flags, no mismatch, the zero point fitted
+    out3 = tmp_path / "cf3.h5"
+    assert main(["reconstruct", str(catalogs.CF3_SAMPLE), "--profile", "ci", "--out", str(out3), "--no-progress"]) == 0
+    assert "zero point: H0 of the distances" in capsys.readouterr().out
+    rec3 = rc.read(out3)
+    assert json.loads(rec3["attrs"]["domain_mismatch"]) == [] and rec3["attrs"]["h0_catalog"] == 75.0
+    assert rec3["catalogs"][0]["zero_point"]["n"] > 1000 and rec3["catalogs"][0]["frame"] == "heliocentric"
 
 
 @pytest.mark.slow

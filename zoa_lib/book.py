@@ -23,7 +23,7 @@ folder — after every chapter ``zoa run`` executes, and again by ``zoa book`` b
 build, so the page shows what the data folder holds when the book is built.
 
 Papermill passes ``profile`` and ``overrides`` to every chapter, and ``zoa run -P NAME=VALUE``
-a chapter's own parameters (``mock``, ``cf4_path``, …) to the chapters that have them; every
+a chapter's own parameters (``mock``, ``catalogue_path``, …) to the chapters that have them; every
 size comes from the profile.
 """
 from __future__ import annotations

@@ -17,8 +17,8 @@ def register(sub):
                     "<data folder>/book/failed/, and the command exits non-zero.")
     add_profile_args(p, default="laptop")
     p.add_argument("-P", "--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a chapter parameter (mock, cf4_path, baseline, ...) in the chapters that "
-                        "have it, e.g. -P cf4_path=/data/cf4.csv; VALUE is read as YAML (3, true, null), "
+                   help="set a chapter parameter (mock, catalogue_path, baseline, ...) in the chapters that "
+                        "have it, e.g. -P catalogue_path=/data/cf4.csv; VALUE is read as YAML (3, true, null), "
                         "else as text (repeatable)")
     p.add_argument("--only", action="append", metavar="NOTEBOOK",
                    help="run only this chapter (name or number prefix, e.g. 01); repeatable")
