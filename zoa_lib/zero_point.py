@@ -176,3 +176,27 @@ def radial_flow(velocity, size: float, edges) -> dict:
     tot = np.bincount(idx[ok], weights=vr[ok], minlength=edges.size - 1)
     return {"edges": edges.tolist(), "v_r": np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan).tolist(),
             "n_voxels": cnt.tolist(), "units": {"edges": "Mpc/h", "v_r": "km/s"}}
+
+
+def radial_flow_spread(profile, edges, split: str = "test", n_max: int = 64) -> dict | None:
+    """The scatter (ddof 1, km/s) over the ``split`` mocks of the profile of the *true* mean radial
+    velocity in shells ``edges`` (Mpc/h): the cosmic variance of the local monopole, the yardstick
+    against which a reconstruction's radial flow is "consistent with zero". {"edges", "std",
+    "mean", "n_mocks"}; None without shards of that split."""
+    from . import data
+
+    folder = data.mocks_dir(profile)
+    paths = data.shard_paths(folder, split) if folder.is_dir() else []
+    flows = []
+    for p in paths:
+        for v in data.read_shard(p, load_catalog=False).targets["velocity"]:
+            flows.append(radial_flow(v, profile.box.size, edges)["v_r"])
+            if len(flows) >= n_max:
+                break
+        if len(flows) >= n_max:
+            break
+    if len(flows) < 2:
+        return None
+    f = np.asarray(flows, np.float64)
+    return {"edges": list(map(float, edges)), "std": f.std(axis=0, ddof=1).tolist(), "mean": f.mean(axis=0).tolist(),
+            "n_mocks": len(flows), "units": {"edges": "Mpc/h", "std": "km/s", "mean": "km/s"}}
