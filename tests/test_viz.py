@@ -894,3 +894,30 @@ def test_shell_correlations_against_numpy_on_the_sampled_maps():
     assert rows[0]["r_zoa"] == pytest.approx(np.corrcoef(mt[band], mp[band])[0, 1], rel=1e-9)
     assert rows[0]["r_sky"] == pytest.approx(np.corrcoef(mt[np.isfinite(mt)], mp[np.isfinite(mt)])[0, 1], rel=1e-9)
     assert sky.shell_correlations(truth, truth, L, [(20.0, 40.0)], 10.0, (36, 18))[0]["r_zoa"] == pytest.approx(1.0)
+
+
+def test_zoa_slice_mask_against_astropy():
+    """The hatched ZOA of a supergalactic slice: points whose Galactic |b| < 10° (astropy's SkyCoord)."""
+    import astropy.units as u
+    from astropy.coordinates import CartesianRepresentation, SkyCoord
+    from matplotlib.figure import Figure
+
+    from zoa_lib import viz
+
+    n, L = 41, 160.0
+    for plane in ((0, 1), (0, 2), (1, 2)):
+        mask = viz.zoa_slice_mask(L, 10.0, plane=plane, n=n)
+        x = np.linspace(-L / 2, L / 2, n)
+        A, B = np.meshgrid(x, x, indexing="ij")
+        xyz = np.zeros((3, n, n))
+        xyz[plane[0]], xyz[plane[1]] = A, B
+        c = SkyCoord(CartesianRepresentation(*(xyz.reshape(3, -1) + 1e-9) * u.Mpc), frame="supergalactic").galactic
+        want = (np.abs(c.b.deg) < 10.0).reshape(n, n)
+        assert (mask == want).mean() > 0.995 and mask.mean() > 0.02
+        # SGX and SGZ lie near the Galactic plane (b = 0° and 6.3°): the SGY = 0 slice is nearly all ZOA
+        assert (mask.mean() > 0.9) == (plane == (0, 2))
+    # the SGX-SGY plane holds the Galactic plane's crossing line: the ZOA is a band through the observer
+    fig = Figure()
+    ax = fig.add_subplot()
+    viz.mark_zoa_slice(ax, L, 10.0, plane=(0, 1))
+    assert "ZOA, |b| < 10°" in ax.get_legend_handles_labels()[1]

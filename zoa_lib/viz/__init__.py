@@ -55,8 +55,8 @@ from .statistics import (ENGINE_LABELS, LR_COLUMNS, WINDOW_MARKERS, _line_with_b
                          plot_velocity_bias_shells, read_history)  # noqa: F401
 from .skymaps import (SKY_FRAMES, SkyError, _check_frame, _edges, _l_ticklabel, _sky_ax, _sky_frame,
                       figure_sky_shells, frame_to_galactic, galactic_to_frame, mark_structures,
-                      mark_structures_slice, read_structures, sample_shell, sky_axes, sky_map, sky_shell_map,
-                      sky_xy, zoa_band)  # noqa: F401
+                      mark_structures_slice, mark_zoa_slice, read_structures, sample_shell, sky_axes, sky_map,
+                      sky_shell_map, sky_xy, zoa_band, zoa_slice_mask)  # noqa: F401
 from ..sky import (_sky_convert, frame_unit_vectors, interpolate_cube, shell_correlations, sky_grid)  # noqa: F401
 from .catalogs import (_check_catalog, plot_catalog_sky, plot_selection)  # noqa: F401
 from .selection import (OBSERVED_COLOUR, figure_real_vs_mock, figure_real_vs_mock_sky, observed_sky_image,
@@ -75,5 +75,5 @@ __all__ = [
     "frame_unit_vectors", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
     "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map", "figure_sky_shells",
     "plot_catalog_sky", "plot_selection", "observed_sky_image", "plot_observed_sky", "figure_real_vs_mock",
-    "figure_real_vs_mock_sky",
+    "figure_real_vs_mock_sky", "mark_zoa_slice", "zoa_slice_mask",
 ]

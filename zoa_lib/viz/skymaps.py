@@ -267,6 +267,39 @@ def mark_structures_slice(ax, structures, *, plane=(0, 1), depth: tuple[float, f
     return drawn
 
 
+def zoa_slice_mask(size: float, zoa_b: float, *, plane=(0, 1), offset: float = 0.0, n: int = 161) -> np.ndarray:
+    """(n, n) bool: the points of a supergalactic slice plane (axes ``plane``, the third SG axis at
+    ``offset`` Mpc/h, observer at 0, side ``size`` Mpc/h) whose direction lies in the Zone of
+    Avoidance, |b| < ``zoa_b`` deg (Galactic b through astropy, :func:`zoa_lib.survey.sg_to_galactic`).
+    Indexed [i along plane[0], j along plane[1]] on ``n`` points from −size/2 to size/2."""
+    from ..survey import sg_to_galactic
+
+    x = np.linspace(-size / 2.0, size / 2.0, int(n))
+    A, B = np.meshgrid(x, x, indexing="ij")
+    xyz = np.zeros((3,) + A.shape)
+    xyz[plane[0]], xyz[plane[1]] = A, B
+    xyz[({0, 1, 2} - set(plane)).pop()] = float(offset)
+    _, b, d = sg_to_galactic(*(c.ravel() for c in xyz))
+    return ((np.abs(b) < zoa_b) & (d > 0)).reshape(A.shape)
+
+
+def mark_zoa_slice(ax, size: float, zoa_b: float, *, plane=(0, 1), offset: float = 0.0, n: int = 161,
+                   color="0.35", label: str | None = "ZOA"):
+    """Hatch the Zone of Avoidance (|b| < ``zoa_b`` deg, :func:`zoa_slice_mask`) on a cube slice drawn
+    by :func:`plot_slice` (axes in Mpc/h, observer at 0). Returns the contour set."""
+    mask = zoa_slice_mask(size, zoa_b, plane=plane, offset=offset, n=n)
+    x = np.linspace(-size / 2.0, size / 2.0, int(n))
+    with style():
+        cs = ax.contourf(x, x, mask.T.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"], zorder=4)
+        for coll in getattr(cs, "collections", [cs]):
+            coll.set_edgecolor(color)
+            coll.set_linewidth(0.0)
+        ax.contour(x, x, mask.T.astype(float), levels=[0.5], colors=[color], linewidths=0.8, zorder=4)
+        if label:
+            ax.plot([], [], color=color, lw=0.8, label=f"{label}, |b| < {zoa_b:g}°")
+    return cs
+
+
 def sky_shell_map(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 90), *,
                   kind: str | None = None, n_r: int | None = None, structures=None, zoa_b: float | None = None,
                   ax=None, title: str | None = None, cmap=None, vmin=None, vmax=None, norm=None,
