@@ -7,6 +7,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from zoa_lib import local_universe as lu
+from zoa_lib import selection
 from zoa_lib.config import load_profile
 from zoa_lib.cosmology import Cosmology
 from zoa_lib.rng import generator
@@ -313,7 +314,8 @@ def test_survey_realizations(ci, ci_box):
     assert i0.shape == (ci.box.grid,) * 3 + (2,) and i0.dtype == np.float32
     assert len(c0) != len(c1) or not np.array_equal(c0["SGX"], c1["SGX"])
     for cat, inp in surveys:
-        assert np.all(np.abs(cat["b"]) >= ci.survey.zoa_b)
+        # the training mocks' selection: the sky the catalogue observes (ci copies Cosmicflows-3)
+        assert np.all(selection.catalogue_selection(ci).observed(cat["l"], cat["b"]))
         # gridded like the mocks: every galaxy is counted unless its observed position left the cube
         again, outside = grid_catalog(cat, ci.box.size, ci.box.grid, position=ci.survey.grid_position,
                                       error_weighting=ci.survey.error_weighting, return_outside=True)

@@ -201,3 +201,21 @@ def test_bad_survey_catalogue_is_one_line_before_anything_is_written(tmp_path, m
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and words in err, err
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*.h5"))
+
+
+def test_wiener_noise_model_follows_the_catalogues_distance_errors():
+    from zoa_lib.baselines import noise_sigma_v
+    from zoa_lib.velocity import radius_grid
+
+    cat, e_dm = fake_catalogue()
+    sel = selection.measure_selection(cat, e_dm=e_dm)
+    assert np.allclose(sel.sigma_dm_rms(np.array([5.0, 25.0, 35.0, 500.0])), [0.2, 0.2, 0.5, 0.5])
+    prof = load_profile("ci", {"survey.catalogue": str(CF3)})
+    real = selection.catalogue_selection(prof)
+    sig = noise_sigma_v(prof)
+    r = np.maximum(radius_grid(prof.box.grid, prof.box.size), 0.5 * prof.box.size / prof.box.grid)
+    cz = survey.C_LIGHT * survey.redshift_from_comoving_distance(r)
+    want = survey.watkins_feldman_sigma(cz, real.sigma_dm_rms(r))
+    assert np.allclose(sig, want, rtol=1e-6)
+    # CF3's errors (median 0.5 mag) are larger than the analytic profile's 0.4 mag
+    assert np.median(sig / noise_sigma_v(load_profile("ci", {"survey.catalogue": None}))) > 1.1

@@ -260,7 +260,9 @@ class WienerFilter:
 def noise_sigma_v(profile, sigma_nl: float = 0.0) -> np.ndarray | float:
     """Per-galaxy radial-velocity error σ_v (km/s) assumed by the Wiener filter: the
     constant ``evaluation.wiener_sigma_v`` if > 0, else an (N, N, N) array of the survey's
-    error model at each voxel-centre distance (module docstring); with the small-scale
+    error model at each voxel-centre distance (module docstring; with ``survey.catalogue``, σ_μ
+    is the catalogue's rms at that distance, :meth:`zoa_lib.selection.CatalogueSelection.sigma_dm_rms`,
+    not ``survey.sigma_dm``); with the small-scale
     dispersion ``sigma_nl`` (km/s, :func:`velocity_dispersion`) added in quadrature."""
     if sigma_nl < 0 or not np.isfinite(sigma_nl):
         raise BaselineError(f"sigma_nl: must be a finite velocity >= 0 km/s, got {sigma_nl}")
@@ -272,7 +274,11 @@ def noise_sigma_v(profile, sigma_nl: float = 0.0) -> np.ndarray | float:
     r = np.maximum(vel.radius_grid(n, L), 0.5 * L / n)
     cz = survey.C_LIGHT * survey.redshift_from_comoving_distance(r)
     d_l = survey.luminosity_from_comoving_distance(r)
-    _, sig = survey.estimate_velocity(profile.survey.estimator, cz, d_l, profile.survey.sigma_dm)
+    from .selection import catalogue_selection
+
+    sel = catalogue_selection(profile)  # mocks that copy a catalogue: its distance errors at each distance
+    sigma_dm = profile.survey.sigma_dm if sel is None else sel.sigma_dm_rms(r)
+    _, sig = survey.estimate_velocity(profile.survey.estimator, cz, d_l, sigma_dm)
     return np.sqrt(sig ** 2 + profile.survey.sigma_v_nl ** 2 + sigma_nl ** 2)
 
 

@@ -120,6 +120,21 @@ class CatalogueSelection:
         pick = start[k] + np.minimum((u * count[k]).astype(np.int64), count[k] - 1)
         return self.e_dm[order][pick]
 
+    def sigma_dm_rms(self, s) -> np.ndarray:
+        """The rms σ_μ (mag) of the catalogue's galaxies in the redshift-distance bin of each ``s``
+        (Mpc/h; the nearest non-empty bin where one is empty, the last bin beyond the depth): the
+        distance error a Wiener filter's noise model should assume at that distance."""
+        nb = self.n_s.size
+        sq = np.bincount(self.e_dm_bin, weights=self.e_dm ** 2, minlength=nb)
+        cnt = np.bincount(self.e_dm_bin, minlength=nb)
+        filled = np.flatnonzero(cnt)
+        if filled.size == 0:
+            raise SelectionError(f"{self.source}: no distance errors")
+        rms = np.sqrt(sq[filled] / cnt[filled])
+        k = np.clip(np.digitize(s, self.s_edges) - 1, 0, nb - 1)
+        near = filled[np.abs(filled[None, :] - k.reshape(-1)[:, None]).argmin(axis=1)]
+        return rms[np.searchsorted(filled, near)].reshape(np.shape(s))
+
     def summary(self) -> dict:
         """Plain numbers (JSON-able) for attrs, reports and the book."""
         return {"source": self.source, "sha256": self.sha256, "nside": self.nside,

@@ -72,8 +72,8 @@ def run(args):
         import numpy as np
 
         a = np.asarray(res.zero_points)
-        lines.append(f"zero point fitted per split: a = ln(h_fit/h_catalog) = {a.mean():+.4f} (splits {a.min():+.4f} "
-                     f"to {a.max():+.4f})")
+        lines.insert(1, f"zero point fitted per split: a = ln(h_fit/h_catalog) = {a.mean():+.4f} (splits "
+                        f"{a.min():+.4f} to {a.max():+.4f})")
     if args.out:
         lines.append(f"written: {args.out}")
     print("\n".join(lines))
