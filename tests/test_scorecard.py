@@ -316,3 +316,34 @@ def test_write_scorecard_into_a_book_root(tmp_path, monkeypatch):
     md = (root / "book/_generated/scorecard.md").read_text()
     assert "⚠ The φ V-Net did not learn" in md and "⚠ The φ V-Net is worse than the calibrated Wiener filter" in md
     assert re.search(r"\| r\(φ\), held-out mocks, survey sphere \(mean over mocks\) \| 0\.98 \| 0\.500", md)
+
+
+def test_real_sky_row_and_alarm(tmp_path):
+    """Chapter 07's cross-validation on the real catalogue: a row of its own, and an alarm when the
+    V-Net is behind the calibrated Wiener filter (a win on mocks is not a win on the sky)."""
+    def cv_doc(r_vnet, r_cal, r_wf):
+        summ = {m: {"r": {"mean": r, "std": 0.02}} for m, r in (("vnet", r_vnet), ("wiener_cal", r_cal),
+                                                              ("wiener", r_wf))}
+        best = max(summ, key=lambda m: summ[m]["r"]["mean"])
+        return {"catalog": "data/cf3-group-members.tsv", "n_splits": 5, "summary": summ, "best_on_r": best,
+                "labels": {"vnet": "V-Net", "wiener_cal": "calibrated Wiener filter", "wiener": "Wiener filter"},
+                "paired_r_difference": {"mean": r_vnet - r_cal, "std": 0.01}}
+    root = tmp_path / "run"
+    (root / "cf4").mkdir(parents=True)
+    (root / "cf4" / "crossval.json").write_text(json.dumps(cv_doc(0.364, 0.381, 0.410)))
+    card = sc.scorecard(root, "laptop")
+    r = row(card, "real_sky_r")
+    assert r["vnet"] == "0.364 ± 0.020" and r["classical"].startswith("Wiener filter: 0.410") and r["winner"] == "wiener"
+    assert any("less well than the calibrated Wiener filter" in a and "0.364 against 0.381" in a
+               and "Wiener filter is best on r" in a for a in card["alarms"])
+    md = sc.scorecard_markdown(card)
+    assert md.index("⚠") < md.index("| quantity | paper |") and "real sky" in md
+    # the V-Net best: no real-sky alarm, the row says so
+    (root / "cf4" / "crossval.json").write_text(json.dumps(cv_doc(0.45, 0.40, 0.41)))
+    card = sc.scorecard(root, "laptop")
+    assert row(card, "real_sky_r")["winner"] == "vnet" and sc.real_sky_alarm(cv_doc(0.45, 0.40, 0.41)) is None
+    # level with wiener_cal but the plain filter best: still an alarm
+    assert "predicts radial velocities better than the V-Net" in sc.real_sky_alarm(cv_doc(0.40, 0.39, 0.42))
+    # no file: the row is "—" and the file is listed as missing
+    card = sc.scorecard(tmp_path / "none", "laptop")
+    assert row(card, "real_sky_r")["vnet"] == "—" and "cf4/crossval.json" in [p for p, _ in card["missing"]]

@@ -40,7 +40,11 @@ compared and the verdict says so. An **alarm** line is raised when
   it in fewer survey realizations, than the classical method searched alongside it;
 * ``comparison.json`` says ``goal_met: false``: its ``goal_summary`` (which names the
   metrics lost) becomes the first alarm line (:func:`goal_alarm`), whatever the rows here
-  show — the verdict judges more metrics than the scorecard's rows.
+  show — the verdict judges more metrics than the scorecard's rows;
+* on the real catalogue (chapter 07's cross-validation, ``cf4/crossval.json``) the V-Net's
+  predicted radial velocities of held-out galaxies correlate less with the measured ones than
+  the calibrated Wiener filter's, or a classical method is best (:func:`real_sky_alarm`): a win
+  on mocks is not a win on the sky. The last row shows those numbers.
 """
 from __future__ import annotations
 
@@ -96,6 +100,7 @@ SOURCES = {
     "comparison": ("evaluation/comparison.json", "chapter 05 (classical methods) or `zoa evaluate`"),
     "history": ("models/{target}/history.csv", "chapter 03 (training) or `zoa train`"),
     "attractor": ("local_universe/great-attractor.json", "chapter 06 (local universe)"),
+    "crossval": ("cf4/crossval.json", "chapter 07 (real catalogue) or `zoa crossval --out`"),
 }
 #: A network "did not learn" when its best validation loss is at least this fraction of its
 #: first epoch's (:func:`learning_alarm`).
@@ -189,6 +194,59 @@ def goal_alarm(comparison: Mapping | None) -> str | None:
     return f"verdict of chapter 05 (`zoa evaluate`, evaluation/comparison.json): {summary}"
 
 
+def real_sky_alarm(crossval: Mapping | None) -> str | None:
+    """One line when, on held-out galaxies of the real catalogue (``zoa crossval``'s JSON,
+    :meth:`zoa_lib.crossval.CrossValResult.to_dict`), the V-Net's radial velocities correlate
+    less with the measured ones than the calibrated Wiener filter's, or another classical method
+    is best on r; else None (also without the file, or without both methods)."""
+    if not isinstance(crossval, Mapping):
+        return None
+    summ = crossval.get("summary") or {}
+    r = {m: _num(((summ.get(m) or {}).get("r") or {}).get("mean")) for m in summ}
+    if r.get("vnet") is None or r.get("wiener_cal") is None:
+        return None
+    best = crossval.get("best_on_r")
+    labels = crossval.get("labels") or {}
+    where = f"on held-out galaxies of the real catalogue ({Path(str(crossval.get('catalog', ''))).name}, chapter 07)"
+    if r["vnet"] < r["wiener_cal"]:
+        d = crossval.get("paired_r_difference") or {}
+        extra = (f"; the {labels.get(best, best)} is best on r ({r[best]:.3f})" if best not in (None, "vnet",
+                                                                                              "wiener_cal") else "")
+        return (f"{where} the V-Net predicts radial velocities less well than the calibrated Wiener filter: "
+                f"r = {r['vnet']:.3f} against {r['wiener_cal']:.3f} (paired difference {_num(d.get('mean')) or 0:+.3f}"
+                f" ± {_num(d.get('std')) or 0:.3f} over the splits){extra}: its win on mocks is not a win on the sky")
+    if best not in (None, "vnet"):
+        return (f"{where} the {labels.get(best, best)} predicts radial velocities better than the V-Net: r = "
+                f"{r[best]:.3f} against {r['vnet']:.3f}")
+    return None
+
+
+def _real_sky_row(crossval) -> dict:
+    row = {"key": "real_sky_r", "quantity": "real sky: r(v_r) at held-out galaxies of the catalogue (chapter 07)",
+           "paper": "— (not in the paper)", "paper_key": None, "vnet": "—", "vnet_value": None, "vnet_method": "vnet",
+           "classical": "—", "classical_value": None, "classical_method": None, "winner": None, "interval68": None,
+           "verdict": "chapter 07 not run", "basis": None}
+    summ = (crossval or {}).get("summary") or {} if isinstance(crossval, Mapping) else {}
+    if "vnet" not in summ:
+        return row
+    labels = crossval.get("labels") or {}
+
+    def txt(m):
+        d = summ[m]["r"]
+        return f"{_num(d.get('mean')) or float('nan'):.3f} ± {_num(d.get('std')) or float('nan'):.3f}"
+
+    classical = [m for m in summ if m != "vnet" and _num(summ[m]["r"].get("mean")) is not None]
+    best = max(classical, key=lambda m: summ[m]["r"]["mean"]) if classical else None
+    row.update(vnet=txt("vnet"), vnet_value=_num(summ["vnet"]["r"].get("mean")))
+    if best:
+        rv, rc = summ["vnet"]["r"]["mean"], summ[best]["r"]["mean"]
+        row.update(classical=f"{labels.get(best, best)}: {txt(best)}", classical_value=rc, classical_method=best,
+                   winner="vnet" if rv > rc else best,
+                   verdict=("V-Net higher" if rv > rc else f"{labels.get(best, best)} higher")
+                   + f" (mean ± std over {crossval.get('n_splits', '?')} splits of {Path(str(crossval.get('catalog', ''))).name})")
+    return row
+
+
 # --------------------------------------------------------------------------- reading
 def _read_json(path: Path):
     try:
@@ -218,7 +276,7 @@ def read_run(data_path) -> dict:
 
     root = Path(data_path)
     out = {"data_path": str(root), "methods": {}, "comparison": None, "histories": {}, "attractor": None,
-           "missing": [], "errors": []}
+           "crossval": None, "missing": [], "errors": []}
     ev = root / "evaluation"
     for m in ("vnet_delta", "vnet_phi") + CLASSICAL:
         doc = _read_json(ev / f"{m}.json")
@@ -255,6 +313,13 @@ def read_run(data_path) -> dict:
         out["missing"].append((SOURCES["attractor"][0], SOURCES["attractor"][1]))
     else:
         out["attractor"] = ga
+    cv = _read_json(root / SOURCES["crossval"][0])
+    if isinstance(cv, dict) and "_error" in cv:
+        out["errors"].append(cv["_error"])
+    elif cv is None:
+        out["missing"].append((SOURCES["crossval"][0], SOURCES["crossval"][1]))
+    else:
+        out["crossval"] = cv
     return out
 
 
@@ -563,6 +628,9 @@ def scorecard(data_path, profile_name: str | None = None) -> dict:
     a = goal_alarm(run["comparison"])
     if a:
         alarms.append(a)
+    a = real_sky_alarm(run["crossval"])
+    if a:
+        alarms.append(a)
     for target, net in (("phi", "the φ V-Net"), ("delta", "the δ V-Net")):
         h = run["histories"].get(target)
         if h is not None:
@@ -599,6 +667,7 @@ def scorecard(data_path, profile_name: str | None = None) -> dict:
                          "vnet_value": None, "vnet_method": "vnet", "classical": "—", "classical_value": None,
                          "classical_method": None, "winner": None, "interval68": None,
                          "verdict": "chapter 06 not run", "basis": None})
+    rows.append(_real_sky_row(run["crossval"]))
     return {"profile": profile_name, "data_path": run["data_path"], "rows": rows, "alarms": alarms,
             "missing": run["missing"], "errors": run["errors"]}
 
@@ -642,10 +711,11 @@ def scorecard_markdown(card: dict) -> str:
         lines += [f"**Unreadable:** {e}", ""]
     lines += [f"Files read from `{card.get('data_path')}`. The Great Attractor rows come from the mock local "
               "universe of chapter 06 (structures at their literature positions), not from CF4; the paper's "
-              "are from CF4.", ""]
+              "are from CF4. The real-sky row is the cross-validation of chapter 07 on the real catalogue "
+              "(held-out galaxies' measured radial velocities against each method's prediction).", ""]
     return "\n".join(lines)
 
 
 __all__ = ["PaperNumber", "PAPER_NUMBERS", "FLAT_LOSS_FRACTION", "COLLAPSE_STD_FRACTION", "BULK_FLOW_RADIUS",
-           "learning_alarm", "collapse_alarm", "goal_alarm", "paper_text", "read_run", "scorecard",
+           "learning_alarm", "collapse_alarm", "goal_alarm", "real_sky_alarm", "paper_text", "read_run", "scorecard",
            "scorecard_markdown"]
