@@ -22,7 +22,7 @@ def add_frame_args(p) -> None:
 
 def register(sub):
     p = sub.add_parser(
-        "catalog", help="read a CF4/EDD-style or positions catalog, report it, grid it (HDF5)",
+        "catalog", help="read a CF4, CF3 or positions catalog (layout from the header), report it, grid it (HDF5)",
         description="Read a peculiar-velocity catalog with zoa_lib.catalogs.read_catalog — a Cosmicflows-4 "
                     "table in EDD's or VizieR's layout, the Cosmicflows-3 group-member table (czHelio heliocentric, "
                     "converted to the CMB frame), a table in CF4's layout (Vcmb or cz in km/s, DM and eDM in mag or Dist in Mpc, glon/glat, "
