@@ -104,18 +104,23 @@ class CatalogueSelection:
         """Whether Galactic (l, b) (deg) falls in an observed pixel."""
         return self.sky[sky_pixels(l, b, self.nside)]
 
+    def _error_bins(self, s) -> tuple[np.ndarray, np.ndarray]:
+        """(the bin of each ``s`` (Mpc/h) whose distance errors it takes: its own, the nearest
+        non-empty one where it is empty, the last beyond the depth; the count of errors per bin)."""
+        nb = self.n_s.size
+        count = np.bincount(self.e_dm_bin, minlength=nb)
+        filled = np.flatnonzero(count)
+        if filled.size == 0:
+            raise SelectionError(f"{self.source}: no distance errors")
+        near = filled[np.abs(filled[None, :] - np.arange(nb)[:, None]).argmin(axis=1)]  # (nb,): a lookup
+        return near[np.clip(np.digitize(s, self.s_edges) - 1, 0, nb - 1)], count
+
     def sigma_dm_draw(self, s, rng: np.random.Generator) -> np.ndarray:
         """σ_μ (mag) for galaxies at redshift distances ``s`` (Mpc/h): each that of a real galaxy
         drawn at random from the same bin (the nearest non-empty bin where one is empty)."""
-        k = np.clip(np.digitize(s, self.s_edges) - 1, 0, self.n_s.size - 1)
+        k, count = self._error_bins(s)
         order = np.argsort(self.e_dm_bin, kind="stable")
         start = np.searchsorted(self.e_dm_bin[order], np.arange(self.n_s.size))
-        count = np.bincount(self.e_dm_bin, minlength=self.n_s.size)
-        filled = np.flatnonzero(count)
-        if filled.size == 0:
-            raise SelectionError(f"{self.source}: no distance errors to draw from")
-        near = filled[np.abs(filled[None, :] - np.arange(self.n_s.size)[:, None]).argmin(axis=1)]
-        k = near[k]
         u = rng.random(np.shape(s))
         pick = start[k] + np.minimum((u * count[k]).astype(np.int64), count[k] - 1)
         return self.e_dm[order][pick]
@@ -124,16 +129,10 @@ class CatalogueSelection:
         """The rms σ_μ (mag) of the catalogue's galaxies in the redshift-distance bin of each ``s``
         (Mpc/h; the nearest non-empty bin where one is empty, the last bin beyond the depth): the
         distance error a Wiener filter's noise model should assume at that distance."""
-        nb = self.n_s.size
-        sq = np.bincount(self.e_dm_bin, weights=self.e_dm ** 2, minlength=nb)
-        cnt = np.bincount(self.e_dm_bin, minlength=nb)
-        filled = np.flatnonzero(cnt)
-        if filled.size == 0:
-            raise SelectionError(f"{self.source}: no distance errors")
-        rms = np.sqrt(sq[filled] / cnt[filled])
-        k = np.clip(np.digitize(s, self.s_edges) - 1, 0, nb - 1)
-        near = filled[np.abs(filled[None, :] - k.reshape(-1)[:, None]).argmin(axis=1)]
-        return rms[np.searchsorted(filled, near)].reshape(np.shape(s))
+        k, count = self._error_bins(s)
+        sq = np.bincount(self.e_dm_bin, weights=self.e_dm ** 2, minlength=self.n_s.size)
+        rms = np.sqrt(sq / np.maximum(count, 1))
+        return rms[k]
 
     def summary(self) -> dict:
         """Plain numbers (JSON-able) for attrs, reports and the book."""
