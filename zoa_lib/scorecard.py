@@ -226,7 +226,7 @@ def _real_sky_row(crossval) -> dict:
            "paper": "— (not in the paper)", "paper_key": None, "vnet": "—", "vnet_value": None, "vnet_method": "vnet",
            "classical": "—", "classical_value": None, "classical_method": None, "winner": None, "interval68": None,
            "verdict": "chapter 07 not run", "basis": None}
-    summ = (crossval or {}).get("summary") or {} if isinstance(crossval, Mapping) else {}
+    summ = (crossval.get("summary") or {}) if isinstance(crossval, Mapping) else {}
     if "vnet" not in summ:
         return row
     labels = crossval.get("labels") or {}
@@ -267,6 +267,19 @@ def _num(v):
     return v if math.isfinite(v) else None
 
 
+def _read_source(out: dict, root: Path, key: str) -> None:
+    """Read the JSON file of ``SOURCES[key]`` under ``root`` into ``out[key]``; an unreadable one
+    goes to ``out["errors"]``, an absent one to ``out["missing"]`` (with who writes it)."""
+    rel, who = SOURCES[key]
+    doc = _read_json(root / rel)
+    if isinstance(doc, dict) and "_error" in doc:
+        out["errors"].append(doc["_error"])
+    elif doc is None:
+        out["missing"].append((rel, who))
+    else:
+        out[key] = doc
+
+
 def read_run(data_path) -> dict:
     """The files of one run under ``data_path`` (see the module docstring): {"methods":
     {method: JSON}, "comparison": JSON or None, "histories": {target: DataFrame or error
@@ -289,13 +302,7 @@ def read_run(data_path) -> dict:
             out["missing"].append((f"evaluation/{m}.json", SOURCES["evaluation"][1]))
     if not any(m in out["methods"] for m in CLASSICAL):
         out["missing"].append(("evaluation/{wiener,wiener_cal,potent}.json", SOURCES["evaluation"][1]))
-    comp = _read_json(ev / "comparison.json")
-    if isinstance(comp, dict) and "_error" in comp:
-        out["errors"].append(comp["_error"])
-    elif comp is None:
-        out["missing"].append(("evaluation/comparison.json", SOURCES["comparison"][1]))
-    else:
-        out["comparison"] = comp
+    _read_source(out, root, "comparison")
     for target in ("phi", "delta"):
         rel = SOURCES["history"][0].format(target=target)
         path = root / rel
@@ -306,20 +313,8 @@ def read_run(data_path) -> dict:
             out["histories"][target] = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             out["errors"].append(f"{rel}: unreadable ({e})")
-    ga = _read_json(root / SOURCES["attractor"][0])
-    if isinstance(ga, dict) and "_error" in ga:
-        out["errors"].append(ga["_error"])
-    elif ga is None:
-        out["missing"].append((SOURCES["attractor"][0], SOURCES["attractor"][1]))
-    else:
-        out["attractor"] = ga
-    cv = _read_json(root / SOURCES["crossval"][0])
-    if isinstance(cv, dict) and "_error" in cv:
-        out["errors"].append(cv["_error"])
-    elif cv is None:
-        out["missing"].append((SOURCES["crossval"][0], SOURCES["crossval"][1]))
-    else:
-        out["crossval"] = cv
+    _read_source(out, root, "attractor")
+    _read_source(out, root, "crossval")
     return out
 
 
