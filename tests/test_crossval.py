@@ -121,7 +121,7 @@ def test_wiener_predicts_held_out_velocities_of_a_mock(ci, mock_csv, zoa_data, t
     assert summ["r"]["mean"] > 0.15 and all(s["r"] > 0 for s in res.splits["wiener"]), res.splits
     assert summ["slope"]["mean"] > 0 and all(math.isfinite(s["dchi2"]) for s in res.splits["wiener"])
     # the gridding is zoa reconstruct's: the whole catalogue gridded here = read_and_grid
-    cat, _ = cv.read_table(ci, mock_csv)
+    cat, _ = rc.read_table(ci, mock_csv)
     np.testing.assert_array_equal(catalogs.grid(cat, ci, position="observed"), rc.read_and_grid(ci, mock_csv)[0])
     # the same seed, the same numbers; the table and the JSON
     again = cv.crossval(ci, mock_csv, ["wiener"], n_splits=3, seed=7)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -278,16 +277,6 @@ class CrossValResult:
 
 
 # --------------------------------------------------------------------------- the run
-def read_table(profile, path, *, estimator: str | None = None, **read_options):
-    """(catalog, report) of :func:`zoa_lib.catalogs.read_catalog` as
-    :func:`zoa_lib.reconstruct.read_and_grid` reads it (estimator default: the profile's
-    ``survey.estimator``); other options (h0_catalog, kind, columns, drop_bad, frame, groups,
-    ...) pass through with the reader's defaults."""
-    from . import catalogs
-
-    return catalogs.read_catalog(Path(path), estimator=estimator or profile.survey.estimator, **read_options)
-
-
 def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTION, n_splits: int = N_SPLITS,
              seed: int | None = None, sigma_nl: float = SIGMA_NL, progress: bool = False,
              zero_point: bool = True, **read_options) -> CrossValResult:
@@ -302,13 +291,13 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
         (:mod:`zoa_lib.zero_point`), here on each split's reconstruction galaxies only, and
         apply it to the whole catalogue (positions and velocities, held-out galaxies included).
     read_options : passed to the reader as ``zoa reconstruct`` passes them (h0_catalog, kind,
-        columns, drop_bad, estimator, frame, groups, ...; :func:`read_table`).
+        columns, drop_bad, estimator, frame, groups, ...; :func:`zoa_lib.reconstruct.read_table`).
 
     Errors, one line each, before any reconstruction: bad options, unknown method, the
     reader's, fewer than :data:`MIN_HELD_OUT` scored galaxies held out, missing trained
     networks (naming ``zoa train``) or calibration."""
     from . import catalogs, survey
-    from .reconstruct import Reconstructor, parse_methods
+    from .reconstruct import Reconstructor, parse_methods, read_table
 
     methods = parse_methods(methods)
     check_split_options(fraction, n_splits)

@@ -188,12 +188,19 @@ class CatalogInput:
                 "zero_point": self.zero_point}
 
 
-def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = None, kind: str = "auto",
-                  columns=None, drop_bad: bool = False, estimator: str | None = None, frame: str = "auto",
-                  groups: bool = False, zero_point=None):
-    """Read one catalogue and grid it on the profile's cube at the observed distances
-    (``h0_catalog`` None: the layout's; ``frame``, ``groups``: see
-    :func:`zoa_lib.catalogs.read_catalog`).
+def read_table(profile, path, *, estimator: str | None = None, **read_options):
+    """(catalog, report) of :func:`zoa_lib.catalogs.read_catalog` as ``zoa reconstruct`` (and
+    ``zoa crossval``) read a catalogue: the estimator defaults to the profile's
+    ``survey.estimator``; the other options (h0_catalog — None: the layout's —, kind, columns,
+    drop_bad, frame, groups, sample) pass through with the reader's defaults."""
+    from . import catalogs
+
+    return catalogs.read_catalog(Path(path), estimator=estimator or profile.survey.estimator, **read_options)
+
+
+def grid_table(profile, path, cat, report, zero_point=None):
+    """Grid a read catalogue (:func:`read_table`) on the profile's cube at the observed distances.
+
     ``zero_point``: a :class:`zoa_lib.zero_point.ZeroPointCalibration`: the catalogue's zero point
     (the H0 of its distances) is fitted and applied before gridding (distance catalogues only;
     a positions table is taken as given).
@@ -202,9 +209,6 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
     from . import catalogs
 
     path = Path(path)
-    cat, report = catalogs.read_catalog(path, kind=kind, columns=columns, h0_catalog=h0_catalog,
-                                        drop_bad=drop_bad, estimator=estimator or profile.survey.estimator,
-                                        sample=sample, frame=frame, groups=groups)
     zp = None
     if zero_point is not None and report.kind != "positions":
         from . import zero_point as zpm
@@ -222,6 +226,17 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
                                f"{profile.name!r} (|SGX|, |SGY|, |SGZ| < {L / 2:g} Mpc/h); nothing to reconstruct")
     return inputs.astype(np.float32), CatalogInput(str(path), file_sha256(path), report, n_in, int(n_out), table=cat,
                                                    zero_point=None if zp is None else zp.to_dict())
+
+
+def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = None, kind: str = "auto",
+                  columns=None, drop_bad: bool = False, estimator: str | None = None, frame: str = "auto",
+                  groups: bool = False, zero_point=None):
+    """:func:`read_table` then :func:`grid_table`: one catalogue read and gridded on the profile's
+    cube at the observed distances (``h0_catalog`` None: the layout's; ``frame``, ``groups``: see
+    :func:`zoa_lib.catalogs.read_catalog`; ``zero_point``: see :func:`grid_table`)."""
+    cat, report = read_table(profile, path, kind=kind, columns=columns, h0_catalog=h0_catalog, drop_bad=drop_bad,
+                             estimator=estimator, sample=sample, frame=frame, groups=groups)
+    return grid_table(profile, path, cat, report, zero_point)
 
 
 #: Methods whose answer depends on the training mocks: the V-Net, and the calibrated Wiener
@@ -580,12 +595,10 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     paths = catalog_paths(path)
     if batch < 1:
         raise ReconstructError(f"batch: must be >= 1, got {batch}")
-    def read(i, p, calibration=None):
-        return read_and_grid(profile, p, sample=i, h0_catalog=h0_catalog, kind=kind, columns=columns,
-                             drop_bad=drop_bad, estimator=estimator, frame=frame, groups=groups,
-                             zero_point=calibration)
-
-    first = read(0, paths[0])  # a bad first catalogue fails before any model is loaded
+    options = dict(h0_catalog=h0_catalog, kind=kind, columns=columns, drop_bad=drop_bad, estimator=estimator,
+                   frame=frame, groups=groups)
+    first_table = read_table(profile, paths[0], sample=0, **options)  # a bad first catalogue fails before
+    first = grid_table(profile, paths[0], *first_table)                 # any model is loaded
     rec_fn = Reconstructor(profile, methods, train=train, progress=progress and len(paths) == 1)
     from . import domain  # after the cheap checks of the Reconstructor (missing models say so first)
 
@@ -596,7 +609,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         from .zero_point import calibrate
 
         calibration = calibrate(reference)
-        first = read(0, paths[0], calibration)
+        first = grid_table(profile, paths[0], *first_table, calibration)  # the table as read, not read again
     mismatches = domain_mismatches(profile, first[1].table, methods, reference)
     if mismatches and not force:
         raise ReconstructError(domain.summary_line(mismatches, str(paths[0]), profile))
@@ -608,7 +621,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     bar = tqdm(total=len(paths), desc="catalogues", unit="catalogue", disable=not progress or len(paths) == 1)
     for start in range(0, len(paths), batch):
         chunk = [first] if start == 0 else []
-        chunk += [read(i, paths[i], calibration) for i in range(start + len(chunk), min(start + batch, len(paths)))]
+        chunk += [read_and_grid(profile, paths[i], sample=i, zero_point=calibration, **options)
+                  for i in range(start + len(chunk), min(start + batch, len(paths)))]
         x = np.stack([c[0] for c in chunk])
         infos += [c[1] for c in chunk]
         out = rec_fn(x)
