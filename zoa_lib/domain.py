@@ -116,7 +116,7 @@ def check(catalog, reference, box_size: float) -> list[Mismatch]:
     pooled = np.concatenate(mocks_in)
     out = []
     npix = 12 * NSIDE * NSIDE
-    # the sky: pixels every training mock fills in more than half of the mocks
+    # the training sky: the pixels filled in more than half of the training mocks
     filled = np.mean([np.bincount(sky_pixels(c["l"], c["b"], NSIDE), minlength=npix) > 0 for c in mocks_in], axis=0)
     train_sky = filled > 0.5
     real_pix = sky_pixels(real["l"], real["b"], NSIDE) if real.size else np.zeros(0, np.int64)
@@ -131,9 +131,10 @@ def check(catalog, reference, box_size: float) -> list[Mismatch]:
                             f"{100 * extra:.0f}% of its galaxies in the cube lie where the training mocks have none "
                             "(e.g. in their Zone of Avoidance)"))
     if real.size and pooled.size:
-        D = float(ks_2samp(redshift_distances(real), redshift_distances(pooled)).statistic)
+        s_real, s_mock = redshift_distances(real), redshift_distances(pooled)
+        D = float(ks_2samp(s_real, s_mock).statistic)
         if D > KS_LIMIT:
-            med_r, med_m = np.median(redshift_distances(real)), np.median(redshift_distances(pooled))
+            med_r, med_m = np.median(s_real), np.median(s_mock)
             out.append(Mismatch("n_s", D, 0.0, KS_LIMIT,
                                 f"its n(s) in the cube differs (KS D = {D:.2f}; median redshift distance "
                                 f"{med_r:.0f} against {med_m:.0f} Mpc/h)"))
