@@ -100,8 +100,19 @@ def test_evaluate_writes_json_markdown_and_a_verdict_with_intervals(profile4):
     assert bf["vnet"] == pytest.approx(phi_json["velocity"]["bulk_flow"]["error_mean"][i50], rel=1e-6)
     for r in comp["verdict"]:
         lo, hi = r["interval68"]
-        assert lo <= r["difference"] <= hi and r["n_boxes"] == 4
-        assert r["difference"] == pytest.approx(r["vnet"] - r["baseline_value"], rel=1e-6, abs=1e-9)
+        if r["field"] == "structures" and r["n_boxes"] < 2:  # one box holds such a structure: no interval
+            assert lo is None and r["winner"] == "undetermined"
+            continue
+        assert lo <= r["difference"] <= hi
+        # structure rows pair only the mocks that hold such a structure (NaN elsewhere)
+        assert r["n_boxes"] == 4 if r["field"] != "structures" else 1 <= r["n_boxes"] <= 4
+        if r["field"] != "structures":
+            assert r["difference"] == pytest.approx(r["vnet"] - r["baseline_value"], rel=1e-6, abs=1e-9)
+    # the structure statistic is in every method's JSON and in the verdict, not counted for the goal
+    srows = [r for r in comp["verdict"] if r["field"] == "structures"]
+    assert srows and not any(r["counts_for_goal"] for r in srows)
+    assert {r["region"] for r in srows} <= {"zoa", "outside_zoa"}
+    assert "cluster_zoa_fraction" in evaluation.load_method(profile, "wiener")["structures"]["per_mock"]
     assert comp["goal_met"] is False and comp["goal_summary"].startswith("The V-Net loses")
     assert "Goal NOT met" in md and md.index("## Verdict") < md.index("## All metrics")
     assert "wiener_cal" not in comp["methods"]  # no training shards

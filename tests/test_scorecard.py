@@ -99,6 +99,31 @@ def test_collapse_alarm():
 
 
 # --------------------------------------------------------------------------- scorecard
+def test_one_block_per_network_and_the_papers_number_beside_the_papers_set_up(tmp_path):
+    corrector = {"network": {"name": "vnet", "reads": "corrector of the calibrated Wiener filter: N_gal, V_pec, φ_WF, δ_WF"}}
+    paper = {"network": {"name": "vnet_paper", "reads": "the paper's set-up: N_gal, V_pec"}}
+    methods = {"vnet_phi": {**method_json(0.95, 0.70, 80.0), **corrector},
+               "vnet_delta": {**method_json(0.80, 0.75), **corrector},
+               "vnet_paper_phi": {**method_json(0.60, 0.40, 200.0), **paper},
+               "vnet_paper_delta": {**method_json(0.50, 0.45), **paper},
+               "wiener_cal": method_json(0.92, 0.64, 100.0), "wiener_joint": method_json(0.90, 0.70, 110.0),
+               "potent": {**method_json(0.99, 0.99, 10.0), "truth_smoothing": {"extra": 8.0}}}
+    card = sc.scorecard(write_run(tmp_path / "both", methods, {"phi": FALLING, "delta": FALLING}), "laptop")
+    keys = [r["key"] for r in card["rows"]]
+    assert {"r_phi_survey", "r_delta_zoa", "r_phi_survey_vnet_paper", "r_delta_zoa_vnet_paper"} <= set(keys)
+    assert row(card, "r_phi_survey")["paper"] == "not quoted"            # the corrector is not the paper's set-up
+    assert row(card, "r_phi_survey_vnet_paper")["paper"] == "0.98"
+    assert "corrector" in row(card, "r_phi_survey")["quantity"]
+    assert "paper set-up" in row(card, "r_phi_survey_vnet_paper")["quantity"]
+    # POTENT, scored against a smoother truth, is never the best classical method
+    assert all(r["classical_method"] != "potent" for r in card["rows"])
+    assert row(card, "r_delta_survey")["classical_method"] == "wiener_joint"  # the joint filter reads the counts
+    assert row(card, "r_phi_survey_vnet_paper")["winner"] == "wiener_cal"
+    assert any(a.startswith("the φ V-Net (paper set-up) is worse than the calibrated Wiener filter")
+               for a in card["alarms"]), card["alarms"]
+    assert not any(a.startswith("the φ V-Net is worse") for a in card["alarms"])
+
+
 def test_losing_network_raises_an_alarm_and_winning_one_does_not(tmp_path):
     classical = {"wiener": method_json(0.90, 0.60, 120.0), "wiener_cal": method_json(0.92, 0.64, 100.0),
                  "potent": method_json(0.70, 0.40, 200.0)}
@@ -107,7 +132,8 @@ def test_losing_network_raises_an_alarm_and_winning_one_does_not(tmp_path):
                      {"phi": FALLING, "delta": FALLING})
     card = sc.scorecard(lose, "ci")
     r = row(card, "r_phi_survey")
-    assert r["paper"] == "0.98" and r["vnet_value"] == pytest.approx(0.85)
+    # a file that does not say what the network reads is not set beside the paper's number
+    assert r["paper"] == "not quoted" and r["vnet_value"] == pytest.approx(0.85)
     assert r["classical_method"] == "wiener_cal" and r["classical_value"] == pytest.approx(0.92)
     assert r["winner"] == "wiener_cal" and "point estimates" in r["verdict"]
     assert "0.850 ± 0.010" in r["vnet"] and "calibrated Wiener filter" in r["classical"]
@@ -210,8 +236,14 @@ def test_goal_not_met_in_comparison_is_an_alarm_even_when_the_rows_show_none(tmp
     md = sc.scorecard_markdown(card)
     assert "⚠" not in md and "Goal met" not in md and "No alarm" in md
     # goal_met false without a summary still alarms; no goal_met at all (older files) does not
-    assert "no goal_summary" in sc.goal_alarm({"goal_met": False})
-    assert sc.goal_alarm({"verdict": []}) is None and sc.goal_alarm(None) is None
+    assert "no goal_summary" in sc.goal_alarm({"goal_met": False})[0]
+    assert sc.goal_alarm({"verdict": []}) == [] and sc.goal_alarm(None) == []
+    # one line per network that loses: the paper's set-up losing alarms even where the V-Net meets the goal
+    both = {"goal_met": True, "networks": {
+        "vnet": {"goal_met": True, "goal_summary": "The V-Net wins. Goal met."},
+        "vnet_paper": {"goal_met": False, "goal_summary": "The V-Net of the paper's set-up loses on 3 of 14."}}}
+    lines = sc.goal_alarm(both)
+    assert len(lines) == 1 and "paper's set-up loses on 3 of 14" in lines[0]
 
 
 def test_missing_files_are_named_not_fatal(tmp_path):
@@ -315,7 +347,8 @@ def test_write_scorecard_into_a_book_root(tmp_path, monkeypatch):
     card = refresh_scorecard(root)
     md = (root / "book/_generated/scorecard.md").read_text()
     assert "⚠ The φ V-Net did not learn" in md and "⚠ The φ V-Net is worse than the calibrated Wiener filter" in md
-    assert re.search(r"\| r\(φ\), held-out mocks, survey sphere \(mean over mocks\) \| 0\.98 \| 0\.500", md)
+    assert re.search(r"\| V-Net \(the profile's V-Net\): r\(φ\), held-out mocks, survey sphere \(mean over mocks\) "
+                     r"\| not quoted \| 0\.500", md)
 
 
 def test_real_sky_row_and_alarm(tmp_path):

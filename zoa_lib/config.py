@@ -389,13 +389,18 @@ class Profile:
     taken from the repository root, or from $ZOA_DATA when it is set). ``data_tag`` names a
     separate data folder ``<data_dir>/<name>-<data_tag>``: ``zoa run`` sets it to a hash of
     its overrides (:func:`run_data_tag`), and a YAML file outside ``profiles/`` gets a hash of
-    its path, so neither can write into a built-in profile's ``<data_dir>/<name>``."""
+    its path, so neither can write into a built-in profile's ``<data_dir>/<name>``.
+    ``network``: which of the profile's networks its models and predictions are
+    (:data:`zoa_lib.networks.NETWORKS`; set by :func:`zoa_lib.networks.network_profile`, not
+    in YAML files): ``vnet``, the profile's own set-up, or ``vnet_paper``, the paper's two
+    input channels, whose files live in ``models/vnet_paper/`` and ``predictions/vnet_paper/``."""
 
     name: str
     description: str = ""
     seed: int = 20251105
     data_dir: str = "data"
     data_tag: str = ""
+    network: str = "vnet"
     cosmology: CosmologyConfig = field(default_factory=CosmologyConfig)
     box: BoxConfig = field(default_factory=BoxConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -410,6 +415,11 @@ class Profile:
     def validate(self, err):
         if self.seed < 0:
             err("seed", f"must be >= 0, got {self.seed}")
+        if self.network not in ("vnet", "vnet_paper"):
+            err("network", f"must be vnet or vnet_paper, got {_show(self.network)}")
+        if self.network == "vnet_paper" and self.training.wiener_channels:
+            err("network", "vnet_paper reads the two survey channels only: training.wiener_channels must be "
+                "false (zoa_lib.networks.network_profile sets both)")
         if self.data_tag and not _TAG.fullmatch(self.data_tag):
             err("data_tag", f"must be letters, digits, '.', '_' or '-' (at most 64), got {_show(self.data_tag)}")
         if self.simulation.parent_size < self.box.size:
@@ -435,10 +445,12 @@ class Profile:
         return base / (f"{self.name}-{self.data_tag}" if self.data_tag else self.name)
 
     def to_dict(self) -> dict:
-        """The settings as plain data. ``data_tag`` is left out: it says where the data goes,
-        not what it is (a copy of the YAML elsewhere gets a tag of its own)."""
+        """The settings as plain data. ``data_tag`` and ``network`` are left out: they say where
+        the data goes, not what it is (a copy of the YAML elsewhere gets a tag of its own; a
+        network's settings are in its sections)."""
         d = _to_plain(dataclasses.asdict(self))
         d.pop("data_tag", None)
+        d.pop("network", None)
         return d
 
     def to_yaml(self) -> str:

@@ -1,24 +1,33 @@
-"""``zoa evaluate``: the V-Net against the Wiener filter and POTENT on the same held-out mocks.
+"""``zoa evaluate``: the V-Nets against the Wiener filters and POTENT on the same held-out mocks.
 
 Methods (each gives δ, φ and the 3D velocity on the observer cube):
 
-=============  =================================================================================
-``vnet_delta``  V-Net density prediction δ; v from δ in linear theory and φ from Poisson, both on
-                the zero-padded cube (:func:`zoa_lib.velocity.velocity_from_density`, ``pad=2``:
-                mass outside the cube is unknown to it)
-``vnet_phi``    V-Net potential prediction φ; v = −(2f/(3 H0 Ωm)) ∇φ and δ = ∇²φ / ((3/2) Ωm H0²)
-                by finite differences (the cube is not periodic)
-``wiener``      Wiener filter of the gridded radial velocities (:mod:`zoa_lib.baselines`): every
-                occupied voxel is data, inside the ZOA too; the noise adds, in quadrature, the
-                small-scale velocity dispersion σ_nl measured on training mocks
-``wiener_cal``  the same after subtracting the mean radial bias b(r) = ⟨V_pec − v_r,true⟩ measured
-                on (up to :data:`N_CALIBRATION`) *training* mocks — the inhomogeneous Malmquist
-                bias of galaxies gridded at observed distances, which the network learns from
-                the same mocks (:func:`zoa_lib.baselines.radial_bias`); run by default when
-                training shards exist
-``potent``      POTENT (:mod:`zoa_lib.baselines`), scored against the truth smoothed as POTENT
-                smooths (:func:`potent_truth`)
-=============  =================================================================================
+====================  ==========================================================================
+``vnet_delta``        the profile's V-Net (:mod:`zoa_lib.networks`), density prediction δ; v from
+                      δ in linear theory and φ from Poisson, both on the zero-padded cube
+                      (:func:`zoa_lib.velocity.velocity_from_density`, ``pad=2``: mass outside
+                      the cube is unknown to it)
+``vnet_phi``          its potential prediction φ; v = −(2f/(3 H0 Ωm)) ∇φ and
+                      δ = ∇²φ / ((3/2) Ωm H0²) by finite differences (the cube is not periodic)
+``vnet_paper_delta``  the same for the paper's set-up (the two survey channels N_gal, V_pec only),
+``vnet_paper_phi``    trained where the profile's V-Net reads more (the Wiener channels)
+``wiener``            Wiener filter of the gridded radial velocities (:mod:`zoa_lib.baselines`):
+                      every occupied voxel is data, inside the ZOA too; the noise adds, in
+                      quadrature, the small-scale velocity dispersion σ_nl measured on training mocks
+``wiener_cal``        the same after subtracting the mean radial bias b(r) = ⟨V_pec − v_r,true⟩
+                      measured on (up to :data:`N_CALIBRATION`) *training* mocks — the
+                      inhomogeneous Malmquist bias of galaxies gridded at observed distances,
+                      which the network learns from the same mocks
+                      (:func:`zoa_lib.baselines.radial_bias`); run by default when training
+                      shards exist
+``wiener_joint``      the joint Wiener filter of the galaxy counts and the calibrated radial
+                      velocities (:mod:`zoa_lib.wiener_joint`): the classical method that reads the
+                      same two survey channels as the networks; n̄, the linear bias and the shot
+                      noise fitted on training mocks (:func:`counts_calibration`)
+``potent``            POTENT (:mod:`zoa_lib.baselines`), scored against the truth smoothed as
+                      POTENT smooths (:func:`potent_truth`); not a candidate for "best classical"
+                      then (:func:`comparable_baselines`), it stands in its own column
+====================  ==========================================================================
 
 Calibration (:func:`calibration`, training mocks only): the radial bias b(r) and σ_nl, the rms
 of each galaxy's true radial velocity about the smoothed target velocity of its voxel
@@ -44,12 +53,16 @@ mock. φ is defined up to a constant that velocities cannot measure (each mock's
 over a region comes from the parent box's zero point), so φ is judged by per-mock Pearson r
 and by the MSE with each mock's mean over the region removed.
 
-The verdict (:func:`comparison`, :data:`VERDICT_METRICS`): on each headline metric, the V-Net
-against the *best* classical method on that metric among those run (by the mean over mocks),
+The verdict (:func:`comparison`, :data:`VERDICT_METRICS`): for each network, on each headline
+metric, the network against the *best* classical method on that metric among those run and
+scored against the same truth (:func:`comparable_baselines`; by the mean over mocks),
 with the mean paired difference V-Net − baseline and its 68 % interval from a bootstrap over
 parent boxes (:func:`zoa_lib.metrics.paired_bootstrap`). A winner is named only where the
 interval excludes zero ("tie" otherwise; "undetermined" with a single parent box).
-``goal_met`` is true only if the V-Net wins or ties on every counted row.
+``goal_met`` is true only if the profile's V-Net wins or ties on every counted row;
+``networks`` holds the same for each network. The structure statistic (clusters and voids
+inside and outside the ZOA, :mod:`zoa_lib.structure_stats`, :data:`STRUCTURE_METRICS`) enters
+the verdict with its intervals, shown and not counted.
 
 Outputs in ``<data>/evaluation/``: ``<method>.json`` (every metric, the per-mock arrays, the
 evaluated ``samples`` and their parent ``boxes``), ``comparison.json`` and ``comparison.md``
@@ -64,7 +77,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import baselines, metrics
+from . import baselines, metrics, networks
 from . import velocity as vel
 from .cosmology import from_profile
 from .errors import ZoaError
@@ -72,16 +85,24 @@ from .io import ensure_writable, provenance, write_json_atomic, write_text_atomi
 
 from .methods import LABELS as _METHOD_LABELS  # noqa: E402
 
-METHODS = ("vnet_delta", "vnet_phi", "wiener", "wiener_cal", "potent")
+METHODS = ("vnet_delta", "vnet_phi", "vnet_paper_delta", "vnet_paper_phi", "wiener", "wiener_cal", "wiener_joint",
+           "potent")
 LABELS = {m: _METHOD_LABELS[m] for m in METHODS}  # the one table: zoa_lib.methods.LABELS
-BASELINES = ("wiener", "wiener_cal", "potent")
+#: The classical methods, every one a candidate for "best classical" where it is scored against
+#: the networks' truth (:func:`comparable_baselines`: POTENT, scored against a smoother truth,
+#: stands in its own table).
+BASELINES = ("wiener", "wiener_cal", "wiener_joint", "potent")
+#: The networks' methods: (network, target) (:mod:`zoa_lib.networks`).
+NETWORK_METHODS = {m: networks.split_method(m) for m in METHODS if networks.split_method(m)}
+#: Methods that need the calibration on training mocks (radial bias, σ_nl; counts for the joint filter).
+CALIBRATED = ("wiener_cal", "wiener_joint")
 #: Training mocks used to measure the radial bias of ``wiener_cal`` and σ_nl.
 N_CALIBRATION = 64
 #: Bootstrap draws for every interval of the verdict.
 N_BOOTSTRAP = 2000
 #: Central probability of the verdict's intervals.
 INTERVAL_LEVEL = 0.68
-TARGET_OF = {"vnet_delta": "delta", "vnet_phi": "phi"}
+TARGET_OF = {m: t for m, (_, t) in NETWORK_METHODS.items()}
 REGIONS = ("cube", "survey", "zoa", "outside_zoa")
 PREDICTION_DATASETS = ("prediction", "truth", "inputs", "velocity_true", "samples")
 
@@ -92,31 +113,39 @@ class EvaluationError(ZoaError, ValueError):
 
 # --------------------------------------------------------------------------- paths
 def predictions_path(profile, target: str, split: str = "test") -> Path:
-    """``<data_path>/predictions/<target>-<split>.h5`` (written by ``zoa predict``)."""
-    return profile.data_path / "predictions" / f"{target}-{split}.h5"
+    """``<data_path>/predictions/<target>-<split>.h5`` (written by ``zoa predict``;
+    ``predictions/<network>/…`` for the profile's other network, :mod:`zoa_lib.networks`)."""
+    from .networks import files_dir
+
+    return files_dir(profile, "predictions") / f"{target}-{split}.h5"
 
 
 def ensure_predictions(profile, split: str = "test", targets=("delta", "phi"), *, train: bool = False,
-                       progress: bool = False) -> dict[str, bool]:
+                       progress: bool = False, nets=None) -> dict[str, bool]:
     """Make the V-Net predictions of a split current, the one rule every chapter uses.
 
-    For each target: with ``train``, train the network first if it is missing or was trained
-    with other settings (:func:`zoa_lib.training.ensure_trained`); then, when a finished model
-    of this profile exists (:func:`zoa_lib.training.matching_model`) and the predictions file
-    (:func:`predictions_path`) is missing or older than that model, predict the split again
+    For each network (``nets``: names of :mod:`zoa_lib.networks`, default every network the
+    profile trains, :func:`zoa_lib.networks.networks`) and target: with ``train``, train the
+    network first if it is missing or was trained with other settings
+    (:func:`zoa_lib.training.ensure_trained`); then, when a finished model exists
+    (:func:`zoa_lib.training.matching_model`) and the predictions file (:func:`predictions_path`)
+    is missing or older than that model, predict the split again
     (:func:`zoa_lib.training.predict`). Without a matching model nothing is trained or
-    predicted. Returns {target: whether a predictions file exists now}."""
+    predicted. Returns {method (``vnet_delta``, ``vnet_paper_phi``, …): whether a predictions
+    file exists now}."""
     from . import training
 
     out = {}
-    for t in targets:
-        if train:
-            training.ensure_trained(profile, t, progress=progress)
-        model = training.matching_model(profile, t)
-        path = predictions_path(profile, t, split)
-        if model is not None and (not path.exists() or path.stat().st_mtime < model.stat().st_mtime):
-            training.predict(profile, t, split, progress=progress)
-        out[t] = path.exists()
+    for net in (networks.networks(profile) if nets is None else nets):
+        prof = networks.network_profile(profile, net)
+        for t in targets:
+            if train:
+                training.ensure_trained(prof, t, progress=progress)
+            model = training.matching_model(prof, t)
+            path = predictions_path(prof, t, split)
+            if model is not None and (not path.exists() or path.stat().st_mtime < model.stat().st_mtime):
+                training.predict(prof, t, split, progress=progress)
+            out[networks.method(net, t)] = path.exists()
     return out
 
 
@@ -126,7 +155,8 @@ def evaluation_dir(profile) -> Path:
 
 
 def _predict_hint(profile, target, split):
-    return f"zoa predict --profile {profile.name} --target {target} --split {split}"
+    net = "" if profile.network == "vnet" else f" --network {profile.network}"
+    return f"zoa predict --profile {profile.name}{net} --target {target} --split {split}"
 
 
 # --------------------------------------------------------------------------- which mocks
@@ -356,31 +386,64 @@ def calibration(profile, n_max: int = N_CALIBRATION) -> "baselines.RadialBias":
     return bias
 
 
+def _train_counts(profile, n_max):
+    """Yield (inputs, δ target) of up to ``n_max`` training mocks, one at a time."""
+    import h5py
+
+    got = 0
+    for p in _train_shards(profile):
+        with h5py.File(p, "r") as f:
+            for i in range(f["inputs"].shape[0]):
+                if got >= n_max:
+                    return
+                yield f["inputs"][i], f["targets/delta"][i]
+                got += 1
+
+
+def counts_calibration(profile, n_max: int | None = None):
+    """What the joint Wiener filter learns from training mocks (never test mocks): the expected
+    galaxies per voxel n̄, the linear bias b and the shot-noise factor α of the galaxy counts
+    (:func:`zoa_lib.wiener_joint.fit_counts_model`), from up to ``n_max`` (default every)
+    training mocks."""
+    from . import wiener_joint
+
+    if not has_training_shards(profile):
+        raise EvaluationError(f"{profile.data_path / 'mocks'}: no training shards to calibrate "
+                              f"'wiener_joint'; run `zoa mocks --profile {profile.name}` or leave the "
+                              f"method out")
+    n_max = profile.mocks.n_train if n_max is None else n_max
+    return wiener_joint.fit_counts_model(_train_counts(profile, n_max), profile.box.size,
+                                         r_max=profile.survey.r_max)
+
+
 def _gather(profile, split, methods, n):
     """Inputs and truth for the requested methods on ``n`` mocks spread over the split's
     parent boxes: {inputs, samples, boxes, truth: {delta, phi, velocity},
-    predictions: {target: array}, source}."""
+    predictions: {method: array}, source}. Every network's predictions file must hold the
+    same mocks (one ``zoa predict`` of each)."""
     preds = {}
     truth = {}
-    targets = [TARGET_OF[m] for m in methods if m in TARGET_OF]
-    if targets:
-        samples_of = {t: prediction_samples(profile, t, split) for t in dict.fromkeys(targets)}
-        first_t = next(iter(samples_of))
-        for t, smp in samples_of.items():
-            if not np.array_equal(smp, samples_of[first_t]):
+    nets = {m: (networks.network_profile(profile, NETWORK_METHODS[m][0]), TARGET_OF[m])
+            for m in methods if m in NETWORK_METHODS}
+    if nets:
+        samples_of = {m: prediction_samples(p, t, split) for m, (p, t) in nets.items()}
+        first_m = next(iter(samples_of))
+        for m, smp in samples_of.items():
+            if not np.array_equal(smp, samples_of[first_m]):
                 raise EvaluationError(
-                    f"{predictions_path(profile, t, split)}: samples differ from those of "
-                    f"{predictions_path(profile, first_t, split)}; rerun `zoa predict` for both")
-        all_samples = samples_of[first_t]
+                    f"{predictions_path(*nets[m], split)}: samples differ from those of "
+                    f"{predictions_path(*nets[first_m], split)}; rerun `zoa predict` for both")
+        all_samples = samples_of[first_m]
         idx = select_spread(parent_boxes(profile, all_samples), n)
-        for t in samples_of:
-            preds[t] = load_predictions(profile, t, split, indices=idx)
-        first = preds[first_t]
+        loaded = {m: load_predictions(p, t, split, indices=idx) for m, (p, t) in nets.items()}
+        first = loaded[first_m]
         inputs, samples = first["inputs"], first["samples"]
         truth["velocity"] = first["velocity_true"]
-        for t, d in preds.items():
-            truth[t] = d["truth"]
-        # the other target's truth: its predictions file if present (same samples), else the shards
+        for m, d in loaded.items():
+            truth.setdefault(TARGET_OF[m], d["truth"])
+            preds[m] = d["prediction"]
+        del loaded
+        # the other target's truth: the profile's predictions file if present (same samples), else the shards
         for t in ("delta", "phi"):
             if t not in truth:
                 p = predictions_path(profile, t, split)
@@ -404,35 +467,47 @@ def _gather(profile, split, methods, n):
         truth = {"delta": sh["delta"], "phi": sh["phi"], "velocity": sh["velocity"]}
         src = "shards"
     return {"inputs": inputs, "samples": samples, "boxes": parent_boxes(profile, samples), "truth": truth,
-            "predictions": {t: d["prediction"] for t, d in preds.items()}, "source": src}
+            "predictions": preds, "source": src}
 
 
 # --------------------------------------------------------------------------- reconstructions
 def reconstruct(method: str, inputs, profile, prediction=None, cosmo=None, operator=None,
-                bias=None, sigma_nl: float | None = None) -> dict:
+                bias=None, sigma_nl: float | None = None, counts=None) -> dict:
     """δ, φ, v (float32) of one mock by ``method`` (module docstring), plus solver info;
     ``bias`` (:class:`zoa_lib.baselines.RadialBias`, :func:`calibration`) is needed by
-    ``wiener_cal``. ``sigma_nl`` (km/s): the small-scale dispersion the Wiener filters add to
-    their noise (default: ``bias.sigma_nl`` when a calibration is given, else none)."""
+    ``wiener_cal`` and ``wiener_joint``, ``counts`` (:class:`zoa_lib.wiener_joint.CountsModel`,
+    :func:`counts_calibration`) by ``wiener_joint``; ``operator``: the method's filter
+    (:class:`~zoa_lib.baselines.WienerFilter`, or :class:`~zoa_lib.wiener_joint.JointWienerFilter`
+    for ``wiener_joint``), built here when None. ``sigma_nl`` (km/s): the small-scale
+    dispersion the Wiener filters add to their noise (default: ``bias.sigma_nl`` when a
+    calibration is given, else none)."""
     cosmo = cosmo or from_profile(profile)
     L = profile.box.size
     info = {}
-    if method == "vnet_delta":
+    target = TARGET_OF.get(method)
+    if target == "delta":
         d = np.asarray(prediction, dtype=float)
         v = vel.velocity_from_density(d, L, cosmo, pad=2)
         phi = vel.potential_from_density(d, L, cosmo, pad=2)
-    elif method == "vnet_phi":
+    elif target == "phi":
         phi = np.asarray(prediction, dtype=float)
         v = vel.velocity_from_potential(phi, L, cosmo, method="finite_difference")
         d = vel.density_from_potential(phi, L, cosmo, method="finite_difference")
-    elif method in ("wiener", "wiener_cal"):
-        if method == "wiener_cal":
+    elif method in ("wiener", "wiener_cal", "wiener_joint"):
+        if method in CALIBRATED:
             if bias is None:
-                raise EvaluationError("wiener_cal: needs the radial bias profile (evaluation.calibration)")
+                raise EvaluationError(f"{method}: needs the radial bias profile (evaluation.calibration)")
             inputs = baselines.subtract_radial_bias(inputs, L, bias)
         if sigma_nl is None:
             sigma_nl = getattr(bias, "sigma_nl", None) or 0.0
-        r = baselines.wiener_filter(inputs, profile, operator, sigma_nl=sigma_nl)
+        if method == "wiener_joint":
+            from . import wiener_joint
+
+            if counts is None:
+                raise EvaluationError("wiener_joint: needs the counts model (evaluation.counts_calibration)")
+            r = wiener_joint.wiener_joint(inputs, profile, operator, counts=counts, sigma_nl=sigma_nl)
+        else:
+            r = baselines.wiener_filter(inputs, profile, operator, sigma_nl=sigma_nl)
         d, phi, v = r.delta, r.phi, r.velocity
         info = {"iterations": r.iterations, "converged": r.converged, "n_data": r.n_data}
     elif method == "potent":
@@ -495,11 +570,16 @@ def _method_metrics(method, rec, truth, profile, cosmo):
 
 
 def parse_methods(methods, profile=None) -> list[str]:
-    """A method list from None (all; ``wiener_cal`` only when ``profile`` has training
-    shards), a comma-separated string or a sequence."""
+    """A method list from None (all: the networks the profile trains,
+    :func:`zoa_lib.networks.networks` — :func:`evaluate` then keeps the paper's set-up only
+    where its predictions exist — and the classical methods; ``wiener_cal`` and
+    ``wiener_joint`` only when ``profile`` has training shards), a comma-separated string or a
+    sequence. The list is in :data:`METHODS` order."""
     if methods is None:
         cal = profile is not None and has_training_shards(profile)
-        return [m for m in METHODS if m != "wiener_cal" or cal]
+        nets = networks.networks(profile) if profile is not None else tuple(networks.NETWORKS)
+        return [m for m in METHODS if (m not in CALIBRATED or cal)
+                and (m not in NETWORK_METHODS or NETWORK_METHODS[m][0] in nets)]
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -507,6 +587,22 @@ def parse_methods(methods, profile=None) -> list[str]:
         raise EvaluationError(f"methods: unknown method {', '.join(map(repr, bad)) or '(none)'} "
                               f"(known: {', '.join(METHODS)})")
     return [m for m in METHODS if m in methods]
+
+
+def comparable_baselines(per_method: dict) -> list[str]:
+    """The classical methods of ``per_method`` (method → its JSON) scored against the same
+    truth as the networks (the targets smoothed with ``box.smoothing``): every one but a POTENT
+    scored against the truth smoothed further (its JSON's ``truth_smoothing.extra`` > 0), which
+    cannot enter a paired comparison with the networks and stands in its own table."""
+    out = []
+    for m in BASELINES:
+        if m not in per_method:
+            continue
+        extra = json_get(per_method[m], "truth_smoothing", "extra")
+        if extra is not None and extra > 0:
+            continue
+        out.append(m)
+    return out
 
 
 def _noise_record(profile, cal):
@@ -527,55 +623,81 @@ def _noise_record(profile, cal):
 
 def evaluate(profile, split: str = "test", methods=None, progress: bool = True) -> dict:
     """Run every method on ``evaluation.n_eval`` mocks of ``split`` spread over its parent
-    boxes, compute every metric, write ``<data>/evaluation/<method>.json``,
-    ``comparison.json`` and ``comparison.md``; return the comparison dict."""
+    boxes, compute every metric and the structure statistic
+    (:func:`zoa_lib.structure_stats.structure_statistics`), write
+    ``<data>/evaluation/<method>.json``, ``comparison.json`` and ``comparison.md``; return
+    the comparison dict."""
     from tqdm.auto import tqdm
 
+    from . import structure_stats, wiener_joint
+
+    default = methods is None
     methods = parse_methods(methods, profile)
+    if default:  # the paper's set-up by default only where `zoa predict --network vnet_paper` made its files
+        paper = networks.network_profile(profile, "vnet_paper")
+        methods = [m for m in methods if NETWORK_METHODS.get(m, ("vnet",))[0] == "vnet"
+                   or predictions_path(paper, TARGET_OF[m], split).exists()]
     ensure_writable(evaluation_dir(profile))  # a read-only folder: one line now, not after the work
     cosmo = from_profile(profile)
-    wiener = [m for m in methods if m in ("wiener", "wiener_cal")]
-    cal = calibration(profile) if "wiener_cal" in methods or (wiener and has_training_shards(profile)) else None
+    wiener = [m for m in methods if m in ("wiener",) + CALIBRATED]
+    cal = (calibration(profile) if any(m in CALIBRATED for m in methods)
+           or (wiener and has_training_shards(profile)) else None)
+    counts = counts_calibration(profile) if "wiener_joint" in methods else None
     sigma_nl = cal.sigma_nl if cal is not None and cal.sigma_nl is not None else 0.0
     g = _gather(profile, split, methods, profile.evaluation.n_eval)
     inputs, truth = g["inputs"], g["truth"]
     n = len(inputs)
     out_dir = evaluation_dir(profile)
-    op = None
+    geometry = dict(size=profile.box.size, zoa_b=profile.survey.zoa_b, r_max=profile.survey.r_max)
+    true_structures = structure_stats.find_true_structures(truth["delta"], **geometry)
+    ops = {}
     per_method = {}
     for m in methods:
-        if m in ("wiener", "wiener_cal") and op is None:
-            op = baselines.WienerFilter(profile.box.grid, profile.box.size, cosmo, profile.box.smoothing)
-        pred = g["predictions"].get(TARGET_OF.get(m))
+        if m in ("wiener", "wiener_cal") and "wf" not in ops:
+            ops["wf"] = baselines.WienerFilter(profile.box.grid, profile.box.size, cosmo, profile.box.smoothing)
+        if m == "wiener_joint" and "joint" not in ops:
+            ops["joint"] = wiener_joint.JointWienerFilter(profile.box.grid, profile.box.size, cosmo,
+                                                          profile.box.smoothing)
+        op = ops.get("joint" if m == "wiener_joint" else "wf")
+        pred = g["predictions"].get(m)
         N = profile.box.grid
         rec = {"delta": np.empty((n, N, N, N), np.float32), "phi": np.empty((n, N, N, N), np.float32),
                "velocity": np.empty((n, N, N, N, 3), np.float32)}
         infos = []
         for i in tqdm(range(n), desc=LABELS[m], unit="mock", disable=not progress, leave=False):
-            r = reconstruct(m, inputs[i], profile, None if pred is None else pred[i], cosmo, op, cal, sigma_nl)
+            r = reconstruct(m, inputs[i], profile, None if pred is None else pred[i], cosmo, op, cal, sigma_nl,
+                            counts=counts)
             for k in rec:
                 rec[k][i] = r[k]
             infos.append(r["info"])
         res = {"method": m, "label": LABELS[m], "profile": profile.name, "split": split,
                "n_mocks": n, "samples": [int(s) for s in g["samples"]], "boxes": [int(b) for b in g["boxes"]],
                "source": g["source"], "provenance": provenance(profile)}
-        if m == "wiener_cal":
+        if m in NETWORK_METHODS:
+            res["network"] = {"name": NETWORK_METHODS[m][0],
+                              "reads": networks.describe(profile, NETWORK_METHODS[m][0])}
+        if m in CALIBRATED:
             res["calibration"] = {"edges": cal.edges, "bias": cal.bias, "n_mocks": cal.n_mocks,
                                   "sigma_nl": cal.sigma_nl, "sigma_nl_galaxies": cal.n_galaxies,
                                   "source": "training shards", "units": "Mpc/h, km/s"}
-        if m in ("wiener", "wiener_cal"):
+        if m == "wiener_joint":
+            res["counts_model"] = counts.summary()
+        if m in ("wiener",) + CALIBRATED:
             res["wiener"] = {"iterations": [x["iterations"] for x in infos],
                              "converged": [x["converged"] for x in infos],
                              "data_voxels": [x["n_data"] for x in infos], **_noise_record(profile, cal)}
-        scored = truth
+        scored, structures = truth, true_structures
         if m == "potent":
             scored = potent_truth(truth, profile)
+            structures = structure_stats.find_true_structures(scored["delta"], **geometry)
             res["truth_smoothing"] = {
                 "total": max(profile.evaluation.potent_smoothing, profile.box.smoothing),
                 "targets": profile.box.smoothing, "extra": potent_smoothing_extra(profile),
                 "edges": "mirrored (scipy.ndimage mode='reflect')", "units": "Mpc/h",
                 "note": "POTENT is scored against the truth smoothed as POTENT smooths"}
         res.update(_method_metrics(m, rec, scored, profile, cosmo))
+        res["structures"] = structure_stats.structure_statistics(rec["delta"], scored["delta"], **geometry,
+                                                                 true_structures=structures)
         res = metrics.to_jsonable(res)
         write_json_atomic(out_dir / f"{m}.json", res)
         per_method[m] = res
@@ -692,58 +814,100 @@ def _mean(values):
     return float(np.nanmean(a)) if np.any(np.isfinite(a)) else None
 
 
+#: The structure statistic's rows in the verdict (shown with intervals, not counted for the
+#: goal): (per-mock key of :func:`zoa_lib.structure_stats.structure_statistics`, text, better).
+STRUCTURE_METRICS = tuple(
+    (f"{kind}_{reg}_{stat}", f"{kinds}: {text}, {where}", better)
+    for kind, kinds in (("cluster", "clusters"), ("void", "voids"))
+    for reg, where in (("zoa", "inside the ZOA"), ("outside_zoa", "outside the ZOA"))
+    for stat, text, better in (("fraction", "fraction of the true peak δ recovered (difference and interval: "
+                                            "of |1 − fraction|)", "one"),
+                               ("detection", "detection rate", "higher"),
+                               ("offset", "position offset (Mpc/h)", "lower")))
+
+
+def _network_metrics(per_method: dict, net: str) -> list[tuple]:
+    """:data:`VERDICT_METRICS` (with the bulk-flow row) and the structure rows for network
+    ``net``, its methods and keys filled in (keys of ``vnet_paper`` rows end in ``_vnet_paper``)."""
+    suffix = "" if net == "vnet" else f"_{net}"
+    out = []
+    for key, field, region, text, path, better, vm in VERDICT_METRICS:
+        out.append((key + suffix, field, region, text, path, better, net + vm[len("vnet"):]))
+    phi_m = f"{net}_phi"
+    radii = json_get(per_method.get(phi_m), "velocity", "bulk_flow", "radii")
+    if radii:  # shown, not counted: the bulk-flow error at the radius nearest BULK_FLOW_RADIUS
+        j = int(np.argmin(np.abs(np.asarray(radii, float) - BULK_FLOW_RADIUS)))
+        out.append((f"bulk_flow_error_{radii[j]:g}{suffix}", "velocity", f"R = {radii[j]:g} Mpc/h",
+                    f"bulk-flow error ‖ΔB‖ per mock (km/s), R = {radii[j]:g} Mpc/h",
+                    ("velocity", "bulk_flow", ("per_mock_error", j)), "lower", phi_m))
+    for key, text, better in STRUCTURE_METRICS:
+        out.append((f"structure_{key}{suffix}", "structures", key.split("_", 1)[1].rsplit("_", 1)[0], text,
+                    ("structures", "per_mock", key), better, f"{net}_delta"))
+    return out
+
+
+def _counted(key: str, field: str, vm: str) -> bool:
+    """Whether a verdict row counts for the goal: not the velocities of the δ network, not the
+    bulk flow, not the structure statistic (shown with their intervals)."""
+    return not ((field == "velocity" and vm.endswith("_delta")) or key.startswith(("bulk", "structure")))
+
+
 def verdict_rows(per_method: dict, boxes, seed: int = 0, n_boot: int = N_BOOTSTRAP,
                  level: float = INTERVAL_LEVEL) -> list[dict]:
-    """The verdict (module docstring): for each of :data:`VERDICT_METRICS` whose V-Net method
-    and at least one baseline are in ``per_method`` (method → its JSON dict), the V-Net
-    against the best baseline on that metric, with the paired-bootstrap interval over the
-    parent ``boxes`` (one per mock). Deterministic for a given ``seed``."""
+    """The verdict (module docstring): for each network in ``per_method`` (method → its JSON
+    dict) and each of its metrics (:func:`_network_metrics`), the network against the best
+    classical method on that metric among :func:`comparable_baselines`, with the
+    paired-bootstrap interval over the parent ``boxes`` (one per mock). Rows carry the
+    ``network``. Deterministic for a given ``seed``."""
     from .rng import generator
 
     boxes = np.asarray(boxes)
     rows = []
-    bases = [m for m in BASELINES if m in per_method]
-    metrics_list = list(VERDICT_METRICS)
-    radii = json_get(per_method.get("vnet_phi"), "velocity", "bulk_flow", "radii")
-    if radii:  # shown, not counted: the bulk-flow error at the radius nearest BULK_FLOW_RADIUS
-        j = int(np.argmin(np.abs(np.asarray(radii, float) - BULK_FLOW_RADIUS)))
-        metrics_list.append((f"bulk_flow_error_{radii[j]:g}", "velocity", f"R = {radii[j]:g} Mpc/h",
-                             f"bulk-flow error ‖ΔB‖ per mock (km/s), R = {radii[j]:g} Mpc/h",
-                             ("velocity", "bulk_flow", ("per_mock_error", j)), "lower", "vnet_phi"))
-    for i, (key, field, region, text, path, better, vm) in enumerate(metrics_list):
-        if vm not in per_method or not bases:
-            continue
-        a = _path_values(per_method[vm], path)
-        cand = {b: _path_values(per_method[b], path) for b in bases}
-        cand = {b: v for b, v in cand.items() if v is not None and _mean(v) is not None}
-        if a is None or _mean(a) is None or not cand:
-            continue
-        means = {b: _mean(v) for b, v in cand.items()}
-        best = _best(means, better)
-        bs = metrics.paired_bootstrap(a, cand[best], boxes, n_boot=n_boot, level=level,
-                                      seed=generator(seed, "evaluation", 7_000_000 + i))
-        lo, hi = bs["interval"]
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            winner = "undetermined"
-        elif lo > 0 or hi < 0:
-            vnet_ahead = (lo > 0) == (better == "higher")
-            winner = "vnet" if vnet_ahead else best
-        else:
-            winner = "tie"
-        rows.append({"key": key, "field": field, "region": region, "metric": text, "better": better,
-                     "vnet_method": vm, "vnet": _mean(a), "baseline": best, "baseline_value": means[best],
-                     "baselines": means, "difference": bs["difference"], "interval68": [lo, hi],
-                     "winner": winner,
-                     "counts_for_goal": not ((field == "velocity" and vm == "vnet_delta") or key.startswith("bulk")),
-                     "n_mocks": bs["n_mocks"], "n_boxes": bs["n_groups"]})
+    bases = comparable_baselines(per_method)
+    nets = [net for net in networks.NETWORKS if any(f"{net}_{t}" in per_method for t in networks.TARGETS)]
+    for n_i, net in enumerate(nets):
+        for i, (key, field, region, text, path, better, vm) in enumerate(_network_metrics(per_method, net)):
+            if vm not in per_method or not bases:
+                continue
+            a = _path_values(per_method[vm], path)
+            cand = {b: _path_values(per_method[b], path) for b in bases}
+            cand = {b: v for b, v in cand.items() if v is not None and _mean(v) is not None}
+            if a is None or _mean(a) is None or not cand:
+                continue
+            means = {b: _mean(v) for b, v in cand.items()}
+            best = _best(means, better)
+            a_, b_ = a, cand[best]
+            if better == "one":  # closest to 1: compare the distances |x − 1|, lower is better
+                a_ = [None if x is None else abs(x - 1.0) for x in a]
+                b_ = [None if x is None else abs(x - 1.0) for x in cand[best]]
+            higher = better == "higher"
+            bs = metrics.paired_bootstrap(a_, b_, boxes, n_boot=n_boot, level=level,
+                                          seed=generator(seed, "evaluation", 7_000_000 + 1000 * n_i + i))
+            lo, hi = bs["interval"]
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                winner = "undetermined"
+            elif lo > 0 or hi < 0:
+                vnet_ahead = (lo > 0) == higher
+                winner = "vnet" if vnet_ahead else best
+            else:
+                winner = "tie"
+            rows.append({"key": key, "field": field, "region": region, "metric": text, "better": better,
+                         "network": net, "vnet_method": vm, "vnet": _mean(a), "baseline": best,
+                         "baseline_value": means[best], "baselines": means,
+                         "difference": bs["difference"],
+                         "difference_of": "value" if better != "one" else "|x − 1| (distance from a perfect 1)",
+                         "interval68": [lo, hi], "winner": winner,
+                         "counts_for_goal": _counted(key, field, vm),
+                         "n_mocks": bs["n_mocks"], "n_boxes": bs["n_groups"]})
     return rows
 
 
-def goal_summary(verdict: list[dict], labels: dict | None = None) -> tuple[bool, str]:
-    """(goal_met, one paragraph): the V-Net meets the goal only if it wins or ties on every
-    counted verdict row; losses are named first."""
+def goal_summary(verdict: list[dict], labels: dict | None = None, network: str = "vnet") -> tuple[bool, str]:
+    """(goal_met, one paragraph) for ``network``'s rows of the verdict: it meets the goal
+    only if it wins or ties on every counted row; losses are named first."""
     labels = labels or LABELS
-    rows = [r for r in verdict if r["counts_for_goal"]]
+    name = "The V-Net" if network == "vnet" else f"The V-Net of {networks.NETWORKS[network]}"
+    rows = [r for r in verdict if r["counts_for_goal"] and r.get("network", "vnet") == network]
     if not rows:
         return False, ("No verdict: nothing to compare (the network's predictions or the classical methods "
                        "did not run).")
@@ -758,12 +922,12 @@ def goal_summary(verdict: list[dict], labels: dict | None = None) -> tuple[bool,
     tied = [r for r in rows if r["winner"] == "tie"]
     parts = []
     if lost:
-        parts.append(f"The V-Net loses to the best classical method on {len(lost)} of {len(rows)} headline "
+        parts.append(f"{name} loses to the best classical method on {len(lost)} of {len(rows)} headline "
                      f"metrics: " + "; ".join(f"{r['metric']} (to {labels.get(r['baseline'], r['baseline'])})"
                                                for r in lost) + ".")
     parts.append(f"It wins on {len(won)} and ties on {len(tied)} (68 % interval of the paired difference over "
                  f"parent boxes includes zero)." if lost else
-                 f"The V-Net wins on {len(won)} of {len(rows)} headline metrics and ties on {len(tied)} "
+                 f"{name} wins on {len(won)} of {len(rows)} headline metrics and ties on {len(tied)} "
                  f"(68 % interval over parent boxes includes zero); it loses on none.")
     met = not lost
     parts.append("Goal met: no loss against the best classical method." if met else
@@ -774,6 +938,8 @@ def goal_summary(verdict: list[dict], labels: dict | None = None) -> tuple[bool,
 def comparison(per_method: dict, profile, split: str = "test") -> dict:
     """The side-by-side comparison of methods' metrics and the verdict (a JSON-able dict)."""
     methods = list(per_method)
+    separate = [m for m in BASELINES if m in per_method and m not in comparable_baselines(per_method)]
+    same = [m for m in methods if m not in separate]  # "best" among methods scored against one truth
     rows = []
     for key, field, desc, path, better, best_path in _rows():
         values = {m: json_get(per_method[m], *path) for m in methods}
@@ -785,7 +951,8 @@ def comparison(per_method: dict, profile, split: str = "test") -> dict:
             if any(v is not None for v in by.values()):
                 judge = by
         rows.append({"key": key, "field": field, "metric": desc, "better": better, "values": values,
-                     "best": _best(judge, better), "best_by": (best_path[-1] if judge is not values else path[-1])})
+                     "best": _best({m: judge[m] for m in same}, better),
+                     "best_by": (best_path[-1] if judge is not values else path[-1])})
     radii = None
     for m in methods:
         bf = json_get(per_method[m], "velocity", "bulk_flow")
@@ -797,21 +964,30 @@ def comparison(per_method: dict, profile, split: str = "test") -> dict:
                       for m in methods}
             rows.append({"key": f"bulk_flow_error_{R:g}", "field": "velocity",
                          "metric": f"bulk-flow error ‖ΔB‖ (km/s), R = {R:g} Mpc/h", "better": "lower",
-                         "values": values, "best": _best(values, "lower"), "best_by": "error_mean"})
+                         "values": values, "best": _best({m: values[m] for m in same}, "lower"),
+                         "best_by": "error_mean"})
     first = next(iter(per_method.values()), {})
     boxes = first.get("boxes") or []
     verdict = verdict_rows(per_method, boxes, seed=profile.seed)
-    met, summary = goal_summary(verdict)
+    nets = {}
+    for net in networks.NETWORKS:
+        if any(f"{net}_{t}" in per_method for t in networks.TARGETS):
+            met_n, summary_n = goal_summary(verdict, network=net)
+            nets[net] = {"goal_met": met_n, "goal_summary": summary_n, "reads": networks.describe(profile, net)}
+    main = nets.get("vnet", {"goal_met": False, "goal_summary": goal_summary(verdict)[1]})
     return metrics.to_jsonable({
         "profile": profile.name, "split": split, "n_mocks": first.get("n_mocks", 0), "methods": methods,
         "labels": {m: LABELS[m] for m in methods}, "samples": first.get("samples", []), "boxes": boxes,
         "n_boxes": len(set(boxes)), "rows": rows, "verdict": verdict,
+        "baselines": comparable_baselines(per_method),
+        "separate": separate,
         "bootstrap": {"unit": "parent box", "n_boot": N_BOOTSTRAP, "level": INTERVAL_LEVEL,
                       "statistic": "mean over mocks of the per-mock difference V-Net − baseline",
                       "seed": profile.seed},
-        "goal_met": met, "goal_summary": summary,
+        "goal_met": main["goal_met"], "goal_summary": main["goal_summary"], "networks": nets,
         "goal_definition": "on every headline metric, the V-Net wins or ties (68 % interval over parent boxes "
-                "includes zero) against the best classical method on that metric",
+                "includes zero) against the best classical method on that metric, among the classical methods "
+                "scored against the same truth",
         "zoa_b": profile.survey.zoa_b, "r_max": profile.survey.r_max,
         "potent_smoothing": profile.evaluation.potent_smoothing, "smoothing": profile.box.smoothing,
         "provenance": provenance(profile),
@@ -847,13 +1023,17 @@ def winner_label(row: dict, labels: dict | None = None) -> str:
     return labels.get(w, w)
 
 
-def verdict_table(comp: dict) -> list[dict]:
+def verdict_table(comp: dict, network: str | None = None) -> list[dict]:
     """The verdict as display rows (strings): metric, V-Net, best classical method, its value,
-    difference, 68 % interval, winner; losses first, then ties/undetermined, then wins."""
+    difference, 68 % interval, winner; per network (``network``: only that one's rows), losses
+    first, then ties/undetermined, then wins; rows not counted for the goal last."""
     labels = comp["labels"]
     order = {"tie": 1, "undetermined": 1, "vnet": 2}
+    nets = list(networks.NETWORKS)
     out = []
-    for r in sorted(comp.get("verdict", []), key=lambda r: (not r["counts_for_goal"], order.get(r["winner"], 0))):
+    rows = [r for r in comp.get("verdict", []) if network is None or r.get("network", "vnet") == network]
+    for r in sorted(rows, key=lambda r: (nets.index(r.get("network", "vnet")), not r["counts_for_goal"],
+                                         order.get(r["winner"], 0))):
         out.append({"metric": r["metric"], "better": r["better"],
                     "V-Net": f"{_fmt(r['vnet'])} ({labels.get(r['vnet_method'], r['vnet_method'])})",
                     "best classical": labels.get(r["baseline"], r["baseline"]),
@@ -869,33 +1049,37 @@ def verdict_glue(comp: dict) -> dict:
     rows that did not run): per :data:`VERDICT_METRICS` key, ``v_<key>_vnet``, ``_base``
     (best classical value), ``_baseline`` (its label), ``_diff``, ``_lo``, ``_hi`` and
     ``_winner`` (in words), the same for the bulk-flow row as ``v_bulk_flow_*`` with its
-    radius ``bulk_flow_R``; and ``goal_summary``, ``goal_met_text``, ``n_verdict``,
-    ``n_lost``, ``n_won``, ``n_tied``, ``n_boxes``."""
+    radius ``bulk_flow_R``, and for the paper set-up's rows with keys ending in
+    ``_vnet_paper``; and ``goal_summary``, ``goal_met_text``, ``n_verdict``, ``n_lost``,
+    ``n_won``, ``n_tied``, ``n_boxes`` (the profile's V-Net), ``paper_goal_summary``."""
     labels = comp.get("labels", LABELS)
     rows = {r["key"]: r for r in comp.get("verdict", [])}
     nan = float("nan")
     out = {}
-    bulk = next((k for k in rows if k.startswith("bulk_flow_error_")), None)
+    bulk = next((k for k in rows if k.startswith("bulk_flow_error_") and not k.endswith("_vnet_paper")), None)
     out["bulk_flow_R"] = float(bulk.rsplit("_", 1)[1]) if bulk else BULK_FLOW_RADIUS
-    for key in [k for k, *_ in VERDICT_METRICS] + ["bulk_flow"]:
-        r = rows.get(bulk if key == "bulk_flow" else key)
-        p = f"v_{key}"
-        if r is None:
-            out.update({f"{p}_vnet": nan, f"{p}_base": nan, f"{p}_diff": nan, f"{p}_lo": nan, f"{p}_hi": nan,
-                        f"{p}_baseline": "not available", f"{p}_winner": "not available"})
-            continue
-        lo, hi = (nan if x is None else x for x in r["interval68"])
-        out.update({f"{p}_vnet": r["vnet"], f"{p}_base": r["baseline_value"], f"{p}_diff": r["difference"],
-                    f"{p}_lo": lo, f"{p}_hi": hi, f"{p}_baseline": labels.get(r["baseline"], r["baseline"]),
-                    f"{p}_winner": winner_label(r, labels)})
-    counted = [r for r in comp.get("verdict", []) if r["counts_for_goal"]]
+    for suffix in ("", "_vnet_paper"):
+        for key in [k for k, *_ in VERDICT_METRICS] + ["bulk_flow"]:
+            r = rows.get((bulk + suffix if bulk else None) if key == "bulk_flow" else key + suffix)
+            p = f"v_{key}{suffix}"
+            if r is None:
+                out.update({f"{p}_vnet": nan, f"{p}_base": nan, f"{p}_diff": nan, f"{p}_lo": nan, f"{p}_hi": nan,
+                            f"{p}_baseline": "not available", f"{p}_winner": "not available"})
+                continue
+            lo, hi = (nan if x is None else x for x in r["interval68"])
+            out.update({f"{p}_vnet": r["vnet"], f"{p}_base": r["baseline_value"], f"{p}_diff": r["difference"],
+                        f"{p}_lo": lo, f"{p}_hi": hi, f"{p}_baseline": labels.get(r["baseline"], r["baseline"]),
+                        f"{p}_winner": winner_label(r, labels)})
+    counted = [r for r in comp.get("verdict", []) if r["counts_for_goal"] and r.get("network", "vnet") == "vnet"]
     out.update(goal_summary=comp.get("goal_summary", ""), n_verdict=len(counted),
                n_lost=sum(r["winner"] not in ("vnet", "tie", "undetermined") for r in counted),
                n_won=sum(r["winner"] == "vnet" for r in counted),
                n_tied=sum(r["winner"] == "tie" for r in counted), n_boxes=comp.get("n_boxes", 0),
                goal_met_text=("meets" if comp.get("goal_met") else "cannot be judged on"
                               if not counted or any(r["winner"] == "undetermined" for r in counted)
-                              else "does not meet"))
+                              else "does not meet"),
+               paper_goal_summary=json_get(comp, "networks", "vnet_paper", "goal_summary")
+               or "The paper's set-up was not trained or not evaluated in this run.")
     return out
 
 
@@ -909,26 +1093,38 @@ def comparison_markdown(comp: dict) -> str:
              "wiener": "Wiener filter: linear minimum-variance estimate from the gridded radial velocities "
                        "of every occupied voxel (ZOA included), noise = survey errors ⊕ small-scale "
                        "dispersion σ_nl measured on training mocks.",
+             "vnet_paper_delta": "V-Net δ (paper set-up): the same network trained on the two survey channels "
+                                 "only (N_gal, V_pec), as the paper does.",
+             "vnet_paper_phi": "V-Net φ (paper set-up): likewise, v and δ from φ as for V-Net φ.",
              "wiener_cal": "Malmquist-calibrated: the same filter after subtracting the mean radial-velocity "
                            "bias b(r) of the gridded data measured on training mocks.",
+             "wiener_joint": "Joint Wiener filter: the calibrated velocities and the galaxy counts (overdensity "
+                             "about the selection function n̄, linear bias and shot noise fitted on training "
+                             "mocks) in one linear minimum-variance estimate.",
              "potent": f"POTENT: smoothed radial velocities integrated along lines of sight; scored against the "
-                       f"truth smoothed to its {comp.get('potent_smoothing', float('nan')):g} Mpc/h."}
+                       f"truth smoothed to its {comp.get('potent_smoothing', float('nan')):g} Mpc/h, so it is not "
+                       f"a candidate for best classical (its column is not comparable with the others)."}
     n_boxes = comp.get("n_boxes", 0)
     lines = [f"# Reconstruction comparison — profile `{comp['profile']}`, split `{comp['split']}`", "",
              f"{comp['n_mocks']} held-out mocks from {n_boxes} parent box{'es' if n_boxes != 1 else ''}.", ""]
     if comp.get("verdict"):
-        lines += ["## Verdict: the V-Net against the best classical method per metric", "",
-                  comp["goal_summary"], "",
-                  "Difference = mean over mocks of (V-Net − best classical), paired on the same mocks; 68 % "
-                  "interval from a bootstrap over parent boxes; a winner only where it excludes zero. φ is "
-                  "scored with each mock's mean removed (velocities do not measure its constant).", "",
-                  "| metric | better | V-Net | best classical | classical | V-Net − classical | 68 % interval | winner |",
-                  "|---|---|---:|---|---:|---:|---|---|"]
-        for t in verdict_table(comp):
-            lines.append("| " + " | ".join(str(t[k]).replace("|", "\\|") for k in
-                                           ("metric", "better", "V-Net", "best classical", "classical",
-                                            "V-Net − classical", "68 % interval", "winner")) + " |")
-        lines.append("")
+        nets = comp.get("networks") or {"vnet": {"goal_summary": comp["goal_summary"]}}
+        for net, info in nets.items():
+            name = "the V-Net" if net == "vnet" else "the paper's set-up"
+            lines += [f"## Verdict: {name} ({info.get('reads', '')}) against the best classical method per metric",
+                      "", info["goal_summary"], "",
+                      "Difference = mean over mocks of (V-Net − best classical), paired on the same mocks; 68 % "
+                      "interval from a bootstrap over parent boxes; a winner only where it excludes zero. φ is "
+                      "scored with each mock's mean removed (velocities do not measure its constant). Best "
+                      "classical among " + ", ".join(labels.get(m, m) for m in comp.get("baselines", []))
+                      + " (the methods scored against the same truth).", "",
+                      "| metric | better | V-Net | best classical | classical | V-Net − classical | 68 % interval | winner |",
+                      "|---|---|---:|---|---:|---:|---|---|"]
+            for t in verdict_table(comp, net):
+                lines.append("| " + " | ".join(str(t[k]).replace("|", "\\|") for k in
+                                               ("metric", "better", "V-Net", "best classical", "classical",
+                                                "V-Net − classical", "68 % interval", "winner")) + " |")
+            lines.append("")
     else:
         lines += [comp.get("goal_summary", ""), ""]
     lines += ["## All metrics", "",

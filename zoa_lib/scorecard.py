@@ -6,15 +6,17 @@ run's numbers are read from the files the run wrote under the profile's data fol
 
 =====================================  ==============================================================
 ``evaluation/<method>.json``           metrics of each method on the held-out mocks (chapter 05,
-                                       ``zoa evaluate``): ``vnet_delta``, ``vnet_phi``, ``wiener``,
-                                       ``wiener_cal``, ``potent``
+                                       ``zoa evaluate``): ``vnet_delta``, ``vnet_phi`` (the profile's
+                                       V-Net), ``vnet_paper_delta``, ``vnet_paper_phi`` (the paper's
+                                       set-up, where the profile trains it), ``wiener``,
+                                       ``wiener_cal``, ``wiener_joint``, ``potent``
 ``evaluation/comparison.json``         the comparison; its ``verdict`` list (when present) gives, per
                                        metric, the best classical method, the V-Net − baseline
                                        difference, its 68 % paired-bootstrap interval over parent
                                        boxes and the winner ("vnet", a baseline, "tie",
                                        "undetermined")
 ``models/<target>/history.csv``        training history (chapter 03): epoch, learning_rate, loss,
-                                       val_loss
+                                       val_loss (``models/vnet_paper/<target>/`` for the paper's set-up)
 ``local_universe/great-attractor.json``  the Great Attractor search of chapter 06
                                        (:func:`zoa_lib.local_universe.write_attractor_results`)
 =====================================  ==============================================================
@@ -26,8 +28,12 @@ written by :func:`zoa_lib.book.write_scorecard`). Missing files never raise: the
 "—" and the scorecard says which file is missing and which chapter writes it.
 
 Verdicts (DESIGN.md, evaluation protocol): the bar is the best classical method on the same
-metric — among ``wiener``, ``wiener_cal`` (the Malmquist-calibrated Wiener filter) and
-``potent``. With ``comparison.json``'s ``verdict`` entry for a metric, its winner is used (a
+metric — among the classical methods scored against the same truth as the networks
+(``comparison.json``'s ``baselines``: ``wiener``, ``wiener_cal``, the Malmquist-calibrated
+Wiener filter, ``wiener_joint``, the joint filter of counts and velocities, and ``potent`` only
+where it is scored against the networks' truth). The first table has one block of rows per
+network, each labelled with what it reads; the paper's r(φ) = 0.98 stands beside the network
+of the paper's set-up. With ``comparison.json``'s ``verdict`` entry for a metric, its winner is used (a
 winner needs a 68 % interval that excludes zero); without one, the point estimates are
 compared and the verdict says so. An **alarm** line is raised when
 
@@ -38,9 +44,10 @@ compared and the verdict says so. An **alarm** line is raised when
   has collapsed to nearly a constant (:func:`collapse_alarm`);
 * the V-Net places the Great Attractor farther from the mock universe's true one, or finds
   it in fewer survey realizations, than the classical method searched alongside it;
-* ``comparison.json`` says ``goal_met: false``: its ``goal_summary`` (which names the
-  metrics lost) becomes the first alarm line (:func:`goal_alarm`), whatever the rows here
-  show — the verdict judges more metrics than the scorecard's rows;
+* ``comparison.json`` says ``goal_met: false`` for a network (its ``networks`` entry): its
+  ``goal_summary`` (which names the metrics lost) becomes one of the first alarm lines
+  (:func:`goal_alarm`), whatever the rows here show — the verdict judges more metrics than the
+  scorecard's rows;
 * on the real catalogue (chapter 07's cross-validation, ``cf4/crossval.json``) the V-Net's
   predicted radial velocities of held-out galaxies correlate less with the measured ones than
   the calibrated Wiener filter's, or a classical method is best (:func:`real_sky_alarm`): a win
@@ -92,7 +99,10 @@ PAPER_NUMBERS: dict[str, PaperNumber] = {p.key: p for p in (
 )}
 
 #: Methods of ``zoa evaluate`` (:data:`zoa_lib.evaluation.METHODS`) and their names here.
-CLASSICAL = ("wiener", "wiener_cal", "potent")
+CLASSICAL = ("wiener", "wiener_cal", "wiener_joint", "potent")
+#: The networks' methods (:mod:`zoa_lib.networks`): (network, target) for each.
+NETWORK_METHODS = {"vnet_delta": ("vnet", "delta"), "vnet_phi": ("vnet", "phi"),
+                   "vnet_paper_delta": ("vnet_paper", "delta"), "vnet_paper_phi": ("vnet_paper", "phi")}
 from .methods import LABELS  # noqa: E402  (the one table of method names)
 #: Relative paths (under the profile's data folder) of the files read, and who writes them.
 SOURCES = {
@@ -182,16 +192,25 @@ def collapse_alarm(region_stats: Mapping | None, name: str = "the network",
     return None
 
 
-def goal_alarm(comparison: Mapping | None) -> str | None:
-    """One line when ``comparison.json`` (:func:`zoa_lib.evaluation.comparison`) records
-    ``goal_met: false``: its ``goal_summary``, which names the losses; else None (also when
-    there is no comparison or it has no ``goal_met``)."""
-    if not isinstance(comparison, Mapping) or comparison.get("goal_met") is not False:
-        return None
-    summary = str(comparison.get("goal_summary") or "").strip()
-    if not summary:
-        summary = "the goal is not met, and comparison.json gives no goal_summary saying why."
-    return f"verdict of chapter 05 (`zoa evaluate`, evaluation/comparison.json): {summary}"
+def goal_alarm(comparison: Mapping | None) -> list[str]:
+    """One line per network that ``comparison.json`` (:func:`zoa_lib.evaluation.comparison`)
+    records with ``goal_met: false`` (its ``networks`` entries; the top-level ``goal_met`` in
+    files without them): its ``goal_summary``, which names the losses. [] when every network
+    meets the goal or there is no comparison."""
+    if not isinstance(comparison, Mapping):
+        return []
+    nets = comparison.get("networks")
+    if not isinstance(nets, Mapping) or not nets:
+        nets = {"vnet": comparison}
+    out = []
+    for net, info in nets.items():
+        if not isinstance(info, Mapping) or info.get("goal_met") is not False:
+            continue
+        summary = str(info.get("goal_summary") or "").strip()
+        if not summary:
+            summary = "the goal is not met, and comparison.json gives no goal_summary saying why."
+        out.append(f"verdict of chapter 05 (`zoa evaluate`, evaluation/comparison.json): {summary}")
+    return out
 
 
 def real_sky_alarm(crossval: Mapping | None) -> str | None:
@@ -291,7 +310,7 @@ def read_run(data_path) -> dict:
     out = {"data_path": str(root), "methods": {}, "comparison": None, "histories": {}, "attractor": None,
            "crossval": None, "missing": [], "errors": []}
     ev = root / "evaluation"
-    for m in ("vnet_delta", "vnet_phi") + CLASSICAL:
+    for m in tuple(NETWORK_METHODS) + CLASSICAL:
         doc = _read_json(ev / f"{m}.json")
         if isinstance(doc, dict) and "_error" in doc:
             out["errors"].append(doc["_error"])
@@ -303,11 +322,12 @@ def read_run(data_path) -> dict:
     if not any(m in out["methods"] for m in CLASSICAL):
         out["missing"].append(("evaluation/{wiener,wiener_cal,potent}.json", SOURCES["evaluation"][1]))
     _read_source(out, root, "comparison")
-    for target in ("phi", "delta"):
+    for target in ("phi", "delta", "vnet_paper/phi", "vnet_paper/delta"):
         rel = SOURCES["history"][0].format(target=target)
         path = root / rel
         if not path.exists():
-            out["missing"].append((rel, SOURCES["history"][1]))
+            if "/" not in target:  # the paper's set-up is trained only where it differs from the V-Net
+                out["missing"].append((rel, SOURCES["history"][1]))
             continue
         try:
             out["histories"][target] = pd.read_csv(path)
@@ -334,17 +354,47 @@ class _Metric:
     where: str = ""   # short name of the region in alarms
 
 
-METRICS = (
-    _Metric("r_phi_survey", "r(φ), held-out mocks, survey sphere (mean over mocks)", "r(φ)", "phi", "survey",
-            "pearson_r_mock_mean", "higher", "vnet_phi", "r_phi", "the φ V-Net",
-            "survey sphere"),
-    _Metric("r_phi_zoa", "r(φ), held-out mocks, inside the ZOA (mean over mocks)", "r(φ)", "phi", "zoa",
-            "pearson_r_mock_mean", "higher", "vnet_phi", None, "the φ V-Net", "inside the ZOA"),
-    _Metric("r_delta_survey", "r(δ), held-out mocks, survey sphere (mean over mocks)", "r(δ)", "delta",
-            "survey", "pearson_r_mock_mean", "higher", "vnet_delta", None, "the δ V-Net", "survey sphere"),
-    _Metric("r_delta_zoa", "r(δ), held-out mocks, inside the ZOA (mean over mocks)", "r(δ)", "delta", "zoa",
-            "pearson_r_mock_mean", "higher", "vnet_delta", None, "the δ V-Net", "inside the ZOA"),
-)
+def _network_label(run, net: str) -> str:
+    """What a network reads, from its evaluation JSON (``network.reads``)."""
+    for t in ("phi", "delta"):
+        reads = _get(run["methods"].get(f"{net}_{t}"), "network", "reads")
+        if reads:
+            return str(reads)
+    return "the paper's set-up: N_gal, V_pec" if net == "vnet_paper" else "the profile's V-Net"
+
+
+def _is_paper_setup(run, net: str) -> bool:
+    return _network_label(run, net).startswith("the paper's set-up")
+
+
+def network_metrics(run, net: str) -> tuple:
+    """The scorecard's rows of one network: r(φ) and r(δ) per mock in the survey sphere and
+    inside the ZOA. Keys end in ``_<net>`` for networks other than ``vnet`` (as in the verdict);
+    the paper's r(φ) is set beside the network of the paper's set-up only."""
+    suffix = "" if net == "vnet" else f"_{net}"
+    who = "V-Net" if net == "vnet" else "V-Net, paper set-up"
+    reads = _network_label(run, net)
+    paper = _is_paper_setup(run, net)
+    tag = "" if net == "vnet" else " (paper set-up)"
+    rows = []
+    for field, sym, target in (("phi", "φ", "phi"), ("delta", "δ", "delta")):
+        for region, where, long in (("survey", "survey sphere", "survey sphere"), ("zoa", "inside the ZOA",
+                                                                                     "inside the ZOA")):
+            rows.append(_Metric(f"r_{field}_{region}{suffix}",
+                                f"{who} ({reads}): r({sym}), held-out mocks, {long} (mean over mocks)",
+                                f"r({sym})", field, region, "pearson_r_mock_mean", "higher", f"{net}_{target}",
+                                "r_phi" if (paper and field == "phi" and region == "survey") else None,
+                                f"the {sym} V-Net{tag}", where))
+    return tuple(rows)
+
+
+#: The rows of the profile's V-Net when no evaluation file says what it reads.
+METRICS = network_metrics({"methods": {}}, "vnet")
+
+
+def _networks_run(run) -> list[str]:
+    """The networks with an evaluation file in this run (``vnet`` always, for its "—" rows)."""
+    return ["vnet"] + [n for n in ("vnet_paper",) if any(m in run["methods"] for m in (f"{n}_phi", f"{n}_delta"))]
 
 
 def _method_value(doc, metric: _Metric):
@@ -454,7 +504,11 @@ def _metric_row(run, metric: _Metric) -> tuple[dict, list[str]]:
     unit = "km/s" if metric.field == "bulk_flow" else ""
     vdoc = run["methods"].get(metric.vnet_method)
     v, v_sd = _method_value(vdoc, metric)
-    classical = {m: _method_value(run["methods"][m], metric) for m in CLASSICAL if m in run["methods"]}
+    comparable = _get(run["comparison"], "baselines")
+    if not isinstance(comparable, list):  # older files: POTENT only where scored against the same truth
+        comparable = [m for m in CLASSICAL if not (_num(_get(run["methods"].get(m), "truth_smoothing", "extra")) or 0) > 0]
+    classical = {m: _method_value(run["methods"][m], metric) for m in CLASSICAL
+                 if m in run["methods"] and m in comparable}
     classical = {m: vs for m, vs in classical.items() if vs[0] is not None}
     entry = _verdict_entry(run["comparison"], metric)
     interval = None
@@ -620,23 +674,25 @@ def scorecard(data_path, profile_name: str | None = None) -> dict:
     entry; nothing raises."""
     run = read_run(data_path)
     rows, alarms = [], []
-    a = goal_alarm(run["comparison"])
-    if a:
-        alarms.append(a)
+    alarms += goal_alarm(run["comparison"])
     a = real_sky_alarm(run["crossval"])
     if a:
         alarms.append(a)
-    for target, net in (("phi", "the φ V-Net"), ("delta", "the δ V-Net")):
-        h = run["histories"].get(target)
-        if h is not None:
-            a = learning_alarm(h, net)
+    nets = _networks_run(run)
+    for net in nets:
+        tag = "" if net == "vnet" else " (paper set-up)"
+        for target, sym in (("phi", "φ"), ("delta", "δ")):
+            name = f"the {sym} V-Net{tag}"
+            h = run["histories"].get(target if net == "vnet" else f"{net}/{target}")
+            if h is not None:
+                a = learning_alarm(h, name)
+                if a:
+                    alarms.append(a)
+            st = _get(run["methods"].get(f"{net}_{target}"), target, "regions", "survey")
+            a = collapse_alarm(st, name)
             if a:
                 alarms.append(a)
-        st = _get(run["methods"].get(f"vnet_{target}"), target, "regions", "survey")
-        a = collapse_alarm(st, net)
-        if a:
-            alarms.append(a)
-    metrics = list(METRICS)
+    metrics = [m for net in nets for m in network_metrics(run, net)]
     bm = _bulk_metric(run)
     if bm is not None:
         metrics.insert(2, bm)
@@ -688,10 +744,13 @@ def scorecard_markdown(card: dict) -> str:
                   "at least level with the best classical method.", ""]
     lines += [f"This run{f' (profile **{prof}**)' if prof else ''} against the paper. The paper's numbers "
               "are quoted at its scale (128³ voxels, 200 epochs), from `zoa_lib.scorecard.PAPER_NUMBERS`; "
-              "this run's are read from the files it wrote when the book was built. *Best classical* is the "
-              "best of the Wiener filter, the Malmquist-calibrated Wiener filter and POTENT on that metric, "
-              "on the same held-out mocks; a winner needs a 68 % paired-bootstrap interval over parent boxes "
-              "that excludes zero, when the run has one.", "",
+              "this run's are read from the files it wrote when the book was built. One block of rows per "
+              "network, labelled with what it reads: the profile's V-Net and, where it differs, the paper's "
+              "set-up (the two survey channels only), beside which the paper's r(φ) stands. *Best classical* "
+              "is the best on that metric, on the same held-out mocks, of the Wiener filter, the "
+              "Malmquist-calibrated Wiener filter and the joint Wiener filter of counts and velocities "
+              "(POTENT, scored against a smoother truth, is left out); a winner needs a 68 % paired-bootstrap "
+              "interval over parent boxes that excludes zero, when the run has one.", "",
               "| quantity | paper | V-Net (this run) | best classical (this run) | verdict |",
               "|---|---|---|---|---|"]
     for r in card.get("rows", []):

@@ -13,9 +13,13 @@ def register(sub):
                     "a split and write data/<profile>/predictions/<target>-<split>.h5 atomically: "
                     "prediction (n,N,N,N) in physical units (delta, or phi in (km/s)^2), truth, inputs "
                     "(n,N,N,N,2), velocity_true (n,N,N,N,3) km/s and samples, with provenance attrs.",
-        epilog="Example: zoa predict --profile ci --target phi --split test")
+        epilog="Examples: zoa predict --profile ci --target phi --split test;  zoa predict --profile ci "
+               "--target delta --network vnet_paper")
     add_profile_args(p)
     p.add_argument("--target", required=True, choices=("delta", "phi"), help="which network")
+    p.add_argument("--network", default="vnet", choices=("vnet", "vnet_paper"),
+                   help="vnet (default): the profile's own set-up; vnet_paper: the paper's set-up, the two "
+                        "survey channels only (files under models/vnet_paper/, predictions/vnet_paper/)")
     p.add_argument("--split", default="test", choices=("val", "test"), help="held-out split (default: test)")
     p.add_argument("--model", default="best", choices=("best", "last"),
                    help="best.keras (lowest validation loss, default) or model.keras (last epoch)")
@@ -25,7 +29,9 @@ def register(sub):
 
 def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    prof = profile_from_args(args)
+    from ..networks import network_profile
+
+    prof = network_profile(profile_from_args(args), args.network)
     from ..training import predict
 
     out = predict(prof, args.target, split=args.split, which=args.model, progress=not args.no_progress)

@@ -14,11 +14,15 @@ def register(sub):
                     "(lowest validation loss), history.csv (loss, val_loss, learning_rate per epoch) and "
                     "backup/ (BackupAndRestore state while training). Every shard is validated first. "
                     "Prints the network's parameter count.",
-        epilog="Examples: zoa train --profile ci --target delta;  zoa train --profile paper --target phi "
+        epilog="Examples: zoa train --profile ci --target delta;  zoa train --profile laptop --target phi "
+               "--network vnet_paper;  zoa train --profile paper --target phi "
                "--resume;  srun zoa train --profile paper --target phi --strategy multiworker")
     add_profile_args(p)
     p.add_argument("--target", required=True, choices=("delta", "phi"),
                    help="delta (density contrast) or phi (peculiar potential)")
+    p.add_argument("--network", default="vnet", choices=("vnet", "vnet_paper"),
+                   help="vnet (default): the profile's own set-up; vnet_paper: the paper's set-up, the two "
+                        "survey channels only (files under models/vnet_paper/, predictions/vnet_paper/)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from backup/ (or a finished one after raising "
                         "training.epochs) instead of starting afresh")
@@ -37,7 +41,9 @@ def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.deterministic:  # recorded in the model's provenance like any profile key
         args.overrides = list(args.overrides) + ["training.deterministic=true"]
-    prof = profile_from_args(args)
+    from ..networks import network_profile
+
+    prof = network_profile(profile_from_args(args), args.network)
     from ..training import get_strategy, train
 
     strategy = get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work

@@ -23,8 +23,11 @@ def _register_custom_objects():
 
 
 def model_dir(profile, target: str) -> Path:
-    """``<data_path>/models/<target>``."""
-    return profile.data_path / "models" / _check_target(target)
+    """``<data_path>/models/<target>`` (``models/<network>/<target>`` for a profile's other
+    network, :func:`zoa_lib.networks.files_dir`)."""
+    from ..networks import files_dir
+
+    return files_dir(profile, "models") / _check_target(target)
 
 
 def save_model(model, path: str | Path, transforms: Transforms, profile=None, **meta) -> Path:

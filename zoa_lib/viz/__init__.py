@@ -1,12 +1,13 @@
 """Publication figures of the paper book (matplotlib): slices, scatter plots, spectra,
 bulk flows, training curves and sky maps.
 
-A package of six modules, every name re-exported here: :mod:`.style` (errors, colours,
+A package of seven modules, every name re-exported here: :mod:`.style` (errors, colours,
 figures, the grid of a slice, the kinds of map and their norms), :mod:`.slices`,
 :mod:`.statistics` (scatter, spectra, PDFs, bulk flows, structures, training curves),
 :mod:`.skymaps` (sky axes and maps; the computation is :mod:`zoa_lib.sky`),
-:mod:`.catalogs` (a catalogue on the sky, its selection) and :mod:`.selection` (a real catalogue and the
-mocks that copy its selection, side by side).
+:mod:`.catalogs` (a catalogue on the sky, its selection), :mod:`.selection` (a real catalogue and the
+mocks that copy its selection, side by side) and :mod:`.structure_stats` (clusters and voids recovered
+over the test mocks, :mod:`zoa_lib.structure_stats`).
 
 Every function takes plain numpy arrays and draws with ``matplotlib.figure.Figure``
 (never ``pyplot``, never ``plt.show``): nothing accumulates in pyplot's figure list, and
@@ -61,6 +62,7 @@ from ..sky import (_sky_convert, frame_unit_vectors, interpolate_cube, shell_cor
 from .catalogs import (_check_catalog, plot_catalog_sky, plot_selection)  # noqa: F401
 from .selection import (OBSERVED_COLOUR, figure_real_vs_mock, figure_real_vs_mock_sky, observed_sky_image,
                         plot_observed_sky)  # noqa: F401
+from .structure_stats import figure_structure_statistics  # noqa: F401
 
 __all__ = [
     "AXIS_NAMES", "DENSITY_RANGE", "POTENTIAL_RANGE", "POTENTIAL_DISPLAY_FACTOR", "SLAB", "STYLE", "OKABE_ITO",
@@ -75,5 +77,5 @@ __all__ = [
     "frame_unit_vectors", "sky_xy", "sky_axes", "sky_map", "zoa_band", "read_structures",
     "mark_structures", "sky_grid", "interpolate_cube", "sample_shell", "sky_shell_map", "figure_sky_shells",
     "plot_catalog_sky", "plot_selection", "observed_sky_image", "plot_observed_sky", "figure_real_vs_mock",
-    "figure_real_vs_mock_sky", "mark_zoa_slice", "zoa_slice_mask",
+    "figure_real_vs_mock_sky", "mark_zoa_slice", "zoa_slice_mask", "figure_structure_statistics",
 ]
