@@ -8,6 +8,7 @@ from astropy.coordinates import SkyCoord
 
 from zoa_lib import local_universe as lu
 from zoa_lib import selection
+from zoa_lib import structures as structures_module
 from zoa_lib.config import load_profile
 from zoa_lib.cosmology import Cosmology
 from zoa_lib.rng import generator
@@ -188,6 +189,60 @@ def test_known_structures_round_trip_with_astropy():
         assert s.distance == pytest.approx(s.cz / 100.0)
     ga = lu.great_attractor(structures)
     assert (ga.l, ga.b, ga.cz) == (308.4, 29.0, 4960.0)
+
+
+def _cz_cmb_astropy(cz_helio, l, b):
+    """CMB-frame cz of a heliocentric cz toward Galactic (l, b), independently of zoa_lib.frames:
+    1 + z_cmb = (1 + z_helio)(1 + v cos θ / c), i.e. cz_cmb = cz_helio + v cos θ (1 + z_helio),
+    with the Sun's CMB dipole v = 369.82 km/s toward (l, b) = (264.021°, 48.253°) (Planck 2018)
+    and θ its angle to the structure from astropy's SkyCoord.separation."""
+    c = 299792.458
+    apex = SkyCoord(l=264.021 * u.deg, b=48.253 * u.deg, frame="galactic")
+    cos_t = np.cos(SkyCoord(l=l * u.deg, b=b * u.deg, frame="galactic").separation(apex).rad)
+    return cz_helio + 369.82 * cos_t * (1.0 + cz_helio / c)
+
+
+def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
+    structures = {s.name: s for s in lu.known_structures()}
+    norma = structures["Norma cluster (A3627)"]
+    # Woudt et al. 2008: 4871 km/s heliocentric, stored as published; the CMB cz is computed
+    assert (norma.frame, norma.cz_table, norma.cz_helio) == ("heliocentric", 4871.0, 4871.0)
+    assert norma.cz == pytest.approx(_cz_cmb_astropy(4871.0, norma.l, norma.b), abs=0.01)
+    assert norma.cz - 4871.0 == pytest.approx(83.6, abs=0.5)   # cos θ ≈ 0.22 from the Sun's apex
+    # the distance and the SG position follow the CMB cz
+    assert norma.distance == pytest.approx(norma.cz / 100.0) and np.linalg.norm(norma.sg) == pytest.approx(norma.cz / 100)
+    for s in structures.values():
+        assert s.frame in structures_module.CZ_FRAMES
+        if s.frame == "heliocentric":
+            assert s.cz == pytest.approx(_cz_cmb_astropy(s.cz_table, s.l, s.b), abs=0.01), s.name
+            assert s.cz_helio == s.cz_table
+        else:
+            assert s.cz == s.cz_table
+    # no entry claims the CMB frame while its reference gives a heliocentric redshift: the CMB rows are
+    # the paper's GA (a CF4 result, CMB frame) and the Local Void's centre (H0 d, a distance)
+    cmb = {n for n, s in structures.items() if s.frame == "cmb"}
+    assert cmb == {lu.GREAT_ATTRACTOR, "Local Void"}
+    assert all("heliocentric" not in structures[n].reference for n in cmb)
+    assert all("heliocentric" in s.reference for s in structures.values() if s.frame == "heliocentric")
+    # the paper's GA stays as the paper gives it (CMB frame); its heliocentric cz is the inverse conversion
+    ga = lu.great_attractor()
+    assert (ga.l, ga.b, ga.cz, ga.frame) == (308.4, 29.0, 4960.0, "cmb")
+    assert _cz_cmb_astropy(ga.cz_helio, ga.l, ga.b) == pytest.approx(4960.0, abs=0.01)
+
+
+def test_structure_table_frame_column(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text("name,l,b,cz,kind\nGreat Attractor,308.4,29.0,4960,attractor\n")
+    (ga,) = lu.known_structures(p)
+    assert (ga.frame, ga.cz) == ("cmb", 4960.0)
+    p.write_text("name,l,b,cz,frame,kind\nComa,58.1,88.0,6925,heliocentric,attractor\n"
+                 "Virgo,283.8,74.5,1050,local-group,attractor\n")
+    coma, virgo = lu.known_structures(p)
+    assert coma.cz == pytest.approx(_cz_cmb_astropy(6925.0, 58.1, 88.0), abs=0.01)
+    assert virgo.frame == "local-group" and virgo.cz_table == 1050.0 and virgo.cz > 1050.0
+    p.write_text("name,l,b,cz,frame,kind\nComa,58.1,88.0,6925,galactocentric,attractor\n")
+    with pytest.raises(lu.LocalUniverseError, match="line 2: frame"):
+        lu.known_structures(p)
 
 
 @pytest.mark.parametrize("row, message", [

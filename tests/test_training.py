@@ -318,16 +318,25 @@ def test_ensure_predictions_is_the_one_rule_predict_when_missing_or_older_than_t
     write_mocks(data.mocks_dir(p), grid=16)
     path = evaluation.predictions_path(p, "phi")
     # no model: nothing trained, nothing predicted
-    assert evaluation.ensure_predictions(p, targets=("phi",)) == {"phi": False} and not path.exists()
-    assert evaluation.ensure_predictions(p, targets=("phi",), train=True) == {"phi": True} and path.exists()
+    assert evaluation.ensure_predictions(p, targets=("phi",)) == {"vnet_phi": False} and not path.exists()
+    assert evaluation.ensure_predictions(p, targets=("phi",), train=True) == {"vnet_phi": True} and path.exists()
     before = path.stat().st_mtime_ns
-    assert evaluation.ensure_predictions(p, targets=("phi",)) == {"phi": True}
+    assert evaluation.ensure_predictions(p, targets=("phi",)) == {"vnet_phi": True}
     assert path.stat().st_mtime_ns == before                       # current: not predicted again
     model = training.matching_model(p, "phi")
     t = path.stat().st_mtime + 10
     os.utime(model, (t, t))                                        # a newer model: predict again
     evaluation.ensure_predictions(p, targets=("phi",))
     assert path.stat().st_mtime_ns != before
+    # the paper's set-up: its own model and predictions, the profile's left as they are
+    from zoa_lib import networks
+
+    before = path.stat().st_mtime_ns
+    got = evaluation.ensure_predictions(p, targets=("phi",), train=True, nets=("vnet_paper",))
+    paper = networks.network_profile(p, "vnet_paper")
+    assert got == {"vnet_paper_phi": True} and evaluation.predictions_path(paper, "phi").exists()
+    assert training.matching_model(paper, "phi").parent == p.data_path / "models" / "vnet_paper" / "phi"
+    assert path.stat().st_mtime_ns == before
 
 
 # --------------------------------------------------------------------------- bad input

@@ -9,8 +9,8 @@ km/s, 0 where empty). Outputs are δ (dimensionless), φ ((km/s)²) and the 3D v
 Wiener filter (Zaroubi, Hoffman & Dekel 1999)
 ---------------------------------------------
 Data: d_i = V_pec in every voxel i with N_gal > 0, inside the ZOA wedge too (the survey
-has a few galaxies there: ≈ 170 occupied voxels of |b| < 10° per mock at the laptop
-profile; :meth:`WienerFilter.solve` can still leave voxels out with ``exclude``); empty
+has a few galaxies there, as many as its selection puts at low latitude;
+:meth:`WienerFilter.solve` can still leave voxels out with ``exclude``); empty
 voxels carry infinite noise, i.e. are left out. Model d_i = u(r_i) + ε_i, u = v·r̂ the
 radial velocity of the linear-theory velocity field at the voxel centre, ε_i Gaussian with
 variance N_ii = σ_v,i² / N_gal,i.
@@ -45,7 +45,8 @@ profile's survey error model at the voxel's distance: the velocity estimator's e
 velocity dispersion σ_nl of galaxies about the smoothed velocity field that the filter
 estimates (:func:`noise_sigma_v`). σ_nl is not assumed: :func:`velocity_dispersion`
 measures it on training mocks (``zoa evaluate``, :func:`zoa_lib.evaluation.calibration`;
-≈ 195 km/s at the laptop profile: 2LPT particles about targets smoothed on 5 Mpc/h).
+its value for a profile is ``calibration.sigma_nl`` of the Wiener methods' JSON,
+``data/<profile>/evaluation/wiener_cal.json``, and is shown in chapter 05 of the book).
 Without it the filter takes each galaxy for a noiseless tracer of the smooth flow near
 the observer, where σ_μ's error is small.
 

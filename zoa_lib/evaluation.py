@@ -412,7 +412,7 @@ def counts_calibration(profile, n_max: int | None = None):
                               f"'wiener_joint'; run `zoa mocks --profile {profile.name}` or leave the "
                               f"method out")
     n_max = profile.mocks.n_train if n_max is None else n_max
-    return wiener_joint.fit_counts_model(_train_counts(profile, n_max), profile.box.size,
+    return wiener_joint.fit_counts_model(lambda: _train_counts(profile, n_max), profile.box.size,
                                          r_max=profile.survey.r_max)
 
 
@@ -681,7 +681,7 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
                                   "sigma_nl": cal.sigma_nl, "sigma_nl_galaxies": cal.n_galaxies,
                                   "source": "training shards", "units": "Mpc/h, km/s"}
         if m == "wiener_joint":
-            res["counts_model"] = counts.summary()
+            res["counts_model"] = counts.to_dict()
         if m in ("wiener",) + CALIBRATED:
             res["wiener"] = {"iterations": [x["iterations"] for x in infos],
                              "converged": [x["converged"] for x in infos],

@@ -2,8 +2,10 @@
 
 The Wiener filter (WF) is the minimum-variance *linear* estimate of a Gaussian field from
 noisy data, and on the laptop-scale mocks the Malmquist-calibrated WF of
-:mod:`zoa_lib.baselines` reconstructs φ with a per-mock Pearson r ≈ 0.93, far better than a
-small V-Net trained from the two raw channels alone. With ``training.wiener_channels`` the
+:mod:`zoa_lib.baselines` reconstructs φ far better than a small V-Net trained from the two
+raw channels alone (the measured per-mock Pearson r of each, ``phi.regions.<region>.
+pearson_r_mock_mean``, is in ``<data>/evaluation/wiener_cal.json`` and the networks' JSON
+of ``zoa evaluate``, shown in chapter 05 of the book). With ``training.wiener_channels`` the
 network is given that reconstruction as two more input channels and learns the *correction
 to the linear optimum* — from the galaxy counts (which the WF ignores), the nonlinear
 structure of the training universes and the survey's selection::
@@ -26,10 +28,23 @@ Files
 The channels of every mock are computed once, beside the shards, in
 ``<data>/wiener/shard-NNNN.h5`` (dataset ``channels`` (n, N, N, N, 2) float32: φ_WF in
 (km/s)², δ_WF; one HDF5 chunk per mock; attrs: units, the shard and its checksum, the
-calibration, and ``key``, a hash of all three with the filter's settings). :func:`ensure`
-(re)computes the files whose key does not match (a new shard, a new calibration) in
+calibration, and ``key``, a hash of all three with the filter's settings, :func:`settings`:
+the box and its smoothing, the cosmology, the survey's error model with the sha256 of its
+``survey.catalogue`` and the depth it is copied to, ``evaluation.wiener_sigma_v/tol/maxiter``,
+the padding :data:`PAD` and :data:`FILTER_VERSION`). :func:`ensure` (re)computes the files
+whose key does not match (a new shard, a new calibration, a changed setting) in
 ``mocks.workers`` processes, each file written atomically, so an interrupted run resumes
 where it stopped. It costs about one WF solve per mock (``zoa bench evaluate``).
+
+Which calibration
+-----------------
+Training (``zoa train``) makes the files with the profile's calibration
+(:func:`profile_calibration`) and saves it in the model's transforms. A prediction
+(:func:`zoa_lib.training.predict`) makes them with the calibration saved in the *model*, so a
+network always corrects the filter it was trained on, even after the training mocks (and so
+the profile's calibration) changed; where the files on disk were made with another
+calibration and cannot be remade (a read-only data folder), :func:`split_paths` refuses, naming
+both calibrations (:func:`describe_calibration`), instead of mixing them.
 """
 from __future__ import annotations
 
@@ -49,6 +64,16 @@ from .io import atomic_path, ensure_writable, provenance
 CHANNELS = ("phi_wf", "delta_wf")
 UNITS = ("(km/s)^2", "dimensionless (density contrast)")
 DATASET = "channels"
+#: Version of the filter behind the channels (:class:`ChannelMaker`, the ``wiener_cal`` method of
+#: :func:`zoa_lib.evaluation.reconstruct`, :class:`zoa_lib.baselines.WienerFilter`): part of
+#: every file's key. Bump it when a change of that code changes the channels, so that the
+#: files made before are remade rather than reused.
+FILTER_VERSION = 1
+#: Version of the calibration's measurement (:func:`zoa_lib.evaluation.calibration`): part of
+#: the stamp of ``calibration.json``; bump it when that measurement changes.
+CALIBRATION_VERSION = 1
+#: Zero padding of the filter's periodic box (:class:`zoa_lib.baselines.WienerFilter` ``pad``).
+PAD = 2
 
 
 class WienerChannelsError(ZoaError, ValueError):
@@ -77,17 +102,52 @@ def calibration_from_dict(d: dict):
     return bias
 
 
+def canonical_calibration(calibration: dict) -> dict:
+    """``calibration`` (:func:`calibration_dict`, e.g. read back from a model's transforms) in
+    the one form that is hashed and compared: the same numbers give the same dict."""
+    if not isinstance(calibration, dict):
+        raise WienerChannelsError(f"calibration: expected a radial-bias calibration (dict), got "
+                                  f"{type(calibration).__name__}")
+    return calibration_dict(calibration_from_dict(calibration))
+
+
+def calibration_id(calibration: dict) -> str:
+    """A short fingerprint of a calibration (12 hex digits of the SHA-256 of its canonical JSON)."""
+    blob = json.dumps(canonical_calibration(calibration), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def describe_calibration(calibration: dict | None) -> str:
+    """One phrase naming a calibration for messages: its fingerprint, σ_nl and mock count."""
+    if calibration is None:
+        return "no recorded calibration"
+    c = canonical_calibration(calibration)
+    sig = "not measured" if c["sigma_nl"] is None else f"{c['sigma_nl']:.1f} km/s"
+    return f"calibration {calibration_id(c)} (sigma_nl {sig}, {c['n_mocks']} training mocks)"
+
+
+def _calibration_stamp(profile, man: dict) -> str:
+    """What the profile's calibration depends on: its training shards (checksums), the cube, the
+    survey radius σ_nl is measured in, the number of mocks and :data:`CALIBRATION_VERSION`."""
+    from .evaluation import N_CALIBRATION
+
+    train = {k: v["sha256"] for k, v in sorted(man.get("shards", {}).items()) if v.get("split") == "train"}
+    blob = {"training_shards": train, "box_size": float(profile.box.size), "grid": int(profile.box.grid),
+            "r_max": float(profile.survey.r_max), "n_mocks": int(N_CALIBRATION), "version": CALIBRATION_VERSION}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
 def profile_calibration(profile) -> dict:
     """The profile's WF calibration, measured on its training mocks and cached in
-    ``<data>/wiener/calibration.json`` (recomputed when the training shards change)."""
+    ``<data>/wiener/calibration.json`` (recomputed when the training shards, the cube, the
+    survey radius or the measurement change: :func:`_calibration_stamp`)."""
     from . import data
     from .evaluation import calibration
     from .io import write_json_atomic
 
     folder = profile.data_path / "wiener"
     man = data.read_manifest(data.mocks_dir(profile))
-    train = {k: v["sha256"] for k, v in sorted(man.get("shards", {}).items()) if v.get("split") == "train"}
-    stamp = hashlib.sha256(json.dumps(train, sort_keys=True).encode()).hexdigest()
+    stamp = _calibration_stamp(profile, man)
     path = folder / "calibration.json"
     if path.exists():
         try:
@@ -104,12 +164,20 @@ def profile_calibration(profile) -> dict:
 
 
 def settings(profile) -> dict:
-    """Everything besides the inputs and the calibration that the WF channels depend on."""
+    """Everything besides the inputs and the calibration that the WF channels depend on: the
+    box (grid, size, smoothing of the prior), the cosmology, the survey (its error model; with
+    ``survey.catalogue`` the catalogue file's sha256 and the depth its selection is copied to,
+    which set the distance errors of the noise), the filter's ``evaluation.wiener_*``, its
+    padding :data:`PAD` and :data:`FILTER_VERSION`."""
     from .config import _to_plain
+    from .selection import catalogue_checksum, survey_depth
 
+    cat = bool(profile.survey.catalogue)
     return {"box": _to_plain(dataclasses.asdict(profile.box)), "cosmology": _to_plain(dataclasses.asdict(profile.cosmology)),
             "survey": _to_plain(dataclasses.asdict(profile.survey)),
-            "wiener": {k: getattr(profile.evaluation, k) for k in ("wiener_tol", "wiener_maxiter", "wiener_sigma_v")}}
+            "catalogue": {"sha256": catalogue_checksum(profile), "depth": float(survey_depth(profile))} if cat else None,
+            "wiener": {k: getattr(profile.evaluation, k) for k in ("wiener_tol", "wiener_maxiter", "wiener_sigma_v")},
+            "pad": PAD, "filter_version": FILTER_VERSION}
 
 
 # --------------------------------------------------------------------------- the channels
@@ -123,7 +191,8 @@ class ChannelMaker:
         self.profile = profile
         self.bias = calibration_from_dict(calibration)
         self.cosmo = from_profile(profile)
-        self.operator = baselines.WienerFilter(profile.box.grid, profile.box.size, self.cosmo, profile.box.smoothing)
+        self.operator = baselines.WienerFilter(profile.box.grid, profile.box.size, self.cosmo, profile.box.smoothing,
+                                               pad=PAD)
 
     def __call__(self, inputs) -> np.ndarray:
         """(N, N, N, 2) raw inputs (N_gal, V_pec [km/s]) → (N, N, N, 2) float32 (φ_WF [(km/s)²], δ_WF)."""
@@ -158,8 +227,10 @@ def channels_path(profile, shard: str | Path) -> Path:
     return profile.data_path / "wiener" / Path(shard).name
 
 
-def _key(shard_sha: str, calibration: dict, profile) -> str:
-    blob = json.dumps({"shard": shard_sha, "calibration": calibration, "settings": settings(profile)},
+def _key(shard_sha: str, calibration: dict, profile, settings_: dict | None = None) -> str:
+    """The key of a channel file: its shard's checksum, the calibration and :func:`settings`."""
+    blob = json.dumps({"shard": shard_sha, "calibration": canonical_calibration(calibration),
+                       "settings": settings(profile) if settings_ is None else settings_},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -174,6 +245,19 @@ def file_key(path: Path) -> str | None:
                 return None
             return str(f.attrs.get("key", "")) or None
     except (OSError, RuntimeError):
+        return None
+
+
+def file_calibration(path: Path) -> dict | None:
+    """The calibration a channel file was made with (its ``calibration`` attr), or None if the
+    file is missing, unreadable or does not record one."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("calibration")
+        return None if raw is None else canonical_calibration(json.loads(raw))
+    except (OSError, RuntimeError, TypeError, ValueError, ZoaError):
         return None
 
 
@@ -228,29 +312,33 @@ def _write_file(profile, shard: str, shard_sha: str, calibration: dict, key: str
 
 
 def ensure(profile, splits=("train", "val", "test"), workers: int | None = None, progress: bool = True,
-           log=print) -> dict[str, Path]:
+           log=print, calibration: dict | None = None) -> dict[str, Path]:
     """Compute the missing or stale channel files of the profile's shards of ``splits`` (module
-    docstring) and return {shard file name: channel file}. Mocks are filtered by ``workers``
-    processes (default ``mocks.workers``; each file is written by this process). Needs the
-    training shards (for the calibration)."""
+    docstring) and return {shard file name: channel file}. ``calibration``: the one to filter
+    with (e.g. a model's, ``transforms.wiener_calibration``); default the profile's
+    (:func:`profile_calibration`, which needs the training shards). Mocks are filtered by
+    ``workers`` processes (default ``mocks.workers``; each file is written by this process).
+    Files that are already up to date are only read, so a read-only data folder is an error
+    only when something must be (re)computed."""
     from tqdm.auto import tqdm
 
     from . import data
 
     folder = data.mocks_dir(profile)
     man = data.read_manifest(folder)
-    calibration = profile_calibration(profile)
+    calibration = canonical_calibration(profile_calibration(profile) if calibration is None else calibration)
     rows = {name: row for name, row in man.get("shards", {}).items() if row.get("split") in splits}
-    ensure_writable(profile.data_path / "wiener")
     todo, out = [], {}
+    stt = settings(profile)
     for name, row in sorted(rows.items()):
-        key = _key(row["sha256"], calibration, profile)
+        key = _key(row["sha256"], calibration, profile, stt)
         path = channels_path(profile, name)
         out[name] = path
         if file_key(path) != key:
             todo.append((str(folder / name), row["sha256"], key, int(row["n"])))
     if not todo:
         return out
+    ensure_writable(profile.data_path / "wiener")
     n_mocks = sum(t[3] for t in todo)
     workers = max(1, min(int(workers or profile.mocks.workers), n_mocks))
     log(f"Wiener-filter input channels: {len(todo)} shard(s), {n_mocks} mocks, {workers} process(es)")
@@ -277,19 +365,34 @@ def ensure(profile, splits=("train", "val", "test"), workers: int | None = None,
     return out
 
 
-def split_paths(profile, shard_paths) -> list[Path]:
-    """The channel files of ``shard_paths``; raises if one is missing or stale (run :func:`ensure`)."""
+def split_paths(profile, shard_paths, calibration: dict | None = None, user: str | None = None,
+                remedy: str | None = None) -> list[Path]:
+    """The channel files of ``shard_paths`` made with ``calibration`` (default: the profile's,
+    :func:`profile_calibration`) and the profile's :func:`settings`; raises
+    :class:`WienerChannelsError`, one line, if one is missing or stale (run :func:`ensure`) —
+    naming both calibrations when the file on disk was made with another one. ``user``: who
+    needs ``calibration`` (e.g. "the model <path>"), and ``remedy``: the command that remakes
+    the files, for the message."""
     from . import data
 
     man = data.read_manifest(data.mocks_dir(profile))
-    calibration = profile_calibration(profile)
+    calibration = canonical_calibration(profile_calibration(profile) if calibration is None else calibration)
+    user = user or f"profile {profile.name!r}"
+    remedy = remedy or f"`zoa train --profile {profile.name}` (wiener_channels.ensure)"
+    stt = settings(profile)
     out = []
     for p in shard_paths:
         p = Path(p)
         row = man.get("shards", {}).get(p.name)
         path = channels_path(profile, p)
-        if row is None or file_key(path) != _key(row["sha256"], calibration, profile):
-            raise WienerChannelsError(f"{path}: Wiener-filter channels missing or stale for {p.name}; they are "
-                                      f"made by `zoa train --profile {profile.name}` (wiener_channels.ensure)")
-        out.append(path)
+        if row is not None and file_key(path) == _key(row["sha256"], calibration, profile, stt):
+            out.append(path)
+            continue
+        made = file_calibration(path)
+        if row is not None and made is not None and made != calibration:
+            raise WienerChannelsError(
+                f"{path}: Wiener-filter channels made with {describe_calibration(made)}, but {user} needs "
+                f"{describe_calibration(calibration)}; not mixing them: remake them with {remedy}")
+        raise WienerChannelsError(f"{path}: Wiener-filter channels missing or stale for {p.name}; they are "
+                                  f"made by {remedy}")
     return out

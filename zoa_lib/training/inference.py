@@ -49,13 +49,40 @@ def predict_array(model, transforms: Transforms, inputs, batch_size: int = 4, *,
         out[i:i + batch_size] = transforms.decode_target(y)
     return out[0] if single else out
 
+def _model_channel_files(profile, path, transforms: Transforms, split: str, shards, progress: bool) -> list[Path]:
+    """The Wiener-filter channel files of ``shards`` made with the calibration saved in the model
+    at ``path`` (the filter it was trained to correct), not the profile's current one: files made
+    with another calibration are remade; where they cannot be (a read-only data folder),
+    :func:`zoa_lib.wiener_channels.split_paths` refuses, naming both calibrations."""
+    from .. import wiener_channels
+    from ..io import OutputError
+
+    cal = transforms.wiener_calibration
+    if not cal:
+        raise wiener_channels.WienerChannelsError(
+            f"{path}: the model corrects the Wiener filter but carries no calibration; retrain it with "
+            f"`zoa train --profile {profile.name} --target {transforms.target}`")
+    try:
+        wiener_channels.ensure(profile, splits=(split,), progress=progress,
+                               log=print if progress else (lambda *a: None), calibration=cal)
+    except OutputError:
+        pass  # cannot remake them here: split_paths says whether the files on disk will do
+    return wiener_channels.split_paths(
+        profile, shards.paths, calibration=cal, user=f"the model {path}",
+        remedy=f"`zoa predict --profile {profile.name} --target {transforms.target} --split {split}` where "
+               f"{profile.data_path / 'wiener'} is writable (it computes them with the model's calibration), "
+               f"or retrain the model (`zoa train --profile {profile.name} --target {transforms.target}`)")
+
+
 def predict(profile, target: str, split: str = "test", which: str = "best", progress: bool = True,
             batch_size: int | None = None) -> Path:
     """Predict every mock of a split and write ``<data>/predictions/<target>-<split>.h5``
     atomically: ``prediction`` (n,N,N,N) float32 in physical units (δ, or φ in (km/s)²),
     ``truth`` (n,N,N,N) the shard's target, ``inputs`` (n,N,N,N,2) raw (N_gal, V_pec km/s),
     ``velocity_true`` (n,N,N,N,3) km/s, ``samples`` (n,); attrs: target, units, split, model
-    path, transforms (JSON) and provenance. Reads the split's shards one mock at a time."""
+    path, transforms (JSON) and provenance. Reads the split's shards one mock at a time.
+    A model that corrects the Wiener filter reads channels made with the calibration saved in
+    it (remade if those on disk were made with another; refused if they cannot be)."""
     import h5py
     from tqdm.auto import tqdm
 
@@ -79,11 +106,7 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     ensure_writable(out.parent)
     channel_files = None
     if transforms.wiener_channels:
-        from .. import wiener_channels
-
-        wiener_channels.ensure(profile, splits=(split,), progress=progress,
-                               log=print if progress else (lambda *a: None))
-        channel_files = wiener_channels.split_paths(profile, shards.paths)
+        channel_files = _model_channel_files(profile, path, transforms, split, shards, progress)
     reader = ShardReader(shards, target, transforms, channel_files)
     units = {"prediction": UNITS[target], "truth": UNITS[target],
              "inputs": data.UNITS["inputs"], "velocity_true": "km/s", "samples": ""}
