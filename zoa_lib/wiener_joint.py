@@ -56,8 +56,7 @@ b, α, s²: on the count voxels (n̄ ≥ n_min) within ``survey.r_max`` of every
 δ_g against the smoothed truth δ_s, with δ_g = N_gal / n̄₋ − 1 where n̄₋ is n̄ refitted
 without that mock (leave one out, :data:`LOO_ITERATIONS` updates from the full fit): a test
 mock is not part of its n̄ either, and a mock's own structures, partly absorbed into an n̄
-that includes it (a pixel's cone holds a few correlated voxels), would bias b low (by ≈ 5 %
-with 8 mocks of 32³). The fitted b and α are thus those of an n̄ with the noise of n_mocks − 1
+that includes it (a pixel's cone holds a few correlated voxels), would bias b low (tests/test_wiener_joint.py measures it on synthetic mocks of known b). The fitted b and α are thus those of an n̄ with the noise of n_mocks − 1
 mocks; with few mocks this noise raises both a little (E[1/n̄] > 1/E[n̄]). b is the weighted
 least-squares slope Σ w δ_g δ_s / Σ w δ_s² with the inverse noise variance w = 1 / (α/n̄ + s²);
 α and s² are the weighted least-squares fit of the mean squared residual (δ_g − b δ_s)²
