@@ -161,12 +161,13 @@ def test_paired_difference_and_verdict():
 
 @pytest.mark.slow
 def test_default_methods_on_the_shipped_cf4_rows_with_trained_ci(trained_ci, monkeypatch, capsys):
-    """The default methods (vnet, wiener_cal, wiener) through the command: table and verdict."""
+    """The default methods (vnet, wiener_cal, wiener_joint, wiener) through the command: table and verdict."""
     monkeypatch.setenv("ZOA_DATA", str(trained_ci.data_path.parent))
     assert main(["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--splits", "3", "--json",
                  "--no-progress"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["methods"] == ["vnet", "wiener_cal", "wiener"] and doc["n_in_cube"] == 7961
+    assert doc["methods"] == ["vnet", "wiener_cal", "wiener_joint", "wiener"] and doc["n_in_cube"] == 7961
+    assert doc["info"]["wiener_joint"]["counts_model"]["n_mocks"] == trained_ci.mocks.n_train
     assert doc["n_held_out"] == [796] * 3 and doc["disjoint"]
     assert doc["info"]["vnet"]["phi_model"].endswith(".keras") and "calibration" in doc["info"]["wiener_cal"]
     d = doc["paired_r_difference"]
@@ -201,3 +202,63 @@ def test_cli_errors_exit_2_one_line(zoa_data, tmp_path, capsys):
     one_line_error(capsys, ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out)],
                    ["`zoa train --profile ci --target delta`"])
     assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+# --------------------------------------------------------------------------- the joint Wiener filter
+def test_thinned_counts_scale_nbar_and_its_radial_factor():
+    from zoa_lib import wiener_joint as wj
+
+    n, L = 8, 160.0
+    edges = np.arange(0.0, 140.0 + L / n, L / n)
+    radial, angular = np.linspace(2.0, 0.5, len(edges) - 1), np.ones(12 * wj.NSIDE ** 2)
+    nbar = wj.separable_nbar(n, L, edges, radial, angular)
+    model = wj.CountsModel(nbar=nbar, bias=1.2, shot_noise=1.1, scatter=0.01, n_mocks=8, size=L,
+                           separable={"edges": edges, "radial": radial, "angular": angular, "nside": wj.NSIDE,
+                                      "subsample": wj.SUBSAMPLE})
+    thin = cv.thinned_counts(model, 0.9)
+    np.testing.assert_allclose(thin.nbar, 0.9 * nbar)
+    assert (thin.bias, thin.shot_noise, thin.scatter, thin.n_mocks) == (1.2, 1.1, 0.01, 8)
+    np.testing.assert_allclose(wj.CountsModel.from_dict(thin.to_dict()).nbar, 0.9 * nbar)  # its JSON agrees
+    np.testing.assert_array_equal(model.nbar, nbar)  # the model given is left alone
+    with pytest.raises(cv.CrossValError, match=r"share must be in \(0, 1\]"):
+        cv.thinned_counts(model, 0.0)
+
+
+def test_wiener_joint_is_a_default_method_and_learns_nothing_from_held_out_galaxies(ci, mock_csv, zoa_data,
+                                                                                      monkeypatch):
+    from zoa_lib import evaluation
+    from test_reconstruct import synthetic_training_mocks
+
+    assert "wiener_joint" in cv.DEFAULT_METHODS and cv.DEFAULT_METHODS[0] == "vnet"
+    synthetic_training_mocks(ci)
+    rc._COUNTS.clear()
+    fits, seen = [], []
+    real_fit, real_rec = evaluation.counts_calibration, evaluation.reconstruct
+    monkeypatch.setattr(evaluation, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
+
+    def spy(method, *a, **k):
+        if method == "wiener_joint":
+            seen.append(k["counts"])
+        return real_rec(method, *a, **k)
+
+    monkeypatch.setattr(evaluation, "reconstruct", spy)
+    methods = [m for m in cv.DEFAULT_METHODS if m != "vnet"]  # no trained networks here
+    res = cv.crossval(ci, mock_csv, methods, n_splits=3, seed=7, zero_point=False)
+    assert res.methods == ["wiener_cal", "wiener_joint", "wiener"] and len(fits) == 1 and len(seen) == 3
+    # every split: the training mocks' n̄, thinned by the share of the cube's galaxies the split keeps
+    share = 1.0 - res.n_held_out[0] / res.n_in_cube
+    base = rc.counts_model(ci)
+    assert len(fits) == 1 and res.info["wiener_joint"]["counts_model"]["nbar_scale"] == pytest.approx(share)
+    for counts in seen:
+        np.testing.assert_allclose(counts.nbar, share * base.nbar)
+        assert counts.bias == base.bias and counts.shot_noise == base.shot_noise
+    assert all(math.isfinite(s["r"]) and s["n"] == res.n_held_out[0] for s in res.splits["wiener_joint"])
+    # summary, table and "best on r" include it
+    assert set(res.summary()) == {"wiener_cal", "wiener_joint", "wiener"}
+    lines = res.table_lines()
+    assert any(line.startswith("joint Wiener filter (counts + velocities)") for line in lines)
+    s = res.summary()
+    best = max(res.methods, key=lambda m: s[m]["r"]["mean"])
+    assert res.best_on_r() == best and lines[-1].startswith(f"best on r: {rc.LABELS[best]}")
+    doc = res.to_dict()
+    assert doc["labels"]["wiener_joint"] == rc.LABELS["wiener_joint"] and "wiener_joint" in doc["summary"]

@@ -514,3 +514,30 @@ def test_search_realizations_streams_in_batches_with_the_results_of_one_stack(ci
     np.testing.assert_array_equal(streamed.first["potent"]["delta"], rec["delta"][0])
     with pytest.raises(lu.LocalUniverseError, match="batch"):
         lu.search_realizations(ci, cube, ["potent"], 3, batch=0)
+
+
+def test_wiener_joint_is_a_search_baseline(ci, zoa_data):
+    """The joint Wiener filter as the GA search's classical baseline: accepted by search_methods (no
+    fallback: it needs training shards for its counts model) and run by reconstruct_surveys with the
+    calibration and the counts model of the training mocks, as zoa reconstruct runs it."""
+    import h5py
+    from test_reconstruct import synthetic_training_mocks
+
+    from zoa_lib import evaluation
+    from zoa_lib import reconstruct as rc
+
+    assert "wiener_joint" in lu.SEARCH_METHODS and lu.SEARCH_LABELS["wiener_joint"].startswith("joint Wiener filter")
+    assert lu.search_methods(ci, "wiener_joint") == ["vnet", "wiener_joint"]
+    with pytest.raises(lu.LocalUniverseError, match="known: wiener, wiener_cal, wiener_joint, potent"):
+        lu.search_methods(ci, "kriging")
+    shards = synthetic_training_mocks(ci)
+    rc._COUNTS.clear()
+    with h5py.File(shards["test"][0], "r") as f:
+        inputs = f["inputs"][:2]
+    rec = lu.reconstruct_surveys(ci, inputs, "wiener_joint")
+    bias, counts = evaluation.calibration(ci), rc.counts_model(ci)
+    for i in range(2):
+        want = evaluation.reconstruct("wiener_joint", inputs[i], ci, bias=bias, counts=counts)
+        np.testing.assert_allclose(rec["delta"][i], want["delta"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(rec["velocity"][i], want["velocity"], rtol=1e-4,
+                                   atol=1e-4 * np.abs(want["velocity"]).max())

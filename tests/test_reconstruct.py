@@ -246,3 +246,89 @@ def test_wiener_cal_solution_serves_as_the_vnet_channels(trained_ci, monkeypatch
 
     lu_rec = lu.reconstruct_surveys(prof, inputs, "vnet")
     np.testing.assert_array_equal(lu_rec["velocity"], alone["vnet"]["velocity"])
+
+
+# --------------------------------------------------------------------------- the joint Wiener filter
+def synthetic_training_mocks(profile, seed=0):
+    """Tiny synthetic shards (tests/synthetic_shards.py) as the profile's training mocks."""
+    import sys
+    from pathlib import Path
+
+    from zoa_lib import data
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_shards import write_mocks
+
+    return write_mocks(data.mocks_dir(profile), grid=profile.box.grid, seed=seed)
+
+
+def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, zoa_data, tmp_path, monkeypatch,
+                                                                            capsys):
+    """wiener_joint runs like wiener_cal (the radial bias subtracted) plus the counts model of the
+    training mocks, fitted once and cached in <data>/wiener/counts_model.json (refitted when the
+    training shards change); the domain check applies to it; its info records b, α, s², n_mocks."""
+    from zoa_lib import evaluation
+
+    assert "wiener_joint" in rc.METHODS and "wiener_joint" in rc.TRAINED_METHODS
+    assert rc.CALIBRATED == evaluation.CALIBRATED and rc.parse_methods("wiener_joint") == ["wiener_joint"]
+    path = realization(tmp_path / "one.csv", 5, n=1500)
+    # no training shards: one line naming zoa mocks, before any work
+    with pytest.raises(rc.ReconstructError, match="`zoa mocks --profile ci`"):
+        rc.counts_model(ci)
+    one_line_error(capsys, ["reconstruct", str(path), "--profile", "ci", "--out", str(tmp_path / "x.h5"),
+                            "--methods", "wiener_joint", "--force"], ["`zoa mocks --profile ci`"])
+    synthetic_training_mocks(ci)
+    fits = []
+    real_fit = evaluation.counts_calibration
+    monkeypatch.setattr(evaluation, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
+    rc._COUNTS.clear()
+    # the domain check applies: a catalogue unlike the training mocks is refused without force
+    table = rc.read_table(ci, path)[0]
+    assert rc.domain_mismatches(ci, table, ["wiener_joint"]) and rc.domain_mismatches(ci, table, ["wiener"]) == []
+    with pytest.raises(rc.ReconstructError, match="unlike the mocks"):
+        rc.reconstruct_catalogs(ci, path, ["wiener_joint"], zero_point=False)
+    rec = rc.reconstruct_catalogs(ci, path, ["wiener_cal", "wiener_joint"], zero_point=False, force=True)
+    assert len(fits) == 1 and rec.mismatches
+    cache = rc.counts_model_path(ci)
+    assert cache == ci.data_path / "wiener" / "counts_model.json" and cache.exists()
+    model = rc.counts_model(ci)
+    assert len(fits) == 1  # once per process
+    info = rec.info["wiener_joint"]
+    assert info["calibration"] == rec.info["wiener_cal"]["calibration"] == "measured on the profile's training mocks"
+    summ = info["counts_model"]
+    assert summ["bias"] == pytest.approx(model.bias) and summ["shot_noise"] == pytest.approx(model.shot_noise)
+    assert summ["scatter"] == pytest.approx(model.scatter) and summ["n_mocks"] == 8 and summ["bias"] > 0
+    # the fields are evaluation.reconstruct's wiener_joint with the calibration and the counts model (φ's mean removed)
+    inputs = rc.read_and_grid(ci, path)[0]
+    want = evaluation.reconstruct("wiener_joint", inputs, ci, bias=evaluation.calibration(ci), counts=model)
+    want["phi"] = want["phi"] - want["phi"].mean()
+    for k in ("delta", "phi", "velocity"):
+        np.testing.assert_allclose(rec.fields["wiener_joint"][k], want[k], rtol=1e-4,
+                                   atol=1e-4 * np.abs(want[k]).max())
+    # it reads the counts: not the calibrated velocity-only filter
+    assert not np.allclose(rec.fields["wiener_joint"]["delta"], rec.fields["wiener_cal"]["delta"], atol=1e-3)
+    # the file records the counts model
+    h5, js = rc.write(rec, tmp_path / "joint.h5")
+    with h5py.File(h5, "r") as f:
+        assert json.loads(f["wiener_joint"].attrs["info"])["counts_model"]["n_mocks"] == 8
+        assert "joint Wiener filter" in f["wiener_joint"].attrs["label"]
+    assert json.loads(js.read_text())["methods"]["wiener_joint"]["bulk_flow"]
+    # a new process reads the cache instead of refitting
+    rc._COUNTS.clear()
+    again = rc.counts_model(ci)
+    assert len(fits) == 1 and again.bias == model.bias and np.allclose(again.nbar, model.nbar)
+    stamp = json.loads(cache.read_text())["training_shards"]
+    # new training shards: the cache is stale and the model refitted
+    synthetic_training_mocks(ci, seed=11)
+    rc._COUNTS.clear()
+    new = rc.counts_model(ci)
+    assert len(fits) == 2 and json.loads(cache.read_text())["training_shards"] != stamp and new.bias != model.bias
+
+
+def test_cli_help_lists_wiener_joint(capsys):
+    for cmd in ("reconstruct", "crossval"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert "wiener_joint" in text and "wiener_cal" in text, cmd

@@ -380,3 +380,34 @@ def test_real_sky_row_and_alarm(tmp_path):
     # no file: the row is "—" and the file is listed as missing
     card = sc.scorecard(tmp_path / "none", "laptop")
     assert row(card, "real_sky_r")["vnet"] == "—" and "cf4/crossval.json" in [p for p, _ in card["missing"]]
+
+
+def test_real_sky_alarm_names_the_joint_wiener_filter_when_it_is_best_on_r():
+    """wiener_joint is a classical method of the cross-validation: best on r, it is named in the
+    alarm and the row, with or without the calibrated filter beside it."""
+    labels = {"vnet": "V-Net", "wiener_cal": "calibrated Wiener filter", "wiener": "Wiener filter",
+              "wiener_joint": "joint Wiener filter (counts + velocities)"}
+
+    def cv_doc(**r):
+        summ = {m: {"r": {"mean": v, "std": 0.02}} for m, v in r.items()}
+        return {"catalog": "data/cf3-group-members.tsv", "n_splits": 5, "summary": summ,
+                "best_on_r": max(summ, key=lambda m: summ[m]["r"]["mean"]), "labels": labels,
+                "paired_r_difference": ({"mean": r["vnet"] - r["wiener_cal"], "std": 0.01} if "wiener_cal" in r
+                                        else None)}
+    # level with wiener_cal, the joint filter best
+    a = sc.real_sky_alarm(cv_doc(vnet=0.40, wiener_cal=0.39, wiener_joint=0.47, wiener=0.38))
+    assert "the joint Wiener filter (counts + velocities) predicts radial velocities better than the V-Net" in a
+    assert "r = 0.470 against 0.400" in a
+    # behind wiener_cal, the joint filter best: both said
+    a = sc.real_sky_alarm(cv_doc(vnet=0.30, wiener_cal=0.39, wiener_joint=0.47, wiener=0.38))
+    assert "less well than the calibrated Wiener filter" in a
+    assert "joint Wiener filter (counts + velocities) is best on r (0.470)" in a
+    # only the V-Net and the joint filter ran: still an alarm
+    assert "joint Wiener filter" in sc.real_sky_alarm(cv_doc(vnet=0.40, wiener_joint=0.47))
+    # the V-Net best of all four: no alarm; no classical method: none either
+    assert sc.real_sky_alarm(cv_doc(vnet=0.50, wiener_cal=0.39, wiener_joint=0.47, wiener=0.38)) is None
+    assert sc.real_sky_alarm(cv_doc(vnet=0.50)) is None
+    r = sc._real_sky_row(cv_doc(vnet=0.40, wiener_cal=0.39, wiener_joint=0.47, wiener=0.38))
+    assert r["classical_method"] == r["winner"] == "wiener_joint"
+    assert r["classical"].startswith("joint Wiener filter (counts + velocities): 0.470")
+    assert r["verdict"].startswith("joint Wiener filter (counts + velocities) higher")

@@ -35,9 +35,16 @@ velocity (km/s) of the n scored held-out galaxies:
     v = 0 (the row v = 0 itself has Δχ² = 0 by construction).
 
 A prediction with zero variance has r and slope NaN (``None`` in JSON); Δχ² stays defined.
+
+Nothing is learnt from the held-out galaxies: the calibrations of ``wiener_cal`` and
+``wiener_joint`` and the latter's counts model (n̄, b, α, s²) come from the profile's training
+mocks (:func:`zoa_lib.reconstruct.counts_model`), the zero point from each split's kept galaxies.
+Holding out a random share of the cube's galaxies thins the counts the joint filter reads, so its
+n̄ is multiplied by the share of the cube's galaxies each split keeps (all splits hold out as many).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -55,7 +62,7 @@ SIGMA_NL = 250.0
 #: Fewest scored held-out galaxies a split may have.
 MIN_HELD_OUT = 50
 #: Methods ``zoa crossval`` compares when none are named.
-DEFAULT_METHODS = ("vnet", "wiener_cal", "wiener")
+DEFAULT_METHODS = ("vnet", "wiener_cal", "wiener_joint", "wiener")
 #: Index of the splits' random stream (``rng.generator(seed, "evaluation", SPLIT_STREAM)``),
 #: apart from the evaluation's other draws (1_000_000 + i, 7_000_000 + i).
 SPLIT_STREAM = 9_000_000
@@ -316,6 +323,10 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
                             f"to score (need about {need} in the cube, or a larger fraction)")
     masks = holdout_splits(len(scorable), fraction, n_splits, seed)
     rec = Reconstructor(profile, methods, progress=progress)  # missing models / calibration: before the work
+    if rec.counts is not None:  # the held-out galaxies thin the counts: n̄ of the galaxies each split keeps
+        share = 1.0 - int(masks[0].sum()) / int(inside.sum())
+        rec.counts = thinned_counts(rec.counts, share)
+        rec.info["wiener_joint"]["counts_model"]["nbar_scale"] = share
     calibration = None
     if zero_point and report.kind != "positions":
         from .domain import training_reference
@@ -361,6 +372,19 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
         splits=splits, info={m: rec.info.get(m, {}) for m in methods}, notes=notes,
         catalog_notes=list(getattr(report, "notes", [])), provenance=_provenance(profile),
         zero_points=[float(a) for a in a_fit] if calibration is not None else None)
+
+
+def thinned_counts(model, share: float):
+    """The counts model ``model`` (:class:`zoa_lib.wiener_joint.CountsModel`) of a catalogue of
+    which a random ``share`` (0 < share ≤ 1) of the galaxies is kept: n̄ (galaxies per voxel)
+    × share, the radial factor of its separable form too; b, α, s² unchanged (a random thinning
+    of Poisson counts stays Poisson, with mean share × n̄ (1 + b δ))."""
+    if not 0.0 < share <= 1.0:
+        raise CrossValError(f"thinned_counts: share must be in (0, 1], got {share!r}")
+    sep = model.separable
+    if sep is not None:
+        sep = {**sep, "radial": np.asarray(sep["radial"], float) * share}
+    return dataclasses.replace(model, nbar=np.asarray(model.nbar, float) * share, separable=sep)
 
 
 def _provenance(profile) -> dict:

@@ -126,7 +126,7 @@ def attractor_statistics(results) -> dict:
 
 
 #: Reconstruction methods of :func:`reconstruct_surveys`, with their names in tables and plots.
-SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "potent")
+SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "wiener_joint", "potent")
 SEARCH_LABELS = {m: METHOD_LABELS[m] for m in SEARCH_METHODS}
 
 
@@ -137,9 +137,11 @@ def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = 
         :func:`survey_realizations`.
     method : ``"vnet"`` — δ from the density network and v = −(2f/3H0Ωm)∇φ from the
         potential network, both trained for ``profile`` (:func:`zoa_lib.training.ensure_trained`
-        reuses or trains them), as in the paper; ``"wiener"``, ``"wiener_cal"``, ``"potent"``
-        — the classical baselines of :func:`zoa_lib.evaluation.reconstruct` (δ and v of the
-        same reconstruction; ``wiener_cal`` needs the profile's training shards).
+        reuses or trains them), as in the paper; ``"wiener"``, ``"wiener_cal"``,
+        ``"wiener_joint"``, ``"potent"`` — the classical baselines of
+        :func:`zoa_lib.evaluation.reconstruct` (δ and v of the same reconstruction;
+        ``wiener_cal`` and ``wiener_joint`` need the profile's training shards, the latter for
+        its counts model too, :func:`zoa_lib.reconstruct.counts_model`).
 
     The work is :func:`zoa_lib.reconstruct.reconstruct_inputs`'s (the same code as ``zoa
     reconstruct``). Returns {"delta": (n, N, N, N) float32, "phi": (n, N, N, N) float32 in
@@ -348,8 +350,10 @@ def search_realizations(profile, cube, methods, n: int, structures=None, batch: 
 
 
 def search_methods(profile, baseline: str | None = "wiener_cal") -> list[str]:
-    """``["vnet"]`` plus the classical ``baseline`` (None: none); ``wiener_cal`` falls back to
-    the plain ``wiener`` when the profile has no training shards to calibrate it on."""
+    """``["vnet"]`` plus the classical ``baseline`` (None: none; one of :data:`SEARCH_METHODS` but
+    ``vnet``); ``wiener_cal`` falls back to the plain ``wiener`` when the profile has no training
+    shards to calibrate it on; ``wiener_joint`` does not (it needs them for its counts model:
+    the reconstruction stops with a line naming ``zoa mocks``)."""
     from .evaluation import has_training_shards
 
     if baseline == "wiener_cal" and not has_training_shards(profile):

@@ -15,12 +15,15 @@ ones) and reconstructed by each requested method:
     its solution serves as those channels (one Wiener solve per catalogue, not two).
     Missing models are an error naming the ``zoa train`` commands (``train=True``, as the
     book uses, trains them instead).
-``wiener``, ``wiener_cal``, ``potent``
+``wiener``, ``wiener_cal``, ``wiener_joint``, ``potent``
     the classical methods of :func:`zoa_lib.evaluation.reconstruct`. ``wiener_cal``
     subtracts the radial (Malmquist-like) bias measured on training mocks: the calibration
     saved with the V-Net models when ``vnet`` runs too (so that it is the very filter the
     networks correct), else the one measured on the profile's training shards, else the
-    one saved with trained models.
+    one saved with trained models. ``wiener_joint`` (:mod:`zoa_lib.wiener_joint`) subtracts
+    the same calibration and reads the galaxy counts too, with the counts model (n̄, b, α, s²)
+    fitted on the profile's training mocks, which copy the catalogue's selection
+    (:func:`counts_model`, cached in ``<data>/wiener/counts_model.json``).
 
 φ of every method is stored with its cube mean removed (velocities do not measure a
 constant).
@@ -44,9 +47,10 @@ HDF5 schema of :func:`write` (one file)::
     /catalogs           (n,) strings: one JSON record per catalogue (path, sha256, kind,
                         columns, n_rows, n_kept, n_dropped, n_cz_nonpositive, n_in_cube,
                         n_outside, notes, layout, frame, h0_catalog, groups, n_groups)
-    /<method>/          one group per method (vnet, wiener, wiener_cal, potent); attrs:
-                        label, statistic ("single catalogue" or "mean over N realizations"),
-                        info (JSON: model files and epochs, calibration source, ...)
+    /<method>/          one group per method (vnet, wiener, wiener_cal, wiener_joint, potent);
+                        attrs: label, statistic ("single catalogue" or "mean over N
+                        realizations"), info (JSON: model files and epochs, calibration
+                        source, the counts model's b, α, s² and n_mocks, ...)
         delta           (N, N, N) float32, density contrast
         phi             (N, N, N) float32, (km/s)², each cube's mean removed
         velocity        (N, N, N, 3) float32, km/s, components (v_SGX, v_SGY, v_SGZ)
@@ -66,6 +70,7 @@ scale.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import math
 import os
@@ -239,9 +244,14 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
     return grid_table(profile, path, cat, report, zero_point)
 
 
-#: Methods whose answer depends on the training mocks: the V-Net, and the calibrated Wiener
-#: filter (its Malmquist correction and σ_nl were measured on them).
-TRAINED_METHODS = ("vnet", "wiener_cal")
+#: Methods whose answer depends on the training mocks: the V-Net, and the calibrated and joint
+#: Wiener filters (their Malmquist correction, σ_nl and counts model were measured on them).
+TRAINED_METHODS = ("vnet", "wiener_cal", "wiener_joint")
+#: Classical methods that subtract the radial-bias calibration of training mocks.
+CALIBRATED = ("wiener_cal", "wiener_joint")
+#: Version of the counts model's fit (:func:`zoa_lib.evaluation.counts_calibration`): part of the
+#: stamp of ``counts_model.json``; bump it when that fit changes.
+COUNTS_VERSION = 1
 
 
 def domain_mismatches(profile, catalog, methods, reference=None) -> list:
@@ -254,6 +264,76 @@ def domain_mismatches(profile, catalog, methods, reference=None) -> list:
         return []
     return domain.check(catalog, domain.training_reference(profile) if reference is None else reference,
                         profile.box.size)
+
+
+# --------------------------------------------------------------------------- the counts model
+_COUNTS: dict = {}
+
+
+def _counts_stamp(profile) -> str:
+    """What the counts model depends on: the training shards (checksums), the cube, ``survey.r_max``,
+    the number of training mocks, the fit's settings and :data:`COUNTS_VERSION`."""
+    from . import data
+    from . import wiener_joint as wj
+
+    man = data.read_manifest(data.mocks_dir(profile))
+    train = {k: v.get("sha256") for k, v in sorted(man.get("shards", {}).items()) if v.get("split") == "train"}
+    blob = {"training_shards": train, "box_size": float(profile.box.size), "grid": int(profile.box.grid),
+            "r_max": float(profile.survey.r_max), "n_mocks": int(profile.mocks.n_train), "version": COUNTS_VERSION,
+            "fit": [wj.N_MIN, wj.NSIDE, wj.SUBSAMPLE, wj.EM_ITERATIONS, wj.LOO_ITERATIONS, wj.NOISE_BINS]}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def counts_model_path(profile) -> Path:
+    """``<data>/wiener/counts_model.json``, beside the Wiener channels' ``calibration.json``."""
+    return profile.data_path / "wiener" / "counts_model.json"
+
+
+def counts_model(profile):
+    """The joint Wiener filter's counts model (:class:`zoa_lib.wiener_joint.CountsModel`: n̄ in
+    galaxies per voxel, b, α, s²) fitted on the profile's training mocks
+    (:func:`zoa_lib.evaluation.counts_calibration`, never test mocks or the catalogue), once per
+    process and cached in :func:`counts_model_path` (refitted when the training shards, the cube,
+    ``survey.r_max`` or the fit change: :func:`_counts_stamp`; a data folder that cannot be written
+    is not an error). No training shards: one-line :class:`ReconstructError` naming ``zoa mocks``."""
+    from . import evaluation
+    from .baselines import BaselineError
+    from .io import write_json_atomic
+    from .wiener_joint import CountsModel
+
+    if not evaluation.has_training_shards(profile):
+        raise ReconstructError(f"wiener_joint needs the counts model of training mocks: run `zoa mocks --profile "
+                               f"{profile.name}`, or leave wiener_joint out of the methods")
+    stamp, path = _counts_stamp(profile), counts_model_path(profile)
+    key = (str(path), stamp)
+    if key in _COUNTS:
+        return _COUNTS[key]
+    model = None
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached.get("training_shards") == stamp:
+            model = CountsModel.from_dict(cached["counts_model"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, BaselineError):
+        pass
+    if model is None:
+        model = evaluation.counts_calibration(profile)
+        try:
+            write_json_atomic(path, {"training_shards": stamp, "counts_model": model.to_dict(),
+                                     "source": "zoa_lib.evaluation.counts_calibration on the training shards"})
+        except (OSError, ZoaError):
+            pass
+    _COUNTS[key] = model
+    return model
+
+
+def counts_summary(model) -> dict:
+    """The counts model's numbers as recorded in a method's info: b, α, s² (dimensionless),
+    the training mocks behind them and the n̄ floor (galaxies per voxel)."""
+    return {"bias": float(model.bias), "shot_noise": float(model.shot_noise), "scatter": float(model.scatter),
+            "n_mocks": int(model.n_mocks), "n_min": float(model.n_min),
+            "source": "the profile's training mocks (zoa_lib.evaluation.counts_calibration)",
+            "units": {"bias": "dimensionless (delta_g = b delta)", "shot_noise": "dimensionless (Var = alpha/nbar "
+                      "+ s^2)", "scatter": "dimensionless", "n_min": "galaxies per voxel"}}
 
 
 # --------------------------------------------------------------------------- methods
@@ -284,8 +364,9 @@ class Reconstructor:
     """The requested methods, ready to run on batches of gridded catalogues.
 
     Construction checks what is cheap to check (method names; trained model files, or trains
-    them with ``train=True``; the ``wiener_cal`` calibration); the networks are loaded on the
-    first call. ``info[method]`` says what each method used (models, calibration)."""
+    them with ``train=True``; the calibration of ``wiener_cal`` and ``wiener_joint``, and the
+    latter's counts model, :func:`counts_model`); the networks are loaded on the first call.
+    ``info[method]`` says what each method used (models, calibration, counts model)."""
 
     def __init__(self, profile, methods=DEFAULT_METHODS, train: bool = False, progress: bool = False):
         from . import evaluation, training
@@ -311,11 +392,19 @@ class Reconstructor:
                 if training.matching_model(profile, t) is None:
                     self.info["vnet"].setdefault("notes", []).append(
                         f"the {t} model was not trained (to the end) with this profile's current settings")
-        self.bias = self.cal_dict = None
-        if "wiener_cal" in self.methods:
-            self.bias, self.cal_dict, source = self._calibration()
-            self.info["wiener_cal"]["calibration"] = source
-            self.info["wiener_cal"]["sigma_nl"] = getattr(self.bias, "sigma_nl", None)
+        self.bias = self.cal_dict = self.counts = self.joint = None
+        calibrated = [m for m in self.methods if m in CALIBRATED]
+        if calibrated:
+            self.bias, self.cal_dict, source = self._calibration(calibrated[0])
+            for m in calibrated:
+                self.info[m]["calibration"] = source
+                self.info[m]["sigma_nl"] = getattr(self.bias, "sigma_nl", None)
+        if "wiener_joint" in self.methods:
+            from .wiener_joint import JointWienerFilter
+
+            self.counts = counts_model(profile)
+            self.info["wiener_joint"]["counts_model"] = counts_summary(self.counts)
+            self.joint = JointWienerFilter(profile.box.grid, profile.box.size, self.cosmo, profile.box.smoothing)
         self.operator = None
         if "wiener" in self.methods or "wiener_cal" in self.methods:
             from .baselines import WienerFilter
@@ -337,7 +426,7 @@ class Reconstructor:
                 cals.append(cal)
         return cals[-1] if cals else None  # the potential network's, when both carry one
 
-    def _calibration(self):
+    def _calibration(self, method: str = "wiener_cal"):
         from . import evaluation
         from .wiener_channels import calibration_dict, calibration_from_dict
 
@@ -349,7 +438,7 @@ class Reconstructor:
             return bias, calibration_dict(bias), "measured on the profile's training mocks"
         if model_cal is not None:
             return calibration_from_dict(model_cal), model_cal, "saved with the V-Net models"
-        raise ReconstructError(f"wiener_cal needs the radial-bias calibration of training mocks: run `zoa mocks "
+        raise ReconstructError(f"{method} needs the radial-bias calibration of training mocks: run `zoa mocks "
                                f"--profile {self.profile.name}` (or train the V-Net), or use wiener instead")
 
     def _load(self):
@@ -377,8 +466,10 @@ class Reconstructor:
         for m in self.methods:
             if m == "vnet":
                 continue
-            bias = self.bias if m == "wiener_cal" else None
-            recs = [self._evaluation.reconstruct(m, xi, prof, cosmo=self.cosmo, operator=self.operator, bias=bias)
+            bias = self.bias if m in CALIBRATED else None
+            op = self.joint if m == "wiener_joint" else self.operator
+            recs = [self._evaluation.reconstruct(m, xi, prof, cosmo=self.cosmo, operator=op, bias=bias,
+                                                 counts=self.counts)
                     for xi in tqdm(x, desc=m, unit="catalogue", disable=not self.progress, leave=False)]
             out[m] = {k: np.stack([r[k] for r in recs]).astype(np.float32) for k in FIELDS}
             if m == "wiener_cal":  # the WF channels of the V-Net, before φ's mean is removed
@@ -576,7 +667,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
         :class:`zoa_lib.local_universe.SearchAccumulator`: per-realization analyses with memory
         independent of the number of catalogues.
     force : reconstruct even when the (first) catalogue is unlike the training mocks of the
-        profile (:func:`domain_mismatches`; run when ``vnet`` or ``wiener_cal`` is asked for);
+        profile (:func:`domain_mismatches`; run when a method of :data:`TRAINED_METHODS` is asked for);
         the mismatch is then recorded in ``mismatches``, the HDF5 attrs and the bulk-flow JSON.
         Without it such a catalogue is a one-line :class:`ReconstructError` naming the mismatch
         and how to train matching networks.

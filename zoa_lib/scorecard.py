@@ -217,24 +217,25 @@ def real_sky_alarm(crossval: Mapping | None) -> str | None:
     """One line when, on held-out galaxies of the real catalogue (``zoa crossval``'s JSON,
     :meth:`zoa_lib.crossval.CrossValResult.to_dict`), the V-Net's radial velocities correlate
     less with the measured ones than the calibrated Wiener filter's, or another classical method
-    is best on r; else None (also without the file, or without both methods)."""
+    (``wiener``, ``wiener_joint``, ...) is best on r; else None (also without the file, or
+    without the V-Net's r and a classical method's)."""
     if not isinstance(crossval, Mapping):
         return None
     summ = crossval.get("summary") or {}
     r = {m: _num(((summ.get(m) or {}).get("r") or {}).get("mean")) for m in summ}
-    if r.get("vnet") is None or r.get("wiener_cal") is None:
+    if r.get("vnet") is None or all(v is None for m, v in r.items() if m != "vnet"):
         return None
     best = crossval.get("best_on_r")
     labels = crossval.get("labels") or {}
     where = f"on held-out galaxies of the real catalogue ({Path(str(crossval.get('catalog', ''))).name}, chapter 07)"
-    if r["vnet"] < r["wiener_cal"]:
+    if r.get("wiener_cal") is not None and r["vnet"] < r["wiener_cal"]:
         d = crossval.get("paired_r_difference") or {}
-        extra = (f"; the {labels.get(best, best)} is best on r ({r[best]:.3f})" if best not in (None, "vnet",
-                                                                                              "wiener_cal") else "")
+        extra = (f"; the {labels.get(best, best)} is best on r ({r[best]:.3f})"
+                 if best not in (None, "vnet", "wiener_cal") and r.get(best) is not None else "")
         return (f"{where} the V-Net predicts radial velocities less well than the calibrated Wiener filter: "
                 f"r = {r['vnet']:.3f} against {r['wiener_cal']:.3f} (paired difference {_num(d.get('mean')) or 0:+.3f}"
                 f" ± {_num(d.get('std')) or 0:.3f} over the splits){extra}: its win on mocks is not a win on the sky")
-    if best not in (None, "vnet"):
+    if best not in (None, "vnet") and r.get(best) is not None:
         return (f"{where} the {labels.get(best, best)} predicts radial velocities better than the V-Net: r = "
                 f"{r[best]:.3f} against {r['vnet']:.3f}")
     return None

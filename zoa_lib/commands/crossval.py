@@ -22,15 +22,18 @@ def register(sub):
                     "Prints each score as mean +- std over the random splits (all reconstructed in one batch), "
                     "the best method on r and whether the V-Net is at least level with the calibrated Wiener "
                     "filter (paired difference of r split by split). Missing trained networks are an error "
-                    "naming the `zoa train` commands.",
+                    "naming the `zoa train` commands. Nothing is learnt from the held-out galaxies: the calibrations "
+                    "and wiener_joint's counts model come from the profile's training mocks (its expected counts "
+                    "scaled by the share of galaxies each split keeps).",
         epilog="Examples: zoa crossval data/cf4-table2-first9999.csv --profile laptop;  "
                "zoa crossval cf4.csv --profile ci --methods wiener --splits 3 --out crossval.json")
     p.add_argument("path", metavar="CATALOGUE",
                    help="catalogue file (a Cosmicflows-4 table, or SGX, SGY, SGZ [Mpc/h] + v_r [km/s])")
     add_profile_args(p)
     add_frame_args(p)
-    p.add_argument("--methods", default="vnet,wiener_cal,wiener", metavar="M[,M...]",
-                   help="comma-separated: vnet, wiener, wiener_cal, potent (default: vnet,wiener_cal,wiener)")
+    p.add_argument("--methods", default="vnet,wiener_cal,wiener_joint,wiener", metavar="M[,M...]",
+                   help="comma-separated: vnet, wiener, wiener_cal, wiener_joint (joint Wiener filter of counts and "
+                        "velocities), potent (default: vnet,wiener_cal,wiener_joint,wiener)")
     p.add_argument("--fraction", type=float, default=0.1, metavar="F",
                    help="share of the galaxies in the cube held out per split, in (0, 0.5] (default: 0.1)")
     p.add_argument("--splits", type=int, default=5, metavar="K",

@@ -17,7 +17,9 @@ def register(sub):
                     "HAMLET realizations), grid it on the profile's cube and reconstruct it by each method: "
                     "vnet (the profile's trained density and potential networks; velocity = -(2f/3 H0 Om) grad "
                     "phi), wiener, wiener_cal (Wiener filter with the radial bias calibrated on training mocks), "
-                    "potent. Writes FILE.h5 atomically: root attrs box_size (Mpc/h), grid, the catalogue's "
+                    "wiener_joint (joint Wiener filter of the galaxy counts and the calibrated velocities, its "
+                    "counts model fitted on training mocks), potent. Writes FILE.h5 atomically: root attrs "
+                    "box_size (Mpc/h), grid, the catalogue's "
                     "provenance; one group per method with delta (N,N,N), phi (N,N,N) in (km/s)^2 with its "
                     "mean removed and velocity (N,N,N,3) in km/s, axes SGX, SGY, SGZ, observer at the centre. "
                     "For a glob the groups hold the mean over realizations and *_std their scatter. Beside it, "
@@ -33,7 +35,7 @@ def register(sub):
     add_profile_args(p)
     p.add_argument("--out", required=True, metavar="FILE.h5", help="HDF5 file to write (and FILE.bulk_flows.json)")
     p.add_argument("--methods", default="vnet,wiener_cal", metavar="M[,M...]",
-                   help="comma-separated: vnet, wiener, wiener_cal, potent (default: vnet,wiener_cal)")
+                   help="comma-separated: vnet, wiener, wiener_cal, wiener_joint, potent (default: vnet,wiener_cal)")
     p.add_argument("--radii", metavar="R[,R...]",
                    help="bulk-flow radii in Mpc/h, each at most L/2 (default: every 5 Mpc/h up to L/2)")
     p.add_argument("--kind", choices=("auto", "cf4", "positions"), default="auto",
@@ -45,8 +47,9 @@ def register(sub):
                    help="peculiar-velocity estimator of cf4 tables (default: the profile's survey.estimator)")
     p.add_argument("--drop-bad", action="store_true", help="drop bad rows (reported) instead of failing")
     p.add_argument("--force", action="store_true",
-                   help="reconstruct even a catalogue unlike the mocks the networks were trained on (sky coverage, "
-                        "n(s), galaxies in the cube, velocity rms; zoa_lib.domain); the mismatch is recorded in the "
+                   help="reconstruct even a catalogue unlike the mocks the networks and the calibrated and joint "
+                        "Wiener filters learned from (sky coverage, n(s), galaxies in the cube, velocity rms; "
+                        "zoa_lib.domain); the mismatch is recorded in the "
                         "output's attrs and bulk-flow JSON")
     p.add_argument("--zero-point", choices=("fit", "none"), default="fit",
                    help="fit: fit the catalogue's zero point (the H0 of its distances) as a nuisance parameter, with "
