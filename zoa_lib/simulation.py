@@ -430,16 +430,46 @@ def benchmark(profile, n_cubes: int | None = None) -> dict:
     (``seconds_parent_fields``, CIC + FFTs), for sorting its particles into cells for cube
     cuts (``seconds_cell_index``), their sum (``seconds_per_parent_box``), the
     mean seconds per observer cube after that (particle cut + targets on the
-    ``box.grid``³ mesh) and the process's peak resident memory (MiB) before and after."""
+    ``box.grid``³ mesh) and the process's peak resident memory (MiB) before and after.
+
+    For ``engine: pm`` also the particle-mesh evolution inside ``seconds_ics_lpt``
+    (``seconds_pm_evolve``: ``pm_force_evaluations`` forces, split into CIC painting,
+    FFTs, Fourier-space products and CIC read-back), the FFT floor measured in the same
+    run (``seconds_fft_floor``: the least time of the transforms of one force, one rfftn
+    and three irfftn, :func:`zoa_lib.pm.fft_seconds`, times the number of forces) and
+    ``pm_evolve_over_fft_floor``; the kernels are compiled (or loaded from numba's disk
+    cache) before the clock starts (``seconds_pm_kernels_compile``)."""
     from .fields import cube_targets
 
     sim = profile.simulation
     n = int(n_cubes or min(sim.observers_per_box, 32))
+    pm_extra = {}
+    if sim.engine == "pm":
+        from . import cic
+        from . import pm as PM
+
+        PM.require_engine()
+        tc = time.perf_counter()
+        cic.warm_up()
+        pm_extra["seconds_pm_kernels_compile"] = round(time.perf_counter() - tc, 3)
+        PM.LAST_RUN.clear()
     rss0 = _rss_mib()
     t0 = time.perf_counter()
     box = make_parent_box(profile, 0)
     t1 = time.perf_counter()
     peak_box = _peak_rss_mib()
+    if sim.engine == "pm" and PM.LAST_RUN:
+        run = dict(PM.LAST_RUN)
+        floor1 = PM.fft_seconds(sim.parent_mesh, fft_workers())
+        floor = floor1 * run["n_forces"]
+        pm_extra.update({
+            "pm_force_evaluations": run["n_forces"],
+            "seconds_pm_evolve": round(run["seconds_evolve"], 3),
+            **{f"seconds_pm_{k}": round(run[f"seconds_{k}"], 3) for k in ("paint", "fft", "kernels", "read")},
+            "seconds_fft_floor_per_force": round(floor1, 5),
+            "seconds_fft_floor": round(floor, 4),
+            "pm_evolve_over_fft_floor": round(run["seconds_evolve"] / floor, 2),
+        })
     box.fields(profile)
     t2 = time.perf_counter()
     peak_fields = _peak_rss_mib()
@@ -461,6 +491,7 @@ def benchmark(profile, n_cubes: int | None = None) -> dict:
         "lpt_order": sim.lpt_order,
         "engine": sim.engine,
         **({"pm_steps": sim.pm_steps, "pm_a_start": sim.pm_a_start} if sim.engine == "pm" else {}),
+        **pm_extra,
         "cube_grid": profile.box.grid,
         "fft_workers": fft_workers(),
         "seconds_ics_lpt": round(t1 - t0, 3),
