@@ -106,7 +106,7 @@ def plot_pdf(ax, truth, pred, bins=60, *, xlabel: str = r"$\delta$", labels=("tr
     return ax
 
 
-ENGINE_LABELS = {"2lpt": "2LPT", "pm": "PM (jaxpm)", "linear": "linear (ICs)"}
+ENGINE_LABELS = {"2lpt": "2LPT", "pm": "particle mesh", "linear": "linear (ICs)"}
 
 
 def figure_engine_slabs(deltas: Mapping[str, np.ndarray], size: float, *, axis=0, lo: float = SLAB[0],
