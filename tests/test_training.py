@@ -234,6 +234,7 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
     hist = {k: np.genfromtxt(f / "history.csv", delimiter=",", names=True) for k, f in folders.items()}
     for h in hist.values():
         assert list(h["epoch"]) == [0, 1, 2] and set(h.dtype.names) >= {"loss", "val_loss", "learning_rate"}
+        assert np.all(h["seconds"] > 0)  # each epoch's wall time, training and validation
     np.testing.assert_allclose(hist["killed"]["loss"], hist["straight"]["loss"], rtol=1e-4)
     for name in ("model.keras", "best.keras"):
         a, b = _weights(folders["straight"] / name), _weights(folders["killed"] / name)

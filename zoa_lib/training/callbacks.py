@@ -96,7 +96,8 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall time of every epoch, seconds, in :attr:`seconds` (the benchmark's timer)."""
+    """Wall time of every epoch (training and validation), seconds, in :attr:`seconds` (the
+    benchmark's timer) and as ``seconds`` in the epoch logs, so ``history.csv`` keeps it."""
 
     def __init__(self):
         super().__init__()
@@ -107,6 +108,8 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._t)
+        if logs is not None:
+            logs["seconds"] = self.seconds[-1]
 
 
 class StopPoints(keras.callbacks.Callback):

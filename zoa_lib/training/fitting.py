@@ -11,7 +11,8 @@ Everything lives in ``<data>/models/<target>/``:
 ``model.keras``    the model after the last finished epoch (with optimizer state, transforms,
                    profile and epoch count, see ``model_files.read_model_metadata``)
 ``best.keras``     the model with the lowest validation loss so far
-``history.csv``    one row per epoch: ``epoch, learning_rate, loss, val_loss``
+``history.csv``    one row per epoch: ``epoch, learning_rate, loss, seconds, val_loss`` (``seconds``:
+                   the epoch's wall time, training and validation, on this machine)
 ``backup/``        the state to resume from (weights with optimizer state, and the epoch;
                    ``callbacks.AtomicBackupAndRestore``), written every epoch and removed
                    when training ends; ``--resume`` continues from it
@@ -140,8 +141,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     import keras
     import tensorflow as tf
 
-    from .callbacks import (AtomicBackupAndRestore, Checkpoint, LearningRateLogger, StopPoints, backup_epoch,
-                            backup_state, mark_fresh_backup)
+    from .callbacks import (AtomicBackupAndRestore, Checkpoint, EpochTimer, LearningRateLogger, StopPoints,
+                            backup_epoch, backup_state, mark_fresh_backup)
 
     _check_target(target)
     log = log or (print if progress else (lambda *a: None))
@@ -255,7 +256,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         _truncate_history(history, start_epoch)
     # End of each epoch, in this order: history row, model.keras / best.keras, and last the
     # backup, whose metadata is the commit point of a resume (module docstring).
-    cbs = [LearningRateLogger()]
+    cbs = [LearningRateLogger(), EpochTimer()]  # before the history row: it carries each epoch's seconds
     if chief:
         cbs.append(keras.callbacks.CSVLogger(str(history), append=True))
         cbs.append(Checkpoint(folder, transforms, profile,
