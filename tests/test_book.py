@@ -204,6 +204,7 @@ def test_overrides_get_their_own_data_folder_and_params_reach_the_notebook(tiny,
     assert (data / f"ci-{tag3}" / "01-alpha.txt").read_text() == "1"
     assert (data / f"ci-{tag4}" / "01-alpha.txt").exists()
     assert a["data_path"] != b["data_path"] and Path(b["data_path"]).name == f"ci-{tag4}"
+    assert a["estimate"] is None  # no unit costs of `zoa bench book`, no book.expected_minutes at ci
     assert any(f"ci-{tag3}" in ln and "training.epochs=3" in ln for ln in lines), lines  # printed at the start
     # one line per chapter with its time; the cuInit line is in the run's kernel log, not on the console
     assert sum("01-alpha" in ln for ln in lines) == 3

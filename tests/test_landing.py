@@ -44,3 +44,4 @@ def test_old_run_info_without_versions_or_sources_still_renders():
     md = run_info_markdown({"profile": "ci", "chapters": {},
                             "scale": [{"setting": "training epochs", "this run": "6", "paper": "200"}]})
     assert "| training epochs | 6 | 200 | — |" in md and "Key packages" not in md
+    assert "| chapter | wall time | finished (UTC) |" in md and "estimate" not in md  # none recorded

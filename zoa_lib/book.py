@@ -486,6 +486,7 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {sys.version.split()[0]}",
         "scale": scale_comparison(profile),
         "versions": package_versions(),
+        "estimate": chapter_estimate(profile),
         "chapters": records,
     }
     write_scorecard(root, profile)
@@ -681,6 +682,46 @@ def sync_scenes(root, run: dict, log=print) -> int:
     return n
 
 
+def chapter_estimate(profile) -> dict | None:
+    """The chapters' estimated wall times for the landing page
+    (:func:`zoa_lib.book_estimate.landing_estimate`: from the unit costs ``zoa bench book`` saved
+    in ``<data>/bench/unit-costs.json``, else the profile's ``book.expected_minutes``), or None.
+    Never raises: a missing or broken estimate leaves the column out, never fails the book."""
+    try:
+        from .book_estimate import landing_estimate
+
+        return landing_estimate(profile)
+    except Exception:  # noqa: BLE001 - the estimate is a courtesy of the page
+        return None
+
+
+def refresh_estimate(root=REPO_ROOT) -> dict | None:
+    """Recompute the estimate of ``<root>/book/_generated/run-info.json``'s run (its profile and
+    overrides, :func:`chapter_estimate`) and rewrite run-info, so that costs measured by
+    ``zoa bench book`` after ``zoa run`` reach the page built by ``zoa book``. Returns the
+    estimate; None (and nothing rewritten) when there is no run-info or its profile no longer
+    loads."""
+    from .config import load_profile
+
+    path = Path(root) / "book" / "_generated" / "run-info.json"
+    try:
+        info = json.loads(path.read_text())
+        overrides = dict(info.get("overrides") or {})
+        if info.get("data_tag"):
+            overrides.setdefault("data_tag", info["data_tag"])
+        profile = load_profile(info.get("profile_arg") or info["profile"], overrides)
+    except (ZoaError, OSError, ValueError, KeyError, TypeError):
+        return None
+    est = chapter_estimate(profile)
+    if est != info.get("estimate"):
+        info["estimate"] = est
+        try:
+            write_run_info(root, info)
+        except OSError:
+            return None
+    return est
+
+
 def write_run_info(root: Path, info: dict) -> None:
     """Write run-info.json and the Markdown the landing page includes."""
     gen = Path(root) / "book" / "_generated"
@@ -792,14 +833,8 @@ def run_info_markdown(info: dict) -> str:
         f"{info.get('grid')}³ voxels over 160 Mpc/h, {info.get('n_mocks')} mocks, "
         f"{info.get('epochs')} training epochs.",
         "",
-        "| chapter | wall time | finished (UTC) |",
-        "|---|---|---|",
     ]
-    total = 0.0
-    for name, rec in sorted(info.get("chapters", {}).items()):
-        total += rec["seconds"]
-        lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec['finished_utc']} |")
-    lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+    lines += chapter_times_markdown(info)
     lines += versions_markdown(info.get("versions"))
     scale = info.get("scale")
     if scale:
@@ -815,6 +850,45 @@ def run_info_markdown(info: dict) -> str:
     elif scale is not None:
         lines += ["", "This run used the paper's scale in every setting listed by `profiles/paper.yml`."]
     return "\n".join(lines) + "\n"
+
+
+def chapter_times_markdown(info: dict) -> list[str]:
+    """The landing page's chapter-time table: each chapter's measured wall time and, when
+    run-info holds an estimate (:func:`chapter_estimate`), the estimate and measured /
+    estimate beside it, with a line naming where the estimate comes from."""
+    est = info.get("estimate") or {}
+    est_ch = est.get("chapters") if isinstance(est.get("chapters"), dict) else {}
+    chapters = sorted(info.get("chapters", {}).items())
+    if not est_ch:
+        lines = ["| chapter | wall time | finished (UTC) |", "|---|---|---|"]
+        total = 0.0
+        for name, rec in chapters:
+            total += rec["seconds"]
+            lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec.get('finished_utc', '')} |")
+        lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+        return lines
+    lines = ["| chapter | wall time | estimate | measured / estimate | finished (UTC) |", "|---|---|---|---|---|"]
+    total = total_est = total_both_m = total_both_e = 0.0
+    for name, rec in chapters:
+        sec = float(rec["seconds"])
+        e = est_ch.get(name)
+        total += sec
+        if isinstance(e, (int, float)) and e > 0:
+            total_est += e
+            total_both_m += sec
+            total_both_e += e
+            cells = f"{_fmt_seconds(e)} | {sec / e:.2f}"
+        else:
+            cells = "— | —"
+        lines.append(f"| {name} | {_fmt_seconds(sec)} | {cells} | {rec.get('finished_utc', '')} |")
+    ratio = f"**{total_both_m / total_both_e:.2f}**" if total_both_e > 0 else "—"
+    lines.append(f"| **total** | **{_fmt_seconds(total)}** | "
+                 f"{f'**{_fmt_seconds(total_est)}**' if total_est else '—'} | {ratio} | |")
+    lines += ["", f"Estimates from {est.get('source', 'an unrecorded source')}"
+              + ("; `zoa bench book` prints each chapter's formula. They are for a run from an empty data "
+                 "folder: a chapter that reused the mocks or models of an earlier run is faster than its estimate."
+                 if est.get("kind") == "unit costs" else ".")]
+    return lines
 
 
 #: The packages whose versions the landing page lists (distribution names).
@@ -858,6 +932,7 @@ def build_book(root=REPO_ROOT, path_output: str | os.PathLike | None = None, log
         log(f"[zoa book] {n} scene file(s) from {run.get('data_folder')}/book/scenes")
     if not (root / "book" / "_generated" / "run-info.md").exists():
         raise BookError("book/_generated/run-info.md is missing: run 'zoa run' first")
+    refresh_estimate(root)  # unit costs `zoa bench book` saved after the run; never fails the build
     try:
         refresh_scorecard(root)
     except (ZoaError, OSError, ValueError, KeyError) as e:  # the profile of run-info no longer loads
