@@ -133,10 +133,10 @@ def test_one_parent_box_leaves_the_verdict_undetermined(profile):
     for r in comp["verdict"]:
         assert r["winner"] == "undetermined" and r["interval68"] == [None, None] and r["n_boxes"] == 1
         assert r["difference"] is not None
-    assert comp["goal_met"] is False and comp["goal_summary"].startswith("Undetermined")
+    assert comp["goal_met"] is False and comp["goal_summary"].startswith("The V-Net: undetermined")
     assert "1 parent box" in comp["goal_summary"]
     md = evaluation.comparison_markdown(comp)
-    assert "undetermined" in md and "Undetermined" in md
+    assert "undetermined" in md and "The V-Net: undetermined" in md
     g = evaluation.verdict_glue(comp)
     assert g["v_r_phi_zoa_winner"] == "undetermined" and np.isnan(g["v_r_phi_zoa_lo"])
     assert g["goal_met_text"] == "cannot be judged on" and g["n_lost"] == 0 and g["n_boxes"] == 1

@@ -913,7 +913,7 @@ def goal_summary(verdict: list[dict], labels: dict | None = None, network: str =
                        "did not run).")
     if any(r["winner"] == "undetermined" for r in rows):
         nb = max(r["n_boxes"] for r in rows)
-        return False, (f"Undetermined: the {max(r['n_mocks'] for r in rows)} evaluation mocks come from "
+        return False, (f"{name}: undetermined: the {max(r['n_mocks'] for r in rows)} evaluation mocks come from "
                        f"{nb} parent box{'es' if nb != 1 else ''}, and a bootstrap over parent boxes needs at "
                        f"least two, so no difference below carries an interval and no winner is named. The "
                        f"goal is not shown to be met.")
