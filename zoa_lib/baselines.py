@@ -125,7 +125,9 @@ class PotentResult:
     radial: np.ndarray
 
 
-def _check_inputs(n_gal, v_pec):
+def check_inputs(n_gal, v_pec):
+    """(N_gal, V_pec) as float cubes, or a one-line :class:`BaselineError`: same (N, N, N) shape,
+    finite, N_gal ≥ 0 (galaxies per voxel; V_pec in km/s)."""
     n_gal = check_cube(np.asarray(n_gal, dtype=float), "inputs: N_gal", error=BaselineError)
     v_pec = np.asarray(v_pec, dtype=float)
     if v_pec.shape != n_gal.shape:
@@ -215,9 +217,7 @@ class WienerFilter:
         exclude : (N, N, N) bool, voxels to leave out (the ZOA wedge).
         tol, maxiter : CG relative residual tolerance and iteration cap.
         """
-        from scipy.sparse.linalg import LinearOperator, cg
-
-        n_gal, v_pec = _check_inputs(n_gal, v_pec)
+        n_gal, v_pec = check_inputs(n_gal, v_pec)
         if n_gal.shape[0] != self.n:
             raise BaselineError(f"inputs: grid {n_gal.shape[0]}^3 but the filter was built for {self.n}^3")
         mask, flat, rhat = self.data_voxels(n_gal, exclude)
@@ -230,20 +230,10 @@ class WienerFilter:
         if np.any(~(sig > 0)):
             raise BaselineError("sigma_v: the velocity error must be > 0 km/s in every data voxel")
         noise = sig ** 2 / n_gal[mask]
-        d = v_pec[mask]
-        A = LinearOperator((n_d, n_d), matvec=lambda x: self.apply_signal(x, flat, rhat) + noise * x,
-                           dtype=float)
         diag = self.c0 * np.sum(rhat ** 2, axis=1) + noise
-        M = LinearOperator((n_d, n_d), matvec=lambda x: x / diag, dtype=float)
-        count = [0]
-
-        def cb(_):
-            count[0] += 1
-
-        x, info = cg(A, d, x0=x0, rtol=tol, atol=0.0, maxiter=maxiter, M=M, callback=cb)
-        if info < 0:
-            raise BaselineError(f"Wiener filter: conjugate gradients broke down (info={info})")
-        return self.estimates(x, flat, rhat, iterations=count[0], converged=info == 0)
+        x, iterations, converged = solve_cg(lambda x: self.apply_signal(x, flat, rhat), noise, diag, v_pec[mask],
+                                            x0=x0, tol=tol, maxiter=maxiter, name="Wiener filter")
+        return self.estimates(x, flat, rhat, iterations=iterations, converged=converged)
 
     def estimates(self, x, flat, rhat, iterations=0, converged=True) -> WienerResult:
         """δ, φ, v on the cube from x = (S + N)⁻¹ d on the data voxels."""
@@ -256,6 +246,29 @@ class WienerFilter:
         v = np.stack([self._velocity_grid(psi, a)[cut] for a in range(3)], axis=-1)
         return WienerResult(delta=delta, phi=phi, velocity=v, iterations=int(iterations),
                             converged=bool(converged), n_data=len(flat))
+
+
+def solve_cg(apply_signal, noise, diag, d, x0=None, tol: float = 1e-5, maxiter: int = 500,
+             name: str = "Wiener filter") -> tuple[np.ndarray, int, bool]:
+    """x = (S + N)⁻¹ d by conjugate gradients (``scipy.sparse.linalg.cg``, relative residual
+    ``tol``, at most ``maxiter`` iterations) with the Jacobi preconditioner 1/``diag``
+    (diag = S_ii + N_ii): ``apply_signal(x)`` = S x, ``noise`` the diagonal of N (the data's
+    units squared). Returns (x, iterations, converged); a breakdown raises :class:`BaselineError`
+    naming the filter."""
+    from scipy.sparse.linalg import LinearOperator, cg
+
+    n_d = len(d)
+    A = LinearOperator((n_d, n_d), matvec=lambda x: apply_signal(x) + noise * x, dtype=float)
+    M = LinearOperator((n_d, n_d), matvec=lambda x: x / diag, dtype=float)
+    count = [0]
+
+    def cb(_):
+        count[0] += 1
+
+    x, info = cg(A, d, x0=x0, rtol=tol, atol=0.0, maxiter=maxiter, M=M, callback=cb)
+    if info < 0:
+        raise BaselineError(f"{name}: conjugate gradients broke down (info={info})")
+    return x, count[0], info == 0
 
 
 def noise_sigma_v(profile, sigma_nl: float = 0.0) -> np.ndarray | float:
@@ -463,7 +476,7 @@ def potent(n_gal, v_pec, size: float, cosmo, smoothing: float, window: str = "te
     """
     from scipy import ndimage
 
-    n_gal, v_pec = _check_inputs(n_gal, v_pec)
+    n_gal, v_pec = check_inputs(n_gal, v_pec)
     if smoothing <= 0:
         raise BaselineError(f"smoothing: must be > 0 Mpc/h, got {smoothing}")
     if window not in ("tensor", "scalar"):

@@ -326,8 +326,8 @@ def _train_shards(profile):
         yield p
 
 
-def _train_mocks(profile, n_max):
-    """Yield (inputs, velocity) of up to ``n_max`` training mocks, one at a time."""
+def _train_fields(profile, n_max, names=("inputs", "targets/velocity")):
+    """Yield the datasets ``names`` (a tuple) of up to ``n_max`` training mocks, one mock at a time."""
     import h5py
 
     got = 0
@@ -336,8 +336,13 @@ def _train_mocks(profile, n_max):
             for i in range(f["inputs"].shape[0]):
                 if got >= n_max:
                     return
-                yield f["inputs"][i], f["targets/velocity"][i]
+                yield tuple(f[name][i] for name in names)
                 got += 1
+
+
+def _train_mocks(profile, n_max):
+    """Yield (inputs, velocity) of up to ``n_max`` training mocks, one at a time."""
+    return _train_fields(profile, n_max, ("inputs", "targets/velocity"))
 
 
 def _train_catalogs(profile, n_max):
@@ -388,16 +393,7 @@ def calibration(profile, n_max: int = N_CALIBRATION) -> "baselines.RadialBias":
 
 def _train_counts(profile, n_max):
     """Yield (inputs, δ target) of up to ``n_max`` training mocks, one at a time."""
-    import h5py
-
-    got = 0
-    for p in _train_shards(profile):
-        with h5py.File(p, "r") as f:
-            for i in range(f["inputs"].shape[0]):
-                if got >= n_max:
-                    return
-                yield f["inputs"][i], f["targets/delta"][i]
-                got += 1
+    return _train_fields(profile, n_max, ("inputs", "targets/delta"))
 
 
 def counts_calibration(profile, n_max: int | None = None):

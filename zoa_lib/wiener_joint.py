@@ -90,7 +90,7 @@ import scipy.fft as sfft
 
 from . import fourier
 from . import velocity as vel
-from .baselines import BaselineError, WienerFilter, WienerResult, _check_inputs, noise_sigma_v
+from .baselines import BaselineError, WienerFilter, WienerResult, check_inputs, noise_sigma_v, solve_cg
 from .cosmology import from_profile
 
 #: Floor on the expected galaxies per voxel n̄ for a voxel to carry count data.
@@ -459,9 +459,8 @@ class JointWienerFilter(WienerFilter):
         tol, maxiter : CG relative residual tolerance and iteration cap.
         use_velocities : False leaves the velocities out (a counts-only filter).
         """
-        from scipy.sparse.linalg import LinearOperator, cg
 
-        n_gal, v_pec = _check_inputs(n_gal, v_pec)
+        n_gal, v_pec = check_inputs(n_gal, v_pec)
         n, m = self.n, self.m
         if n_gal.shape[0] != n:
             raise BaselineError(f"inputs: grid {n_gal.shape[0]}^3 but the filter was built for {n}^3")
@@ -493,17 +492,9 @@ class JointWienerFilter(WienerFilter):
         d = np.concatenate([d_g, d_v])
         noise = np.concatenate([noise_g, noise_v])
         diag = np.concatenate([b * b * self.c_delta + noise_g, self.c0 * np.sum(rhat ** 2, axis=1) + noise_v])
-        A = LinearOperator((n_d, n_d), matvec=lambda x: self.apply_signal(x, lay) + noise * x, dtype=float)
-        M = LinearOperator((n_d, n_d), matvec=lambda x: x / diag, dtype=float)
-        count = [0]
-
-        def cb(_):
-            count[0] += 1
-
-        x, info = cg(A, d, x0=x0, rtol=tol, atol=0.0, maxiter=maxiter, M=M, callback=cb)
-        if info < 0:
-            raise BaselineError(f"joint Wiener filter: conjugate gradients broke down (info={info})")
-        return self.estimates(x, lay, None, iterations=count[0], converged=info == 0)
+        x, iterations, converged = solve_cg(lambda x: self.apply_signal(x, lay), noise, diag, d, x0=x0, tol=tol,
+                                            maxiter=maxiter, name="joint Wiener filter")
+        return self.estimates(x, lay, None, iterations=iterations, converged=converged)
 
 
 def wiener_joint(inputs, profile, operator: JointWienerFilter | None = None, counts: CountsModel | None = None,
