@@ -113,6 +113,10 @@ def test_one_block_per_network_and_the_papers_number_beside_the_papers_set_up(tm
     assert {"r_phi_survey", "r_delta_zoa", "r_phi_survey_vnet_paper", "r_delta_zoa_vnet_paper"} <= set(keys)
     assert row(card, "r_phi_survey")["paper"] == "not quoted"            # the corrector is not the paper's set-up
     assert row(card, "r_phi_survey_vnet_paper")["paper"] == "0.98"
+    assert "test parent boxes, the" not in sc.scorecard_markdown(card)  # no comparison file: no count
+    comp = {"n_mocks": 96, "n_boxes": 12, "verdict": []}
+    card2 = sc.scorecard(write_run(tmp_path / "boxes", methods, comparison=comp), "laptop")
+    assert "The held-out mocks: 96 from 12 test parent boxes" in sc.scorecard_markdown(card2)
     assert "corrector" in row(card, "r_phi_survey")["quantity"]
     assert "paper set-up" in row(card, "r_phi_survey_vnet_paper")["quantity"]
     # POTENT, scored against a smoother truth, is never the best classical method

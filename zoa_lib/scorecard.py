@@ -667,7 +667,8 @@ def scorecard(data_path, profile_name: str | None = None) -> dict:
 
     Returns {"profile", "data_path", "rows": [{"key", "quantity", "paper", "vnet",
     "classical", "verdict", "winner", "interval68", ... (values and method names)}],
-    "alarms": [text], "missing": [(relative path, who writes it)], "errors": [text]}.
+    "alarms": [text], "missing": [(relative path, who writes it)], "errors": [text],
+    "n_mocks", "n_boxes" (the held-out mocks of the comparison and their parent boxes, or None)}.
     Rows: r(φ) and r(δ) per mock (survey sphere, inside the ZOA), the bulk-flow error at
     R ≈ :data:`BULK_FLOW_RADIUS`, and the Great Attractor's position and recovery
     fraction; alarms as in the module docstring (the verdict's ``goal_summary`` first when
@@ -720,8 +721,10 @@ def scorecard(data_path, profile_name: str | None = None) -> dict:
                          "classical_method": None, "winner": None, "interval68": None,
                          "verdict": "chapter 06 not run", "basis": None})
     rows.append(_real_sky_row(run["crossval"]))
+    comp = run["comparison"] if isinstance(run["comparison"], Mapping) else {}
     return {"profile": profile_name, "data_path": run["data_path"], "rows": rows, "alarms": alarms,
-            "missing": run["missing"], "errors": run["errors"]}
+            "missing": run["missing"], "errors": run["errors"],
+            "n_mocks": _num(comp.get("n_mocks")), "n_boxes": _num(comp.get("n_boxes"))}
 
 
 def _cell(text) -> str:
@@ -751,7 +754,9 @@ def scorecard_markdown(card: dict) -> str:
               "is the best on that metric, on the same held-out mocks, of the Wiener filter, the "
               "Malmquist-calibrated Wiener filter and the joint Wiener filter of counts and velocities "
               "(POTENT, scored against a smoother truth, is left out); a winner needs a 68 % paired-bootstrap "
-              "interval over parent boxes that excludes zero, when the run has one.", "",
+              "interval over parent boxes that excludes zero, when the run has one."
+              + (f" The held-out mocks: {card['n_mocks']:.0f} from {card['n_boxes']:.0f} test parent boxes, the "
+                 "independent units of every interval." if card.get("n_mocks") and card.get("n_boxes") else ""), "",
               "| quantity | paper | V-Net (this run) | best classical (this run) | verdict |",
               "|---|---|---|---|---|"]
     for r in card.get("rows", []):
