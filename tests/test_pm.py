@@ -13,6 +13,7 @@ initial conditions, to float32 round-off; reruns bit for bit, whatever the threa
 Skipped, with the reason, when the optional extra ``pm`` (numba) is not installed; the
 comparisons with jaxpm when jax and jaxpm (extra ``test``) are not.
 """
+import contextlib
 import json
 import sys
 
@@ -31,6 +32,19 @@ needs_pm = pytest.mark.skipif(not PM.available(), reason="optional extra 'pm' (n
                                                          "pip install 'zoa[pm]'")
 needs_jaxpm = pytest.mark.skipif(not (PM.available() and PM.jaxpm_available()),
                                  reason="the jaxpm reference (jax, jaxpm; extra 'test') or numba not installed")
+
+
+@contextlib.contextmanager
+def numba_threads(n: int):
+    """Run the block with numba's thread count set to ``n``, restoring it after."""
+    import numba
+
+    n0 = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(n0)
 
 
 def particle_power_modes(pos, size, mesh):
@@ -180,15 +194,11 @@ def test_cic_paint_bit_identical_whatever_the_thread_count():
     M = 32
     d = _edge_particles(M, np.random.default_rng(3), scale=2.0)
     f = np.random.default_rng(4).normal(size=(3, M, M, M)).astype(np.float32)
-    n0 = numba.get_num_threads()
-    try:
-        runs = []
-        for t in sorted({1, n0}):
-            numba.set_num_threads(t)
+    runs = []
+    for t in sorted({1, numba.get_num_threads()}):
+        with numba_threads(t):
             runs.append((cic.paint(d, M, 0.5), cic.read(f, d, 0.5)))
             runs.append((cic.paint(d, M, 0.5), cic.read(f, d, 0.5)))
-    finally:
-        numba.set_num_threads(n0)
     for p, r in runs[1:]:
         np.testing.assert_array_equal(p, runs[0][0])
         np.testing.assert_array_equal(r, runs[0][1])
@@ -373,18 +383,12 @@ def test_same_seed_same_particles(pm_box):
 def test_same_seed_same_particles_bit_for_bit():
     """Two runs of the engine from the same seed give the same particles bit for bit (the
     painting's fixed summation order; module docstrings of pm and cic), also with one thread."""
-    import numba
-
     c = Cosmology()
     d0, m0 = _ic_displacements(32, 256.0, 9)
     steps = PM.time_steps(0.1, 5)
     runs = [PM.evolve(d0, m0, c.Om0, steps), PM.evolve(d0, m0, c.Om0, steps)]
-    n0 = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with numba_threads(1):
         runs.append(PM.evolve(d0, m0, c.Om0, steps, workers=1))
-    finally:
-        numba.set_num_threads(n0)
     for d, m in runs[1:]:
         np.testing.assert_array_equal(d, runs[0][0])
         np.testing.assert_array_equal(m, runs[0][1])
