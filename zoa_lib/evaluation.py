@@ -934,7 +934,8 @@ def goal_summary(verdict: list[dict], labels: dict | None = None, network: str =
 def comparison(per_method: dict, profile, split: str = "test") -> dict:
     """The side-by-side comparison of methods' metrics and the verdict (a JSON-able dict)."""
     methods = list(per_method)
-    separate = [m for m in BASELINES if m in per_method and m not in comparable_baselines(per_method)]
+    comparable = comparable_baselines(per_method)
+    separate = [m for m in BASELINES if m in per_method and m not in comparable]
     same = [m for m in methods if m not in separate]  # "best" among methods scored against one truth
     rows = []
     for key, field, desc, path, better, best_path in _rows():
@@ -975,7 +976,7 @@ def comparison(per_method: dict, profile, split: str = "test") -> dict:
         "profile": profile.name, "split": split, "n_mocks": first.get("n_mocks", 0), "methods": methods,
         "labels": {m: LABELS[m] for m in methods}, "samples": first.get("samples", []), "boxes": boxes,
         "n_boxes": len(set(boxes)), "rows": rows, "verdict": verdict,
-        "baselines": comparable_baselines(per_method),
+        "baselines": comparable,
         "separate": separate,
         "bootstrap": {"unit": "parent box", "n_boot": N_BOOTSTRAP, "level": INTERVAL_LEVEL,
                       "statistic": "mean over mocks of the per-mock difference V-Net − baseline",
