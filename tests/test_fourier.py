@@ -78,3 +78,21 @@ def test_leaf_modules_import_no_other_zoa_module():
         assert set(eval(out.stdout)) <= allowed, out.stdout
     out = subprocess.run([sys.executable, "-c", code, "zoa_lib.fields"], capture_output=True, text=True, check=True)
     assert "zoa_lib.simulation" not in out.stdout
+
+
+@pytest.mark.parametrize("n, mesh", [(6, 12), (8, 16), (5, 10), (8, 8)])
+def test_pruned_transforms_equal_the_full_ones(n, mesh):
+    """rfftn_padded = rfftn of the zero-padded array; irfftn_corner = the corner of irfftn."""
+    import scipy.fft as sfft
+
+    rng = np.random.default_rng(n + mesh)
+    y = rng.normal(size=(n, n, n))
+    padded = np.zeros((mesh,) * 3)
+    padded[:n, :n, :n] = y
+    full = np.fft.rfftn(padded)
+    np.testing.assert_allclose(Fo.rfftn_padded(y, mesh), full, rtol=0, atol=1e-12 * np.abs(full).max())
+    spec = sfft.rfftn(rng.normal(size=(mesh,) * 3))
+    corner = np.fft.irfftn(spec, s=(mesh,) * 3)[:n, :n, :n]
+    np.testing.assert_allclose(Fo.irfftn_corner(spec, n), corner, rtol=0, atol=1e-12 * np.abs(corner).max())
+    single = Fo.rfftn_padded(y.astype(np.float32), mesh)
+    assert single.dtype == np.complex64

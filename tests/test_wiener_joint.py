@@ -48,7 +48,7 @@ def test_joint_filter_equals_dense_solution(cosmo):
     sigma_v = rng.uniform(100, 400, (n, n, n))
     counts = wj.CountsModel(nbar=nbar, bias=1.3, shot_noise=1.2, scatter=0.3, n_min=0.05, size=L)
 
-    jf = wj.JointWienerFilter(n, L, cosmo, smoothing=sm, pad=pad)
+    jf = wj.JointWienerFilter(n, L, cosmo, smoothing=sm, pad=pad, precision="double")
     res = jf.solve(n_gal, v_pec, sigma_v, counts, exclude=exclude, tol=1e-13, maxiter=3000)
     assert res.converged
 
@@ -92,8 +92,8 @@ def test_joint_filter_equals_dense_solution(cosmo):
     np.testing.assert_allclose(res.velocity.reshape(-1, 3), dense_v, rtol=0, atol=1e-6 * np.abs(dense_v).max())
     # the operator's S and its diagonal match the dense ones
     ijk_g, ijk_v = idx[g], idx[v]
-    lay = wj.JointData(flat_g=(ijk_g[:, 0] * m + ijk_g[:, 1]) * m + ijk_g[:, 2],
-                       flat_v=(ijk_v[:, 0] * m + ijk_v[:, 1]) * m + ijk_v[:, 2], rhat=rhat[v], bias=b)
+    lay = wj.JointData(flat_g=(ijk_g[:, 0] * n + ijk_g[:, 1]) * n + ijk_g[:, 2],
+                       flat_v=(ijk_v[:, 0] * n + ijk_v[:, 1]) * n + ijk_v[:, 2], rhat=rhat[v], bias=b)
     y = rng.normal(size=len(d))
     np.testing.assert_allclose(jf.apply_signal(y, lay), S @ y, rtol=0, atol=1e-9 * np.abs(S @ y).max())
     assert b * b * jf.c_delta == pytest.approx(S[0, 0], rel=1e-10)
@@ -106,8 +106,8 @@ def test_without_count_data_the_joint_filter_is_the_velocity_filter(cosmo):
     rng = np.random.default_rng(32)
     n_gal = rng.poisson(0.8, (n, n, n)).astype(float)
     v_pec = rng.normal(0, 300, (n, n, n)) * (n_gal > 0)
-    wf = baselines.WienerFilter(n, L, cosmo, smoothing=sm)
-    jf = wj.JointWienerFilter(n, L, cosmo, smoothing=sm)
+    wf = baselines.WienerFilter(n, L, cosmo, smoothing=sm, precision="double")
+    jf = wj.JointWienerFilter(n, L, cosmo, smoothing=sm, precision="double")
     ref = wf.solve(n_gal, v_pec, 250.0, tol=1e-10, maxiter=1000)
     empty = wj.CountsModel(nbar=np.zeros((n, n, n)), bias=1.0, size=L)
     for counts in (empty, None):
@@ -182,7 +182,7 @@ def test_counts_only_filter_recovers_a_gaussian_field(cosmo):
     nbar = np.where(inside, 3.0, 0.0)
     n_gal = rng.poisson(nbar * np.maximum(1 + delta, 0)).astype(float)
     counts = wj.CountsModel(nbar=nbar, bias=1.0, shot_noise=1.0, size=L)
-    jf = wj.JointWienerFilter(n, L, cosmo, smoothing=sm, pad=pad)
+    jf = wj.JointWienerFilter(n, L, cosmo, smoothing=sm, pad=pad, precision="double")
     res = jf.solve(n_gal, np.zeros((n, n, n)), 300.0, counts, use_velocities=False, tol=1e-8)
     assert res.converged and res.n_data == inside.sum()
     assert r_of(res.delta, delta, inside) > 0.8

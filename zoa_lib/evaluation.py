@@ -72,7 +72,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -617,6 +619,67 @@ def _noise_record(profile, cal):
             "units": "km/s"}
 
 
+def _method_result(m, rec, infos, g, truth, true_structures, profile, split, cosmo, cal, counts, geometry,
+                   out_dir) -> dict:
+    """The scored result of method ``m`` from its reconstructions ``rec`` of the gathered mocks
+    ``g``; written to ``<out_dir>/<m>.json``."""
+    from . import structure_stats
+
+    n = len(infos)
+    res = {"method": m, "label": LABELS[m], "profile": profile.name, "split": split,
+           "n_mocks": n, "samples": [int(s) for s in g["samples"]], "boxes": [int(b) for b in g["boxes"]],
+           "source": g["source"], "provenance": provenance(profile)}
+    if m in NETWORK_METHODS:
+        res["network"] = {"name": NETWORK_METHODS[m][0],
+                          "reads": networks.describe(profile, NETWORK_METHODS[m][0])}
+    if m in CALIBRATED:
+        res["calibration"] = {"edges": cal.edges, "bias": cal.bias, "n_mocks": cal.n_mocks,
+                              "sigma_nl": cal.sigma_nl, "sigma_nl_galaxies": cal.n_galaxies,
+                              "source": "training shards", "units": "Mpc/h, km/s"}
+    if m == "wiener_joint":
+        res["counts_model"] = counts.to_dict()
+    if m in ("wiener",) + CALIBRATED:
+        res["wiener"] = {"iterations": [x["iterations"] for x in infos],
+                         "converged": [x["converged"] for x in infos],
+                         "data_voxels": [x["n_data"] for x in infos], **_noise_record(profile, cal)}
+    scored, structures = truth, true_structures
+    if m == "potent":
+        scored = potent_truth(truth, profile)
+        structures = structure_stats.find_true_structures(scored["delta"], **geometry)
+        res["truth_smoothing"] = {
+            "total": max(profile.evaluation.potent_smoothing, profile.box.smoothing),
+            "targets": profile.box.smoothing, "extra": potent_smoothing_extra(profile),
+            "edges": "mirrored (scipy.ndimage mode='reflect')", "units": "Mpc/h",
+            "note": "POTENT is scored against the truth smoothed as POTENT smooths"}
+    res.update(_method_metrics(m, rec, scored, profile, cosmo))
+    res["structures"] = structure_stats.structure_statistics(rec["delta"], scored["delta"], **geometry,
+                                                             true_structures=structures)
+    res = metrics.to_jsonable(res)
+    write_json_atomic(out_dir / f"{m}.json", res)
+    return res
+
+
+#: The methods whose reconstruction solves a filter per mock (run in parallel processes).
+SOLVED = ("wiener", "wiener_cal", "wiener_joint", "potent")
+_OPERATORS: dict = {}
+
+
+def _reconstruct_one(m, inputs, profile, cal, sigma_nl, counts, prediction=None, cosmo=None) -> dict:
+    """:func:`reconstruct` of one mock with the process's operators (built once per process
+    and profile: the parallel workers of :func:`evaluate` keep theirs between mocks)."""
+    from . import wiener_joint
+
+    cosmo = cosmo or from_profile(profile)
+    op = None
+    if m in ("wiener", "wiener_cal", "wiener_joint"):
+        key = (m == "wiener_joint", repr(profile.box), repr(cosmo))
+        op = _OPERATORS.get(key)
+        if op is None:
+            cls = wiener_joint.JointWienerFilter if m == "wiener_joint" else baselines.WienerFilter
+            op = _OPERATORS[key] = cls(profile.box.grid, profile.box.size, cosmo, profile.box.smoothing)
+    return reconstruct(m, inputs, profile, prediction, cosmo, op, cal, sigma_nl, counts=counts)
+
+
 def evaluate(profile, split: str = "test", methods=None, progress: bool = True) -> dict:
     """Run every method on ``evaluation.n_eval`` mocks of ``split`` spread over its parent
     boxes, compute every metric and the structure statistic
@@ -625,7 +688,7 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
     the comparison dict."""
     from tqdm.auto import tqdm
 
-    from . import structure_stats, wiener_joint
+    from . import structure_stats
 
     default = methods is None
     methods = parse_methods(methods, profile)
@@ -646,58 +709,36 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
     out_dir = evaluation_dir(profile)
     geometry = dict(size=profile.box.size, zoa_b=profile.survey.zoa_b, r_max=profile.survey.r_max)
     true_structures = structure_stats.find_true_structures(truth["delta"], **geometry)
-    ops = {}
     per_method = {}
-    for m in methods:
-        if m in ("wiener", "wiener_cal") and "wf" not in ops:
-            ops["wf"] = baselines.WienerFilter(profile.box.grid, profile.box.size, cosmo, profile.box.smoothing)
-        if m == "wiener_joint" and "joint" not in ops:
-            ops["joint"] = wiener_joint.JointWienerFilter(profile.box.grid, profile.box.size, cosmo,
-                                                          profile.box.smoothing)
-        op = ops.get("joint" if m == "wiener_joint" else "wf")
-        pred = g["predictions"].get(m)
-        N = profile.box.grid
-        rec = {"delta": np.empty((n, N, N, N), np.float32), "phi": np.empty((n, N, N, N), np.float32),
-               "velocity": np.empty((n, N, N, N, 3), np.float32)}
-        infos = []
-        for i in tqdm(range(n), desc=LABELS[m], unit="mock", disable=not progress, leave=False):
-            r = reconstruct(m, inputs[i], profile, None if pred is None else pred[i], cosmo, op, cal, sigma_nl,
-                            counts=counts)
-            for k in rec:
-                rec[k][i] = r[k]
-            infos.append(r["info"])
-        res = {"method": m, "label": LABELS[m], "profile": profile.name, "split": split,
-               "n_mocks": n, "samples": [int(s) for s in g["samples"]], "boxes": [int(b) for b in g["boxes"]],
-               "source": g["source"], "provenance": provenance(profile)}
-        if m in NETWORK_METHODS:
-            res["network"] = {"name": NETWORK_METHODS[m][0],
-                              "reads": networks.describe(profile, NETWORK_METHODS[m][0])}
-        if m in CALIBRATED:
-            res["calibration"] = {"edges": cal.edges, "bias": cal.bias, "n_mocks": cal.n_mocks,
-                                  "sigma_nl": cal.sigma_nl, "sigma_nl_galaxies": cal.n_galaxies,
-                                  "source": "training shards", "units": "Mpc/h, km/s"}
-        if m == "wiener_joint":
-            res["counts_model"] = counts.to_dict()
-        if m in ("wiener",) + CALIBRATED:
-            res["wiener"] = {"iterations": [x["iterations"] for x in infos],
-                             "converged": [x["converged"] for x in infos],
-                             "data_voxels": [x["n_data"] for x in infos], **_noise_record(profile, cal)}
-        scored, structures = truth, true_structures
-        if m == "potent":
-            scored = potent_truth(truth, profile)
-            structures = structure_stats.find_true_structures(scored["delta"], **geometry)
-            res["truth_smoothing"] = {
-                "total": max(profile.evaluation.potent_smoothing, profile.box.smoothing),
-                "targets": profile.box.smoothing, "extra": potent_smoothing_extra(profile),
-                "edges": "mirrored (scipy.ndimage mode='reflect')", "units": "Mpc/h",
-                "note": "POTENT is scored against the truth smoothed as POTENT smooths"}
-        res.update(_method_metrics(m, rec, scored, profile, cosmo))
-        res["structures"] = structure_stats.structure_statistics(rec["delta"], scored["delta"], **geometry,
-                                                                 true_structures=structures)
-        res = metrics.to_jsonable(res)
-        write_json_atomic(out_dir / f"{m}.json", res)
-        per_method[m] = res
-        del rec
+    workers = max(1, min(int(profile.mocks.workers), n))
+    pool = None
+    try:
+        if workers > 1 and any(m in SOLVED for m in methods):
+            # spawn, not fork: the caller may have TensorFlow's threads running
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        for m in methods:
+            pred = g["predictions"].get(m)
+            N = profile.box.grid
+            rec = {"delta": np.empty((n, N, N, N), np.float32), "phi": np.empty((n, N, N, N), np.float32),
+                   "velocity": np.empty((n, N, N, N, 3), np.float32)}
+            if m in SOLVED and pool is not None:
+                results = (f.result() for f in [pool.submit(_reconstruct_one, m, inputs[i], profile, cal, sigma_nl,
+                                                            counts) for i in range(n)])
+            else:
+                results = (_reconstruct_one(m, inputs[i], profile, cal, sigma_nl, counts,
+                                            None if pred is None else pred[i], cosmo) for i in range(n))
+            infos = []
+            for i, r in enumerate(tqdm(results, total=n, desc=LABELS[m], unit="mock", disable=not progress,
+                                       leave=False)):
+                for k in rec:
+                    rec[k][i] = r[k]
+                infos.append(r["info"])
+            per_method[m] = _method_result(m, rec, infos, g, truth, true_structures, profile, split, cosmo, cal,
+                                           counts, geometry, out_dir)
+            del rec
+    finally:
+        if pool is not None:
+            pool.shutdown()
     comp = comparison(per_method, profile, split)
     write_json_atomic(out_dir / "comparison.json", comp)
     write_text_atomic(out_dir / "comparison.md", comparison_markdown(comp))

@@ -84,6 +84,33 @@ def gaussian_kernel_k(mesh: int, size: float, sigma: float, dtype=np.float64) ->
     return np.exp(k2, out=k2)
 
 
+def rfftn_padded(y: np.ndarray, mesh: int, workers: int | None = None) -> np.ndarray:
+    """``rfftn`` of the (n, n, n) field ``y`` zero-padded into the corner of a mesh³ grid
+    (mesh ≥ n), without transforming the zero lines: the last axis on n² lines, the middle on
+    n·(mesh//2+1), the first on all. Equal to ``scipy.fft.rfftn`` of the padded array to
+    round-off, in about 0.6 of its time. Shape (mesh, mesh, mesh//2 + 1)."""
+    import scipy.fft as sfft
+
+    w = fft_workers(workers)
+    a = sfft.rfft(y, n=mesh, axis=2, workers=w)
+    a = sfft.fft(a, n=mesh, axis=1, overwrite_x=True, workers=w)
+    return sfft.fft(a, n=mesh, axis=0, overwrite_x=True, workers=w)
+
+
+def irfftn_corner(yk: np.ndarray, n: int, workers: int | None = None) -> np.ndarray:
+    """``irfftn(yk)[:n, :n, :n]`` of a half spectrum ``yk`` (mesh, mesh, mesh//2 + 1) of an
+    even mesh, transforming only the lines that reach the (n, n, n) corner: the inverse of
+    :func:`rfftn_padded` restricted to the cube. Equal to the full transform's corner to
+    round-off, in about 0.6 of its time."""
+    import scipy.fft as sfft
+
+    w = fft_workers(workers)
+    mesh = yk.shape[0]
+    a = sfft.ifft(yk, axis=0, workers=w)[:n]
+    a = sfft.ifft(a, axis=1, overwrite_x=True, workers=w)[:, :n]
+    return sfft.irfft(a, n=mesh, axis=2, workers=w)[:, :, :n]
+
+
 def half_spectrum_weights(mesh: int) -> np.ndarray:
     """Weights (mesh//2 + 1,) along the halved rfft axis that turn a sum over the rfft half
     into the sum over all modes of a Hermitian quantity: 1 for k_z = 0 and, for even

@@ -68,7 +68,7 @@ DATASET = "channels"
 #: :func:`zoa_lib.evaluation.reconstruct`, :class:`zoa_lib.baselines.WienerFilter`): part of
 #: every file's key. Bump it when a change of that code changes the channels, so that the
 #: files made before are remade rather than reused.
-FILTER_VERSION = 1
+FILTER_VERSION = 2  # 2: single-precision transforms (baselines.WienerFilter precision)
 #: Version of the calibration's measurement (:func:`zoa_lib.evaluation.calibration`): part of
 #: the stamp of ``calibration.json``; bump it when that measurement changes.
 CALIBRATION_VERSION = 1

@@ -86,7 +86,6 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft as sfft
 
 from . import fourier
 from . import velocity as vel
@@ -390,7 +389,7 @@ def _check_counts(counts, n: int, size: float) -> None:
 # =========================================================================== the joint filter
 @dataclass
 class JointData:
-    """Where the data of one solve are: padded flat indices of the count voxels ``flat_g`` and
+    """Where the data of one solve are: flat indices into the N³ cube of the count voxels ``flat_g`` and
     of the velocity voxels ``flat_v``, the velocity voxels' r̂ (n_v, 3), the bias b. It stands
     in for the flat indices of :class:`baselines.WienerFilter` (its ``len`` is the number of
     data), so that the inherited :meth:`~baselines.WienerFilter.estimates` works unchanged."""
@@ -408,8 +407,9 @@ class JointWienerFilter(WienerFilter):
     """The Wiener-filter operators of :class:`baselines.WienerFilter` with count data too
     (module docstring). Build once per (grid, box, cosmology, smoothing, padding)."""
 
-    def __init__(self, n: int, size: float, cosmo, smoothing: float = 0.0, pad: int = 2):
-        super().__init__(n, size, cosmo, smoothing, pad)
+    def __init__(self, n: int, size: float, cosmo, smoothing: float = 0.0, pad: int = 2,
+                 precision: str = "single"):
+        super().__init__(n, size, cosmo, smoothing, pad, precision)
         wt = fourier.half_spectrum_weights(self.m)
         #: σ_δ² = (1/V) Σ_k P W²: the prior variance of δ at a point (for S_ii of a count)
         self.c_delta = float(np.sum(self.spec * wt) / self.m ** 3)
@@ -424,11 +424,12 @@ class JointWienerFilter(WienerFilter):
         if len(lay.flat_v):
             psi = super()._psi(x[ng:], lay.flat_v, lay.rhat)
         else:
-            psi = np.zeros((m, m, m // 2 + 1), complex)
+            psi = np.zeros((m, m, m // 2 + 1), np.result_type(self.real, np.complex64))
         if ng:
-            y = np.zeros(m ** 3)
+            n = self.n
+            y = np.zeros(n ** 3, self.real)
             y[lay.flat_g] = x[:ng]
-            psi += (1j * lay.bias) * self.spec * sfft.rfftn(y.reshape(m, m, m), workers=self.workers)
+            psi += (1j * lay.bias) * self._spec_t * fourier.rfftn_padded(y.reshape(n, n, n), m, self.workers)
         return psi
 
     def apply_signal(self, x, flat, rhat=None):
@@ -440,7 +441,7 @@ class JointWienerFilter(WienerFilter):
         psi = self._psi(np.asarray(x, dtype=float), lay, None)
         out = np.zeros(len(lay))
         if ng:
-            delta = sfft.irfftn(-1j * psi, s=(self.m,) * 3, workers=self.workers).ravel()
+            delta = fourier.irfftn_corner(-1j * psi, self.n, self.workers).ravel()
             out[:ng] = lay.bias * delta[lay.flat_g]
         for a in range(3 if len(lay.flat_v) else 0):
             out[ng:] += lay.rhat[:, a] * self._velocity_grid(psi, a).ravel()[lay.flat_v]
@@ -461,6 +462,7 @@ class JointWienerFilter(WienerFilter):
         """
 
         n_gal, v_pec = check_inputs(n_gal, v_pec)
+        self.check_tol(tol)
         n, m = self.n, self.m
         if n_gal.shape[0] != n:
             raise BaselineError(f"inputs: grid {n_gal.shape[0]}^3 but the filter was built for {n}^3")
@@ -471,8 +473,7 @@ class JointWienerFilter(WienerFilter):
             _check_counts(counts, n, self.size)
             nbar = np.asarray(counts.nbar, float)
             gmask = (nbar >= counts.n_min) & keep
-            ijk = np.argwhere(gmask)
-            flat_g = (ijk[:, 0] * m + ijk[:, 1]) * m + ijk[:, 2]
+            flat_g = np.flatnonzero(gmask)
             d_g = n_gal[gmask] / nbar[gmask] - 1.0
             noise_g = counts.noise(nbar[gmask])
             b = float(counts.bias)
