@@ -66,7 +66,10 @@ def test_the_estimate_scales_with_the_profile_sizes():
     lu = terms(load_profile("ci", {"local_universe.n_realizations": 6}), c, "06-local-universe")
     assert lu["realizations"] == pytest.approx(2 * terms(ci, c, "06-local-universe")["realizations"])
     ev = terms(ci, c, "05-classical")
-    assert ev["wiener"] == pytest.approx(4 * 4 * 1.0) and ev["potent"] == pytest.approx(4 * 0.25)
+    # the filters of the evaluated mocks are solved over the profile's 2 processes
+    assert ev["wiener"] == pytest.approx(4 * 4 * 1.0 / 2) and ev["potent"] == pytest.approx(4 * 0.25 / 2)
+    # the mock study: two runs that fit as many mocks as a variant (the full share is the variant's)
+    assert base["mock_study"] == pytest.approx(2 * 2 * 16 * 0.02 + 2 * c.network_setup)
     # the costs' machine bounds the parallel stages: 1 core, no division
     one_core = terms(ci, costs(machine={"cpu_count": 1}), "02-mocks")
     assert one_core["boxes"] == 4 * 10.0

@@ -37,3 +37,34 @@ def test_table_and_text_say_which_variant_collapsed_and_compare_with_the_filter(
     assert rows[variants.BASELINE]["MSE / WF MSE, survey sphere"] == "1.00"
     text = variants.summary_text(res)
     assert "a constant" in text and "r(φ) = 0.95" in text and "0.77" in text and "0.91" in text
+
+
+def test_mock_study_trains_each_share_at_the_same_time_and_scores_it(zoa_data):
+    """Real training at the ci profile: the study's plan keeps mocks × epochs fixed, each run
+    trains on the first whole shards, and the table scores φ and the δ its φ implies."""
+    from zoa_lib import mocks
+    from zoa_lib.config import load_profile
+    from zoa_lib.training import split_shards
+
+    prof = load_profile("ci")
+    mocks.generate(prof, progress=False)
+    n = split_shards(prof, "train").n
+    shard = prof.mocks.shard_size
+    plan = variants.mock_study_plan(prof, 2, fractions=(0.5, 1.0))
+    assert plan == [(n // 2, 4), (n, 2)] and n // 2 % shard == 0
+    assert all(m * e == 2 * n for m, e in plan)
+    with pytest.raises(variants.VariantsError, match="whole number"):
+        variants.first_shards(split_shards(prof, "train"), shard + 1)
+    res = variants.run_mock_study(prof, 2, fractions=(0.5, 1.0), log=lambda *a: None)
+    assert [r["n_mocks"] for r in res["runs"]] == [n // 2, n]
+    assert [r["epochs"] for r in res["runs"]] == [4, 2]
+    assert [len(r["loss"]) for r in res["runs"]] == [4, 2]
+    for r in res["runs"]:
+        assert np.isfinite(r["val_mse"]) and -1 <= r["scores_delta"]["survey"]["r"] <= 1
+    assert variants.load_mock_study(prof) == res
+    rows = variants.mock_study_table(res)
+    assert [row["training mocks"] for row in rows] == [n // 2, n, "— (no training)"]
+    assert "mocks fitted" in variants.mock_study_summary(res)
+    # the full split's run of `zoa variants` is reused, not trained again
+    again = variants.run_mock_study(prof, 2, fractions=(1.0,), reuse=res["runs"][-1], log=lambda *a: None)
+    assert again["runs"][0]["train_seconds"] == res["runs"][-1]["train_seconds"]

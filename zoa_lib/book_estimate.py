@@ -58,6 +58,9 @@ TF_CHAPTERS = frozenset(CHAPTERS[2:])
 ENGINE_MESH, ENGINE_SIZE = 64, 320.0
 #: φ-network variants chapter 03 trains (:data:`zoa_lib.variants.VARIANTS`).
 N_VARIANTS = 5
+#: Runs of chapter 03's training-mocks study that are not the variants' run reused
+#: (:data:`zoa_lib.variants.MOCK_FRACTIONS` less the full split).
+N_MOCK_STUDY_RUNS = 2
 #: Random splits of chapter 07's cross-validation (the notebook's ``crossval_splits``).
 CROSSVAL_SPLITS = 5
 #: The joint Wiener filter (``wiener_joint``) in solves of the plain filter.
@@ -273,7 +276,11 @@ def _chapter_terms(name: str, profile, c: UnitCosts) -> list[dict]:
                             N_VARIANTS * ve * vep),
                       _term("variant_setup", f"{N_VARIANTS} × (set-up {_s(c.network_setup)} + "
                             f"{m.n_val} predictions × {_s(c.prediction)})",
-                            N_VARIANTS * (c.network_setup + m.n_val * c.prediction))]
+                            N_VARIANTS * (c.network_setup + m.n_val * c.prediction)),
+                      # the mock study: each share fits as many mocks as a variant; the full share is reused
+                      _term("mock_study", f"{N_MOCK_STUDY_RUNS} mock-study runs × ({ve} epochs × {_s(vep)} + "
+                            f"set-up {_s(c.network_setup)} + {m.n_val} predictions × {_s(c.prediction)})",
+                            N_MOCK_STUDY_RUNS * (ve * vep + c.network_setup + m.n_val * c.prediction))]
     elif name == "04-validation":
         if tr.wiener_channels:
             terms.append(_term("wiener_channels", f"{m.n_test} Wiener filters × {_s(c.wiener)}{per_w}",
@@ -288,9 +295,12 @@ def _chapter_terms(name: str, profile, c: UnitCosts) -> list[dict]:
             terms.append(_term("predictions", f"{2 * (nets - 1)} × {m.n_test} predictions × {_s(c.prediction)}",
                                2 * (nets - 1) * m.n_test * c.prediction))
         solves = 2 + JOINT_WIENER_SOLVES  # wiener, wiener_cal, wiener_joint
-        terms += [_term("wiener", f"{n_eval} mocks × {solves:g} Wiener filters × {_s(c.wiener)}",
-                        n_eval * solves * c.wiener),
-                  _term("potent", f"{n_eval} POTENT × {_s(c.potent)}", n_eval * c.potent),
+        ev_w = max(1, min(w, n_eval))  # zoa evaluate solves its mocks' filters in parallel processes
+        per_ev = f" / {ev_w} processes" if ev_w > 1 else ""
+        terms += [_term("wiener", f"{n_eval} mocks × {solves:g} Wiener filters × {_s(c.wiener)}{per_ev}",
+                        n_eval * solves * c.wiener / ev_w),
+                  _term("potent", f"{n_eval} POTENT × {_s(c.potent)}{per_ev}", n_eval * c.potent / ev_w),
+                  *([_term("workers", f"pool start {_s(c.pool_start)}", c.pool_start)] if ev_w > 1 else []),
                   _term("figures", f"figures: {solves:g} Wiener filters × {_s(c.wiener)} + POTENT {_s(c.potent)}",
                         solves * c.wiener + c.potent)]
     elif name == "06-local-universe":

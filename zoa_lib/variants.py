@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -94,8 +95,49 @@ def _data(profile, transforms, split):
     return shards, chans
 
 
-def run_variant(profile, name: str, epochs: int, log=print) -> dict:
-    """Train variant ``name`` for ``epochs`` epochs from scratch and score it (module docstring)."""
+def first_shards(shards, n_mocks: int | None):
+    """The first shards of a split that hold exactly ``n_mocks`` mocks (None: all of them);
+    :class:`VariantsError` when ``n_mocks`` does not end on a shard boundary."""
+    from .training.pipeline import ShardSet
+
+    if n_mocks is None or n_mocks == shards.n:
+        return shards
+    ends = np.cumsum(shards.counts)
+    k = int(np.searchsorted(ends, n_mocks)) + 1
+    if n_mocks < 1 or k > len(ends) or ends[k - 1] != n_mocks:
+        raise VariantsError(f"n_mocks: {n_mocks} is not a whole number of the training split's shards "
+                            f"(cumulative sizes {', '.join(str(int(e)) for e in ends)})")
+    return ShardSet(shards.paths[:k], shards.counts[:k])
+
+
+def _true_delta(shards) -> np.ndarray:
+    """The true δ of every mock of ``shards`` (n, N, N, N), in shard order."""
+    import h5py
+
+    out = []
+    for p in shards.paths:
+        with h5py.File(p, "r") as f:
+            out.append(f["targets/delta"][:])
+    return np.concatenate(out)
+
+
+def _poisson_delta(phi_target, profile, scale: float) -> np.ndarray:
+    """δ = ∇²φ / (3/2 Ωm H0²) of φ given in target units (φ / ``scale``, mean removed; the
+    constant does not matter to ∇²), per mock (n, N, N, N)."""
+    from . import velocity as vel
+    from .cosmology import from_profile
+
+    cosmo = from_profile(profile)
+    return np.stack([vel.density_from_potential(np.asarray(p, float) * scale, profile.box.size, cosmo)
+                     for p in phi_target])
+
+
+def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None = None) -> dict:
+    """Train variant ``name`` for ``epochs`` epochs from scratch and score it (module docstring).
+
+    ``n_mocks``: train on only the first ``n_mocks`` training mocks (whole shards; default
+    all). Besides r(φ), the scores include r(δ) of the density that the predicted φ implies
+    by Poisson's equation (``scores_delta``), against the true δ of the validation mocks."""
     import keras
 
     from . import training, wiener_channels
@@ -113,6 +155,8 @@ def run_variant(profile, name: str, epochs: int, log=print) -> dict:
     tfm = training.Transforms.from_profile(prof, "phi", cal)
     tr = prof.training
     train_set, train_ch = _data(prof, tfm, "train")
+    train_set = first_shards(train_set, n_mocks)
+    train_ch = None if train_ch is None else train_ch[:len(train_set.paths)]
     val_set, val_ch = _data(prof, tfm, "val")
     B = tr.batch_size
     steps = max(1, train_set.n // B)
@@ -130,12 +174,18 @@ def run_variant(profile, name: str, epochs: int, log=print) -> dict:
     truth = mem.y[..., 0]
     regs = make_regions(prof.box.grid, prof.box.size, prof.survey.zoa_b, prof.survey.r_max)
     regs = {"survey": regs["survey"], "zoa": regs["zoa"]}
+    true_delta = _true_delta(val_set)
     out = {"variant": name, "description": desc, "overrides": over, "epochs": int(epochs),
-           "parameters": int(model.count_params()), "train_seconds": round(seconds, 1),
+           "n_mocks": int(train_set.n), "parameters": int(model.count_params()), "train_seconds": round(seconds, 1),
            "loss": [float(v) for v in hist.history["loss"]], "scores": _scores(pred, truth, regs),
+           "val_mse": float(np.mean((pred - truth) ** 2)),
+           "scores_delta": _scores(_poisson_delta(pred, prof, tfm.phi_scale), true_delta, regs),
            "pred_std": float(pred.std()), "truth_std": float(truth.std())}
     if tfm.wiener_channels:  # the untrained corrector: the filter itself, in the same units
-        out["baseline_scores"] = _scores(mem.x[..., tfm.residual_channel], truth, regs)
+        wf = mem.x[..., tfm.residual_channel]
+        out["baseline_scores"] = _scores(wf, truth, regs)
+        out["baseline_val_mse"] = float(np.mean((wf - truth) ** 2))
+        out["baseline_scores_delta"] = _scores(_poisson_delta(wf, prof, tfm.phi_scale), true_delta, regs)
     keras.backend.clear_session()
     r = {k: ("constant" if v["r"] is None else f"{v['r']:.3f}") for k, v in out["scores"].items()}
     log(f"{name}: r(φ) survey {r['survey']}, ZOA {r['zoa']} ({seconds:.0f} s)")
@@ -210,3 +260,119 @@ def summary_text(result: dict) -> str:
     if base:
         text += f", against r(φ) = {base['survey']['r']:.2f} for the filter alone"
     return text + " (per mock, survey sphere, validation mocks)"
+
+
+# --------------------------------------------------------------------------- training mocks at fixed time
+#: The shares of the training split that :func:`run_mock_study` trains on.
+MOCK_FRACTIONS = (0.25, 0.5, 1.0)
+#: The set-up the study trains: the book's φ network (:data:`VARIANTS`).
+STUDY_VARIANT = "wiener_corrector"
+
+
+def mock_study_path(profile) -> Path:
+    """``<data>/variants/mocks.json``."""
+    return profile.data_path / "variants" / "mocks.json"
+
+
+def mock_study_plan(profile, epochs: int, fractions=MOCK_FRACTIONS) -> list[tuple[int, int]]:
+    """(training mocks, epochs) of each run of :func:`run_mock_study`: the first whole shards
+    holding each fraction of the training split, each trained for as many epochs as keep the
+    number of mocks fitted, n × epochs, at the full split's ``epochs`` × n_train (the same
+    training time: an epoch's time is proportional to its mocks)."""
+    from . import training
+
+    shards = training.split_shards(profile, "train")
+    ends = np.cumsum(shards.counts)
+    plan = []
+    for f in fractions:
+        if not 0 < f <= 1:
+            raise VariantsError(f"fractions: each must be in (0, 1], got {f}")
+        n = int(ends[max(0, int(np.searchsorted(ends, f * shards.n - 1e-9)))])
+        e = max(1, int(round(epochs * shards.n / n)))
+        if (n, e) not in plan:
+            plan.append((n, e))
+    return plan
+
+
+def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict | None = None, log=print) -> dict:
+    """How many training mocks, at a fixed training time: the book's φ network
+    (:data:`STUDY_VARIANT`) trained from scratch on the first share of the training mocks for
+    each of ``fractions``, the epochs scaled so that every run fits the same number of mocks
+    (:func:`mock_study_plan`), scored on the validation mocks against the calibrated Wiener
+    filter: the validation MSE of φ (target units), r(φ) and r(δ) of the δ its φ implies by
+    Poisson's equation, in the survey sphere and inside the ZOA. ``reuse``: a row of
+    :func:`run_variants` for :data:`STUDY_VARIANT` with the same epochs and mocks (the full
+    split's run), used instead of training it again. Writes :func:`mock_study_path`."""
+    from . import wiener_channels
+
+    ensure_writable(mock_study_path(profile).parent)
+    wiener_channels.ensure(profile, splits=("train", "val"), log=log)
+    plan = mock_study_plan(profile, epochs, fractions)
+    rows = []
+    for n, e in plan:
+        if reuse is not None and reuse.get("variant") == STUDY_VARIANT and reuse.get("epochs") == e \
+                and reuse.get("n_mocks") == n and "scores_delta" in reuse:
+            row = dict(reuse)
+        else:
+            row = run_variant(profile, STUDY_VARIANT, e, log=log, n_mocks=n)
+        row["boxes"] = int(math.ceil(n / profile.simulation.observers_per_box))
+        rows.append(row)
+    base = next(r for r in rows if "baseline_scores" in r)
+    out = {"profile": profile.name, "variant": STUDY_VARIANT, "split": "val",
+           "mocks_times_epochs": int(epochs * plan[-1][0] if plan[-1][0] else 0),
+           "budget": {"epochs": int(epochs), "n_train": int(max(n for n, _ in plan))},
+           "units": "val_mse in the network's target units (phi / sigma_phi, cube mean removed)",
+           "runs": rows, "baseline": {"name": BASELINE, "scores": base["baseline_scores"],
+                                      "scores_delta": base["baseline_scores_delta"],
+                                      "val_mse": base["baseline_val_mse"]},
+           "provenance": provenance(profile)}
+    write_json_atomic(mock_study_path(profile), out)
+    return out
+
+
+def load_mock_study(profile) -> dict | None:
+    """The table written by :func:`run_mock_study`, or None when it was not run."""
+    path = mock_study_path(profile)
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _r(s) -> str:
+    if s.get("r") is None:
+        return "—"
+    return f"{s['r']:.3f} ± {s['r_err']:.3f}" if s.get("r_err") is not None else f"{s['r']:.3f}"
+
+
+def mock_study_table(result: dict) -> list[dict]:
+    """Rows for display: per run its mocks, parent boxes, epochs, training time, validation
+    MSE of φ and r(φ), r(δ) (survey sphere, ZOA), then the calibrated Wiener filter."""
+    rows = []
+    base = result["baseline"]
+    for v in result["runs"] + [{"variant": BASELINE, "scores": base["scores"],
+                                "scores_delta": base["scores_delta"], "val_mse": base["val_mse"]}]:
+        wf = v["variant"] == BASELINE
+        rows.append({"training mocks": "— (no training)" if wf else v["n_mocks"],
+                     "parent boxes": "—" if wf else v["boxes"], "epochs": "—" if wf else v["epochs"],
+                     "training (s)": "—" if wf else f"{v['train_seconds']:.0f}",
+                     "val MSE of φ": f"{v['val_mse']:.4f}",
+                     "r(φ), survey": _r(v["scores"]["survey"]), "r(φ), ZOA": _r(v["scores"]["zoa"]),
+                     "r(δ), survey": _r(v["scores_delta"]["survey"]), "r(δ), ZOA": _r(v["scores_delta"]["zoa"])})
+    return rows
+
+
+def mock_study_summary(result: dict) -> str:
+    """One sentence on the study for the book's prose: the best run by validation MSE and the
+    change of r(φ) from the fewest to the most mocks."""
+    runs = result["runs"]
+    best = min(runs, key=lambda v: v["val_mse"])
+    lo, hi = runs[0], runs[-1]
+
+    def r(v, key="scores"):
+        s = v[key]["survey"]["r"]
+        return "—" if s is None else f"{s:.3f}"
+
+    trend = ("more mocks and fewer epochs did better" if hi["val_mse"] < lo["val_mse"]
+             else "fewer mocks seen more often did better")
+    return (f"at a fixed {result['mocks_times_epochs']:,} mocks fitted, {trend}: from {lo['n_mocks']} mocks × "
+            f"{lo['epochs']} epochs to {hi['n_mocks']} × {hi['epochs']}, r(φ) went from {r(lo)} to {r(hi)} and "
+            f"r(δ) from {r(lo, 'scores_delta')} to {r(hi, 'scores_delta')} (survey sphere); the lowest "
+            f"validation MSE was with {best['n_mocks']} mocks")
