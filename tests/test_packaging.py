@@ -58,8 +58,8 @@ def test_lock_made_by_uv_for_python_311_linux():
                  "--python-platform x86_64-unknown-linux-gnu", "-o requirements.lock"):
         assert part in cmd, f"requirements.lock not made by `make lock` ({part!r} missing)"
     make = (ROOT / "Makefile").read_text()
-    assert "pip install --quiet --require-hashes -r $(LOCK)" in make
-    assert "pip install --quiet --no-deps -e ." in make
+    assert "uv pip install --quiet --no-config --python $(BIN)/python --require-hashes -r $(LOCK)" in make
+    assert "uv pip install --quiet --no-config --python $(BIN)/python --no-deps -e ." in make
 
 
 def test_environment_yml_installs_the_lock():
