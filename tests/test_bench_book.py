@@ -70,6 +70,11 @@ def test_the_estimate_scales_with_the_profile_sizes():
     assert ev["wiener"] == pytest.approx(4 * 4 * 1.0 / 2) and ev["potent"] == pytest.approx(4 * 0.25 / 2)
     # the mock study: two runs that fit as many mocks as a variant (the full share is the variant's)
     assert base["mock_study"] == pytest.approx(2 * 2 * 16 * 0.02 + 2 * c.network_setup)
+    # one more training mock: its box share, survey and Wiener channels over 2 processes; fitting
+    # it once in each of the 4 networks
+    assert be.seconds_per_training_mock(ci, c) == pytest.approx((10.0 / ci.simulation.observers_per_box + 0.5 + 1.0)
+                                                                / 2)
+    assert be.seconds_per_mock_epoch(ci, c) == pytest.approx(4 * 0.02)
     # the costs' machine bounds the parallel stages: 1 core, no division
     one_core = terms(ci, costs(machine={"cpu_count": 1}), "02-mocks")
     assert one_core["boxes"] == 4 * 10.0

@@ -53,6 +53,11 @@ def test_mock_study_trains_each_share_at_the_same_time_and_scores_it(zoa_data):
     plan = variants.mock_study_plan(prof, 2, fractions=(0.5, 1.0))
     assert plan == [(n // 2, 4), (n, 2)] and n // 2 % shard == 0
     assert all(m * e == 2 * n for m, e in plan)
+    # fixed book time: making a mock costs 2 s, fitting it once 1 s; half the mocks buy 6 epochs
+    assert variants.mock_study_plan(prof, 2, (0.5, 1.0), mock_seconds=2.0, epoch_seconds=1.0) == [
+        (n // 2, 6), (n, 2)]
+    # the budget of half the split for 2 epochs: the whole split gets 1 epoch
+    assert variants.mock_study_plan(prof, 2, (0.5, 1.0), budget_mocks=n // 2) == [(n // 2, 2), (n, 1)]
     with pytest.raises(variants.VariantsError, match="whole number"):
         variants.first_shards(split_shards(prof, "train"), shard + 1)
     res = variants.run_mock_study(prof, 2, fractions=(0.5, 1.0), log=lambda *a: None)

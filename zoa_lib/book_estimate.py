@@ -218,6 +218,24 @@ def seconds_per_variant_epoch(profile, costs: UnitCosts) -> float:
     return max(1, profile.mocks.n_train // B) * B * costs.train_sample
 
 
+def seconds_per_training_mock(profile, costs: UnitCosts) -> float:
+    """Book seconds one more training mock costs before training (wall, over the parallel
+    processes): its share of a parent box, its survey and gridding, and its Wiener-filter
+    channels when the networks read them."""
+    per = costs.parent_box / profile.simulation.observers_per_box + costs.mock
+    if profile.training.wiener_channels:
+        per += costs.wiener
+    return per / parallel(profile, costs)
+
+
+def seconds_per_mock_epoch(profile, costs: UnitCosts) -> float:
+    """Book seconds of fitting one training mock once in every network chapter 03 trains
+    (δ and φ of each of :func:`zoa_lib.networks.networks`)."""
+    from .networks import networks
+
+    return 2 * len(networks(profile)) * costs.train_sample
+
+
 def per_unit(profile, costs: UnitCosts) -> dict:
     """The per-unit seconds the estimate uses, as a flat dict for tables and JSON."""
     return {"seconds_per_parent_box": costs.parent_box, "seconds_per_mock": costs.mock,

@@ -274,31 +274,48 @@ def mock_study_path(profile) -> Path:
     return profile.data_path / "variants" / "mocks.json"
 
 
-def mock_study_plan(profile, epochs: int, fractions=MOCK_FRACTIONS) -> list[tuple[int, int]]:
+def mock_study_plan(profile, epochs: int, fractions=MOCK_FRACTIONS, mock_seconds: float = 0.0,
+                    epoch_seconds: float = 1.0, budget_mocks: int | None = None) -> list[tuple[int, int]]:
     """(training mocks, epochs) of each run of :func:`run_mock_study`: the first whole shards
-    holding each fraction of the training split, each trained for as many epochs as keep the
-    number of mocks fitted, n × epochs, at the full split's ``epochs`` × n_train (the same
-    training time: an epoch's time is proportional to its mocks)."""
+    holding each fraction of the training split, each trained for as many epochs E(n) as keep
+    the cost n (``mock_seconds`` + E ``epoch_seconds``) at that of ``budget_mocks`` (default:
+    the whole training split) trained for ``epochs``: n_b (``mock_seconds`` + ``epochs``
+    ``epoch_seconds``).
+
+    With ``mock_seconds`` = 0 (default) that is a fixed training time (n × E fixed: an epoch's
+    time is proportional to its mocks). With ``mock_seconds`` the book seconds that making one
+    training mock costs (:func:`zoa_lib.book_estimate.seconds_per_training_mock`) and
+    ``epoch_seconds`` those of fitting it once in every network
+    (:func:`~zoa_lib.book_estimate.seconds_per_mock_epoch`), it is a fixed book time: more mocks
+    leave fewer epochs."""
     from . import training
 
+    if mock_seconds < 0 or epoch_seconds <= 0:
+        raise VariantsError(f"mock_seconds must be >= 0 and epoch_seconds > 0, got {mock_seconds}, {epoch_seconds}")
     shards = training.split_shards(profile, "train")
     ends = np.cumsum(shards.counts)
+    n_b = shards.n if budget_mocks is None else int(budget_mocks)
+    if n_b < 1:
+        raise VariantsError(f"budget_mocks: must be >= 1, got {budget_mocks}")
+    budget = n_b * (mock_seconds + epochs * epoch_seconds)
     plan = []
     for f in fractions:
         if not 0 < f <= 1:
             raise VariantsError(f"fractions: each must be in (0, 1], got {f}")
         n = int(ends[max(0, int(np.searchsorted(ends, f * shards.n - 1e-9)))])
-        e = max(1, int(round(epochs * shards.n / n)))
+        e = max(1, int(round((budget / n - mock_seconds) / epoch_seconds)))
         if (n, e) not in plan:
             plan.append((n, e))
     return plan
 
 
-def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict | None = None, log=print) -> dict:
+def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict | None = None, log=print,
+                   mock_seconds: float = 0.0, epoch_seconds: float = 1.0, budget_mocks: int | None = None) -> dict:
     """How many training mocks, at a fixed training time: the book's φ network
     (:data:`STUDY_VARIANT`) trained from scratch on the first share of the training mocks for
-    each of ``fractions``, the epochs scaled so that every run fits the same number of mocks
-    (:func:`mock_study_plan`), scored on the validation mocks against the calibrated Wiener
+    each of ``fractions``, the epochs scaled so that every run costs the same training time
+    (default) or, with ``mock_seconds`` and ``epoch_seconds``, the same book time, as
+    ``budget_mocks`` mocks (default: all) trained for ``epochs`` (:func:`mock_study_plan`), scored on the validation mocks against the calibrated Wiener
     filter: the validation MSE of φ (target units), r(φ) and r(δ) of the δ its φ implies by
     Poisson's equation, in the survey sphere and inside the ZOA. ``reuse``: a row of
     :func:`run_variants` for :data:`STUDY_VARIANT` with the same epochs and mocks (the full
@@ -307,7 +324,7 @@ def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict |
 
     ensure_writable(mock_study_path(profile).parent)
     wiener_channels.ensure(profile, splits=("train", "val"), log=log)
-    plan = mock_study_plan(profile, epochs, fractions)
+    plan = mock_study_plan(profile, epochs, fractions, mock_seconds, epoch_seconds, budget_mocks)
     rows = []
     for n, e in plan:
         if reuse is not None and reuse.get("variant") == STUDY_VARIANT and reuse.get("epochs") == e \
@@ -318,9 +335,13 @@ def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict |
         row["boxes"] = int(math.ceil(n / profile.simulation.observers_per_box))
         rows.append(row)
     base = next(r for r in rows if "baseline_scores" in r)
+    n_b = int(max(n for n, _ in plan) if budget_mocks is None else budget_mocks)
     out = {"profile": profile.name, "variant": STUDY_VARIANT, "split": "val",
-           "mocks_times_epochs": int(epochs * plan[-1][0] if plan[-1][0] else 0),
-           "budget": {"epochs": int(epochs), "n_train": int(max(n for n, _ in plan))},
+           "fixed": "book time" if mock_seconds > 0 else "training time",
+           "mocks_times_epochs": int(epochs * n_b),
+           "budget": {"epochs": int(epochs), "n_train": n_b, "mock_seconds": float(mock_seconds),
+                      "epoch_seconds": float(epoch_seconds),
+                      "book_seconds": round(n_b * (mock_seconds + epochs * epoch_seconds), 1)},
            "units": "val_mse in the network's target units (phi / sigma_phi, cube mean removed)",
            "runs": rows, "baseline": {"name": BASELINE, "scores": base["baseline_scores"],
                                       "scores_delta": base["baseline_scores_delta"],
@@ -372,7 +393,11 @@ def mock_study_summary(result: dict) -> str:
 
     trend = ("more mocks and fewer epochs did better" if hi["val_mse"] < lo["val_mse"]
              else "fewer mocks seen more often did better")
-    return (f"at a fixed {result['mocks_times_epochs']:,} mocks fitted, {trend}: from {lo['n_mocks']} mocks × "
+    if result.get("fixed") == "book time":
+        fixed = f"a fixed book time ({result['budget']['book_seconds'] / 60:.0f} min of mocks and training)"
+    else:
+        fixed = f"a fixed {result['mocks_times_epochs']:,} mocks fitted"
+    return (f"at {fixed}, {trend}: from {lo['n_mocks']} mocks × "
             f"{lo['epochs']} epochs to {hi['n_mocks']} × {hi['epochs']}, r(φ) went from {r(lo)} to {r(hi)} and "
             f"r(δ) from {r(lo, 'scores_delta')} to {r(hi, 'scores_delta')} (survey sphere); the lowest "
             f"validation MSE was with {best['n_mocks']} mocks")

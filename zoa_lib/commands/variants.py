@@ -20,7 +20,10 @@ def register(sub):
                     "Wiener filter. Writes data/<profile>/variants/phi.json (shown by chapter 03). "
                     "Variants: " + "; ".join(f"{k} ({v[0]})" for k, v in VARIANTS.items()),
         epilog="Examples:\n  zoa variants --profile laptop --epochs 6\n"
-               "  zoa variants --profile laptop --study mocks --epochs 40   # training mocks at fixed time",
+               "  zoa variants --profile laptop --study mocks --epochs 6   # training mocks at fixed training time\n"
+               "  # 192, 384 and 768 mocks at the book time of 384 mocks x 40 epochs:\n"
+               "  zoa variants --profile laptop -p mocks.n_train=768 -p data_tag=scan --study mocks --fixed book \\\n"
+               "      --budget-mocks 384 --epochs 40",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_profile_args(p)
     p.add_argument("--epochs", type=int, default=6, help="epochs per variant (default 6)")
@@ -29,6 +32,13 @@ def register(sub):
                    help="variants: the set-ups side by side (default); mocks: the book's phi network on "
                         "1/4, 1/2 and all of the training mocks at the same training time (epochs scaled so "
                         "that mocks x epochs = --epochs x n_train), written to data/<profile>/variants/mocks.json")
+    p.add_argument("--budget-mocks", type=int, default=None, metavar="N",
+                   help="with --study mocks: the fixed cost is that of N training mocks for --epochs "
+                        "(default: all of the training split)")
+    p.add_argument("--fixed", choices=("training", "book"), default="training",
+                   help="with --study mocks: keep the training time fixed (default), or the book time: making "
+                        "a mock (its box share, survey, Wiener channels) and fitting it in every network, at the "
+                        "unit costs of `zoa bench book` (measured now if this data folder has none)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -39,7 +49,15 @@ def run(args):
     from .. import variants
 
     if args.study == "mocks":
-        res = variants.run_mock_study(prof, args.epochs)
+        kw = {}
+        if args.fixed == "book":
+            from .. import book_estimate as be
+
+            path = be.costs_path(prof)
+            costs = be.load_costs(path) if path.exists() else be.measure_unit_costs(prof)
+            kw = {"mock_seconds": be.seconds_per_training_mock(prof, costs),
+                  "epoch_seconds": be.seconds_per_mock_epoch(prof, costs)}
+        res = variants.run_mock_study(prof, args.epochs, budget_mocks=args.budget_mocks, **kw)
         rows, path = variants.mock_study_table(res), variants.mock_study_path(prof)
     else:
         res = variants.run_variants(prof, args.only, epochs=args.epochs)
