@@ -329,7 +329,10 @@ def draw_matched_galaxies(particles, sel: CatalogueSelection, survey_cfg, rng: n
     nbar = float(particles.mean_density)
     spacing = nbar ** (-1.0 / 3.0)
     r = np.sqrt(np.einsum("ij,ij->i", pos, pos))
-    ok = r > 0
+    # s < depth needs r < depth + |v_r|/H0 (to well within 20 % at these redshifts): the
+    # redshift distances of particles farther than that are not computed (they stay ∞)
+    reach = sel.depth + 1.2 * float(np.sqrt(np.einsum("ij,ij->i", vel, vel).max(initial=0.0))) / H0 + 1.0
+    ok = (r > 0) & (r < reach)
     s = np.full(r.shape, np.inf)
     s[ok] = survey.redshift_distance(r[ok], np.einsum("ij,ij->i", vel[ok], pos[ok]) / r[ok], H0)
     s[~np.isfinite(s)] = np.inf
