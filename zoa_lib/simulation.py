@@ -334,8 +334,8 @@ def _cell_index(box: ParentBox, ncell: int):
             order = order.astype(np.int32)
         starts = np.zeros(ncell ** 3 + 1, np.int64)
         np.cumsum(counts, out=starts[1:])
-        for k in [k for k in box._cache if isinstance(k, tuple) and k[0] == "cells"]:
-            del box._cache[k]
+        # kept beside the other sizes' (the observer cubes and the wider survey cuts of one box
+        # alternate; 4 bytes per particle each)
         box._cache[key] = (order, starts)
     return box._cache[key]
 
@@ -351,6 +351,8 @@ def _candidates(box: ParentBox, obs: np.ndarray, half: float) -> np.ndarray:
         eps = 1e-3  # Mpc/h: covers float32 rounding of the cell assignment
         lo, hi = int(np.floor((obs[a] - half - eps) / c)), int(np.floor((obs[a] + half + eps) / c))
         ranges.append(np.arange(ncell) if hi - lo + 1 >= ncell else np.mod(np.arange(lo, hi + 1), ncell))
+    if all(len(r) == ncell for r in ranges):  # every cell: the runs below concatenate to ``order``
+        return order
     pieces = []
     for ix in ranges[0]:
         for iy in ranges[1]:
