@@ -720,3 +720,30 @@ def test_read_only_output_folder_is_one_line(reference, world_readable, command)
     assert "ZOA_DATA" in line
     assert files(data) == previous
     assert temporaries(data) == []
+
+
+def test_pool_workers_end_with_a_killed_parent(tmp_path):
+    """A worker of :func:`zoa_lib.io.process_pool` ends soon after its parent is SIGKILLed
+    (else it would hold the parent's output pipes open and live on)."""
+    script = tmp_path / "parent.py"
+    script.write_text("import os, time\nfrom zoa_lib.io import process_pool\n"
+                      "if __name__ == '__main__':\n"
+                      "    pool = process_pool(1)\n"
+                      "    print(pool.submit(os.getpid).result(), flush=True)\n"
+                      "    time.sleep(600)\n")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(p.stdout.readline())
+    os.kill(worker, 0)  # alive
+    p.kill()
+    p.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        raise AssertionError(f"pool worker {worker} outlived its killed parent by 10 s")
+    assert p.stdout.read() == ""  # the pipe closed: no process holds it any more

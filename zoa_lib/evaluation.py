@@ -72,9 +72,7 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +81,7 @@ from . import baselines, metrics, networks
 from . import velocity as vel
 from .cosmology import from_profile
 from .errors import ZoaError
-from .io import ensure_writable, provenance, write_json_atomic, write_text_atomic
+from .io import ensure_writable, process_pool, provenance, write_json_atomic, write_text_atomic
 
 from .methods import LABELS as _METHOD_LABELS  # noqa: E402
 
@@ -714,8 +712,7 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
     pool = None
     try:
         if workers > 1 and any(m in SOLVED for m in methods):
-            # spawn, not fork: the caller may have TensorFlow's threads running
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = process_pool(workers)
         for m in methods:
             pred = g["predictions"].get(m)
             N = profile.box.grid

@@ -279,6 +279,30 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     stop_point("wrote:" + path.name)
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: a daemon thread ends this process as soon as ``parent`` is gone,
+    so that a killed ``zoa`` command leaves no worker behind (holding its output pipes)."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="zoa-parent-watch").start()
+
+
+def process_pool(workers: int):
+    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes (spawn, not fork: the caller
+    may have TensorFlow's threads running) that end when this process ends, killed or not."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 def stop_armed() -> bool:
     """Whether ``$ZOA_TEST_STOP_AT`` names a step (only crash-safety tests set it)."""
     return bool(os.environ.get(STOP_AT_ENV))

@@ -51,14 +51,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ZoaError
-from .io import atomic_path, ensure_writable, provenance
+from .io import atomic_path, ensure_writable, process_pool, provenance
 
 #: Names and units of the channels, in order after (N_gal, V_pec).
 CHANNELS = ("phi_wf", "delta_wf")
@@ -355,8 +353,7 @@ def ensure(profile, splits=("train", "val", "test"), workers: int | None = None,
                 _write_file(profile, shard, sha, calibration, key,
                             counted(_mock_channels(profile, shard, i, calibration) for i in range(n)))
         else:
-            # spawn, not fork: the caller may have TensorFlow's threads running
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with process_pool(workers) as pool:
                 for shard, sha, key, n in todo:
                     futures = [pool.submit(_mock_channels, profile, shard, i, calibration) for i in range(n)]
                     _write_file(profile, shard, sha, calibration, key, counted(f.result() for f in futures))
