@@ -110,17 +110,6 @@ def first_shards(shards, n_mocks: int | None):
     return ShardSet(shards.paths[:k], shards.counts[:k])
 
 
-def _true_delta(shards) -> np.ndarray:
-    """The true δ of every mock of ``shards`` (n, N, N, N), in shard order."""
-    import h5py
-
-    out = []
-    for p in shards.paths:
-        with h5py.File(p, "r") as f:
-            out.append(f["targets/delta"][:])
-    return np.concatenate(out)
-
-
 def _poisson_delta(phi_target, profile, scale: float) -> np.ndarray:
     """δ = ∇²φ / (3/2 Ωm H0²) of φ given in target units (φ / ``scale``, mean removed; the
     constant does not matter to ∇²), per mock (n, N, N, N)."""
@@ -141,6 +130,7 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
     import keras
 
     from . import training, wiener_channels
+    from .evaluation import load_shard_mocks
     from .metrics import regions as make_regions
 
     if name not in VARIANTS:
@@ -174,7 +164,7 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
     truth = mem.y[..., 0]
     regs = make_regions(prof.box.grid, prof.box.size, prof.survey.zoa_b, prof.survey.r_max)
     regs = {"survey": regs["survey"], "zoa": regs["zoa"]}
-    true_delta = _true_delta(val_set)
+    true_delta = load_shard_mocks(prof, "val")["delta"]  # the validation split, in shard order
     out = {"variant": name, "description": desc, "overrides": over, "epochs": int(epochs),
            "n_mocks": int(train_set.n), "parameters": int(model.count_params()), "train_seconds": round(seconds, 1),
            "loss": [float(v) for v in hist.history["loss"]], "scores": _scores(pred, truth, regs),
