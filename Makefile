@@ -29,7 +29,7 @@ help:
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --no-config --python $(BIN)/python --require-hashes -r $(LOCK)
+	$(BIN)/uv pip install --quiet --no-config --python $(BIN)/python --require-hashes --compile-bytecode -r $(LOCK)
 	$(BIN)/uv pip install --quiet --no-config --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 

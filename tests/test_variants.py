@@ -73,3 +73,38 @@ def test_mock_study_trains_each_share_at_the_same_time_and_scores_it(zoa_data):
     # the full split's run of `zoa variants` is reused, not trained again
     again = variants.run_mock_study(prof, 2, fractions=(1.0,), reuse=res["runs"][-1], log=lambda *a: None)
     assert again["runs"][0]["train_seconds"] == res["runs"][-1]["train_seconds"]
+
+
+def test_a_variant_that_is_a_trained_network_is_read_from_its_training(zoa_data):
+    """Real training at the ci profile: the φ network's training keeps its model after
+    ``book.variant_epochs`` epochs, and the variant of the same set-up scores that copy
+    instead of training again. The copy is the epoch's model: its validation MSE, computed
+    by the variant's own scoring, is the validation loss Keras logged after that epoch."""
+    import csv
+
+    from zoa_lib import mocks, training
+    from zoa_lib.config import load_profile
+    from zoa_lib.training.model_files import read_model_metadata, snapshot_epochs, snapshot_name
+
+    prof = load_profile("ci")
+    e = prof.book.variant_epochs
+    assert snapshot_epochs(prof) == (e,) and 0 < e < prof.training.epochs
+    mocks.generate(prof, progress=False)
+    training.train(prof, "phi", progress=False)
+    folder = training.model_dir(prof, "phi")
+    assert sorted(p.name for p in folder.glob("epoch-*.keras")) == [snapshot_name(e)]
+    assert read_model_metadata(folder / snapshot_name(e))["meta"]["epochs_done"] == e
+    with open(folder / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    row = variants.run_variant(prof, "wiener_corrector", e, log=lambda *a: None)
+    assert "vnet" in row["source"] and snapshot_name(e) in row["source"]
+    assert row["loss"] == pytest.approx([float(h["loss"]) for h in history[:e]])
+    assert row["val_mse"] == pytest.approx(float(history[e - 1]["val_loss"]), rel=1e-4)
+    assert row["val_mse"] != pytest.approx(float(history[-1]["val_loss"]), rel=1e-4)
+    # a set-up that no network of the profile trains is trained here
+    other = variants.run_variant(prof, "zero_mean", e, log=lambda *a: None)
+    assert other["source"] == "trained here" and len(other["loss"]) == e
+    # training afresh drops the old copies with the rest of the old run
+    (folder / snapshot_name(e + 1)).write_bytes(b"stale")
+    training.train(prof, "phi", progress=False)
+    assert sorted(p.name for p in folder.glob("epoch-*.keras")) == [snapshot_name(e)]

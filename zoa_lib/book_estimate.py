@@ -289,9 +289,12 @@ def _chapter_terms(name: str, profile, c: UnitCosts) -> list[dict]:
                   _term("network_setup", f"{n} × set-up {_s(c.network_setup)}", n * c.network_setup)]
         ve = profile.book.variant_epochs
         if ve:
+            from .variants import network_variants
+
             vep = seconds_per_variant_epoch(profile, c)
-            terms += [_term("variant_epochs", f"{N_VARIANTS} variants × {ve} epochs × {_s(vep)}",
-                            N_VARIANTS * ve * vep),
+            n_v = N_VARIANTS - len(network_variants(profile))  # the others: the networks' own copies
+            terms += [_term("variant_epochs", f"{n_v} variants × {ve} epochs × {_s(vep)} (of {N_VARIANTS}: the "
+                            f"rest are the networks' copies)", n_v * ve * vep),
                       _term("variant_setup", f"{N_VARIANTS} × (set-up {_s(c.network_setup)} + "
                             f"{m.n_val} predictions × {_s(c.prediction)})",
                             N_VARIANTS * (c.network_setup + m.n_val * c.prediction)),

@@ -710,17 +710,28 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
     per_method = {}
     workers = max(1, min(int(profile.mocks.workers), n))
     pool = None
+    queued, gathered = {}, set()  # method -> its mocks' futures in the worker pool; methods gathered
+    solved = [m for m in methods if m in SOLVED]
+
+    def queue_next():
+        """Queue the solves of the next solved method not yet queued (at most one ahead), so
+        the workers solve it while this process scores the method before it."""
+        m = next((m for m in solved if m not in queued and m not in gathered), None)
+        if m is not None and pool is not None:
+            queued[m] = [pool.submit(_reconstruct_one, m, inputs[i], profile, cal, sigma_nl, counts)
+                         for i in range(n)]
+
     try:
-        if workers > 1 and any(m in SOLVED for m in methods):
+        if workers > 1 and solved:
             pool = process_pool(workers)
+        queue_next()
         for m in methods:
             pred = g["predictions"].get(m)
             N = profile.box.grid
             rec = {"delta": np.empty((n, N, N, N), np.float32), "phi": np.empty((n, N, N, N), np.float32),
                    "velocity": np.empty((n, N, N, N, 3), np.float32)}
-            if m in SOLVED and pool is not None:
-                results = (f.result() for f in [pool.submit(_reconstruct_one, m, inputs[i], profile, cal, sigma_nl,
-                                                            counts) for i in range(n)])
+            if m in queued:
+                results = (f.result() for f in queued.pop(m))
             else:
                 results = (_reconstruct_one(m, inputs[i], profile, cal, sigma_nl, counts,
                                             None if pred is None else pred[i], cosmo) for i in range(n))
@@ -730,12 +741,14 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
                 for k in rec:
                     rec[k][i] = r[k]
                 infos.append(r["info"])
+            gathered.add(m)
+            queue_next()
             per_method[m] = _method_result(m, rec, infos, g, truth, true_structures, profile, split, cosmo, cal,
                                            counts, geometry, out_dir)
             del rec
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)  # an error: the queued solves are not waited for
     comp = comparison(per_method, profile, split)
     write_json_atomic(out_dir / "comparison.json", comp)
     write_text_atomic(out_dir / "comparison.md", comparison_markdown(comp))

@@ -121,8 +121,58 @@ def _poisson_delta(phi_target, profile, scale: float) -> np.ndarray:
                      for p in phi_target])
 
 
+def _history(path: Path) -> list[dict]:
+    """The rows of a training's ``history.csv`` (one per epoch), [] when there is none."""
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def network_variants(profile) -> dict[str, str]:
+    """variant → network, for the variants whose set-up is one of the networks ``profile``
+    trains (:func:`zoa_lib.networks.networks`): those :func:`run_variant` reads from the
+    networks' training instead of training them."""
+    from .networks import network_profile, networks
+
+    out = {}
+    for name, (_, over) in VARIANTS.items():
+        for net in networks(profile):
+            p = network_profile(profile, net)
+            if (p.model.activation == over["model.activation"]
+                    and p.training.phi_zero_mean == over["training.phi_zero_mean"]
+                    and p.training.wiener_channels == over["training.wiener_channels"]):
+                out[name] = net
+                break
+    return out
+
+
+def network_snapshot(profile, epochs: int) -> tuple[str, Path] | None:
+    """(network, file) of a trained network of ``profile``'s whose set-up is ``profile``'s
+    (a variant's) and whose training kept a copy after ``epochs`` epochs
+    (:func:`zoa_lib.training.model_files.matching_snapshot`), or None. The networks train
+    on all the training mocks, with their own seeds: the copy is that set-up trained for
+    ``epochs`` epochs from scratch, as :func:`run_variant` would train it."""
+    from .networks import NETWORKS
+    from .training.model_files import matching_snapshot
+
+    for net in NETWORKS:
+        path = matching_snapshot(dataclasses.replace(profile, network=net), "phi", epochs)
+        if path is not None:
+            return net, path
+    return None
+
+
 def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None = None) -> dict:
     """Train variant ``name`` for ``epochs`` epochs from scratch and score it (module docstring).
+
+    A variant whose set-up is one of the profile's trained networks (chapter 03 trains them
+    first: ``wiener_corrector`` is the ``vnet`` φ network, ``zero_mean_elu`` the paper's set-up
+    ``vnet_paper`` at ``laptop``) is not trained again: the copy that network's training kept
+    after ``epochs`` epochs is scored (:func:`network_snapshot`; ``source`` says which, and
+    ``train_seconds`` and ``loss`` are those of its first ``epochs`` epochs).
 
     ``n_mocks``: train on only the first ``n_mocks`` training mocks (whole shards; default
     all). Besides r(φ), the scores include r(δ) of the density that the predicted φ implies
@@ -149,15 +199,24 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
     train_ch = None if train_ch is None else train_ch[:len(train_set.paths)]
     val_set, val_ch = _data(prof, tfm, "val")
     B = tr.batch_size
-    steps = max(1, train_set.n // B)
-    keras.utils.set_random_seed(training.training_seed(prof, "phi"))
-    model = training.build_and_compile(prof, steps, name=f"vnet_phi_{name}", transforms=tfm)
-    ds = training.make_dataset(train_set, "phi", tfm, B, shuffle=True, augment=tr.augment, seed=prof.seed,
-                               epochs=tr.epochs, steps_per_epoch=steps, reflections=tr.augment_reflections,
-                               channel_paths=train_ch, in_memory=True)
-    t0 = time.perf_counter()
-    hist = model.fit(ds, epochs=tr.epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
-    seconds = time.perf_counter() - t0
+    snapshot = network_snapshot(prof, epochs) if train_set.n == training.split_shards(prof, "train").n else None
+    if snapshot is not None:  # this set-up is a trained network's: its copy after `epochs` epochs
+        net, path = snapshot
+        model, tfm = training.load_model_file(path)
+        rows = _history(path.parent / "history.csv")[:epochs]
+        loss, seconds = [float(r["loss"]) for r in rows], sum(float(r.get("seconds") or 0) for r in rows)
+        source = f"the {net} φ network after {epochs} epochs (its training's copy, {path.name})"
+    else:
+        steps = max(1, train_set.n // B)
+        keras.utils.set_random_seed(training.training_seed(prof, "phi"))
+        model = training.build_and_compile(prof, steps, name=f"vnet_phi_{name}", transforms=tfm)
+        ds = training.make_dataset(train_set, "phi", tfm, B, shuffle=True, augment=tr.augment, seed=prof.seed,
+                                   epochs=tr.epochs, steps_per_epoch=steps, reflections=tr.augment_reflections,
+                                   channel_paths=train_ch, in_memory=True)
+        t0 = time.perf_counter()
+        hist = model.fit(ds, epochs=tr.epochs, steps_per_epoch=steps, shuffle=False, verbose=0)
+        seconds = time.perf_counter() - t0
+        loss, source = [float(v) for v in hist.history["loss"]], "trained here"
     reader = training.ShardReader(val_set, "phi", tfm, val_ch)
     mem = training.MemoryMocks(reader)
     pred = np.asarray(model.predict(mem.x, batch_size=B, verbose=0))[..., 0]
@@ -167,7 +226,7 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
     true_delta = load_shard_mocks(prof, "val")["delta"]  # the validation split, in shard order
     out = {"variant": name, "description": desc, "overrides": over, "epochs": int(epochs),
            "n_mocks": int(train_set.n), "parameters": int(model.count_params()), "train_seconds": round(seconds, 1),
-           "loss": [float(v) for v in hist.history["loss"]], "scores": _scores(pred, truth, regs),
+           "source": source, "loss": loss, "scores": _scores(pred, truth, regs),
            "val_mse": float(np.mean((pred - truth) ** 2)),
            "scores_delta": _scores(_poisson_delta(pred, prof, tfm.phi_scale), true_delta, regs),
            "pred_std": float(pred.std()), "truth_std": float(truth.std())}
@@ -178,7 +237,7 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
         out["baseline_scores_delta"] = _scores(_poisson_delta(wf, prof, tfm.phi_scale), true_delta, regs)
     keras.backend.clear_session()
     r = {k: ("constant" if v["r"] is None else f"{v['r']:.3f}") for k, v in out["scores"].items()}
-    log(f"{name}: r(φ) survey {r['survey']}, ZOA {r['zoa']} ({seconds:.0f} s)")
+    log(f"{name}: r(φ) survey {r['survey']}, ZOA {r['zoa']} ({seconds:.0f} s; {source})")
     return out
 
 

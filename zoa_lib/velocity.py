@@ -29,6 +29,8 @@ and the observer's view.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft as sfft
 
@@ -193,13 +195,22 @@ def radial_velocity(velocity, size: float) -> np.ndarray:
 def sphere_weights(n: int, size: float, radius: float, subsample: int = 4) -> np.ndarray:
     """Fraction of each voxel's volume inside the sphere r < ``radius`` (Mpc/h) about the
     observer, estimated on a ``subsample``³ sub-grid of the voxels cut by the sphere
-    (``subsample = 1``: 1 for voxel centres inside, else 0)."""
+    (``subsample = 1``: 1 for voxel centres inside, else 0). Read-only: the weights of a
+    grid and radius are computed once per process (the evaluation asks for them thousands
+    of times)."""
     if radius <= 0:
         raise VelocityError(f"radius: must be > 0 Mpc/h, got {radius}")
+    return _sphere_weights(int(n), float(size), float(radius), int(subsample))
+
+
+@functools.lru_cache(maxsize=64)
+def _sphere_weights(n: int, size: float, radius: float, subsample: int) -> np.ndarray:
     r = radius_grid(n, size)
     d = size / n
     if subsample <= 1:
-        return (r < radius).astype(float)
+        w = (r < radius).astype(float)
+        w.setflags(write=False)
+        return w
     half_diag = 0.5 * np.sqrt(3.0) * d
     w = (r + half_diag <= radius).astype(float)
     cut = np.argwhere((r + half_diag > radius) & (r - half_diag < radius))
@@ -210,6 +221,7 @@ def sphere_weights(n: int, size: float, radius: float, subsample: int = 4) -> np
         centres = x[cut]  # (m, 3)
         pts = centres[:, None, :] + sub[None, :, :]
         w[tuple(cut.T)] = np.mean(np.sum(pts ** 2, axis=-1) < radius ** 2, axis=1)
+    w.setflags(write=False)
     return w
 
 

@@ -65,12 +65,16 @@ class TriangularCyclicLR(keras.optimizers.schedules.LearningRateSchedule):
 
 class Checkpoint(keras.callbacks.Callback):
     """Every epoch: ``model.keras`` (last) and, when ``monitor`` improved, ``best.keras``;
-    both atomic, with transforms and ``epochs_done`` (:func:`zoa_lib.training.model_files.save_model`)."""
+    both atomic, with transforms and ``epochs_done`` (:func:`zoa_lib.training.model_files.save_model`).
+    After each epoch count in ``snapshots`` also a copy of that model,
+    :func:`~zoa_lib.training.model_files.snapshot_name` (``epoch-006.keras``)."""
 
-    def __init__(self, folder, transforms, profile, monitor="val_loss", best=math.inf, extra=None):
+    def __init__(self, folder, transforms, profile, monitor="val_loss", best=math.inf, extra=None,
+                 snapshots=()):
         super().__init__()
         self.folder, self.transforms, self.profile = Path(folder), transforms, profile
         self.monitor, self.best, self.extra = monitor, float(best), dict(extra or {})
+        self.snapshots = {int(e) for e in snapshots}
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -83,6 +87,9 @@ class Checkpoint(keras.callbacks.Callback):
         last = model_files.save_model(self.model, self.folder / "model.keras", self.transforms, self.profile, **meta)
         if improved:
             with atomic_path(self.folder / "best.keras") as tmp:
+                shutil.copyfile(last, tmp)
+        if epoch + 1 in self.snapshots:
+            with atomic_path(self.folder / model_files.snapshot_name(epoch + 1)) as tmp:
                 shutil.copyfile(last, tmp)
 
 

@@ -66,7 +66,7 @@ from .. import data
 from ..errors import ZoaError
 from ..io import atomic_path, ensure_writable, output_error, stop_armed
 from ..rng import generator
-from .model_files import _register_custom_objects, matching_model, model_dir, read_model_metadata
+from .model_files import _register_custom_objects, matching_model, model_dir, read_model_metadata, snapshot_epochs
 from .pipeline import in_memory_bytes, make_dataset, split_shards
 from .strategy import _multiworker_workarounds, get_strategy, worker_role
 from .transforms import TARGET_NAMES, TrainingError, Transforms, _check_target
@@ -204,6 +204,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         shutil.rmtree(backup, ignore_errors=True)
         if chief:
             history.unlink(missing_ok=True)
+            for old in folder.glob("epoch-*.keras"):
+                old.unlink()  # the previous run's copies (snapshot_epochs)
     if start_epoch >= tr.epochs:
         log(f"{target}: already trained for {start_epoch} epochs (training.epochs = {tr.epochs}); nothing to do")
         return _result(profile, target, folder, start_epoch, start_epoch, None, t0, strategy, replicas, B,
@@ -261,7 +263,8 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         cbs.append(keras.callbacks.CSVLogger(str(history), append=True))
         cbs.append(Checkpoint(folder, transforms, profile,
                                              monitor="val_loss" if val_steps else "loss", best=best,
-                                             extra={"target": target, "parameters": n_params}))
+                                             extra={"target": target, "parameters": n_params},
+                                             snapshots=snapshot_epochs(profile)))
     cbs.append(AtomicBackupAndRestore(backup))
     cbs.extend(callbacks)
     if stop_armed():

@@ -111,6 +111,43 @@ def _section(trained: dict, key: str, profile):
     return value
 
 
+def snapshot_name(epochs: int) -> str:
+    """File name of the copy of a network after ``epochs`` epochs: ``epoch-006.keras``."""
+    return f"epoch-{int(epochs):03d}.keras"
+
+
+def snapshot_epochs(profile) -> tuple[int, ...]:
+    """The epoch counts after which training keeps a copy of the network (:func:`snapshot_name`):
+    ``book.variant_epochs`` when it is below ``training.epochs``. Chapter 03 scores its
+    φ-network variants after that many epochs; the variants whose set-up is a trained network's
+    are read from these copies, not trained again (:func:`zoa_lib.variants.run_variant`)."""
+    e = int(profile.book.variant_epochs)
+    return (e,) if 0 < e < profile.training.epochs else ()
+
+
+def matching_snapshot(profile, target: str, epochs: int) -> Path | None:
+    """The copy of ``target``'s network after ``epochs`` epochs (:func:`snapshot_name`) if it
+    was trained by this profile's settings, ``training.epochs`` aside (the copy of a longer
+    run is the same network after ``epochs`` epochs: the learning-rate cycle depends on the
+    epoch, not on the run's length), else None."""
+    path = model_dir(profile, target) / snapshot_name(epochs)
+    if not path.exists():
+        return None
+    try:
+        meta = read_model_metadata(path)
+        trained = json.loads(meta["provenance"]["parameters"])
+    except (TrainingError, KeyError, json.JSONDecodeError):
+        return None
+    want = profile.to_dict()
+    for k in MODEL_DEPENDS_ON:
+        a, b = _section(trained, k, profile), want.get(k)
+        if k == "training" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = {**a, "epochs": None}, {**b, "epochs": None}
+        if a != b:
+            return None
+    return path if meta.get("meta", {}).get("epochs_done") == int(epochs) else None
+
+
 def matching_model(profile, target: str) -> Path | None:
     """The finished ``model.keras`` for ``target`` if it was trained by this profile's
     settings (every section in :data:`MODEL_DEPENDS_ON` equal, all epochs done), else None."""
