@@ -368,3 +368,22 @@ def test_concurrent_shard_jobs_share_a_folder(ci_reference, zoa_data):
     folder = zoa_data / "ci" / "mocks"
     assert {k: v["sha256"] for k, v in read_manifest(folder)["shards"].items()} == shas
     assert not list(folder.glob(TMP_PREFIX + "*"))
+
+
+def _malloc_environment():
+    return {k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")}
+
+
+def test_local_dask_workers_keep_their_memory():
+    """The local Dask workers start with glibc keeping freed memory (Dask's default returns
+    it above 64 KiB, and a shard then spent a fifth of its time in page faults)."""
+    from zoa_lib.mock_set import WORKER_MALLOC, _client
+
+    client, cluster = _client("local", 1, load_profile("ci"))
+    try:
+        got = next(iter(client.run(_malloc_environment).values()))
+    finally:
+        client.close()
+        cluster.close()
+    assert got == {k: str(v) for k, v in WORKER_MALLOC.items()}
+    assert int(got["MALLOC_TRIM_THRESHOLD_"]) > 65536
