@@ -167,7 +167,8 @@ def test_cli_warns_about_costs_of_other_sizes_and_refuses_bad_options(zoa_data, 
     assert "--costs applies to 'book' only" in capsys.readouterr().err
 
 
-def test_landing_page_shows_the_estimate_only_when_there_is_one(zoa_data):
+def test_landing_page_shows_the_estimate_only_when_there_is_one(zoa_data, monkeypatch, tmp_path):
+    monkeypatch.setattr(be, "reference_costs_path", lambda profile: tmp_path / "none.json")
     prof = load_profile("ci")
     info = {"profile": "ci", "overrides": {},
             "chapters": {"02-mocks": {"seconds": 30.0, "finished_utc": "t"},
@@ -253,3 +254,33 @@ def test_zoa_run_puts_the_estimate_on_the_landing_page(tmp_path, monkeypatch):
     info = run_notebooks("ci", root=root, only=["01"], log=lambda m: None)
     assert info["estimate"] is None
     assert "measured / estimate" not in (root / "book/_generated/run-info.md").read_text()
+
+
+def test_a_fresh_clone_estimates_from_the_reference_machine_until_this_one_is_measured(zoa_data, monkeypatch,
+                                                                                      tmp_path):
+    prof = load_profile("ci")
+    ref = tmp_path / "unit-costs" / "ci.json"
+    monkeypatch.setattr(be, "reference_costs_path", lambda profile: ref)
+    ref.parent.mkdir()
+    ref.write_text(json.dumps({**COSTS, "sizes": be.profile_sizes(prof)}))
+    est = be.landing_estimate(prof)
+    assert "reference machine" in est["source"] and est["kind"] == "unit costs"
+    assert est["chapters"] == {r["chapter"]: r["seconds"] for r in be.estimate_chapters(prof, costs())}
+    # this machine's own costs, once measured, come first
+    path = be.costs_path(prof)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**COSTS, "train_sample": 2 * COSTS["train_sample"], "sizes": be.profile_sizes(prof)}))
+    mine = be.landing_estimate(prof)
+    assert "reference machine" not in mine["source"]
+    assert mine["chapters"]["03-training"] > est["chapters"]["03-training"]
+
+
+def test_the_shipped_reference_costs_fit_their_profiles(zoa_data):
+    """Every shipped reference file is readable and measured at its profile's sizes (change a
+    profile's sizes and this fails until `zoa bench book` re-measures them)."""
+    shipped = sorted(be.reference_costs_path(load_profile("laptop")).parent.glob("*.json"))
+    assert [p.stem for p in shipped] == ["laptop"]
+    for path in shipped:
+        prof = load_profile(path.stem)
+        assert be.size_mismatch(prof, be.load_costs(path)) == []
+        assert "reference machine" in be.landing_estimate(prof)["source"]

@@ -58,7 +58,10 @@ def test_lock_made_by_uv_for_python_311_linux():
                  "--python-platform x86_64-unknown-linux-gnu", "-o requirements.lock"):
         assert part in cmd, f"requirements.lock not made by `make lock` ({part!r} missing)"
     make = (ROOT / "Makefile").read_text()
-    assert "uv pip install --quiet --no-config --python $(BIN)/python --require-hashes -r $(LOCK)" in make
+    # bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as on the project's machines)
+    # every process would otherwise compile TensorFlow's modules again on import
+    assert ("uv pip install --quiet --no-config --python $(BIN)/python --require-hashes --compile-bytecode "
+            "-r $(LOCK)") in make
     assert "uv pip install --quiet --no-config --python $(BIN)/python --no-deps -e ." in make
 
 

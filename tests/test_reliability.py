@@ -772,3 +772,18 @@ def test_pool_workers_share_the_cores(tmp_path):
     share = max(1, got["cores"] // 2)
     assert got["fft"] == share, got
     assert got["blas"] == [share], got
+
+
+def test_thread_share_limits_the_block_and_restores():
+    """The benchmarks time a pool's unit in the pool worker's thread share, then give the
+    process its threads back."""
+    from threadpoolctl import threadpool_info
+
+    from zoa_lib.fourier import fft_workers
+    from zoa_lib.io import thread_share
+
+    before = fft_workers(), {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    with thread_share(1):
+        assert fft_workers() == 1
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
+    assert (fft_workers(), {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}) == before

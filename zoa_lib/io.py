@@ -307,6 +307,33 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def pool_threads(workers: int) -> int:
+    """Threads each of ``workers`` pool processes gets (:func:`process_pool`): an equal share
+    of :func:`available_cores`, at least one."""
+    return max(1, available_cores() // max(1, int(workers)))
+
+
+@contextlib.contextmanager
+def thread_share(threads: int):
+    """Run the block as a worker of :func:`process_pool` runs: at most ``threads`` threads for
+    the FFTs (``ZOA_FFT_WORKERS``) and the BLAS and OpenMP libraries loaded (threadpoolctl);
+    restored afterwards. The benchmarks time the pools' units this way."""
+    import numpy  # noqa: F401  (load both OpenBLAS copies, then limit them)
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    old = os.environ.get("ZOA_FFT_WORKERS")
+    os.environ["ZOA_FFT_WORKERS"] = str(int(threads))
+    try:
+        with threadpool_limits(int(threads)):
+            yield
+    finally:
+        if old is None:
+            os.environ.pop("ZOA_FFT_WORKERS", None)
+        else:
+            os.environ["ZOA_FFT_WORKERS"] = old
+
+
 def _pool_worker(parent: int, threads: int) -> None:
     """Pool-worker initializer: end with ``parent`` (:func:`_exit_with_parent`) and keep to
     ``threads`` threads in every pool: the FFTs, OpenMP and the BLAS libraries already loaded
@@ -331,7 +358,7 @@ def process_pool(workers: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, available_cores() // max(1, int(workers)))
+    threads = pool_threads(workers)
     return ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn"),
                                initializer=_pool_worker, initargs=(os.getpid(), threads))
 

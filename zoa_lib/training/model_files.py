@@ -125,12 +125,10 @@ def snapshot_epochs(profile) -> tuple[int, ...]:
     return (e,) if 0 < e < profile.training.epochs else ()
 
 
-def matching_snapshot(profile, target: str, epochs: int) -> Path | None:
-    """The copy of ``target``'s network after ``epochs`` epochs (:func:`snapshot_name`) if it
-    was trained by this profile's settings, ``training.epochs`` aside (the copy of a longer
-    run is the same network after ``epochs`` epochs: the learning-rate cycle depends on the
-    epoch, not on the run's length), else None."""
-    path = model_dir(profile, target) / snapshot_name(epochs)
+def _matching_file(path: Path, profile, epochs: int, any_length: bool) -> Path | None:
+    """``path`` if it is a model trained by ``profile``'s settings (every section in
+    :data:`MODEL_DEPENDS_ON` equal; ``training.epochs`` aside when ``any_length``) with
+    ``epochs`` epochs done, else None."""
     if not path.exists():
         return None
     try:
@@ -141,27 +139,23 @@ def matching_snapshot(profile, target: str, epochs: int) -> Path | None:
     want = profile.to_dict()
     for k in MODEL_DEPENDS_ON:
         a, b = _section(trained, k, profile), want.get(k)
-        if k == "training" and isinstance(a, dict) and isinstance(b, dict):
+        if any_length and k == "training" and isinstance(a, dict) and isinstance(b, dict):
             a, b = {**a, "epochs": None}, {**b, "epochs": None}
         if a != b:
             return None
     return path if meta.get("meta", {}).get("epochs_done") == int(epochs) else None
 
 
+def matching_snapshot(profile, target: str, epochs: int) -> Path | None:
+    """The copy of ``target``'s network after ``epochs`` epochs (:func:`snapshot_name`) if it
+    was trained by this profile's settings, ``training.epochs`` aside (the copy of a longer
+    run is the same network after ``epochs`` epochs: the learning-rate cycle depends on the
+    epoch, not on the run's length), else None."""
+    return _matching_file(model_dir(profile, target) / snapshot_name(epochs), profile, epochs, any_length=True)
+
+
 def matching_model(profile, target: str) -> Path | None:
     """The finished ``model.keras`` for ``target`` if it was trained by this profile's
     settings (every section in :data:`MODEL_DEPENDS_ON` equal, all epochs done), else None."""
-    path = model_dir(profile, target) / "model.keras"
-    if not path.exists():
-        return None
-    try:
-        meta = read_model_metadata(path)
-        trained = json.loads(meta["provenance"]["parameters"])
-    except (TrainingError, KeyError, json.JSONDecodeError):
-        return None
-    want = profile.to_dict()
-    if any(_section(trained, k, profile) != want.get(k) for k in MODEL_DEPENDS_ON):
-        return None
-    if meta.get("meta", {}).get("epochs_done") != profile.training.epochs:
-        return None
-    return path
+    return _matching_file(model_dir(profile, target) / "model.keras", profile, profile.training.epochs,
+                          any_length=False)
