@@ -293,10 +293,11 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="zoa-parent-watch").start()
 
 
+#: The FFTs' thread count, read at every transform (:func:`zoa_lib.fourier.fft_workers`).
+FFT_WORKERS_ENV = "ZOA_FFT_WORKERS"
 #: Environment variables that size a process's thread pools, read when each library loads
-#: (``ZOA_FFT_WORKERS`` at every transform, :func:`zoa_lib.fourier.fft_workers`).
-THREAD_ENV = ("ZOA_FFT_WORKERS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "NUMBA_NUM_THREADS")
+#: (:data:`FFT_WORKERS_ENV` at every transform).
+THREAD_ENV = (FFT_WORKERS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def available_cores() -> int:
@@ -313,25 +314,33 @@ def pool_threads(workers: int) -> int:
     return max(1, available_cores() // max(1, int(workers)))
 
 
-@contextlib.contextmanager
-def thread_share(threads: int):
-    """Run the block as a worker of :func:`process_pool` runs: at most ``threads`` threads for
-    the FFTs (``ZOA_FFT_WORKERS``) and the BLAS and OpenMP libraries loaded (threadpoolctl);
-    restored afterwards. The benchmarks time the pools' units this way."""
-    import numpy  # noqa: F401  (load both OpenBLAS copies, then limit them)
+def _limit_loaded_libraries(threads: int):
+    """Limit the BLAS and OpenMP libraries loaded in this process to ``threads`` threads
+    (threadpoolctl; numpy and scipy each bring their own OpenBLAS, both loaded first).
+    Returns the limiter, whose ``restore_original_limits()`` undoes it."""
+    import numpy  # noqa: F401
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    old = os.environ.get("ZOA_FFT_WORKERS")
-    os.environ["ZOA_FFT_WORKERS"] = str(int(threads))
+    return threadpool_limits(int(threads))
+
+
+@contextlib.contextmanager
+def thread_share(threads: int):
+    """Run the block as a worker of :func:`process_pool` runs: at most ``threads`` threads for
+    the FFTs (:data:`FFT_WORKERS_ENV`) and the BLAS and OpenMP libraries loaded; restored
+    afterwards. The benchmarks time the pools' units this way."""
+    old = os.environ.get(FFT_WORKERS_ENV)
+    os.environ[FFT_WORKERS_ENV] = str(int(threads))
+    limiter = _limit_loaded_libraries(threads)
     try:
-        with threadpool_limits(int(threads)):
-            yield
+        yield
     finally:
+        limiter.restore_original_limits()
         if old is None:
-            os.environ.pop("ZOA_FFT_WORKERS", None)
+            os.environ.pop(FFT_WORKERS_ENV, None)
         else:
-            os.environ["ZOA_FFT_WORKERS"] = old
+            os.environ[FFT_WORKERS_ENV] = old
 
 
 def _pool_worker(parent: int, threads: int) -> None:
@@ -342,11 +351,7 @@ def _pool_worker(parent: int, threads: int) -> None:
     that spin while they wait: the Wiener filters took three times their CPU time."""
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
-    import numpy  # noqa: F401  (load both OpenBLAS copies, then limit them)
-    import scipy.linalg  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
+    _limit_loaded_libraries(threads)
     _exit_with_parent(parent)
 
 

@@ -194,12 +194,12 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
     cal = wiener_channels.profile_calibration(prof) if prof.training.wiener_channels else None
     tfm = training.Transforms.from_profile(prof, "phi", cal)
     tr = prof.training
-    train_set, train_ch = _data(prof, tfm, "train")
-    train_set = first_shards(train_set, n_mocks)
+    full_set, train_ch = _data(prof, tfm, "train")
+    train_set = first_shards(full_set, n_mocks)
     train_ch = None if train_ch is None else train_ch[:len(train_set.paths)]
     val_set, val_ch = _data(prof, tfm, "val")
     B = tr.batch_size
-    snapshot = network_snapshot(prof, epochs) if train_set.n == training.split_shards(prof, "train").n else None
+    snapshot = network_snapshot(prof, epochs) if train_set.n == full_set.n else None
     if snapshot is not None:  # this set-up is a trained network's: its copy after `epochs` epochs
         net, path = snapshot
         model, tfm = training.load_model_file(path)
