@@ -84,6 +84,9 @@ from .errors import ZoaError
 from .io import ensure_writable, process_pool, provenance, write_json_atomic, write_text_atomic
 
 from .methods import LABELS as _METHOD_LABELS  # noqa: E402
+from .training.inference import predictions_path  # noqa: F401 (moved)
+from .report import (_fmt, _fmt_interval, comparison_markdown, verdict_glue, verdict_table, winner_label)  # noqa: F401 (moved)
+from .calibration import (N_CALIBRATION, _train_catalogs, _train_counts, _train_fields, _train_mocks, _train_shards, calibration, counts_calibration, has_training_shards)  # noqa: F401 (moved)
 
 METHODS = ("vnet_delta", "vnet_phi", "vnet_paper_delta", "vnet_paper_phi", "wiener", "wiener_cal", "wiener_joint",
            "potent")
@@ -96,8 +99,6 @@ BASELINES = ("wiener", "wiener_cal", "wiener_joint", "potent")
 NETWORK_METHODS = {m: networks.split_method(m) for m in METHODS if networks.split_method(m)}
 #: Methods that need the calibration on training mocks (radial bias, σ_nl; counts for the joint filter).
 CALIBRATED = ("wiener_cal", "wiener_joint")
-#: Training mocks used to measure the radial bias of ``wiener_cal`` and σ_nl.
-N_CALIBRATION = 64
 #: Bootstrap draws for every interval of the verdict.
 N_BOOTSTRAP = 2000
 #: Central probability of the verdict's intervals.
@@ -112,14 +113,6 @@ class EvaluationError(ZoaError, ValueError):
 
 
 # --------------------------------------------------------------------------- paths
-def predictions_path(profile, target: str, split: str = "test") -> Path:
-    """``<data_path>/predictions/<target>-<split>.h5`` (written by ``zoa predict``;
-    ``predictions/<network>/…`` for the profile's other network, :mod:`zoa_lib.networks`)."""
-    from .networks import files_dir
-
-    return files_dir(profile, "predictions") / f"{target}-{split}.h5"
-
-
 def ensure_predictions(profile, split: str = "test", targets=("delta", "phi"), *, train: bool = False,
                        progress: bool = False, nets=None) -> dict[str, bool]:
     """Make the V-Net predictions of a split current, the one rule every chapter uses.
@@ -316,100 +309,6 @@ def load_shard_mocks(profile, split: str = "test", n: int | None = None, indices
     if want is not None and got < len(want):
         raise EvaluationError(f"{folder}: the {split!r} shards hold {start} mocks, asked for index {max(want)}")
     return {k: np.concatenate(v) for k, v in keep.items()}
-
-
-def _train_shards(profile):
-    from . import data
-
-    for p in data.shard_paths(data.mocks_dir(profile), "train"):
-        data.validate_shard(p, grid=profile.box.grid)
-        yield p
-
-
-def _train_fields(profile, n_max, names=("inputs", "targets/velocity")):
-    """Yield the datasets ``names`` (a tuple) of up to ``n_max`` training mocks, one mock at a time."""
-    import h5py
-
-    got = 0
-    for p in _train_shards(profile):
-        with h5py.File(p, "r") as f:
-            for i in range(f["inputs"].shape[0]):
-                if got >= n_max:
-                    return
-                yield tuple(f[name][i] for name in names)
-                got += 1
-
-
-def _train_mocks(profile, n_max):
-    """Yield (inputs, velocity) of up to ``n_max`` training mocks, one at a time."""
-    return _train_fields(profile, n_max, ("inputs", "targets/velocity"))
-
-
-def _train_catalogs(profile, n_max):
-    """Yield (catalog rows, velocity) of up to ``n_max`` training mocks, one at a time."""
-    import h5py
-
-    from .data import CATALOG_DTYPE
-
-    got = 0
-    for p in _train_shards(profile):
-        with h5py.File(p, "r") as f:
-            cat = f["catalog"][()] if "catalog" in f else np.zeros(0, CATALOG_DTYPE)
-            samples = f["samples"][()]
-            for i in range(f["inputs"].shape[0]):
-                if got >= n_max:
-                    return
-                yield (cat[cat["sample"] == samples[i]] if len(cat) else cat), f["targets/velocity"][i]
-                got += 1
-
-
-def has_training_shards(profile) -> bool:
-    """Whether the manifest lists training shards that exist."""
-    from . import data
-
-    try:
-        return any(p.exists() for p in data.shard_paths(data.mocks_dir(profile), "train"))
-    except ZoaError:
-        return False
-
-
-def calibration(profile, n_max: int = N_CALIBRATION) -> "baselines.RadialBias":
-    """What the classical methods learn from training mocks: the radial bias profile b(r)
-    of the gridded V_pec (:func:`zoa_lib.baselines.radial_bias`) and, in its ``sigma_nl``,
-    the small-scale velocity dispersion of galaxies about the smoothed field
-    (:func:`zoa_lib.baselines.velocity_dispersion`, galaxies within ``survey.r_max``; None
-    when the shards carry no catalog)."""
-    if not has_training_shards(profile):
-        raise EvaluationError(f"{profile.data_path / 'mocks'}: no training shards to calibrate "
-                              f"'wiener_cal'; run `zoa mocks --profile {profile.name}` or leave the "
-                              f"method out")
-    bias = baselines.radial_bias(_train_mocks(profile, n_max), profile.box.size)
-    disp = baselines.velocity_dispersion(_train_catalogs(profile, n_max), profile.box.size,
-                                         r_max=profile.survey.r_max)
-    if math.isfinite(disp["sigma_nl"]):
-        bias.sigma_nl, bias.n_galaxies = disp["sigma_nl"], disp["n_galaxies"]
-    return bias
-
-
-def _train_counts(profile, n_max):
-    """Yield (inputs, δ target) of up to ``n_max`` training mocks, one at a time."""
-    return _train_fields(profile, n_max, ("inputs", "targets/delta"))
-
-
-def counts_calibration(profile, n_max: int | None = None):
-    """What the joint Wiener filter learns from training mocks (never test mocks): the expected
-    galaxies per voxel n̄, the linear bias b and the shot-noise factor α of the galaxy counts
-    (:func:`zoa_lib.wiener_joint.fit_counts_model`), from up to ``n_max`` (default every)
-    training mocks."""
-    from . import wiener_joint
-
-    if not has_training_shards(profile):
-        raise EvaluationError(f"{profile.data_path / 'mocks'}: no training shards to calibrate "
-                              f"'wiener_joint'; run `zoa mocks --profile {profile.name}` or leave the "
-                              f"method out")
-    n_max = profile.mocks.n_train if n_max is None else n_max
-    return wiener_joint.fit_counts_model(lambda: _train_counts(profile, n_max), profile.box.size,
-                                         r_max=profile.survey.r_max)
 
 
 def _gather(profile, split, methods, n):
@@ -1040,157 +939,6 @@ def comparison(per_method: dict, profile, split: str = "test") -> dict:
         "potent_smoothing": profile.evaluation.potent_smoothing, "smoothing": profile.box.smoothing,
         "provenance": provenance(profile),
     })
-
-
-def _fmt(v):
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    a = abs(v)
-    if a != 0 and (a >= 1e5 or a < 1e-3):
-        return f"{v:.3e}"
-    if a >= 100:
-        return f"{v:.1f}"
-    return f"{v:.3f}"
-
-
-def _fmt_interval(iv):
-    lo, hi = (iv or [None, None])[:2]
-    if lo is None or hi is None:
-        return "—"
-    return f"[{_fmt(lo)}, {_fmt(hi)}]"
-
-
-def winner_label(row: dict, labels: dict | None = None) -> str:
-    """The verdict row's winner in words."""
-    labels = labels or LABELS
-    w = row["winner"]
-    if w == "vnet":
-        return labels.get(row["vnet_method"], "V-Net")
-    if w in ("tie", "undetermined"):
-        return w
-    return labels.get(w, w)
-
-
-def verdict_table(comp: dict, network: str | None = None) -> list[dict]:
-    """The verdict as display rows (strings): metric, V-Net, best classical method, its value,
-    difference, 68 % interval, winner; per network (``network``: only that one's rows), losses
-    first, then ties/undetermined, then wins; rows not counted for the goal last."""
-    labels = comp["labels"]
-    order = {"tie": 1, "undetermined": 1, "vnet": 2}
-    nets = list(networks.NETWORKS)
-    out = []
-    rows = [r for r in comp.get("verdict", []) if network is None or r.get("network", "vnet") == network]
-    for r in sorted(rows, key=lambda r: (nets.index(r.get("network", "vnet")), not r["counts_for_goal"],
-                                         order.get(r["winner"], 0))):
-        out.append({"metric": r["metric"], "better": r["better"],
-                    "V-Net": f"{_fmt(r['vnet'])} ({labels.get(r['vnet_method'], r['vnet_method'])})",
-                    "best classical": labels.get(r["baseline"], r["baseline"]),
-                    "classical": _fmt(r["baseline_value"]),
-                    "V-Net − classical": _fmt(r["difference"]),
-                    "68 % interval": _fmt_interval(r["interval68"]),
-                    "winner": winner_label(r, labels) + ("" if r["counts_for_goal"] else " (not counted)")})
-    return out
-
-
-def verdict_glue(comp: dict) -> dict:
-    """Flat name → value pairs of the verdict for a chapter's prose (NaN / "not available" for
-    rows that did not run): per :data:`VERDICT_METRICS` key, ``v_<key>_vnet``, ``_base``
-    (best classical value), ``_baseline`` (its label), ``_diff``, ``_lo``, ``_hi`` and
-    ``_winner`` (in words), the same for the bulk-flow row as ``v_bulk_flow_*`` with its
-    radius ``bulk_flow_R``, and for the paper set-up's rows with keys ending in
-    ``_vnet_paper``; and ``goal_summary``, ``goal_met_text``, ``n_verdict``, ``n_lost``,
-    ``n_won``, ``n_tied``, ``n_boxes`` (the profile's V-Net), ``paper_goal_summary``."""
-    labels = comp.get("labels", LABELS)
-    rows = {r["key"]: r for r in comp.get("verdict", [])}
-    nan = float("nan")
-    out = {}
-    bulk = next((k for k in rows if k.startswith("bulk_flow_error_") and not k.endswith("_vnet_paper")), None)
-    out["bulk_flow_R"] = float(bulk.rsplit("_", 1)[1]) if bulk else BULK_FLOW_RADIUS
-    for suffix in ("", "_vnet_paper"):
-        for key in [k for k, *_ in VERDICT_METRICS] + ["bulk_flow"]:
-            r = rows.get((bulk + suffix if bulk else None) if key == "bulk_flow" else key + suffix)
-            p = f"v_{key}{suffix}"
-            if r is None:
-                out.update({f"{p}_vnet": nan, f"{p}_base": nan, f"{p}_diff": nan, f"{p}_lo": nan, f"{p}_hi": nan,
-                            f"{p}_baseline": "not available", f"{p}_winner": "not available"})
-                continue
-            lo, hi = (nan if x is None else x for x in r["interval68"])
-            out.update({f"{p}_vnet": r["vnet"], f"{p}_base": r["baseline_value"], f"{p}_diff": r["difference"],
-                        f"{p}_lo": lo, f"{p}_hi": hi, f"{p}_baseline": labels.get(r["baseline"], r["baseline"]),
-                        f"{p}_winner": winner_label(r, labels)})
-    counted = [r for r in comp.get("verdict", []) if r["counts_for_goal"] and r.get("network", "vnet") == "vnet"]
-    out.update(goal_summary=comp.get("goal_summary", ""), n_verdict=len(counted),
-               n_lost=sum(r["winner"] not in ("vnet", "tie", "undetermined") for r in counted),
-               n_won=sum(r["winner"] == "vnet" for r in counted),
-               n_tied=sum(r["winner"] == "tie" for r in counted), n_boxes=comp.get("n_boxes", 0),
-               goal_met_text=("meets" if comp.get("goal_met") else "cannot be judged on"
-                              if not counted or any(r["winner"] == "undetermined" for r in counted)
-                              else "does not meet"),
-               paper_goal_summary=json_get(comp, "networks", "vnet_paper", "goal_summary")
-               or "The paper's set-up was not trained or not evaluated in this run.")
-    return out
-
-
-def comparison_markdown(comp: dict) -> str:
-    """The comparison as a Markdown page: the verdict (losses first), then the table (with a
-    "best" column)."""
-    methods = comp["methods"]
-    labels = comp["labels"]
-    notes = {"vnet_delta": "V-Net δ: v and φ from the predicted δ in linear theory (zero-padded cube).",
-             "vnet_phi": "V-Net φ: v = −(2f/3H0Ωm)∇φ, δ = ∇²φ/(1.5 Ωm H0²) (finite differences).",
-             "wiener": "Wiener filter: linear minimum-variance estimate from the gridded radial velocities "
-                       "of every occupied voxel (ZOA included), noise = survey errors ⊕ small-scale "
-                       "dispersion σ_nl measured on training mocks.",
-             "vnet_paper_delta": "V-Net δ (paper set-up): the same network trained on the two survey channels "
-                                 "only (N_gal, V_pec), as the paper does.",
-             "vnet_paper_phi": "V-Net φ (paper set-up): likewise, v and δ from φ as for V-Net φ.",
-             "wiener_cal": "Malmquist-calibrated: the same filter after subtracting the mean radial-velocity "
-                           "bias b(r) of the gridded data measured on training mocks.",
-             "wiener_joint": "Joint Wiener filter: the calibrated velocities and the galaxy counts (overdensity "
-                             "about the selection function n̄, linear bias and shot noise fitted on training "
-                             "mocks) in one linear minimum-variance estimate.",
-             "potent": f"POTENT: smoothed radial velocities integrated along lines of sight; scored against the "
-                       f"truth smoothed to its {comp.get('potent_smoothing', float('nan')):g} Mpc/h, so it is not "
-                       f"a candidate for best classical (its column is not comparable with the others)."}
-    n_boxes = comp.get("n_boxes", 0)
-    lines = [f"# Reconstruction comparison — profile `{comp['profile']}`, split `{comp['split']}`", "",
-             f"{comp['n_mocks']} held-out mocks from {n_boxes} parent box{'es' if n_boxes != 1 else ''}.", ""]
-    if comp.get("verdict"):
-        nets = comp.get("networks") or {"vnet": {"goal_summary": comp["goal_summary"]}}
-        for net, info in nets.items():
-            name = "the V-Net" if net == "vnet" else "the paper's set-up"
-            lines += [f"## Verdict: {name} ({info.get('reads', '')}) against the best classical method per metric",
-                      "", info["goal_summary"], "",
-                      "Difference = mean over mocks of (V-Net − best classical), paired on the same mocks; 68 % "
-                      "interval from a bootstrap over parent boxes; a winner only where it excludes zero. φ is "
-                      "scored with each mock's mean removed (velocities do not measure its constant). Best "
-                      "classical among " + ", ".join(labels.get(m, m) for m in comp.get("baselines", []))
-                      + " (the methods scored against the same truth).", "",
-                      "| metric | better | V-Net | best classical | classical | V-Net − classical | 68 % interval | winner |",
-                      "|---|---|---:|---|---:|---:|---|---|"]
-            for t in verdict_table(comp, net):
-                lines.append("| " + " | ".join(str(t[k]).replace("|", "\\|") for k in
-                                               ("metric", "better", "V-Net", "best classical", "classical",
-                                                "V-Net − classical", "68 % interval", "winner")) + " |")
-            lines.append("")
-    else:
-        lines += [comp.get("goal_summary", ""), ""]
-    lines += ["## All metrics", "",
-              f"Regions: *cube* = every voxel; *survey* = r ≤ {comp['r_max']:g} Mpc/h; *zoa* = survey voxels "
-              f"with |b| < {comp['zoa_b']:g}°; *outside_zoa* = the other survey voxels. "
-              + " ".join(notes[m] for m in methods)
-              + " 'Pooled' Pearson r pools every voxel of every mock (so a per-mock offset counts); 'per mock' "
-              "averages each mock's r. Best: highest r, lowest error, slope closest to 1 — judged on the per-mock "
-              "r for pooled r rows and on the mean-removed MSE for MSE(φ) rows.", "",
-              "| metric | " + " | ".join(labels[m] for m in methods) + " | best |",
-              "|---|" + "---:|" * len(methods) + "---|"]
-    for row in comp["rows"]:
-        cells = [(f"**{_fmt(row['values'][m])}**" if m == row["best"] else _fmt(row["values"][m]))
-                 for m in methods]
-        metric = row["metric"].replace("|", "\\|")
-        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {labels.get(row['best'], '—')} |")
-    lines.append("")
-    return "\n".join(lines)
 
 
 def load_comparison(profile) -> dict:

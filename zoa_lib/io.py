@@ -45,11 +45,12 @@ from typing import Iterator
 
 from . import __version__
 from .errors import ZoaError
+from .io_provenance import (created_utc, file_sha256, git_commit, provenance)  # noqa: F401 (moved)
+from .io_crash import (STOP_AT_ENV, _stop_counts, stop_armed, stop_point)  # noqa: F401 (moved)
+from .io_processes import (FFT_WORKERS_ENV, THREAD_ENV, _exit_with_parent, _limit_loaded_libraries, _pool_worker, available_cores, pool_threads, process_pool, thread_share)  # noqa: F401 (moved)
+from .io_paths import (REPO_ROOT, _display_bases, book_root, display_path, scrub_paths)  # noqa: F401 (moved)
 
 TMP_PREFIX = ".tmp-"
-#: Environment variable naming the step at which :func:`stop_point` kills the process.
-STOP_AT_ENV = "ZOA_TEST_STOP_AT"
-_stop_counts: dict[str, int] = {}
 
 
 class OutputError(ZoaError, OSError):
@@ -190,57 +191,6 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def git_commit() -> str:
-    """Short git commit of the source tree, with ``-dirty`` if modified; ``unknown``
-    outside a checkout."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def created_utc() -> str:
-    """Now (UTC, ISO 8601, seconds), or ``SOURCE_DATE_EPOCH`` when that is set (reproducible
-    builds: the same profile then gives the same bytes)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch:
-        try:
-            t = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
-        except (ValueError, OverflowError, OSError):
-            raise ZoaError(f"SOURCE_DATE_EPOCH={epoch!r}: expected seconds since 1970 (an integer)") from None
-    else:
-        t = _dt.datetime.now(_dt.timezone.utc)
-    return t.isoformat(timespec="seconds")
-
-
-def provenance(profile=None, **extra) -> dict:
-    """Attrs for a written file: package version, git commit, UTC creation time, and the
-    profile's name, seed and full parameters (as JSON) when a profile is given."""
-    attrs = {
-        "zoa_version": __version__,
-        "git_commit": git_commit(),
-        "created_utc": created_utc(),
-    }
-    if profile is not None:
-        attrs["profile"] = profile.name
-        attrs["seed"] = int(profile.seed)
-        attrs["parameters"] = json.dumps(profile.to_dict(), sort_keys=True)
-    attrs.update(extra)
-    return attrs
-
-
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -277,122 +227,6 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             raise err from None
         raise
     stop_point("wrote:" + path.name)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """Pool-worker initializer: a daemon thread ends this process as soon as ``parent`` is gone,
-    so that a killed ``zoa`` command leaves no worker behind (holding its output pipes)."""
-    import threading
-    import time
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="zoa-parent-watch").start()
-
-
-#: The FFTs' thread count, read at every transform (:func:`zoa_lib.fourier.fft_workers`).
-FFT_WORKERS_ENV = "ZOA_FFT_WORKERS"
-#: Environment variables that size a process's thread pools, read when each library loads
-#: (:data:`FFT_WORKERS_ENV` at every transform).
-THREAD_ENV = (FFT_WORKERS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def pool_threads(workers: int) -> int:
-    """Threads each of ``workers`` pool processes gets (:func:`process_pool`): an equal share
-    of :func:`available_cores`, at least one."""
-    return max(1, available_cores() // max(1, int(workers)))
-
-
-def _limit_loaded_libraries(threads: int):
-    """Limit the BLAS and OpenMP libraries loaded in this process to ``threads`` threads
-    (threadpoolctl; numpy and scipy each bring their own OpenBLAS, both loaded first).
-    Returns the limiter, whose ``restore_original_limits()`` undoes it."""
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(int(threads))
-
-
-@contextlib.contextmanager
-def thread_share(threads: int):
-    """Run the block as a worker of :func:`process_pool` runs: at most ``threads`` threads for
-    the FFTs (:data:`FFT_WORKERS_ENV`) and the BLAS and OpenMP libraries loaded; restored
-    afterwards. The benchmarks time the pools' units this way."""
-    old = os.environ.get(FFT_WORKERS_ENV)
-    os.environ[FFT_WORKERS_ENV] = str(int(threads))
-    limiter = _limit_loaded_libraries(threads)
-    try:
-        yield
-    finally:
-        limiter.restore_original_limits()
-        if old is None:
-            os.environ.pop(FFT_WORKERS_ENV, None)
-        else:
-            os.environ[FFT_WORKERS_ENV] = old
-
-
-def _pool_worker(parent: int, threads: int) -> None:
-    """Pool-worker initializer: end with ``parent`` (:func:`_exit_with_parent`) and keep to
-    ``threads`` threads in every pool: the FFTs, OpenMP and the BLAS libraries already loaded
-    (threadpoolctl; numpy and scipy each bring their own OpenBLAS) and those loaded later
-    (:data:`THREAD_ENV`). Without it each of two workers on two cores ran two BLAS threads
-    that spin while they wait: the Wiener filters took three times their CPU time."""
-    for name in THREAD_ENV:
-        os.environ[name] = str(threads)
-    _limit_loaded_libraries(threads)
-    _exit_with_parent(parent)
-
-
-def process_pool(workers: int):
-    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes (spawn, not fork: the caller
-    may have TensorFlow's threads running) that end when this process ends, killed or not.
-    Each worker gets an equal share of the cores for its threads (FFT, BLAS, OpenMP; at
-    least one): ``workers`` processes never run more threads than there are cores."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    threads = pool_threads(workers)
-    return ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_pool_worker, initargs=(os.getpid(), threads))
-
-
-def stop_armed() -> bool:
-    """Whether ``$ZOA_TEST_STOP_AT`` names a step (only crash-safety tests set it)."""
-    return bool(os.environ.get(STOP_AT_ENV))
-
-
-def stop_point(step: str) -> None:
-    """Kill this process with SIGKILL, as ``kill -9`` would, when it reaches the step that
-    ``$ZOA_TEST_STOP_AT`` names; nothing otherwise (the variable is unset outside tests).
-
-    ``ZOA_TEST_STOP_AT=STEP`` stops the first time the process reaches ``STEP``,
-    ``STEP#K`` the K-th time (K ≥ 1, counted per process). Steps: ``write:<file name>``
-    (an atomic write whose temporary is complete, before its rename), ``wrote:<file name>``
-    (just after the rename) and ``train-batch`` (after each training batch,
-    :mod:`zoa_lib.training.fitting`). Output is flushed first; no cleanup code runs."""
-    want = os.environ.get(STOP_AT_ENV)
-    if not want:
-        return
-    name, _, k = want.rpartition("#") if "#" in want else (want, "", "1")
-    if name != step:
-        return
-    _stop_counts[step] = _stop_counts.get(step, 0) + 1
-    if _stop_counts[step] == int(k):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _remove(tmp: Path) -> None:
@@ -444,65 +278,5 @@ def clean_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- paths on pages
-#: The repository (the folder holding ``zoa_lib/``).
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def book_root(start: str | os.PathLike | None = None) -> Path | None:
-    """The nearest folder at or above ``start`` (default: the working directory) holding a
-    ``_toc.yml`` — the book root a chapter runs in (``zoa run --root``); None if none."""
-    p = Path(start if start is not None else os.getcwd()).absolute()
-    for d in (p, *p.parents):
-        if (d / "_toc.yml").is_file():
-            return d
-    return None
-
-
-def _display_bases(root: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
-    """(absolute folder, how a page names it) in order of preference: the repository and the
-    book root as relative paths, then ``$ZOA_DATA`` and the home folder by name."""
-    bases: list[tuple[Path, str]] = [(REPO_ROOT, "")]
-    broot = Path(root) if root is not None else book_root()
-    if broot is not None:
-        bases.append((broot, ""))
-    if os.environ.get("ZOA_DATA"):
-        bases.append((Path(os.environ["ZOA_DATA"]), "$ZOA_DATA/"))
-    bases.append((Path.home(), "~/"))
-    out, seen = [], set()
-    for base, label in bases:  # each folder as written and with links resolved (/tmp → /private/tmp)
-        for b in (base.absolute(), base.resolve()):
-            if str(b) not in seen and str(b) != "/":
-                seen.add(str(b))
-                out.append((b, label))
-    return out
-
-
-def display_path(path: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
-    """``path`` as a page or a log line should show it: relative to the repository (or to the
-    book root ``root``, default the one above the working directory), else under
-    ``$ZOA_DATA/`` or ``~/``, else ``…/<parent>/<name>`` — never the machine's absolute path.
-
-    >>> display_path(REPO_ROOT / "data" / "laptop" / "mocks")
-    'data/laptop/mocks'
-    """
-    p = Path(path)
-    if not p.is_absolute():
-        return p.as_posix()
-    for base, label in _display_bases(root):
-        for q in (p, p.resolve()):
-            try:
-                rel = q.relative_to(base).as_posix()
-            except ValueError:
-                continue
-            return label + rel if rel != "." else (label.rstrip("/") or ".")
-    return "…/" + "/".join(p.parts[-2:]) if len(p.parts) > 2 else p.name
-
-
-def scrub_paths(text: str, root: str | os.PathLike | None = None) -> str:
-    """Replace, in free text, every absolute path under the repository, the book root
-    ``root``, ``$ZOA_DATA`` or the home folder by its :func:`display_path` form (used on
-    executed chapters before they become pages: text a notebook formats itself)."""
-    for base, label in _display_bases(root):  # in display_path's order of preference
-        text = re.sub(re.escape(str(base)) + r"(/|(?=[^\w.\-/]|\.(?:\s|$))|$)",
-                      lambda m, lab=label: lab if m.group(1) else (lab.rstrip("/") or "."), text)
-    return text

@@ -33,6 +33,7 @@ from . import velocity as vel
 from .errors import ZoaError
 from .grid import check_cube, voxel_centres
 from .survey import sg_to_galactic
+from .sky import _latitude_grid_cached, galactic_latitude_grid, sample_shell, zoa_mask  # noqa: F401 (moved)
 
 
 class MetricsError(ZoaError, ValueError):
@@ -173,22 +174,6 @@ def _point_stats(p, t, mask):
 
 
 # --------------------------------------------------------------------------- sky geometry
-@functools.lru_cache(maxsize=8)
-def _latitude_grid_cached(n: int, size: float) -> np.ndarray:
-    pos = vel.position_grid(n, size).reshape(-1, 3)
-    b = np.asarray(sg_to_galactic(pos[:, 0], pos[:, 1], pos[:, 2])[1], dtype=float).reshape(n, n, n)
-    b.setflags(write=False)
-    return b
-
-
-def galactic_latitude_grid(n: int, size: float) -> np.ndarray:
-    """(N, N, N) Galactic latitude b (deg) of every voxel centre seen from the observer."""
-    return _latitude_grid_cached(int(n), float(size))
-
-
-def zoa_mask(n: int, size: float, zoa_b: float) -> np.ndarray:
-    """True for voxels whose centre lies in the Zone of Avoidance wedge |b| < zoa_b (deg)."""
-    return np.abs(galactic_latitude_grid(n, size)) < zoa_b
 
 
 def regions(n: int, size: float, zoa_b: float, r_max: float | None = None) -> dict:
@@ -538,3 +523,19 @@ def velocity_metrics(pred_v, true_v, size: float, zoa_b: float, shells, radii,
     out["shells"], out["slabs"] = _shells_and_slabs(pr, tr, size, shells, n_slabs)
     out["bulk_flow"] = bulk_flow_error(p, t, size, radii, cosmo, parent_size, smoothing)
     return to_jsonable(out)
+
+
+def shell_correlations(truth, pred, size: float, shells, zoa_b: float, nside_like=(180, 90)) -> list[dict]:
+    """Pearson r between the shell-averaged sky maps (:func:`sample_shell`, Galactic grid) of
+    a true and a predicted cube field, per distance shell: over the pixels inside the Zone
+    of Avoidance (|b| < ``zoa_b``) and over the whole sky. A velocity cube (N, N, N, 3)
+    compares radial velocities. Returns [{"shell": (r_lo, r_hi), "r_zoa", "r_sky"}]."""
+    out = []
+    for lo, hi in shells:
+        _, b, m_true = sample_shell(truth, size, lo, hi, nside_like)
+        _, _, m_pred = sample_shell(pred, size, lo, hi, nside_like)
+        ok = np.isfinite(m_true) & np.isfinite(m_pred)
+        band = (np.abs(b) < float(zoa_b))[:, None] & ok
+        out.append({"shell": (float(lo), float(hi)), "r_zoa": pearson_r(m_pred, m_true, mask=band),
+                    "r_sky": pearson_r(m_pred, m_true, mask=ok)})
+    return out

@@ -63,6 +63,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .evaluation import json_get as _get
+from .io import write_json_atomic, write_text_atomic
+from .io_paths import REPO_ROOT
 
 PAPER = "Dupuy, Jeong, Hong, Hwang, Kim & Courtois 2025, ApJ (arXiv:2511.03919)"
 
@@ -779,3 +781,39 @@ def scorecard_markdown(card: dict) -> str:
 __all__ = ["PaperNumber", "PAPER_NUMBERS", "FLAT_LOSS_FRACTION", "COLLAPSE_STD_FRACTION", "BULK_FLOW_RADIUS",
            "learning_alarm", "collapse_alarm", "goal_alarm", "real_sky_alarm", "paper_text", "read_run", "scorecard",
            "scorecard_markdown"]
+
+
+def write_scorecard(root, profile) -> dict:
+    """Compute the scorecard of ``profile``'s run (:func:`zoa_lib.scorecard.scorecard` on
+    ``profile.data_path``) and write ``<root>/book/_generated/scorecard.json`` and
+    ``scorecard.md`` (the landing page's first section); return the scorecard. Files the
+    run has not written yet are listed as missing on the page, never an error."""
+    from .scorecard import scorecard, scorecard_markdown
+
+    data = Path(profile.data_path)
+    card = scorecard(data, profile.name)
+    for base in (Path(root), REPO_ROOT):
+        try:
+            card["data_path"] = str(data.resolve().relative_to(Path(base).resolve()))
+            break
+        except ValueError:
+            continue
+    gen = Path(root) / "book" / "_generated"
+    write_json_atomic(gen / "scorecard.json", card)
+    write_text_atomic(gen / "scorecard.md", scorecard_markdown(card))
+    return card
+
+
+def refresh_scorecard(root=REPO_ROOT) -> dict | None:
+    """Rewrite the scorecard for the profile and overrides recorded in
+    ``<root>/book/_generated/run-info.json`` (None when there is no run-info)."""
+    from .config import load_profile
+
+    path = Path(root) / "book" / "_generated" / "run-info.json"
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    overrides = dict(info.get("overrides") or {})
+    if info.get("data_tag"):
+        overrides.setdefault("data_tag", info["data_tag"])
+    return write_scorecard(root, load_profile(info.get("profile_arg") or info["profile"], overrides))

@@ -8,13 +8,15 @@ predicted field shell by shell, on the whole sky and inside the Zone of Avoidanc
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
 from .errors import ZoaError
 from .grid import check_cube
-from .survey import galactic_to_sg
+from .metrics import shell_correlations  # noqa: F401 (moved)
+from .velocity import position_grid
 
 
 class SkyError(ZoaError, ValueError):
@@ -138,19 +140,76 @@ def sample_shell(field, size: float, r_lo: float, r_hi: float, nside_like=(180, 
     return l, b, out
 
 
-def shell_correlations(truth, pred, size: float, shells, zoa_b: float, nside_like=(180, 90)) -> list[dict]:
-    """Pearson r between the shell-averaged sky maps (:func:`sample_shell`, Galactic grid) of
-    a true and a predicted cube field, per distance shell: over the pixels inside the Zone
-    of Avoidance (|b| < ``zoa_b``) and over the whole sky. A velocity cube (N, N, N, 3)
-    compares radial velocities. Returns [{"shell": (r_lo, r_hi), "r_zoa", "r_sky"}]."""
-    from .metrics import pearson_r
+def sg_to_galactic(sgx, sgy, sgz):
+    """Supergalactic Cartesian → Galactic (l, b, d), via astropy.
 
-    out = []
-    for lo, hi in shells:
-        _, b, m_true = sample_shell(truth, size, lo, hi, nside_like)
-        _, _, m_pred = sample_shell(pred, size, lo, hi, nside_like)
-        ok = np.isfinite(m_true) & np.isfinite(m_pred)
-        band = (np.abs(b) < float(zoa_b))[:, None] & ok
-        out.append({"shell": (float(lo), float(hi)), "r_zoa": pearson_r(m_pred, m_true, mask=band),
-                    "r_sky": pearson_r(m_pred, m_true, mask=ok)})
-    return out
+    Parameters: SGX, SGY, SGZ (any length unit, e.g. Mpc/h). Returns l in [0, 360) deg,
+    b in [−90, 90] deg and the distance d in the input unit. Vectorised.
+    """
+    import astropy.units as u
+    from astropy.coordinates import CartesianRepresentation, Galactic, Supergalactic
+
+    x, y, z = (np.asarray(a, dtype=np.float64) for a in (sgx, sgy, sgz))
+    sg = Supergalactic(CartesianRepresentation(x, y, z, unit=u.Mpc))
+    sph = sg.transform_to(Galactic()).represent_as("spherical")
+    return (np.asarray(sph.lon.to_value(u.deg)), np.asarray(sph.lat.to_value(u.deg)),
+            np.asarray(sph.distance.to_value(u.Mpc)))
+
+
+def galactic_to_sg(l, b, d):
+    """Galactic (l, b in deg, distance d in any unit) → supergalactic (SGX, SGY, SGZ), via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import Galactic, SphericalRepresentation, Supergalactic
+
+    l, b, d = (np.asarray(a, dtype=np.float64) for a in (l, b, d))
+    g = Galactic(SphericalRepresentation(l * u.deg, b * u.deg, d * u.Mpc))
+    c = g.transform_to(Supergalactic()).represent_as("cartesian")
+    return tuple(np.asarray(a.to_value(u.Mpc)) for a in (c.x, c.y, c.z))
+
+
+def icrs_to_galactic(ra, dec):
+    """Equatorial (ICRS, J2000) RA, Dec in deg → Galactic (l, b) in deg, via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import ICRS, Galactic
+
+    c = ICRS(ra=np.asarray(ra, np.float64) * u.deg, dec=np.asarray(dec, np.float64) * u.deg)
+    g = c.transform_to(Galactic())
+    return np.asarray(g.l.to_value(u.deg)), np.asarray(g.b.to_value(u.deg))
+
+
+def galactic_to_icrs(l, b):
+    """Galactic (l, b) in deg → ICRS (RA, Dec) in deg, via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import ICRS, Galactic
+
+    g = Galactic(l=np.asarray(l, np.float64) * u.deg, b=np.asarray(b, np.float64) * u.deg)
+    c = g.transform_to(ICRS())
+    return np.asarray(c.ra.to_value(u.deg)), np.asarray(c.dec.to_value(u.deg))
+
+
+def supergalactic_to_galactic_angles(sgl, sgb):
+    """Supergalactic (SGL, SGB) in deg → Galactic (l, b) in deg, via astropy."""
+    import astropy.units as u
+    from astropy.coordinates import Galactic, Supergalactic
+
+    s = Supergalactic(sgl=np.asarray(sgl, np.float64) * u.deg, sgb=np.asarray(sgb, np.float64) * u.deg)
+    g = s.transform_to(Galactic())
+    return np.asarray(g.l.to_value(u.deg)), np.asarray(g.b.to_value(u.deg))
+
+
+@functools.lru_cache(maxsize=8)
+def _latitude_grid_cached(n: int, size: float) -> np.ndarray:
+    pos = position_grid(n, size).reshape(-1, 3)
+    b = np.asarray(sg_to_galactic(pos[:, 0], pos[:, 1], pos[:, 2])[1], dtype=float).reshape(n, n, n)
+    b.setflags(write=False)
+    return b
+
+
+def galactic_latitude_grid(n: int, size: float) -> np.ndarray:
+    """(N, N, N) Galactic latitude b (deg) of every voxel centre seen from the observer."""
+    return _latitude_grid_cached(int(n), float(size))
+
+
+def zoa_mask(n: int, size: float, zoa_b: float) -> np.ndarray:
+    """True for voxels whose centre lies in the Zone of Avoidance wedge |b| < zoa_b (deg)."""
+    return np.abs(galactic_latitude_grid(n, size)) < zoa_b

@@ -16,6 +16,14 @@ from .pipeline import ShardReader, split_shards
 from .transforms import UNITS, TrainingError, Transforms, _check_target
 
 
+def predictions_path(profile, target: str, split: str = "test") -> Path:
+    """``<data_path>/predictions/<target>-<split>.h5`` (written by ``zoa predict``;
+    ``predictions/<network>/…`` for the profile's other network, :mod:`zoa_lib.networks`)."""
+    from ..networks import files_dir
+
+    return files_dir(profile, "predictions") / f"{target}-{split}.h5"
+
+
 def predict_array(model, transforms: Transforms, inputs, batch_size: int = 4, *, profile=None,
                   channels=None, progress: bool = False) -> np.ndarray:
     """Predict in physical units (δ, or φ in (km/s)²) from raw inputs (N_gal, V_pec [km/s]).
@@ -85,8 +93,6 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     it (remade if those on disk were made with another; refused if they cannot be)."""
     import h5py
     from tqdm.auto import tqdm
-
-    from ..evaluation import predictions_path
 
     _check_target(target)
     if split not in ("train", "val", "test"):
