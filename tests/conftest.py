@@ -23,7 +23,7 @@ def zoa_data(tmp_path, monkeypatch):
 def built_book(tmp_path_factory):
     """Run every chapter at the ci profile (`zoa run`) and build the HTML (`zoa book`) in a
     temporary book root; shared by the book and browser tests."""
-    from zoa_lib.book import prepare_root
+    from zoa_lib.book.runner import prepare_root
 
     root = prepare_root(tmp_path_factory.mktemp("book"))
     env = dict(os.environ, ZOA_DATA=str(root / "data"), MPLBACKEND="Agg")

@@ -6,8 +6,9 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import Galactic, SkyCoord, Supergalactic
 
-from zoa_lib import attractors as at
-from zoa_lib.fields import gaussian_smooth, voxel_centres
+from zoa_lib.analysis import attractors as at
+from zoa_lib.universe.fields import gaussian_smooth
+from zoa_lib.universe.grid import voxel_centres
 
 L, N, RMAX = 160.0, 32, 80.0
 GA = (308.4, 29.0, 4960.0)

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from zoa_lib import baselines
-from zoa_lib.cosmology import Cosmology
+from zoa_lib.universe import velocity
+from zoa_lib.methods import baselines
+from zoa_lib.universe.cosmology import Cosmology
 
 from dense_prior import H0, covariance_model  # noqa: E402  (tests/dense_prior.py)
 
@@ -202,7 +203,7 @@ def test_benchmark_on_synthetic_mock(zoa_data):
 
 def _catalog(pos, v_r_true):
     """Catalog rows at true positions ``pos`` (m, 3) (observed = true distance)."""
-    from zoa_lib.data import CATALOG_DTYPE
+    from zoa_lib.survey.shards import CATALOG_DTYPE
 
     cat = np.zeros(len(pos), CATALOG_DTYPE)
     d = np.linalg.norm(pos, axis=1)
@@ -234,7 +235,7 @@ def test_velocity_dispersion_measures_the_scatter_about_the_smoothed_field():
     # only galaxies within r_max count
     few = baselines.velocity_dispersion(iter(mocks), L, r_max=20.0)
     assert 0 < few["n_galaxies"] < out["n_galaxies"] / 10
-    from zoa_lib.data import CATALOG_DTYPE
+    from zoa_lib.survey.shards import CATALOG_DTYPE
 
     empty = baselines.velocity_dispersion(iter([(np.zeros(0, CATALOG_DTYPE), mocks[0][1])]), L)
     assert np.isnan(empty["sigma_nl"]) and empty["n_galaxies"] == 0
@@ -243,7 +244,7 @@ def test_velocity_dispersion_measures_the_scatter_about_the_smoothed_field():
 def test_wiener_filter_uses_zoa_galaxies_and_adds_sigma_nl(zoa_data):
     """Occupied ZOA voxels are data unless excluded; σ_nl adds to the noise in quadrature."""
     from zoa_lib.config import load_profile
-    from zoa_lib.metrics import zoa_mask
+    from zoa_lib.survey.sky import zoa_mask
 
     prof = load_profile("ci")
     n, L = prof.box.grid, prof.box.size
@@ -251,7 +252,7 @@ def test_wiener_filter_uses_zoa_galaxies_and_adds_sigma_nl(zoa_data):
     x = mock["inputs"].copy()
     zoa = zoa_mask(n, L, prof.survey.zoa_b) & (np.linalg.norm(
         np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1) + 0.5 - n / 2, axis=-1) < n / 3)
-    rhat = baselines.vel.unit_radial_grid(n, L)
+    rhat = velocity.unit_radial_grid(n, L)
     u = np.einsum("...a,...a->...", mock["velocity"], rhat)
     x[..., 0][zoa] = 50.0  # well-sampled voxels in the ZOA, with their true radial velocity
     x[..., 1][zoa] = u[zoa]

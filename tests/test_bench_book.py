@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from zoa_lib import book_estimate as be
-from zoa_lib.book import prepare_root, refresh_estimate, run_info_markdown, write_run_info
+from zoa_lib.book import estimate as be
+from zoa_lib.book.run_info import run_info_markdown, write_run_info
+from zoa_lib.book.runner import prepare_root, refresh_estimate
 from zoa_lib.cli import main
 from zoa_lib.config import load_profile
 
@@ -236,7 +237,7 @@ def test_zoa_run_puts_the_estimate_on_the_landing_page(tmp_path, monkeypatch):
     from pathlib import Path
 
     from test_book import _tiny_root
-    from zoa_lib.book import run_notebooks
+    from zoa_lib.book.runner import run_notebooks
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from zoa_lib.book import toc_chapters
+from zoa_lib.book.runner import toc_chapters
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def test_landing_page_names_the_profile(built_book):
 
 
 def test_scale_comparison_lists_exactly_the_settings_that_differ():
-    from zoa_lib.book import scale_comparison
+    from zoa_lib.book.run_info import scale_comparison
     from zoa_lib.config import load_profile
 
     assert scale_comparison(load_profile("paper")) == []
@@ -71,7 +71,7 @@ def test_native_tensorflow_logs_are_dropped_but_real_stderr_kept(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-    from zoa_lib.book import _finish_for_book
+    from zoa_lib.book.runner import _finish_for_book
 
     tf_noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
                 "I0000 00:00:1795580541.614620   20636 cudart_stub.cc:31] Could not find cuda drivers on "
@@ -101,7 +101,7 @@ def test_zoa_run_takes_a_profile_file_outside_profiles(tmp_path):
     import subprocess
 
     from conftest import ZOA
-    from zoa_lib.book import prepare_root
+    from zoa_lib.book.runner import prepare_root
     from zoa_lib.config import PROFILES_DIR
 
     root = prepare_root(tmp_path / "root")
@@ -130,7 +130,8 @@ def test_scenes_go_to_the_book_root_wherever_the_notebook_runs(tmp_path):
     """Chapter 08 writes its scenes under <book root>/book/_static/scenes: the run's root when
     executed by `zoa run` (cwd <root>/book/chapters), the repository when opened elsewhere
     (e.g. notebooks/, where it used to write an untracked _static/ beside the sources)."""
-    from zoa_lib.book import REPO_ROOT, prepare_root, scenes_dir
+    from zoa_lib.book.runner import prepare_root, scenes_dir
+    from zoa_lib.io.paths import REPO_ROOT
 
     root = prepare_root(tmp_path / "root")
     chapters = root / "book" / "chapters"
@@ -166,7 +167,7 @@ def _tiny_root(tmp_path, names=("01-alpha", "02-beta")):
     import yaml
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from zoa_lib.book import prepare_root
+    from zoa_lib.book.runner import prepare_root
 
     root = prepare_root(tmp_path / "root")
     toc = {"format": "jb-book", "root": "book/intro", "chapters": [{"file": f"book/chapters/{n}"} for n in names]}
@@ -190,7 +191,7 @@ def tiny(tmp_path, monkeypatch):
 def test_overrides_get_their_own_data_folder_and_params_reach_the_notebook(tiny, tmp_path):
     """Two runs with different overrides write different folders, the default run keeps
     data/<profile>; -P reaches the chapter that has the parameter; kernel noise goes to the log."""
-    from zoa_lib.book import chapter_run, run_notebooks
+    from zoa_lib.book.runner import chapter_run, run_notebooks
     from zoa_lib.config import run_data_tag
 
     lines = []
@@ -219,7 +220,7 @@ def test_overrides_get_their_own_data_folder_and_params_reach_the_notebook(tiny,
 
 
 def test_unknown_chapter_parameter_is_one_line_listing_them(tiny):
-    from zoa_lib.book import BookError, run_notebooks
+    from zoa_lib.book.runner import BookError, run_notebooks
 
     with pytest.raises(BookError) as e:
         run_notebooks("ci", root=tiny, params={"nope": 1}, log=lambda m: None)
@@ -256,7 +257,7 @@ def test_failed_chapter_keeps_its_executed_notebook_and_exits_non_zero(tiny, tmp
 def test_book_refuses_chapters_from_different_runs(tiny, tmp_path):
     """A chapter rerun with other overrides makes a mixed book: `zoa book` refuses with one line
     naming the chapters of each run and the command that makes them one; scenes are per run."""
-    from zoa_lib.book import BookError, book_run, run_notebooks, sync_scenes
+    from zoa_lib.book.runner import book_run, BookError, run_notebooks, sync_scenes
 
     run_notebooks("ci", {}, root=tiny, log=lambda m: None)
     run = book_run(tiny)
@@ -285,7 +286,7 @@ def test_book_refuses_chapters_from_different_runs(tiny, tmp_path):
 
 def test_kernel_environment_is_restored_after_each_chapter(monkeypatch):
     """The backend and scene folder given to a chapter's kernel do not leak into the process."""
-    from zoa_lib.book import _environment
+    from zoa_lib.book.runner import _environment
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("ZOA_SCENES_DIR", raising=False)

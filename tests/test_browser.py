@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from zoa_lib.book import toc_chapters
+from zoa_lib.book.runner import toc_chapters
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -257,7 +257,7 @@ def _wait_for_mathjax(driver, timeout: float = 30.0) -> dict:
 def test_book_reads_offline(offline_browser, server, built_book):
     """With no network: every equation is typeset by the book's own MathJax copy, no page
     asks for a non-local URL, and no page shows an absolute path of the machine."""
-    from zoa_lib.book import REPO_ROOT
+    from zoa_lib.io.paths import REPO_ROOT
 
     driver = offline_browser
     forbidden = {str(REPO_ROOT), str(Path(built_book).resolve()), "/tmp/", "/home/", "/root/"}

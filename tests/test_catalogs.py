@@ -15,12 +15,15 @@ import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 from astropy.cosmology import FlatLambdaCDM
 
-from zoa_lib import catalogs, survey
-from zoa_lib.catalogs import CatalogError, read_catalog, write_cf4_csv
+from zoa_lib.survey import catalog_files
+from zoa_lib.survey import distances
+from zoa_lib.survey import catalogs, galaxies
+from zoa_lib.survey.catalog_files import write_cf4_csv
+from zoa_lib.survey.catalogs import CatalogError, read_catalog
 from zoa_lib.config import load_profile
-from zoa_lib.data import CATALOG_DTYPE
+from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.errors import ZoaError
-from zoa_lib.rng import generator
+from zoa_lib.universe.rng import generator
 
 C = 299792.458
 L = 160.0
@@ -33,7 +36,7 @@ def mock():
     cube = SimpleNamespace(positions=g.uniform(-L / 2, L / 2, (n, 3)).astype(np.float32),
                            velocities=g.normal(0, 300, (n, 3)).astype(np.float32), mean_density=n / L ** 3)
     cfg = dataclasses.replace(load_profile("ci").survey, n_galaxies=600)
-    return survey.draw_galaxies(cube, cfg, generator(1, "survey", 0), L)
+    return galaxies.draw_galaxies(cube, cfg, generator(1, "survey", 0), L)
 
 
 def write(tmp_path, name, text, encoding="utf-8"):
@@ -108,7 +111,7 @@ def test_round_trip_of_a_mock_through_the_cf4_layout(tmp_path, mock, spelling, s
     assert np.max(np.abs(dl * np.cos(np.radians(mock["b"])))) < 1e-5 and np.allclose(cat["b"], mock["b"], atol=1e-5)
     # and grids identically
     prof = load_profile("ci")
-    assert np.array_equal(catalogs.grid(cat, prof)[..., 0], survey.grid_catalog(mock, L, prof.box.grid)[..., 0])
+    assert np.array_equal(catalogs.grid(cat, prof)[..., 0], galaxies.grid_catalog(mock, L, prof.box.grid)[..., 0])
 
 
 def test_radec_only_uses_astropy_and_vls_is_noted(tmp_path):
@@ -153,7 +156,7 @@ def test_linear_estimator_option(tmp_path):
     rows = [edd_row(1, 3000.0, 33.0, 0.4)]
     cat, _ = read_catalog(edd_file(tmp_path, rows), estimator="linear")
     dL = 10 ** (8 / 5) * 0.746
-    assert cat["v_r_obs"][0] == pytest.approx(float(survey.linear_velocity(3000.0, dL)), abs=1e-3)
+    assert cat["v_r_obs"][0] == pytest.approx(float(distances.linear_velocity(3000.0, dL)), abs=1e-3)
 
 
 # --------------------------------------------------------------------------- bad files
@@ -284,9 +287,9 @@ def test_real_cf4_slice_reads_and_blueshifted_galaxies_get_the_linear_estimator(
     assert blue.sum() == 1 and rows[int(np.argmax(blue))][0] == "143" and rep.n_cz_nonpositive == 1
     assert any("1 galaxies with cz ≤ 0" in n and "v = cz − H0 d" in n for n in rep.notes)
     d_L = 10 ** ((dm - 25) / 5) * 0.746  # Mpc/h
-    v_lin, s_lin = survey.linear_velocity(cz, d_L), survey.linear_sigma(cz, d_L, edm)
-    v_wf = survey.watkins_feldman_velocity(cz[~blue], d_L[~blue])
-    s_wf = survey.watkins_feldman_sigma(cz[~blue], edm[~blue])
+    v_lin, s_lin = distances.linear_velocity(cz, d_L), distances.linear_sigma(cz, d_L, edm)
+    v_wf = distances.watkins_feldman_velocity(cz[~blue], d_L[~blue])
+    s_wf = distances.watkins_feldman_sigma(cz[~blue], edm[~blue])
     assert np.allclose(cat["v_r_obs"][blue], v_lin[blue], atol=1e-3)
     assert np.allclose(cat["sigma_v"][blue], s_lin[blue], rtol=1e-5)
     # v = cz − H0 d at these distances (PGC 143 at 0.7 Mpc/h): well below 1 km/s apart
@@ -331,11 +334,11 @@ def test_fetch_without_astroquery_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "astroquery", None)
     monkeypatch.setitem(sys.modules, "astroquery.vizier", None)
     with pytest.raises(CatalogError) as e:
-        catalogs.fetch_cf4(tmp_path / "cf4.csv")
+        catalog_files.fetch_cf4(tmp_path / "cf4.csv")
     assert "pip install 'zoa[cf4]'" in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "cf4.csv").exists()
     with pytest.raises(CatalogError, match="shipped first-9,999-row table"):
-        catalogs.fetch_cf4(catalogs.CF4_SAMPLE)
+        catalog_files.fetch_cf4(catalogs.CF4_SAMPLE)
 
 
 def test_fetch_offline_is_one_line_and_writes_nothing(tmp_path, capsys):
@@ -344,7 +347,7 @@ def test_fetch_offline_is_one_line_and_writes_nothing(tmp_path, capsys):
 
     out = tmp_path / "cf4.csv"
     with pytest.raises(CatalogError) as e:  # nothing listens on port 9 of this machine
-        catalogs.fetch_cf4(out, server="127.0.0.1:9", timeout=5)
+        catalog_files.fetch_cf4(out, server="127.0.0.1:9", timeout=5)
     msg = str(e.value)
     assert msg.startswith("cannot download J/ApJ/944/94/table2 from VizieR (127.0.0.1:9)") and "\n" not in msg
     assert "nothing written" in msg and not out.exists()
@@ -370,7 +373,7 @@ def test_fetch_writes_what_vizier_serves_and_the_reader_reads_it(tmp_path, monke
         return TableList({catalog: table})
 
     monkeypatch.setattr(VizierClass, "get_catalogs", fake)
-    p = catalogs.fetch_cf4(tmp_path / "full.csv")
+    p = catalog_files.fetch_cf4(tmp_path / "full.csv")
     assert asked == {"catalog": "J/ApJ/944/94/table2", "row_limit": -1, "columns": ["**"]}
     text = p.read_text()
     assert text.startswith("# Cosmicflows-4 galaxies") and "a comment VizieR" not in text

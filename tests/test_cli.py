@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from zoa_lib.cli import COMMANDS, build_parser, main
+from zoa_lib.cli import build_parser, COMMANDS, main
 
 
 def _subcommands():

@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from zoa_lib.config import PROFILE_NAMES, ProfileError, load_profile
+from zoa_lib.config import load_profile, PROFILE_NAMES, ProfileError
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)

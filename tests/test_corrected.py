@@ -11,9 +11,10 @@ import h5py
 import numpy as np
 import pytest
 
-from zoa_lib import mocks, survey
-from zoa_lib.config import ProfileError, load_profile
-from zoa_lib.data import CATALOG_DTYPE
+from zoa_lib.survey import distances
+from zoa_lib.survey import galaxies, mocks
+from zoa_lib.config import load_profile, ProfileError
+from zoa_lib.survey.shards import CATALOG_DTYPE
 
 L = 160.0
 
@@ -36,7 +37,7 @@ def test_corrected_grid_sits_within_the_stated_scatter_of_the_true_positions(sca
     (σ the stated scatter, Δ the voxel: nearest-grid-point binning), within 3 %."""
     d, grid = 60.0, 128
     cat = line_catalog(d=d)
-    inputs = survey.grid_catalog(cat, L, grid, position="corrected", corrected_scatter=scatter,
+    inputs = galaxies.grid_catalog(cat, L, grid, position="corrected", corrected_scatter=scatter,
                                  corrected_fraction=fraction)
     assert inputs[..., 0].sum() == len(cat)  # none leaves the cube at 60 Mpc/h
     h = L / grid
@@ -49,8 +50,8 @@ def test_corrected_grid_sits_within_the_stated_scatter_of_the_true_positions(sca
     assert mean == pytest.approx(d, abs=4 * sigma / np.sqrt(len(cat)) + h / 10)
     assert sd == pytest.approx(np.sqrt(sigma ** 2 + h ** 2 / 12), rel=0.03)
     # the observed and true modes put the same galaxies at 1.3 d and at d, exactly
-    obs = survey.grid_catalog(cat, L, grid, position="observed")
-    tru = survey.grid_catalog(cat, L, grid, position="true")
+    obs = galaxies.grid_catalog(cat, L, grid, position="observed")
+    tru = galaxies.grid_catalog(cat, L, grid, position="true")
     assert obs[grid // 2 + int(1.3 * d // h), grid // 2, grid // 2, 0] == len(cat)
     assert tru[grid // 2 + int(d // h), grid // 2, grid // 2, 0] == len(cat)
     # the velocity channel is the observed velocity in every mode
@@ -65,37 +66,37 @@ def test_corrected_distances_are_gaussian_about_the_truth():
     """Per galaxy (not binned): (d_corr − d_true)/σ has mean 0 and standard deviation 1."""
     g = np.random.default_rng(5)
     d = g.uniform(5.0, 80.0, 50000)
-    out = survey.corrected_distances(d, 1.5, 0.05, np.random.default_rng(6))
+    out = galaxies.corrected_distances(d, 1.5, 0.05, np.random.default_rng(6))
     z = (out - d) / np.hypot(1.5, 0.05 * d)
     assert abs(z.mean()) < 4 / np.sqrt(d.size)
     assert z.std() == pytest.approx(1.0, abs=0.02)
     assert np.all(out > 0)
-    assert np.array_equal(survey.corrected_distances(d, 0.0, 0.0, np.random.default_rng(6)), d)
+    assert np.array_equal(galaxies.corrected_distances(d, 0.0, 0.0, np.random.default_rng(6)), d)
 
 
 def test_corrected_positions_are_a_pure_function_of_the_catalog():
     cat = line_catalog(n=2000)
-    a = survey.catalog_positions(cat, "corrected", corrected_scatter=2.0, corrected_fraction=0.0)
-    b = survey.catalog_positions(cat.copy(), "corrected", corrected_scatter=2.0, corrected_fraction=0.0)
+    a = galaxies.catalog_positions(cat, "corrected", corrected_scatter=2.0, corrected_fraction=0.0)
+    b = galaxies.catalog_positions(cat.copy(), "corrected", corrected_scatter=2.0, corrected_fraction=0.0)
     np.testing.assert_array_equal(a, b)
     other = line_catalog(n=2000, sample=4)  # another mock: other draws
-    c = survey.catalog_positions(other, "corrected", corrected_scatter=2.0, corrected_fraction=0.0)
+    c = galaxies.catalog_positions(other, "corrected", corrected_scatter=2.0, corrected_fraction=0.0)
     assert not np.array_equal(a, c)
     np.testing.assert_allclose(a[:, 1:], 0.0)  # on the line of sight
 
 
 def test_bad_corrected_input_gives_one_line_errors():
     cat = line_catalog(n=10)
-    with pytest.raises(survey.SurveyError, match="corrected_scatter") as e:
-        survey.grid_catalog(cat, L, 8, position="corrected")  # no scatter given
+    with pytest.raises(distances.SurveyError, match="corrected_scatter") as e:
+        galaxies.grid_catalog(cat, L, 8, position="corrected")  # no scatter given
     assert "\n" not in str(e.value)
-    with pytest.raises(survey.SurveyError, match="'observed', 'true', 'corrected'") as e:
-        survey.grid_catalog(cat, L, 8, position="hamlet")
+    with pytest.raises(distances.SurveyError, match="'observed', 'true', 'corrected'") as e:
+        galaxies.grid_catalog(cat, L, 8, position="hamlet")
     assert "\n" not in str(e.value)
     real = cat.copy()
     real["d_true"] = np.nan
-    with pytest.raises(survey.SurveyError, match="true distances"):
-        survey.grid_catalog(real, L, 8, position="corrected", corrected_scatter=1.0)
+    with pytest.raises(distances.SurveyError, match="true distances"):
+        galaxies.grid_catalog(real, L, 8, position="corrected", corrected_scatter=1.0)
 
 
 @pytest.mark.parametrize("overrides,key", [
@@ -142,10 +143,10 @@ def test_shards_state_which_positions_they_grid(tmp_path, mode):
         cat = f["catalog"][...]
         inputs = f["inputs"][0]
     assert len(cat) > 500
-    np.testing.assert_array_equal(inputs, survey.grid_inputs(cat, p))
+    np.testing.assert_array_equal(inputs, galaxies.grid_inputs(cat, p))
     if mode == "corrected":  # differs from the observed and from the true grid
-        obs = survey.grid_catalog(cat, p.box.size, p.box.grid, position="observed")
-        tru = survey.grid_catalog(cat, p.box.size, p.box.grid, position="true")
+        obs = galaxies.grid_catalog(cat, p.box.size, p.box.grid, position="observed")
+        tru = galaxies.grid_catalog(cat, p.box.size, p.box.grid, position="true")
         assert not np.array_equal(inputs[..., 0], obs[..., 0])
         assert not np.array_equal(inputs[..., 0], tru[..., 0])
         # closer to the true grid than the observed one is (σ_μ = 0.4 mag ≫ 1.5 Mpc/h + 5 %)

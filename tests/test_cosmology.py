@@ -4,7 +4,7 @@ import pytest
 from scipy import integrate
 
 from zoa_lib.config import load_profile
-from zoa_lib.cosmology import Cosmology, from_profile, top_hat_window
+from zoa_lib.universe.cosmology import Cosmology, from_profile, top_hat_window
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,8 @@ def test_bulk_flow_of_a_periodic_box_matches_gaussian_realizations():
     """σ_B of the box's modes (lattice sum) against bulk flows measured in Gaussian
     realizations of a periodic 240 Mpc/h box: it matches, while the infinite-volume σ_B and
     an integral cut at k_min = 2π/L do not."""
-    from zoa_lib import fields, simulation
-    from zoa_lib import velocity as vel
+    from zoa_lib.universe import fields, simulation
+    from zoa_lib.universe import velocity as vel
 
     c = Cosmology()
     Lp, m, R = 240.0, 48, [40.0, 60.0]

@@ -1,4 +1,4 @@
-"""``zoa crossval`` (zoa_lib.crossval): held-out splits, the predicted radial velocity at galaxy
+"""``zoa crossval`` (zoa_lib.analysis.crossval): held-out splits, the predicted radial velocity at galaxy
 positions, the scores, a mock catalogue end to end and the command's one-line errors."""
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from zoa_lib import catalogs, mocks
-from zoa_lib import crossval as cv
-from zoa_lib import reconstruct as rc
-from zoa_lib.catalog_files import write_cf4_csv
+from zoa_lib.analysis import ga_search
+from zoa_lib.methods import calibration
+from zoa_lib.survey import catalogs, mocks
+from zoa_lib.analysis import crossval as cv
+from zoa_lib.analysis import reconstruct as rc
+from zoa_lib.survey.catalog_files import write_cf4_csv
 from zoa_lib.cli import main
 from zoa_lib.config import load_profile
-from zoa_lib.grid import voxel_centres
+from zoa_lib.universe.grid import voxel_centres
 
 from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
 from test_reconstruct import trained_ci  # noqa: E402, F401  (pytest fixture: ci mocks and both networks)
@@ -206,7 +208,7 @@ def test_cli_errors_exit_2_one_line(zoa_data, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- the joint Wiener filter
 def test_thinned_counts_scale_nbar_and_its_radial_factor():
-    from zoa_lib import wiener_joint as wj
+    from zoa_lib.methods import wiener_joint as wj
 
     n, L = 8, 160.0
     edges = np.arange(0.0, 140.0 + L / n, L / n)
@@ -226,14 +228,14 @@ def test_thinned_counts_scale_nbar_and_its_radial_factor():
 
 def test_wiener_joint_is_a_default_method_and_learns_nothing_from_held_out_galaxies(ci, mock_csv, zoa_data,
                                                                                       monkeypatch):
-    from zoa_lib import evaluation
+    from zoa_lib.analysis import evaluation
     from test_reconstruct import synthetic_training_mocks
 
     assert "wiener_joint" in cv.DEFAULT_METHODS and cv.DEFAULT_METHODS[0] == "vnet"
     synthetic_training_mocks(ci)
     rc._COUNTS.clear()
     fits, seen = [], []
-    real_fit, real_rec = evaluation.counts_calibration, evaluation.reconstruct
+    real_fit, real_rec = calibration.counts_calibration, evaluation.reconstruct
     monkeypatch.setattr(evaluation, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
 
     def spy(method, *a, **k):
@@ -259,6 +261,6 @@ def test_wiener_joint_is_a_default_method_and_learns_nothing_from_held_out_galax
     assert any(line.startswith("joint Wiener filter (counts + velocities)") for line in lines)
     s = res.summary()
     best = max(res.methods, key=lambda m: s[m]["r"]["mean"])
-    assert res.best_on_r() == best and lines[-1].startswith(f"best on r: {rc.LABELS[best]}")
+    assert res.best_on_r() == best and lines[-1].startswith(f"best on r: {ga_search.SEARCH_LABELS[best]}")
     doc = res.to_dict()
-    assert doc["labels"]["wiener_joint"] == rc.LABELS["wiener_joint"] and "wiener_joint" in doc["summary"]
+    assert doc["labels"]["wiener_joint"] == ga_search.SEARCH_LABELS["wiener_joint"] and "wiener_joint" in doc["summary"]

@@ -5,7 +5,12 @@ import h5py
 import numpy as np
 import pytest
 
-from zoa_lib import baselines, data, evaluation
+from zoa_lib.analysis import report
+from zoa_lib.methods import calibration
+from zoa_lib.methods.training import inference
+from zoa_lib.analysis import evaluation
+from zoa_lib.methods import baselines
+from zoa_lib.survey import shards
 from zoa_lib.config import load_profile
 from zoa_lib.errors import ZoaError
 
@@ -33,7 +38,7 @@ def _mocks(profile, n=N_EVAL):
 
 
 def _write_predictions(profile, mocks, target, noise, seed, samples=None):
-    path = evaluation.predictions_path(profile, target)
+    path = inference.predictions_path(profile, target)
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     truth = mocks[target]
@@ -135,9 +140,9 @@ def test_one_parent_box_leaves_the_verdict_undetermined(profile):
         assert r["difference"] is not None
     assert comp["goal_met"] is False and comp["goal_summary"].startswith("The V-Net: undetermined")
     assert "1 parent box" in comp["goal_summary"]
-    md = evaluation.comparison_markdown(comp)
+    md = report.comparison_markdown(comp)
     assert "undetermined" in md and "The V-Net: undetermined" in md
-    g = evaluation.verdict_glue(comp)
+    g = report.verdict_glue(comp)
     assert g["v_r_phi_zoa_winner"] == "undetermined" and np.isnan(g["v_r_phi_zoa_lo"])
     assert g["goal_met_text"] == "cannot be judged on" and g["n_lost"] == 0 and g["n_boxes"] == 1
     assert g["v_r_phi_zoa_baseline"] == "Wiener filter" and g["v_r_phi_zoa_vnet"] > 0.9
@@ -224,7 +229,7 @@ def test_missing_predictions_names_the_predict_command(profile):
 
 
 def test_predictions_with_wrong_shape_are_reported(profile):
-    path = evaluation.predictions_path(profile, "phi")
+    path = inference.predictions_path(profile, "phi")
     path.parent.mkdir(parents=True)
     with h5py.File(path, "w") as f:
         for k, shp in (("prediction", (1, 8, 8, 8)), ("truth", (1, 8, 8, 8)), ("inputs", (1, 8, 8, 8, 2)),
@@ -239,18 +244,18 @@ def test_baselines_only_from_shards_via_cli(profile, capsys):
 
     mocks = _mocks(profile)
     n, N = N_EVAL, profile.box.grid
-    shard = data.Shard(inputs=mocks["inputs"],
+    shard = shards.Shard(inputs=mocks["inputs"],
                        targets={"delta": mocks["delta"], "phi": mocks["phi"], "velocity": mocks["velocity"]},
-                       catalog=np.zeros(0, data.CATALOG_DTYPE), samples=np.arange(n), observers=np.zeros((n, 3)),
+                       catalog=np.zeros(0, shards.CATALOG_DTYPE), samples=np.arange(n), observers=np.zeros((n, 3)),
                        rotations=np.tile(np.eye(3, dtype=np.int8), (n, 1, 1)), box_index=np.zeros(n, np.int64),
                        attrs={"box_size": profile.box.size, "grid": N})
-    folder = data.mocks_dir(profile)
+    folder = shards.mocks_dir(profile)
     rows = {}
     for i, split in enumerate(("train", "test")):  # the same mocks serve as training mocks here
-        name = data.shard_name(i)
+        name = shards.shard_name(i)
         rows[name] = {"split": split, "start": i * n, "stop": (i + 1) * n, "n": n,
-                      "sha256": data.write_shard(folder / name, shard)}
-    data.write_manifest(folder, {"shards": rows})
+                      "sha256": shards.write_shard(folder / name, shard)}
+    shards.write_manifest(folder, {"shards": rows})
     rc = main(["evaluate", "--profile", "ci", "-p", f"evaluation.n_eval={N_EVAL}", "--methods",
                "wiener,potent,wiener_cal", "--no-progress"])
     assert rc == 0
@@ -270,13 +275,13 @@ def test_baselines_only_from_shards_via_cli(profile, capsys):
 
 def test_calibration_needs_training_shards(profile):
     with pytest.raises(ZoaError, match="no training shards"):
-        evaluation.calibration(profile)
+        calibration.calibration(profile)
 
 
 def test_potent_truth_is_smoothed_to_potents_scale(zoa_data):
     """Targets at σ_s smoothed further to POTENT's σ_P equal the field smoothed at σ_P (away
     from the cube's faces, where the cube is mirrored instead of wrapped)."""
-    from zoa_lib import fields
+    from zoa_lib.universe import fields
 
     prof = load_profile("ci", {"box.smoothing": 6.0, "evaluation.potent_smoothing": 12.0, "box.grid": 32})
     n, L = prof.box.grid, prof.box.size

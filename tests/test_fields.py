@@ -7,12 +7,14 @@ arithmetic on the parent mesh.
 import numpy as np
 import pytest
 
-from zoa_lib import fields as F
-from zoa_lib import simulation as S
+from zoa_lib.universe import mass_assignment
+from zoa_lib.universe import symmetries
+from zoa_lib.universe import fields as F
+from zoa_lib.universe import simulation as S
 from zoa_lib.config import load_profile
-from zoa_lib.cosmology import H0, from_profile
+from zoa_lib.universe.cosmology import from_profile, H0
 from zoa_lib.errors import ZoaError
-from zoa_lib.rng import generator
+from zoa_lib.universe.rng import generator
 
 from parent_fixtures import box, cosmo, prof  # noqa: F401  (pytest fixtures)
 
@@ -202,7 +204,7 @@ def test_node_aligned_cube_equals_parent_slice(prof, box, ridx):
     h = L / M
     assert s / N == h  # ci with parent_mesh 32: 10 Mpc/h voxels and cells
     obs = np.array([5.0, 305.0, 155.0])  # voxel centres land on nodes; the cube wraps in y
-    R = S.cube_rotations()[ridx].astype(int)
+    R = symmetries.cube_rotations()[ridx].astype(int)
     cube = S.ObserverCube(size=s, observer=obs, rotation=R.astype(np.int8), positions=np.zeros((0, 3), np.float32),
                           velocities=np.zeros((0, 3), np.float32), mean_density=box.mean_density)
     t = F.cube_targets(prof, box, cube)
@@ -222,7 +224,7 @@ def test_rotated_cube_velocities_rotate(prof, box):
     N, s = prof.box.grid, prof.box.size
     x = -s / 2 + (np.arange(N) + 0.5) * s / N
     t0 = F.cube_targets(prof, box, S.cut_cube(box, obs, np.eye(3, dtype=np.int8), s))
-    for R in S.cube_rotations()[[3, 10, 22]]:
+    for R in symmetries.cube_rotations()[[3, 10, 22]]:
         cube = S.cut_cube(box, obs, R, s)
         tr = F.cube_targets(prof, box, cube)
         Ri = R.astype(int)
@@ -243,7 +245,7 @@ def test_cube_targets_across_boundary_equal_rolled_box(prof, box):
     rolled = S.ParentBox(size=L, mesh=M, positions=((box.positions + shift) % L).astype(np.float32),
                          velocities=box.velocities, delta_lin=box.delta_lin, box_index=0, seed=box.seed)
     obs = np.array([2.5, 317.0, 161.3])
-    R = S.cube_rotations()[13]
+    R = symmetries.cube_rotations()[13]
     a = F.cube_targets(prof, box, S.cut_cube(box, obs, R, prof.box.size))
     b = F.cube_targets(prof, rolled, S.cut_cube(rolled, obs + shift, R, prof.box.size))
     np.testing.assert_allclose(b.delta, a.delta, atol=1e-4)
@@ -300,7 +302,7 @@ def test_empty_cells_get_bounded_velocities(cosmo):
     assert np.all(np.isfinite(pf.velocity))
     bound = max(np.abs(vel).max(), np.abs(lin.velocity).max())
     assert np.abs(pf.velocity).max() <= bound * 1.0001
-    empty = S.cic_deposit(pos, L, M) == 0
+    empty = mass_assignment.cic_deposit(pos, L, M) == 0
     assert empty.any()
     far = empty & np.roll(empty, 1, 0) & np.roll(empty, -1, 0)
     np.testing.assert_allclose(pf.velocity[:, far], lin.velocity[:, far], rtol=1e-4, atol=1e-2)
@@ -315,7 +317,7 @@ def test_cube_sampling_equals_map_coordinates(prof, box, ridx, grid):
     pf = box.fields(prof)
     rng = np.random.default_rng(ridx)
     obs = rng.uniform(0, box.size, 3)
-    R = S.cube_rotations()[ridx].astype(float)
+    R = symmetries.cube_rotations()[ridx].astype(float)
     d, p, v = F.sample_parent(pf, obs, R.astype(np.int8), 150.0, grid)
     x = -75.0 + (np.arange(grid) + 0.5) * 150.0 / grid
     X = np.stack(np.meshgrid(x, x, x, indexing="ij"), -1).reshape(-1, 3)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from zoa_lib import fourier as Fo
+from zoa_lib.universe import fourier as Fo
 
 
 @pytest.mark.parametrize("mesh", [6, 7])
@@ -72,12 +72,12 @@ def test_leaf_modules_import_no_other_zoa_module():
 
     code = ("import sys, importlib; m = sys.argv[1]; importlib.import_module(m); "
             "print(sorted(k for k in sys.modules if k.startswith('zoa_lib.')))")
-    for mod, allowed in (("zoa_lib.fourier", {"zoa_lib.fourier"}),
-                         ("zoa_lib.mass_assignment", {"zoa_lib.mass_assignment", "zoa_lib.errors"})):
+    for mod, allowed in (("zoa_lib.universe.fourier", {"zoa_lib.universe.fourier"}),
+                         ("zoa_lib.universe.mass_assignment", {"zoa_lib.universe.mass_assignment", "zoa_lib.errors"})):
         out = subprocess.run([sys.executable, "-c", code, mod], capture_output=True, text=True, check=True)
         assert set(eval(out.stdout)) <= allowed, out.stdout
-    out = subprocess.run([sys.executable, "-c", code, "zoa_lib.fields"], capture_output=True, text=True, check=True)
-    assert "zoa_lib.simulation" not in out.stdout
+    out = subprocess.run([sys.executable, "-c", code, "zoa_lib.universe.fields"], capture_output=True, text=True, check=True)
+    assert "zoa_lib.universe.simulation" not in out.stdout
 
 
 @pytest.mark.parametrize("n, mesh", [(6, 12), (8, 16), (5, 10), (8, 8)])

@@ -1,4 +1,4 @@
-"""Velocity frames (zoa_lib.frames) and the shipped Cosmicflows-3 table: heliocentric → CMB
+"""Velocity frames (zoa_lib.survey.frames) and the shipped Cosmicflows-3 table: heliocentric → CMB
 against an independent astropy computation and against CF4's published Vcmb, the round
 trip, CF3 read with no flags, groups, and the frame check (one-line errors, exit 2)."""
 from __future__ import annotations
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
-from zoa_lib import catalogs, frames, survey
-from zoa_lib.catalogs import CatalogError, read_catalog
+from zoa_lib.survey import distances
+from zoa_lib.survey import catalogs, frames
+from zoa_lib.survey.catalogs import CatalogError, read_catalog
 from zoa_lib.cli import main
 
 from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
@@ -108,7 +109,7 @@ def test_cf3_reads_with_no_flags(cf3):
     raw = raw_cf3()
     np.testing.assert_allclose(cat["b"], raw[:, 1], atol=1e-4)
     # H0 = 75: d_L = 10^((mu - 25)/5) Mpc x 0.75
-    d_L = survey.luminosity_from_comoving_distance(cat["d_obs"].astype(float))
+    d_L = distances.luminosity_from_comoving_distance(cat["d_obs"].astype(float))
     np.testing.assert_allclose(d_L, 10 ** ((raw[:, 4] - 25) / 5) * 0.75, rtol=1e-4)
     # the frame check sees no Sun-like dipole in the converted velocities
     assert rep.dipole["n"] > 5000 and not frames.heliocentric_suspect(rep.dipole)
@@ -154,9 +155,9 @@ def test_group_average_by_hand(tmp_path):
     mu = (w @ [33.0, 33.5]) / w.sum()
     g = cat[np.argsort(cat["cz"])]
     assert g["cz"][0] == pytest.approx(3100.0) and g["b"][0] == pytest.approx(20.5, abs=1e-3)
-    d_L = survey.luminosity_from_comoving_distance(float(g["d_obs"][0]))
+    d_L = distances.luminosity_from_comoving_distance(float(g["d_obs"][0]))
     assert d_L == pytest.approx(10 ** ((mu - 25) / 5), rel=1e-5)
-    _, s = survey.estimate_velocity("watkins_feldman", 3100.0, d_L, 1 / np.sqrt(w.sum()))
+    _, s = distances.estimate_velocity("watkins_feldman", 3100.0, d_L, 1 / np.sqrt(w.sum()))
     assert g["sigma_v"][0] == pytest.approx(float(s), rel=1e-5)
 
 
@@ -167,10 +168,10 @@ def synthetic_table(path, seed=1, n=3000, heliocentric=True):
     g = np.random.default_rng(seed)
     l, b = g.uniform(0, 360, n), np.degrees(np.arcsin(g.uniform(-1, 1, n)))
     d_L = 60 * g.uniform(0.01, 1, n) ** (1 / 3)
-    cz = survey.observed_cz(survey.comoving_from_luminosity_distance(d_L), g.normal(0, 250, n))
+    cz = distances.observed_cz(distances.comoving_from_luminosity_distance(d_L), g.normal(0, 250, n))
     if heliocentric:
         cz = frames.from_cmb(cz, l, b)
-    dm = survey.distance_modulus(d_L) + g.normal(0, 0.1, n)
+    dm = distances.distance_modulus(d_L) + g.normal(0, 0.1, n)
     rows = [f"{i + 1} {v:.1f} {m:.3f} 0.1 {x:.4f} {y:.4f}" for i, (v, m, x, y) in enumerate(zip(cz, dm, l, b))]
     path.write_text("PGC Vcmb DM e_DM GLON GLAT\n" + "\n".join(rows) + "\n")
     return path

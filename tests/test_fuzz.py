@@ -34,11 +34,17 @@ import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from zoa_lib import catalogs, config, data, mocks, survey
-from zoa_lib.catalogs import CatalogError, read_catalog, write_cf4_csv
+from zoa_lib.survey import catalog_files
+from zoa_lib.survey import distances
+from zoa_lib.survey import mock_set
+from zoa_lib.survey import sky
+from zoa_lib import config
+from zoa_lib.survey import catalogs, shards
+from zoa_lib.survey.catalog_files import write_cf4_csv
+from zoa_lib.survey.catalogs import CatalogError, read_catalog
 from zoa_lib.commands import parse_overrides
-from zoa_lib.config import ProfileError, load_profile
-from zoa_lib.data import CATALOG_DTYPE, ShardError
+from zoa_lib.config import load_profile, ProfileError
+from zoa_lib.survey.shards import CATALOG_DTYPE, ShardError
 from zoa_lib.errors import ZoaError
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -125,13 +131,13 @@ def synthetic_catalog(n: int = N_ROWS, seed: int = 5) -> np.ndarray:
     cat = np.zeros(n, CATALOG_DTYPE)
     l, b = g.uniform(0, 360, n), np.degrees(np.arcsin(g.uniform(-1, 1, n)))
     d, v = g.uniform(10, 75, n), np.clip(g.normal(0, 300, n), -600, 600)
-    cat["SGX"], cat["SGY"], cat["SGZ"] = survey.galactic_to_sg(l, b, d)
+    cat["SGX"], cat["SGY"], cat["SGZ"] = sky.galactic_to_sg(l, b, d)
     cat["l"], cat["b"], cat["d_obs"], cat["d_true"], cat["v_r_true"] = l, b, d, d, v
-    cat["cz"] = survey.observed_cz(d, v)
+    cat["cz"] = distances.observed_cz(d, v)
     cat["sigma_v"] = 0.2 * cat["cz"]
     # what a reader derives from (cz, d): the WF15 estimator at the luminosity distance of d
-    cat["v_r_obs"] = survey.watkins_feldman_velocity(cat["cz"].astype(np.float64),
-                                                     survey.luminosity_from_comoving_distance(d))
+    cat["v_r_obs"] = distances.watkins_feldman_velocity(cat["cz"].astype(np.float64),
+                                                     distances.luminosity_from_comoving_distance(d))
     return cat
 
 
@@ -264,7 +270,7 @@ def test_catalog_nan_inf(work, table, cell, tok):
                      st.tuples(st.floats(3e3, 1e308), st.floats(-1e308, 1e308), st.floats(-1e308, 1e308))))
 def test_catalog_zero_negative_or_absurd_distances(work, table, cat0, r, dm, dist, xyz):
     """0 (also: 0 once in the catalog's float32), negative, or beyond z = 1 where the
-    distance–redshift relations of zoa_lib.survey hold (DM ≳ 43.9 at H0 = 74.6)."""
+    distance–redshift relations of zoa_lib.survey.galaxies hold (DM ≳ 43.9 at H0 = 74.6)."""
     text, header = table
     content, line = set_cell(text, header, r, "DM", repr(dm))
     p = put(work, "dm.csv", content)
@@ -386,7 +392,7 @@ def test_catalog_utf16_and_an_hdf5_file_are_not_tables(work, table):
     p = put(work, "utf16.csv", text.encode("utf-16"))
     expect(CatalogError, read_catalog, p, where=(str(p), "line 1:", "not UTF-8"))
     h5 = work / "shard-as-table.h5"
-    data.write_shard(h5, make_shard(8, 1, 0))
+    shards.write_shard(h5, make_shard(8, 1, 0))
     raw = h5.read_bytes()
     p = put(work, "half.h5", raw[:len(raw) // 2])
     expect(CatalogError, read_catalog, p, where=(str(p), "not UTF-8"))
@@ -733,15 +739,15 @@ DATASETS = ("inputs", "targets/delta", "targets/phi", "targets/velocity", "sampl
 def shard0(work):
     """(bytes, content sha256) of a valid 2-mock shard at 8³."""
     p = work / "shard0.h5"
-    s = data.write_shard(p, make_shard(GRID, 2, seed=3))
+    s = shards.write_shard(p, make_shard(GRID, 2, seed=3))
     return Quiet((p.read_bytes(), s))
 
 
 def read_all(path, grid=GRID):
     """Everything a consumer does with a shard: validate, read, checksum."""
-    data.validate_shard(path, grid=grid)
-    data.read_shard(path)
-    return data.content_checksum(path)
+    shards.validate_shard(path, grid=grid)
+    shards.read_shard(path)
+    return shards.content_checksum(path)
 
 
 def shard_copy(work, shard0, name="bad.h5") -> Path:
@@ -896,7 +902,7 @@ def manifest_copy(work, mock_folder, name="mf"):
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir()
-    shutil.copy(mock_folder / data.MANIFEST, folder / data.MANIFEST)
+    shutil.copy(mock_folder / shards.MANIFEST, folder / shards.MANIFEST)
     (folder / "shard-0000.h5").symlink_to(mock_folder / "shard-0000.h5")
     return folder
 
@@ -906,21 +912,21 @@ def manifest_copy(work, mock_folder, name="mf"):
        off=st.integers(0, 10 ** 6))
 def test_manifest_not_json(work, mock_folder, cut, ins, off):
     folder = manifest_copy(work, mock_folder)
-    text = (folder / data.MANIFEST).read_text()
+    text = (folder / shards.MANIFEST).read_text()
     text = text[:cut % (len(text) + 1)]
     off %= len(text) + 1
-    (folder / data.MANIFEST).write_text(text[:off] + ins + text[off:])
-    for fn in (data.read_manifest, data.shard_paths, lambda f: mocks.check_shards(paths=[f / "shard-0000.h5"])):
+    (folder / shards.MANIFEST).write_text(text[:off] + ins + text[off:])
+    for fn in (shards.read_manifest, shards.shard_paths, lambda f: mock_set.check_shards(paths=[f / "shard-0000.h5"])):
         kind, res = outcome(fn, folder)
         if kind == "error":
-            assert str(folder / data.MANIFEST) in str(res)
+            assert str(folder / shards.MANIFEST) in str(res)
 
 
 @FUZZ
 @given(where=st.sampled_from(["top", "shards", "row", "start", "stop", "sha256", "bytes", "split"]), value=JSON)
 def test_manifest_wrong_structure(work, mock_folder, where, value):
     folder = manifest_copy(work, mock_folder)
-    man = json.loads((folder / data.MANIFEST).read_text())
+    man = json.loads((folder / shards.MANIFEST).read_text())
     if where == "top":
         man = value
     elif where == "shards":
@@ -929,12 +935,12 @@ def test_manifest_wrong_structure(work, mock_folder, where, value):
         man["shards"]["shard-0000.h5"] = value
     else:
         man["shards"]["shard-0000.h5"][where] = value
-    (folder / data.MANIFEST).write_text(json.dumps(man))
-    results = [outcome(data.read_manifest, folder), outcome(data.shard_paths, folder),
-               outcome(mocks.check_shards, paths=[folder / "shard-0000.h5"])]
+    (folder / shards.MANIFEST).write_text(json.dumps(man))
+    results = [outcome(shards.read_manifest, folder), outcome(shards.shard_paths, folder),
+               outcome(mock_set.check_shards, paths=[folder / "shard-0000.h5"])]
     for kind, res in results:
         if kind == "error":
-            assert str(folder / data.MANIFEST) in str(res)
+            assert str(folder / shards.MANIFEST) in str(res)
     structural = (where == "top" and not isinstance(value, dict)) or \
         (where == "shards" and not isinstance(value, dict)) or (where == "row" and not isinstance(value, dict)) \
         or (where in ("start", "stop") and (isinstance(value, bool) or not isinstance(value, int)))
@@ -949,15 +955,15 @@ def test_shard_valid_random_shards_always_read(work, n, seed, verify):
     folder.mkdir(exist_ok=True)
     s = make_shard(GRID, n, seed, start=seed % 1000)
     p = folder / "shard-0000.h5"
-    digest = data.write_shard(p, s)
-    data.write_manifest(folder, {"shards": {p.name: {"split": "train", "start": seed % 1000,
+    digest = shards.write_shard(p, s)
+    shards.write_manifest(folder, {"shards": {p.name: {"split": "train", "start": seed % 1000,
                                                      "stop": seed % 1000 + n, "n": n, "sha256": digest,
                                                      "bytes": p.stat().st_size}}})
     assert read_all(p) == digest
-    back = data.read_shard(p)
+    back = shards.read_shard(p)
     np.testing.assert_array_equal(back.inputs, s.inputs)
     np.testing.assert_array_equal(back.samples, s.samples)
-    checks = mocks.check_shards(paths=[p], verify=verify)
+    checks = mock_set.check_shards(paths=[p], verify=verify)
     assert [c.ok for c in checks] == [True]
 
 
@@ -967,16 +973,16 @@ def test_write_grid_leaves_an_existing_file_unless_complete(work, cat0):
     prof = load_profile("ci")
     out = work / "grid-keep.h5"
     inputs = catalogs.grid(cat0, prof)
-    catalogs.write_grid(out, inputs, prof)
+    catalog_files.write_grid(out, inputs, prof)
     before = sha(out)
-    expect(CatalogError, catalogs.write_grid, out, inputs[:8], prof, where=(str(out), "shape"))
+    expect(CatalogError, catalog_files.write_grid, out, inputs[:8], prof, where=(str(out), "shape"))
     assert sha(out) == before
     with pytest.raises(TypeError):  # an attr h5py cannot store: fails inside the HDF5 write
-        catalogs.write_grid(out, inputs, prof, bad_attr=object())
+        catalog_files.write_grid(out, inputs, prof, bad_attr=object())
     assert sha(out) == before
     assert not [p for p in work.iterdir() if p.name.startswith(".tmp-grid-keep")]
     (work / "grid-dir.h5").mkdir(exist_ok=True)
-    expect(CatalogError, catalogs.write_grid, work / "grid-dir.h5", inputs, prof, where=("folder",))
+    expect(CatalogError, catalog_files.write_grid, work / "grid-dir.h5", inputs, prof, where=("folder",))
     with h5py.File(out, "r") as f:
         np.testing.assert_array_equal(f["n_gal"][()], inputs[..., 0])
         assert f["v_pec"].attrs["units"] == "km/s" and f.attrs["box_size"] == prof.box.size
@@ -990,9 +996,9 @@ def test_shards_check_without_shards_and_with_a_bad_manifest(work, mock_folder, 
     err = capsys.readouterr().err.strip()
     assert one_line(err) and "no mock shards" in err and "zoa mocks --profile ci" in err
     folder = manifest_copy(work, mock_folder, "mf-bad")
-    (folder / data.MANIFEST).write_text('{"shards": {"shard-0000.h5": {"start": 0}}}')
-    res = mocks.check_shards(paths=[folder / "shard-0000.h5"])
-    assert [(Path(r.path).name, r.ok) for r in res] == [(data.MANIFEST, False), ("shard-0000.h5", True)]
+    (folder / shards.MANIFEST).write_text('{"shards": {"shard-0000.h5": {"start": 0}}}')
+    res = mock_set.check_shards(paths=[folder / "shard-0000.h5"])
+    assert [(Path(r.path).name, r.ok) for r in res] == [(shards.MANIFEST, False), ("shard-0000.h5", True)]
     assert "shards.shard-0000.h5.stop" in res[0].reason
 
 
@@ -1055,6 +1061,6 @@ def test_cli_shards_check(work, mock_folder):
     res = json.loads(r.stdout)
     assert [x["ok"] for x in res] == [p != bad for p in paths]
     assert {p.name: sha(p) for p in folder.iterdir()} == before
-    (folder / data.MANIFEST).write_text('{"shards": [1, 2')
+    (folder / shards.MANIFEST).write_text('{"shards": [1, 2')
     r = assert_cli_error(["shards", "check", "--profile", "ci"], env=env)
-    assert str(folder / data.MANIFEST) in r.stdout
+    assert str(folder / shards.MANIFEST) in r.stdout

@@ -5,7 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from zoa_lib import literature as lit
+from zoa_lib.book.viz import skymaps
+from zoa_lib.book.viz import statistics
+from zoa_lib.analysis import literature as lit
 
 
 def test_shipped_table_holds_the_measurements_of_issue_14():
@@ -35,8 +37,8 @@ def test_bad_tables_name_file_and_line(tmp_path):
 
 
 def test_compare_interpolates_the_vector_and_combines_the_errors():
-    from zoa_lib.reconstruct import bulk_flow_rows
-    from zoa_lib.survey import galactic_to_sg
+    from zoa_lib.analysis.reconstruct import bulk_flow_rows
+    from zoa_lib.survey.sky import galactic_to_sg
 
     pub = [lit.PublishedBulkFlow("A 2015", "d", 50.0, 250.0, 30.0, 300.0, 4.0, 20.0, 3.0, "top-hat"),
            lit.PublishedBulkFlow("B 2019", "d", 35.0, 259.0, 15.0, float("nan"), float("nan"), float("nan"),
@@ -67,7 +69,7 @@ def test_compare_interpolates_the_vector_and_combines_the_errors():
 def test_method_errors_from_the_evaluation_and_attached_to_rows(tmp_path, monkeypatch):
     import json
 
-    from zoa_lib import bulk_flow_errors as bfe, evaluation
+    from zoa_lib.analysis import bulk_flow_errors as bfe, evaluation
     from zoa_lib.config import load_profile
 
     prof = load_profile("ci")
@@ -91,16 +93,15 @@ def test_method_errors_from_the_evaluation_and_attached_to_rows(tmp_path, monkey
 def test_plot_bulk_flow_published_draws_every_measurement():
     from matplotlib.figure import Figure
 
-    from zoa_lib import viz
 
     pub = lit.published_bulk_flows()
     rows = [{"R": R, "B": 300.0 - R, "l": 300.0, "b": 20.0, "B_std": 20.0} for R in (10.0, 40.0, 80.0)]
     fig = Figure()
-    ax, sky = viz.plot_bulk_flow_published(fig, {"V-Net": rows}, pub, lcdm=([10, 40, 80], [300, 200, 150]))
+    ax, sky = statistics.plot_bulk_flow_published(fig, {"V-Net": rows}, pub, lcdm=([10, 40, 80], [300, 200, 150]))
     labels = ax.get_legend_handles_labels()[1]
     assert sum(s.startswith("V-Net") for s in labels) == 1 and len(labels) == 1 + 1 + len(pub)
     assert ax.get_xlim()[1] == pytest.approx(1.15 * 80.0)
     with_dir = [p for p in pub if p.has_direction]
     assert len(sky.get_legend_handles_labels()[1]) == 1 + len(with_dir)
-    x, y = viz.sky_xy([with_dir[0].l], [with_dir[0].b])
+    x, y = skymaps.sky_xy([with_dir[0].l], [with_dir[0].b])
     assert np.isfinite(x).all() and np.isfinite(y).all()

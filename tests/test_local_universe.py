@@ -6,12 +6,17 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from zoa_lib import local_universe as lu
-from zoa_lib import selection
-from zoa_lib import structures as structures_module
+from zoa_lib.analysis import ga_search
+from zoa_lib.analysis import structures
+from zoa_lib.methods import calibration
+from zoa_lib.survey import catalog_files
+from zoa_lib.universe import constrained
+from zoa_lib.analysis import local_universe as lu
+from zoa_lib.survey import selection
+from zoa_lib.analysis import structures as structures_module
 from zoa_lib.config import load_profile
-from zoa_lib.cosmology import Cosmology
-from zoa_lib.rng import generator
+from zoa_lib.universe.cosmology import Cosmology
+from zoa_lib.universe.rng import generator
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +32,7 @@ def _k_full(L, M):
 
 def _mode_variance_numpy(cosmo, L, M):
     """⟨|δ_k|²⟩/M³ = P(k)/ΔV on the full fftn grid, 0 at k = 0 (from the module docstring of
-    zoa_lib.simulation, computed here with numpy and the cosmology's P(k) directly)."""
+    zoa_lib.universe.simulation, computed here with numpy and the cosmology's P(k) directly)."""
     KX, KY, KZ = _k_full(L, M)
     k = np.sqrt(KX ** 2 + KY ** 2 + KZ ** 2)
     var = np.zeros_like(k)
@@ -60,9 +65,9 @@ NODES = np.array([[8, 8, 8], [20, 16, 12], [24, 4, 28]])
 
 def test_constraints_are_hit_at_mesh_nodes(cosmo):
     pos = NODES * (L / M)
-    sysm = lu.constraint_system(cosmo, L, M, pos, R)
+    sysm = constrained.constraint_system(cosmo, L, M, pos, R)
     values = np.array([3.0, 2.0, -1.5]) * sysm.sigma_s
-    cf = lu.constrained_field(cosmo, L, M, pos, values, generator(1, "local_universe", 0), R, system=sysm)
+    cf = constrained.constrained_field(cosmo, L, M, pos, values, generator(1, "local_universe", 0), R, system=sysm)
     assert cf.delta.dtype == np.float32 and cf.delta.shape == (M,) * 3
     # re-measure independently: numpy FFT smoothing with the analytic Gaussian, read at the nodes
     sm = _smooth_numpy(cf.delta.astype(float), L, R)
@@ -86,7 +91,7 @@ def test_constraints_off_the_mesh_by_direct_mode_sum(cosmo):
     pos = np.array([[51.3, 47.9, 60.2], [131.7, 99.1, 77.7]])
     values = [0.8, -0.5]
     for i, kind in enumerate(("extremum", "value")):
-        cf = lu.constrained_field(cosmo, L, M, pos, values, generator(2, "local_universe", i), R, kind=kind)
+        cf = constrained.constrained_field(cosmo, L, M, pos, values, generator(2, "local_universe", i), R, kind=kind)
         F = np.fft.fftn(cf.delta.astype(float))
         KX, KY, KZ = _k_full(L, M)
         W = np.exp(-0.5 * (KX ** 2 + KY ** 2 + KZ ** 2) * R ** 2)
@@ -138,14 +143,14 @@ def _dense_problem(cosmo, L, M, R, nodes, values):
 def test_mean_of_realizations_is_the_hoffman_ribak_mean_field(cosmo):
     L2, M2, R2 = 120.0, 12, 20.0      # R = 2 cells; tiny mesh for dense algebra (1728²)
     nodes = np.array([[3, 3, 3], [8, 6, 7]])
-    sig = lu.constraint_system(cosmo, L2, M2, nodes * L2 / M2, R2).sigma_s
+    sig = constrained.constraint_system(cosmo, L2, M2, nodes * L2 / M2, R2).sigma_s
     values = np.array([2.5, -1.5]) * sig
     mean_dense, var_dense = _dense_problem(cosmo, L2, M2, R2, nodes, values)
-    mf = lu.mean_field(cosmo, L2, M2, nodes * L2 / M2, values, R2)
+    mf = constrained.mean_field(cosmo, L2, M2, nodes * L2 / M2, values, R2)
     np.testing.assert_allclose(mf, mean_dense, atol=1e-6 * np.abs(mean_dense).max())
-    sysm = lu.constraint_system(cosmo, L2, M2, nodes * L2 / M2, R2)
+    sysm = constrained.constraint_system(cosmo, L2, M2, nodes * L2 / M2, R2)
     n = 300
-    fields = np.array([lu.constrained_field(cosmo, L2, M2, None, values, generator(3, "local_universe", i), R2,
+    fields = np.array([constrained.constrained_field(cosmo, L2, M2, None, values, generator(3, "local_universe", i), R2,
                                             system=sysm).delta for i in range(n)], dtype=np.float64)
     # the sample variance agrees with the dense conditional variance
     ratio = fields.var(0).mean() / var_dense.mean()
@@ -163,8 +168,8 @@ def test_far_from_the_constraints_the_variance_follows_pk(cosmo):
     var = _mode_variance_numpy(cosmo, L3, M3)
     sigma2 = var.sum() / M3 ** 3          # (1/V) Σ_k P(k) over the mesh's modes
     node = np.array([4, 4, 4])
-    sysm = lu.constraint_system(cosmo, L3, M3, node * L3 / M3, R3)
-    fields = np.array([lu.constrained_field(cosmo, L3, M3, None, [2.5 * sysm.sigma_s],
+    sysm = constrained.constraint_system(cosmo, L3, M3, node * L3 / M3, R3)
+    fields = np.array([constrained.constrained_field(cosmo, L3, M3, None, [2.5 * sysm.sigma_s],
                                             generator(4, "local_universe", i), R3, system=sysm).delta
                        for i in range(48)], dtype=np.float64)
     d = np.linalg.norm(np.mod(np.indices((M3,) * 3).T - node + M3 // 2, M3) - M3 // 2, axis=-1).T * (L3 / M3)
@@ -177,8 +182,8 @@ def test_far_from_the_constraints_the_variance_follows_pk(cosmo):
 
 # --------------------------------------------------------------------------- structures
 def test_known_structures_round_trip_with_astropy():
-    structures = lu.known_structures()
-    assert lu.great_attractor(structures).name == lu.GREAT_ATTRACTOR
+    structures = structures.known_structures()
+    assert structures.great_attractor(structures).name == structures.GREAT_ATTRACTOR
     assert {s.kind for s in structures} == {"attractor", "void"}
     for s in structures:
         c = SkyCoord(sgx=s.sg[0] * u.Mpc, sgy=s.sg[1] * u.Mpc, sgz=s.sg[2] * u.Mpc,
@@ -187,12 +192,12 @@ def test_known_structures_round_trip_with_astropy():
         assert abs(dl) < 1e-6 and c.b.deg == pytest.approx(s.b, abs=1e-6)
         assert c.distance.to_value(u.Mpc) * 100 == pytest.approx(s.cz, rel=1e-9)   # d = cz / H0
         assert s.distance == pytest.approx(s.cz / 100.0)
-    ga = lu.great_attractor(structures)
+    ga = structures.great_attractor(structures)
     assert (ga.l, ga.b, ga.cz) == (308.4, 29.0, 4960.0)
 
 
 def _cz_cmb_astropy(cz_helio, l, b):
-    """CMB-frame cz of a heliocentric cz toward Galactic (l, b), independently of zoa_lib.frames:
+    """CMB-frame cz of a heliocentric cz toward Galactic (l, b), independently of zoa_lib.survey.frames:
     1 + z_cmb = (1 + z_helio)(1 + v cos θ / c), i.e. cz_cmb = cz_helio + v cos θ (1 + z_helio),
     with the Sun's CMB dipole v = 369.82 km/s toward (l, b) = (264.021°, 48.253°) (Planck 2018)
     and θ its angle to the structure from astropy's SkyCoord.separation."""
@@ -203,7 +208,7 @@ def _cz_cmb_astropy(cz_helio, l, b):
 
 
 def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
-    structures = {s.name: s for s in lu.known_structures()}
+    structures = {s.name: s for s in structures.known_structures()}
     norma = structures["Norma cluster (A3627)"]
     # Woudt et al. 2008: 4871 km/s heliocentric, stored as published; the CMB cz is computed
     assert (norma.frame, norma.cz_table, norma.cz_helio) == ("heliocentric", 4871.0, 4871.0)
@@ -221,11 +226,11 @@ def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
     # no entry claims the CMB frame while its reference gives a heliocentric redshift: the CMB rows are
     # the paper's GA (a CF4 result, CMB frame) and the Local Void's centre (H0 d, a distance)
     cmb = {n for n, s in structures.items() if s.frame == "cmb"}
-    assert cmb == {lu.GREAT_ATTRACTOR, "Local Void"}
+    assert cmb == {structures.GREAT_ATTRACTOR, "Local Void"}
     assert all("heliocentric" not in structures[n].reference for n in cmb)
     assert all("heliocentric" in s.reference for s in structures.values() if s.frame == "heliocentric")
     # the paper's GA stays as the paper gives it (CMB frame); its heliocentric cz is the inverse conversion
-    ga = lu.great_attractor()
+    ga = structures.great_attractor()
     assert (ga.l, ga.b, ga.cz, ga.frame) == (308.4, 29.0, 4960.0, "cmb")
     assert _cz_cmb_astropy(ga.cz_helio, ga.l, ga.b) == pytest.approx(4960.0, abs=0.01)
 
@@ -233,16 +238,16 @@ def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
 def test_structure_table_frame_column(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("name,l,b,cz,kind\nGreat Attractor,308.4,29.0,4960,attractor\n")
-    (ga,) = lu.known_structures(p)
+    (ga,) = structures.known_structures(p)
     assert (ga.frame, ga.cz) == ("cmb", 4960.0)
     p.write_text("name,l,b,cz,frame,kind\nComa,58.1,88.0,6925,heliocentric,attractor\n"
                  "Virgo,283.8,74.5,1050,local-group,attractor\n")
-    coma, virgo = lu.known_structures(p)
+    coma, virgo = structures.known_structures(p)
     assert coma.cz == pytest.approx(_cz_cmb_astropy(6925.0, 58.1, 88.0), abs=0.01)
     assert virgo.frame == "local-group" and virgo.cz_table == 1050.0 and virgo.cz > 1050.0
     p.write_text("name,l,b,cz,frame,kind\nComa,58.1,88.0,6925,galactocentric,attractor\n")
-    with pytest.raises(lu.LocalUniverseError, match="line 2: frame"):
-        lu.known_structures(p)
+    with pytest.raises(structures.LocalUniverseError, match="line 2: frame"):
+        structures.known_structures(p)
 
 
 @pytest.mark.parametrize("row, message", [
@@ -253,10 +258,10 @@ def test_structure_table_frame_column(tmp_path):
 def test_bad_structure_table_names_the_line(tmp_path, row, message):
     p = tmp_path / "s.csv"
     p.write_text("# comment\nname,l,b,cz,kind,reference\n" + row + "\n")
-    with pytest.raises(lu.LocalUniverseError, match=message):
-        lu.known_structures(p)
-    with pytest.raises(lu.LocalUniverseError, match="not found"):
-        lu.known_structures(tmp_path / "missing.csv")
+    with pytest.raises(structures.LocalUniverseError, match=message):
+        structures.known_structures(p)
+    with pytest.raises(structures.LocalUniverseError, match="not found"):
+        structures.known_structures(tmp_path / "missing.csv")
 
 
 # --------------------------------------------------------------------------- GA finder
@@ -273,16 +278,16 @@ def test_locate_attractor_finds_a_blob_at_a_known_sky_position():
     X, Y, Z = _grid(size, n)
     blob = 4 * np.exp(-((X - centre[0]) ** 2 + (Y - centre[1]) ** 2 + (Z - centre[2]) ** 2) / (2 * 6.0 ** 2))
     blob += 3 * np.exp(-((X + 40) ** 2 + Y ** 2 + Z ** 2) / (2 * 6.0 ** 2))  # a bigger peak, far away
-    res = lu.locate_attractor(blob, size, centre + [4.0, -3.0, 2.0], 15.0)
+    res = ga_search.locate_attractor(blob, size, centre + [4.0, -3.0, 2.0], 15.0)
     assert res["found"]
     assert np.linalg.norm(np.array(res["sg"]) - centre) < 0.1 * size / n      # sub-voxel refinement
     assert res["cz"] == pytest.approx(100 * d0, abs=100 * 0.1 * size / n)
     assert abs((res["l"] - l0 + 180) % 360 - 180) < 0.2 and res["b"] == pytest.approx(b0, abs=0.2)
     # nothing but a slope: the maximum sits on the search sphere's edge and is not "found"
-    res = lu.locate_attractor(X, size, centre, 15.0)
+    res = ga_search.locate_attractor(X, size, centre, 15.0)
     assert not res["found"]
-    with pytest.raises(lu.LocalUniverseError):
-        lu.locate_attractor(blob, size, [500.0, 0, 0], 15.0)
+    with pytest.raises(structures.LocalUniverseError):
+        ga_search.locate_attractor(blob, size, [500.0, 0, 0], 15.0)
 
 
 def test_locate_convergence_finds_the_sink_of_a_flow():
@@ -292,7 +297,7 @@ def test_locate_convergence_finds_the_sink_of_a_flow():
     r2 = (X - centre[0]) ** 2 + (Y - centre[1]) ** 2 + (Z - centre[2]) ** 2
     env = 30.0 * np.exp(-r2 / (2 * 10.0 ** 2))
     v = -np.stack([(X - centre[0]) * env, (Y - centre[1]) * env, (Z - centre[2]) * env], -1)   # km/s
-    res = lu.locate_convergence(v, size, centre + 5.0, 15.0)
+    res = ga_search.locate_convergence(v, size, centre + 5.0, 15.0)
     assert res["found"] and np.linalg.norm(np.array(res["sg"]) - centre) < size / n
     # −∇·v = 30 e^{−r²/2s²} (3 − r²/s²) km/s per Mpc/h: 90 at the sink, a bit less at the
     # nearest voxel centre and with finite differences on 5 Mpc/h voxels
@@ -303,12 +308,12 @@ def test_attractor_statistics_wrap_longitude():
     res = [{"l": 359.0, "b": 1.0, "cz": 1000.0, "found": True},
            {"l": 1.0, "b": 3.0, "cz": 1200.0, "found": True},
            {"l": 180.0, "b": 0.0, "cz": 0.0, "found": False}]
-    st = lu.attractor_statistics(res)
+    st = ga_search.attractor_statistics(res)
     assert st["n"] == 3 and st["n_found"] == 2 and st["fraction_found"] == pytest.approx(2 / 3)
     assert min(st["l_mean"], 360 - st["l_mean"]) < 1e-9
     assert st["l_std"] == pytest.approx(1.0, rel=1e-3)      # ±1° about 0°, not ±179°
     assert st["b_mean"] == 2.0 and st["b_std"] == 1.0 and st["cz_mean"] == 1100.0 and st["cz_std"] == 100.0
-    none = lu.attractor_statistics(res[2:])
+    none = ga_search.attractor_statistics(res[2:])
     assert none["fraction_found"] == 0 and np.isnan(none["l_mean"]) and np.isnan(none["cz_std"])
 
 
@@ -324,8 +329,8 @@ def ci_box(ci):
 
 
 def test_local_universe_box_places_the_structures(ci, ci_box):
-    from zoa_lib.fields import cube_targets
-    from zoa_lib.simulation import ParentBox
+    from zoa_lib.universe.fields import cube_targets
+    from zoa_lib.universe.simulation import ParentBox
 
     box = ci_box
     assert isinstance(box, ParentBox) and box.box_index == -1 and box.delta_lin.dtype == np.float32
@@ -334,7 +339,7 @@ def test_local_universe_box_places_the_structures(ci, ci_box):
     assert np.abs(cf.gradient).max() < 1e-6 * cf.sigma_s / cf.smoothing
     heights = cf.targets / cf.sigma_s
     names = [s.name for s in box.structures]
-    assert heights[names.index(lu.GREAT_ATTRACTOR)] == heights.max() and heights[names.index("Local Void")] < 0
+    assert heights[names.index(structures.GREAT_ATTRACTOR)] == heights.max() and heights[names.index("Local Void")] < 0
     # reverse Zel'dovich: constraint point + its displacement lands on the literature position
     x = np.array([s.sg for s in box.structures]) + box.size / 2
     assert np.linalg.norm(cf.positions + cf.displacement - x, axis=1).max() < 1.0
@@ -348,7 +353,7 @@ def test_local_universe_box_places_the_structures(ci, ci_box):
 
     def at(s):
         return delta[tuple(np.floor((np.array(s.sg) + ci.box.size / 2) / h).astype(int))]
-    assert at(lu.great_attractor(box.structures)) > 0.5
+    assert at(structures.great_attractor(box.structures)) > 0.5
     assert at(box.structures[names.index("Local Void")]) < 0
 
 
@@ -361,7 +366,7 @@ def test_local_universe_box_is_deterministic(ci):
 
 
 def test_survey_realizations(ci, ci_box):
-    from zoa_lib.survey import grid_catalog
+    from zoa_lib.survey.galaxies import grid_catalog
 
     cube = lu.local_universe_cube(ci, ci_box)
     surveys = lu.survey_realizations(ci, cube, 2)
@@ -381,10 +386,10 @@ def test_survey_realizations(ci, ci_box):
 
 
 def test_write_local_universe_cf4_is_labelled_a_mock_and_reads_back(ci, ci_box, tmp_path):
-    from zoa_lib.catalogs import read_catalog
+    from zoa_lib.survey.catalogs import read_catalog
 
     cat, _ = lu.survey_realizations(ci, lu.local_universe_cube(ci, ci_box), 1)[0]
-    path = lu.write_local_universe_cf4(tmp_path / "lu.csv", cat, note="profile ci, realization 0")
+    path = catalog_files.write_local_universe_cf4(tmp_path / "lu.csv", cat, note="profile ci, realization 0")
     head = path.read_text().splitlines()[:8]
     assert head[0].startswith("#") and "MOCK" in head[0] and "NOT COSMICFLOWS-4" in head[0]
     assert any("profile ci" in line for line in head)
@@ -404,7 +409,7 @@ def test_attractor_search_by_density_peak_and_by_convergence():
     env = 30.0 * np.exp(-r2 / (2 * 10.0 ** 2))
     v = -np.stack([(X - centre[0]) * env, (Y - centre[1]) * env, (Z - centre[2]) * env], -1)
     flat = np.zeros_like(delta)
-    out = lu.attractor_search(np.stack([delta, flat + X / 1e3]), np.stack([v, v]), size, centre + 4.0, 15.0)
+    out = ga_search.attractor_search(np.stack([delta, flat + X / 1e3]), np.stack([v, v]), size, centre + 4.0, 15.0)
     dens, conv = out["density"], out["convergence"]
     assert [r["found"] for r in dens["results"]] == [True, False]   # a slope has no peak
     assert dens["n_found"] == 1 and dens["fraction_found"] == 0.5
@@ -412,38 +417,38 @@ def test_attractor_search_by_density_peak_and_by_convergence():
     assert conv["n_found"] == 2 and np.linalg.norm(np.array(conv["results"][0]["sg"]) - centre) < size / n
     # one realization found: zero scatter, never a negative zero printed as "± -0.0"
     assert np.copysign(1.0, dens["l_std"]) == 1.0 and dens["l_std"] == 0.0
-    assert set(lu.attractor_search(delta[None], None, size, centre, 15.0)) == {"density"}
+    assert set(ga_search.attractor_search(delta[None], None, size, centre, 15.0)) == {"density"}
 
 
 def test_reconstruct_surveys_runs_the_baselines_on_every_survey(ci, ci_box):
-    from zoa_lib import evaluation
+    from zoa_lib.analysis import evaluation
 
     cube = lu.local_universe_cube(ci, ci_box)
     inputs = np.stack([inp for _, inp in lu.survey_realizations(ci, cube, 2)])
-    rec = lu.reconstruct_surveys(ci, inputs, "potent")
+    rec = ga_search.reconstruct_surveys(ci, inputs, "potent")
     n = ci.box.grid
     assert rec["delta"].shape == (2, n, n, n) and rec["velocity"].shape == (2, n, n, n, 3)
     one = evaluation.reconstruct("potent", inputs[1], ci)
     np.testing.assert_array_equal(rec["delta"][1], one["delta"])
     np.testing.assert_array_equal(rec["velocity"][1], one["velocity"])
-    with pytest.raises(lu.LocalUniverseError, match="unknown method"):
-        lu.reconstruct_surveys(ci, inputs, "kriging")
-    with pytest.raises(lu.LocalUniverseError, match=r"shape \(n, 16, 16, 16, 2\)"):
-        lu.reconstruct_surveys(ci, inputs[0], "potent")
+    with pytest.raises(structures.LocalUniverseError, match="unknown method"):
+        ga_search.reconstruct_surveys(ci, inputs, "kriging")
+    with pytest.raises(structures.LocalUniverseError, match=r"shape \(n, 16, 16, 16, 2\)"):
+        ga_search.reconstruct_surveys(ci, inputs[0], "potent")
 
 
 def test_search_methods_and_attractor_table(ci, zoa_data):
     # no training shards in an empty data folder: the calibrated filter falls back to the plain one
-    assert lu.search_methods(ci) == ["vnet", "wiener"]
-    assert lu.search_methods(ci, "potent") == ["vnet", "potent"] and lu.search_methods(ci, None) == ["vnet"]
-    with pytest.raises(lu.LocalUniverseError, match="unknown method"):
-        lu.search_methods(ci, "kriging")
+    assert ga_search.search_methods(ci) == ["vnet", "wiener"]
+    assert ga_search.search_methods(ci, "potent") == ["vnet", "potent"] and ga_search.search_methods(ci, None) == ["vnet"]
+    with pytest.raises(structures.LocalUniverseError, match="unknown method"):
+        ga_search.search_methods(ci, "kriging")
     hit = {"l": 308.0, "b": 29.0, "cz": 5000.0, "found": True}
     miss = {"l": 0.0, "b": 0.0, "cz": 0.0, "found": False}
-    one = {"density": {"results": [hit], **lu.attractor_statistics([hit])}}
-    two = {"convergence": {"results": [hit, miss], **lu.attractor_statistics([hit, miss])}}
-    none = {"density": {"results": [miss], **lu.attractor_statistics([miss])}}
-    rows = lu.attractor_table({"truth": one, "vnet": two, "potent": none})
+    one = {"density": {"results": [hit], **ga_search.attractor_statistics([hit])}}
+    two = {"convergence": {"results": [hit, miss], **ga_search.attractor_statistics([hit, miss])}}
+    none = {"density": {"results": [miss], **ga_search.attractor_statistics([miss])}}
+    rows = ga_search.attractor_table({"truth": one, "vnet": two, "potent": none})
     assert rows[0] == {"method": "truth", "located by": "density peak", "found": "1 / 1 (100%)",
                        "l [deg]": "308.0", "b [deg]": "29.0", "cz [km/s]": "5000"}
     assert rows[1]["method"] == "V-Net" and rows[1]["located by"] == "flow convergence"
@@ -452,7 +457,7 @@ def test_search_methods_and_attractor_table(ci, zoa_data):
 
 
 def _structure(name, sg, kind="attractor", b=0.0):
-    return lu.Structure(name, 0.0, b, 100.0 * float(np.linalg.norm(sg)), kind, "", tuple(float(x) for x in sg))
+    return structures.Structure(name, 0.0, b, 100.0 * float(np.linalg.norm(sg)), kind, "", tuple(float(x) for x in sg))
 
 
 def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent():
@@ -463,7 +468,7 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     delta = 4.0 * np.exp(-r2(cl) / (2 * 6.0 ** 2)) - 0.8 * np.exp(-r2(vo) / (2 * 10.0 ** 2)) + X / 1e3
     structures = [_structure("cluster", cl + 3.0), _structure("void", vo - 3.0, "void", b=5.0),
                   _structure("nothing", empty, b=30.0)]
-    probe = lu.structure_probe(delta, size, structures, 12.0, R)
+    probe = ga_search.structure_probe(delta, size, structures, 12.0, R)
     cluster, void, nothing = probe
     assert cluster["found"] and np.linalg.norm(np.subtract(cluster["sg"], cl)) < size / n
     assert void["found"] and np.linalg.norm(np.subtract(void["sg"], vo)) < size / n and void["extremum"] < 0
@@ -473,7 +478,7 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     i = tuple(int(v) for v in np.floor((np.asarray(structures[0].sg) + size / 2) / (size / n)))
     assert cluster["delta_s"] == pytest.approx(ds[i], rel=1e-6)
     # the recovery table: a reconstruction that halves the field recovers half of δ_s
-    rows = lu.structure_recovery(probe, {"half": [lu.structure_probe(0.5 * delta, size, structures, 12.0, R)] * 2},
+    rows = ga_search.structure_recovery(probe, {"half": [ga_search.structure_probe(0.5 * delta, size, structures, 12.0, R)] * 2},
                                  zoa_b=10.0)
     by = {r["structure"]: r for r in rows}
     assert by["cluster"]["delta_mean"] == pytest.approx(0.5 * by["cluster"]["delta_true"], rel=1e-3)
@@ -481,39 +486,39 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     assert by["cluster"]["offset_mean"] < 0.5 * size / n
     assert by["void"]["in_zoa"] and by["cluster"]["in_zoa"] and not by["nothing"]["in_zoa"]
     assert np.isnan(by["nothing"]["offset_mean"])
-    assert list(lu.in_zoa(structures, 4.0)) == [True, False, False]
-    summary = lu.recovery_summary(rows, "half", inside_zoa=True)           # clusters only by default
+    assert list(structures.in_zoa(structures, 4.0)) == [True, False, False]
+    summary = ga_search.recovery_summary(rows, "half", inside_zoa=True)           # clusters only by default
     assert summary["n"] == 1 and summary["found"] == 1.0
     assert summary["ratio"] == pytest.approx(0.5, rel=1e-3)
-    assert lu.recovery_summary(rows, "half", inside_zoa=True, kind=None)["n"] == 2
-    assert lu.recovery_summary(rows, "half", inside_zoa=True, kind="void")["n"] == 1
-    assert lu.recovery_summary(rows, "half", inside_zoa=False)["n"] == 1
-    assert lu.recovery_summary(rows, "other", inside_zoa=True)["n"] == 0
+    assert ga_search.recovery_summary(rows, "half", inside_zoa=True, kind=None)["n"] == 2
+    assert ga_search.recovery_summary(rows, "half", inside_zoa=True, kind="void")["n"] == 1
+    assert ga_search.recovery_summary(rows, "half", inside_zoa=False)["n"] == 1
+    assert ga_search.recovery_summary(rows, "other", inside_zoa=True)["n"] == 0
 
 
 def test_the_shipped_structures_include_ones_the_zoa_hides():
-    structures = lu.known_structures()
-    hidden = [s for s, h in zip(structures, lu.in_zoa(structures, 10.0)) if h]
+    structures = structures.known_structures()
+    hidden = [s for s, h in zip(structures, structures.in_zoa(structures, 10.0)) if h]
     assert any("Norma" in s.name for s in hidden) and any(abs(s.b) < 1.0 for s in hidden)
 
 
 def test_search_realizations_streams_in_batches_with_the_results_of_one_stack(ci, ci_box):
     cube = lu.local_universe_cube(ci, ci_box)
-    one = lu.search_realizations(ci, cube, ["potent"], 3, batch=3)
-    streamed = lu.search_realizations(ci, cube, ["potent"], 3, batch=2)
+    one = ga_search.search_realizations(ci, cube, ["potent"], 3, batch=3)
+    streamed = ga_search.search_realizations(ci, cube, ["potent"], 3, batch=2)
     assert streamed.n == 3 and streamed.methods == ["potent"]
     for how in ("density", "convergence"):
         assert streamed.search["potent"][how]["results"] == one.search["potent"][how]["results"]
     assert streamed.probes == one.probes and len(streamed.probes["potent"]) == 3
     # the same as the whole stack reconstructed at once and searched by attractor_search
     inputs = np.stack([inp for _, inp in lu.survey_realizations(ci, cube, 3)])
-    rec = lu.reconstruct_surveys(ci, inputs, "potent")
-    ga = lu.great_attractor()
-    full = lu.attractor_search(rec["delta"], rec["velocity"], ci.box.size, ga.sg, ci.local_universe.ga_match_radius)
+    rec = ga_search.reconstruct_surveys(ci, inputs, "potent")
+    ga = structures.great_attractor()
+    full = ga_search.attractor_search(rec["delta"], rec["velocity"], ci.box.size, ga.sg, ci.local_universe.ga_match_radius)
     assert full["density"]["results"] == streamed.search["potent"]["density"]["results"]
     np.testing.assert_array_equal(streamed.first["potent"]["delta"], rec["delta"][0])
-    with pytest.raises(lu.LocalUniverseError, match="batch"):
-        lu.search_realizations(ci, cube, ["potent"], 3, batch=0)
+    with pytest.raises(structures.LocalUniverseError, match="batch"):
+        ga_search.search_realizations(ci, cube, ["potent"], 3, batch=0)
 
 
 def test_wiener_joint_is_a_search_baseline(ci, zoa_data):
@@ -523,19 +528,19 @@ def test_wiener_joint_is_a_search_baseline(ci, zoa_data):
     import h5py
     from test_reconstruct import synthetic_training_mocks
 
-    from zoa_lib import evaluation
-    from zoa_lib import reconstruct as rc
+    from zoa_lib.analysis import evaluation
+    from zoa_lib.analysis import reconstruct as rc
 
-    assert "wiener_joint" in lu.SEARCH_METHODS and lu.SEARCH_LABELS["wiener_joint"].startswith("joint Wiener filter")
-    assert lu.search_methods(ci, "wiener_joint") == ["vnet", "wiener_joint"]
-    with pytest.raises(lu.LocalUniverseError, match="known: wiener, wiener_cal, wiener_joint, potent"):
-        lu.search_methods(ci, "kriging")
+    assert "wiener_joint" in ga_search.SEARCH_METHODS and ga_search.SEARCH_LABELS["wiener_joint"].startswith("joint Wiener filter")
+    assert ga_search.search_methods(ci, "wiener_joint") == ["vnet", "wiener_joint"]
+    with pytest.raises(structures.LocalUniverseError, match="known: wiener, wiener_cal, wiener_joint, potent"):
+        ga_search.search_methods(ci, "kriging")
     shards = synthetic_training_mocks(ci)
     rc._COUNTS.clear()
     with h5py.File(shards["test"][0], "r") as f:
         inputs = f["inputs"][:2]
-    rec = lu.reconstruct_surveys(ci, inputs, "wiener_joint")
-    bias, counts = evaluation.calibration(ci), rc.counts_model(ci)
+    rec = ga_search.reconstruct_surveys(ci, inputs, "wiener_joint")
+    bias, counts = calibration.calibration(ci), rc.counts_model(ci)
     for i in range(2):
         want = evaluation.reconstruct("wiener_joint", inputs[i], ci, bias=bias, counts=counts)
         np.testing.assert_allclose(rec["delta"][i], want["delta"], rtol=1e-4, atol=1e-5)

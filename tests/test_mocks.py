@@ -14,10 +14,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from zoa_lib import data, mocks, selection, survey
+from zoa_lib.survey import mock_set
+from zoa_lib.survey import galaxies, mocks, selection, shards
 from zoa_lib.config import load_profile
-from zoa_lib.data import CATALOG_DTYPE, ShardWriter, content_checksum, read_manifest, read_shard, validate_shard
-from zoa_lib.io import TMP_PREFIX
+from zoa_lib.survey.shards import CATALOG_DTYPE, content_checksum, read_manifest, read_shard, ShardWriter, validate_shard
+from zoa_lib.io.atomic import TMP_PREFIX
 
 ZOA = str(Path(sys.executable).with_name("zoa"))
 
@@ -77,9 +78,9 @@ def test_shard_writer_equals_write_shard_and_checksum_is_row_by_row(tmp_path):
     cat = np.zeros(7, CATALOG_DTYPE)
     cat["SGX"] = np.arange(7)
     rot = np.tile(np.eye(3, dtype=np.int8), (3, 1, 1))
-    sh = data.Shard(inputs=inputs, targets=targets, catalog=cat, samples=np.arange(3), observers=np.ones((3, 3)),
+    sh = shards.Shard(inputs=inputs, targets=targets, catalog=cat, samples=np.arange(3), observers=np.ones((3, 3)),
                     rotations=rot, box_index=np.zeros(3, int), attrs={"split": "train"})
-    sha1 = data.write_shard(tmp_path / "a.h5", sh)
+    sha1 = shards.write_shard(tmp_path / "a.h5", sh)
     with ShardWriter(tmp_path / "b.h5", 3, 8, {"split": "train"}) as w:
         for i in (2, 0, 1):  # any order
             w.write(i, inputs[i], {k: v[i] for k, v in targets.items()}, cat if i == 2 else None, sample=i,
@@ -107,11 +108,11 @@ def test_shard_writer_is_atomic(tmp_path):
             w.write(0, inputs[0], {k: v[0] for k, v in targets.items()}, None, sample=0, observer=np.zeros(3),
                     rotation=np.eye(3), box_index=0)
             raise RuntimeError("killed")
-    with pytest.raises(data.ShardError, match="never written"):
+    with pytest.raises(shards.ShardError, match="never written"):
         with ShardWriter(tmp_path / "x.h5", 3, 8) as w:
             w.write(0, inputs[0], {k: v[0] for k, v in targets.items()}, None, sample=0, observer=np.zeros(3),
                     rotation=np.eye(3), box_index=0)
-    with pytest.raises(data.ShardError, match="shape"):
+    with pytest.raises(shards.ShardError, match="shape"):
         with ShardWriter(tmp_path / "x.h5", 3, 8) as w:
             w.write(0, inputs[0, :4], {k: v[0] for k, v in targets.items()}, None, sample=0,
                     observer=np.zeros(3), rotation=np.eye(3), box_index=0)
@@ -127,7 +128,7 @@ def ci_reference(tmp_path_factory):
     os.environ["ZOA_DATA"] = str(root)
     try:
         p = load_profile("ci")
-        summary = mocks.generate(p, scheduler="sync", progress=False, log=lambda m: None)
+        summary = mock_set.generate(p, scheduler="sync", progress=False, log=lambda m: None)
     finally:
         if old is None:
             os.environ.pop("ZOA_DATA")
@@ -143,7 +144,7 @@ def test_generated_shards_follow_the_schema(ci_reference):
     assert sorted(shas) == [s.name for s in plan] and summary["mocks_made"] == p.mocks.n_total
     man = read_manifest(folder)
     assert man["config_sha256"] == mocks.config_checksum(p)
-    assert [x.name for x in data.shard_paths(folder, "val")] == [s.name for s in plan if s.split == "val"]
+    assert [x.name for x in shards.shard_paths(folder, "val")] == [s.name for s in plan if s.split == "val"]
     for spec in plan:
         row = man["shards"][spec.name]
         assert (row["split"], row["start"], row["stop"], row["n"]) == (spec.split, spec.start, spec.stop, spec.n)
@@ -170,7 +171,7 @@ def test_shard_inputs_are_the_gridded_catalog(ci_reference):
     for i, s in enumerate(sh.samples):
         cat = sh.catalog[sh.catalog["sample"] == s]
         assert len(cat) > 0.5 * p.survey.n_galaxies
-        again = survey.grid_catalog(cat, p.box.size, p.box.grid)
+        again = galaxies.grid_catalog(cat, p.box.size, p.box.grid)
         assert np.array_equal(again, sh.inputs[i])
         inside = np.all(np.abs(np.stack([cat["SGX"], cat["SGY"], cat["SGZ"]], -1)) < p.box.size / 2, axis=1)
         assert sh.inputs[i, ..., 0].sum() == inside.sum()
@@ -196,7 +197,7 @@ def test_make_sample_equals_the_stored_mock(ci_reference):
 def test_sample_from_cube_times_its_stages_without_changing_the_sample(ci_reference):
     """The stage timings (used by ``mocks.benchmark``) add up per call and leave the sample as
     :func:`mocks.make_sample` builds it."""
-    from zoa_lib import simulation
+    from zoa_lib.universe import simulation
 
     p, _, _, _ = ci_reference
     smp = mocks.make_sample(p, 9)
@@ -239,7 +240,7 @@ def test_corrupted_and_missing_shards_are_regenerated(ci_reference, zoa_data):
     (folder / "shard-0003.h5").unlink()
     (folder / (TMP_PREFIX + "shard-0000.h5.abc.h5")).write_bytes(b"half a shard")
     msgs = []
-    s = mocks.generate(p, scheduler="sync", progress=False, log=msgs.append)
+    s = mock_set.generate(p, scheduler="sync", progress=False, log=msgs.append)
     assert sorted(s["made"]) == ["shard-0001.h5", "shard-0003.h5"]
     assert sorted(s["skipped"]) == ["shard-0000.h5", "shard-0002.h5"]
     assert "corrupt" in s["regenerated"]["shard-0001.h5"]
@@ -253,7 +254,7 @@ def test_silently_changed_content_is_detected(ci_reference, zoa_data):
     folder = copy_reference(ci_reference, zoa_data)
     with h5py.File(folder / "shard-0002.h5", "r+") as f:
         f["targets/delta"][0, 0, 0, 0] += 1.0  # still a valid HDF5 file
-    s = mocks.generate(p, shards="2:4", scheduler="sync", progress=False, log=lambda m: None)
+    s = mock_set.generate(p, shards="2:4", scheduler="sync", progress=False, log=lambda m: None)
     assert s["made"] == ["shard-0002.h5"] and "checksum" in s["regenerated"]["shard-0002.h5"]
     assert content_checksum(folder / "shard-0002.h5") == shas["shard-0002.h5"]
 
@@ -265,7 +266,7 @@ def test_valid_shard_missing_from_the_manifest_is_adopted(ci_reference, zoa_data
     del man["shards"]["shard-0000.h5"]
     (folder / "manifest.json").write_text(json.dumps(man))
     mtime = (folder / "shard-0000.h5").stat().st_mtime_ns
-    s = mocks.generate(p, scheduler="sync", progress=False, log=lambda m: None)
+    s = mock_set.generate(p, scheduler="sync", progress=False, log=lambda m: None)
     assert s["adopted"] == ["shard-0000.h5"] and s["made"] == []
     assert (folder / "shard-0000.h5").stat().st_mtime_ns == mtime
     assert read_manifest(folder)["shards"]["shard-0000.h5"]["sha256"] == shas["shard-0000.h5"]
@@ -275,8 +276,8 @@ def test_changed_configuration_is_refused_unless_forced(ci_reference, zoa_data):
     copy_reference(ci_reference, zoa_data)
     p2 = load_profile("ci", {"survey.sigma_dm": 0.2, "mocks.n_train": 8, "mocks.workers": 1})
     with pytest.raises(mocks.MocksError, match=r"different configuration \(changed: mocks.n_train, survey.sigma_dm\)"):
-        mocks.generate(p2, shards="0:1", scheduler="sync", progress=False)
-    s = mocks.generate(p2, shards="0:1", scheduler="sync", progress=False, force=True, log=lambda m: None)
+        mock_set.generate(p2, shards="0:1", scheduler="sync", progress=False)
+    s = mock_set.generate(p2, shards="0:1", scheduler="sync", progress=False, force=True, log=lambda m: None)
     assert s["made"] == ["shard-0000.h5"]
     folder = zoa_data / "ci" / "mocks"
     man = read_manifest(folder)
@@ -298,17 +299,17 @@ def test_cli_help_and_bad_range(zoa_data):
 def test_scheduler_errors_are_one_line(zoa_data, monkeypatch):
     p = load_profile("ci")
     with pytest.raises(mocks.MocksError, match="cannot connect to a Dask scheduler"):
-        mocks.generate(p, shards="0", scheduler="nohost", progress=False, log=lambda m: None)
+        mock_set.generate(p, shards="0", scheduler="nohost", progress=False, log=lambda m: None)
     monkeypatch.setenv("PATH", "")
     with pytest.raises(mocks.MocksError, match="sbatch not found"):
-        mocks.generate(p, shards="0", scheduler="slurm", progress=False, log=lambda m: None)
+        mock_set.generate(p, shards="0", scheduler="slurm", progress=False, log=lambda m: None)
 
 
 # --------------------------------------------------------------------------- end to end (Dask, kill)
 @pytest.mark.slow
 def test_dask_generation_is_byte_identical_to_in_process(ci_reference, zoa_data):
     p, _, _, shas = ci_reference
-    s = mocks.generate(p, workers=2, scheduler="local", progress=False, log=lambda m: None)
+    s = mock_set.generate(p, workers=2, scheduler="local", progress=False, log=lambda m: None)
     assert sorted(s["made"]) == sorted(shas)
     folder = zoa_data / "ci" / "mocks"
     assert {k: content_checksum(folder / k) for k in shas} == shas
@@ -327,7 +328,7 @@ def test_killed_run_resumes_to_the_same_shards(ci_reference, zoa_data):
             try:
                 if read_manifest(folder).get("shards"):
                     break
-            except data.ShardError:
+            except shards.ShardError:
                 pass
             assert proc.poll() is None, "zoa mocks ended before it could be killed"
             time.sleep(0.02)
@@ -377,7 +378,7 @@ def _malloc_environment():
 def test_local_dask_workers_keep_their_memory():
     """The local Dask workers start with glibc keeping freed memory (Dask's default returns
     it above 64 KiB, and a shard then spent a fifth of its time in page faults)."""
-    from zoa_lib.mock_set import WORKER_MALLOC, _client
+    from zoa_lib.survey.mock_set import _client, WORKER_MALLOC
 
     client, cluster = _client("local", 1, load_profile("ci"))
     try:

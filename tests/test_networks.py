@@ -1,10 +1,13 @@
-"""The two V-Net set-ups of a profile (zoa_lib.networks): settings, files, and the CLI flag."""
+"""The two V-Net set-ups of a profile (zoa_lib.methods.networks): settings, files, and the CLI flag."""
 from __future__ import annotations
 
 import pytest
 
-from zoa_lib import evaluation, networks, training
-from zoa_lib.config import ProfileError, load_profile
+from zoa_lib.methods.training import inference
+from zoa_lib.methods.training import model_files
+from zoa_lib.analysis import evaluation
+from zoa_lib.methods import networks
+from zoa_lib.config import load_profile, ProfileError
 
 
 def test_paper_setup_reads_two_channels_and_keeps_everything_else():
@@ -27,10 +30,10 @@ def test_paper_setup_reads_two_channels_and_keeps_everything_else():
 def test_each_network_has_its_own_files():
     prof = load_profile("ci")
     paper = networks.network_profile(prof, "vnet_paper")
-    assert training.model_dir(prof, "phi") == prof.data_path / "models" / "phi"
-    assert training.model_dir(paper, "phi") == prof.data_path / "models" / "vnet_paper" / "phi"
-    assert evaluation.predictions_path(prof, "delta") == prof.data_path / "predictions" / "delta-test.h5"
-    assert evaluation.predictions_path(paper, "delta") == prof.data_path / "predictions" / "vnet_paper" / "delta-test.h5"
+    assert model_files.model_dir(prof, "phi") == prof.data_path / "models" / "phi"
+    assert model_files.model_dir(paper, "phi") == prof.data_path / "models" / "vnet_paper" / "phi"
+    assert inference.predictions_path(prof, "delta") == prof.data_path / "predictions" / "delta-test.h5"
+    assert inference.predictions_path(paper, "delta") == prof.data_path / "predictions" / "vnet_paper" / "delta-test.h5"
     # a model of one set-up never matches the other: their training sections differ
     assert paper.to_dict()["training"] != prof.to_dict()["training"]
     assert "network" not in prof.to_dict()

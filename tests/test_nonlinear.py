@@ -1,4 +1,4 @@
-"""zoa_lib.nonlinear: the halofit reference (CAMB) and measured power spectra / PDFs,
+"""zoa_lib.universe.nonlinear: the halofit reference (CAMB) and measured power spectra / PDFs,
 against analytic cases; and the chapter-02 plots of them (smoke)."""
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from zoa_lib import nonlinear as NL
-from zoa_lib import viz
-from zoa_lib.cosmology import Cosmology
+from zoa_lib.book.viz import statistics
+from zoa_lib.book.viz import style
+from zoa_lib.universe import nonlinear as NL
+from zoa_lib.universe.cosmology import Cosmology
 
 
 def lattice(mesh, size):
@@ -141,16 +142,16 @@ def test_missing_camb_gives_one_line(monkeypatch):
 def test_chapter_plots_draw():
     boxes = fake_boxes()
     sp = NL.engine_spectra(boxes, Cosmology(), halofit=False)
-    fig = viz.plot_engine_power(sp)
+    fig = statistics.plot_engine_power(sp)
     assert len(fig.axes) == 2 and "no CAMB" in fig.axes[1].get_title()
-    fig = viz.figure_engine_slabs({k: NL.box_density(b) for k, b in boxes.items()}, 160.0)
+    fig = statistics.figure_engine_slabs({k: NL.box_density(b) for k, b in boxes.items()}, 160.0)
     assert len(fig.axes) == 3  # two panels and a colour bar
     pd = NL.density_pdfs({k: NL.box_density(b) for k, b in boxes.items()})
-    ax = viz.plot_density_pdfs(None, pd)
+    ax = statistics.plot_density_pdfs(None, pd)
     assert len(ax.get_legend().get_texts()) == 2
     res = {"redshift": {"edges": np.array([0, 10, 20.0]), "bias": np.array([1.0, -2]), "err": np.ones(2),
                         "by": "cz"}}
-    ax = viz.plot_velocity_bias_shells(None, res)
+    ax = statistics.plot_velocity_bias_shells(None, res)
     assert "redshift distance" in ax.get_xlabel()
-    with pytest.raises(viz.VizError):
-        viz.figure_engine_slabs({}, 160.0)
+    with pytest.raises(style.VizError):
+        statistics.figure_engine_slabs({}, 160.0)

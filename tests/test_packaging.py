@@ -185,7 +185,7 @@ def test_the_notebook_guard_can_fail():
 
 
 def test_the_notebooks_are_the_toc_chapters():
-    from zoa_lib.book import toc_chapters
+    from zoa_lib.book.runner import toc_chapters
 
     chapters = toc_chapters(ROOT)
     assert sorted(c.source for c in chapters) == NOTEBOOKS  # each notebook is one chapter

@@ -1,13 +1,12 @@
-"""Pages show no absolute path of the machine (issue 15.14): zoa_lib.io.display_path and the
+"""Pages show no absolute path of the machine (issue 15.14): zoa_lib.io.paths.display_path and the
 book step's scrub of executed chapters."""
 import os
-from pathlib import Path
 
 import nbformat
 import pytest
 
-from zoa_lib.book import scrub_outputs
-from zoa_lib.io import REPO_ROOT, book_root, display_path, scrub_paths
+from zoa_lib.book.runner import scrub_outputs
+from zoa_lib.io.paths import book_root, display_path, REPO_ROOT, scrub_paths
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def root(tmp_path, monkeypatch):
 
 def test_display_path_is_relative_to_the_repository():
     assert display_path(REPO_ROOT / "data" / "laptop" / "mocks") == "data/laptop/mocks"
-    assert display_path(str(REPO_ROOT / "zoa_lib" / "io.py")) == "zoa_lib/io.py"
+    assert display_path(str(REPO_ROOT / "zoa_lib" / "io.py")) == "zoa_lib/io/atomic.py"
     assert display_path(REPO_ROOT) == "."
     assert display_path("data/ci") == "data/ci"  # already relative: unchanged
 
@@ -75,7 +74,7 @@ def test_scrub_outputs_of_an_executed_chapter(root):
 
 
 def test_catalog_report_names_the_file_relative_to_the_repository():
-    from zoa_lib import catalogs
+    from zoa_lib.survey import catalogs
 
     _, report = catalogs.read_catalog(catalogs.CF4_SAMPLE)
     assert report.summary().startswith(f"data/{catalogs.CF4_SAMPLE.name}: ")

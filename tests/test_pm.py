@@ -1,11 +1,11 @@
-"""The particle-mesh engine (zoa_lib/pm.py) against independent references.
+"""The particle-mesh engine (zoa_lib/universe/pm.py) against independent references.
 
 Growth factors against colossus; the integrator against the exact Zel'dovich growth of a
 small plane wave; the z = 0 power spectrum against halofit computed by CAMB (an
 independent Boltzmann + fitting-function code); large scales against linear theory
 (density and velocity divergence, as the 2LPT test in test_simulation.py).
 
-The compiled CIC kernels (zoa_lib/cic.py) against an independent CIC deposit
+The compiled CIC kernels (zoa_lib/universe/cic.py) against an independent CIC deposit
 (mass_assignment.cic_deposit, numpy.add.at) and the exact interpolation of linear fields;
 the engine's force and a whole evolution against jaxpm's (the engine until issue 23), same
 initial conditions, to float32 round-off; reruns bit for bit, whatever the thread count.
@@ -20,13 +20,14 @@ import sys
 import numpy as np
 import pytest
 
-from zoa_lib import nonlinear as NL
-from zoa_lib import pm as PM
-from zoa_lib import simulation as S
+from zoa_lib.universe import mass_assignment
+from zoa_lib.universe import nonlinear as NL
+from zoa_lib.universe import pm as PM
+from zoa_lib.universe import simulation as S
 from zoa_lib.config import load_profile
-from zoa_lib.cosmology import H0, Cosmology, from_profile
+from zoa_lib.universe.cosmology import Cosmology, from_profile, H0
 from zoa_lib.errors import ZoaError
-from zoa_lib.rng import generator
+from zoa_lib.universe.rng import generator
 
 needs_pm = pytest.mark.skipif(not PM.available(), reason="optional extra 'pm' (numba) not installed: "
                                                          "pip install 'zoa[pm]'")
@@ -116,14 +117,14 @@ def test_cic_paint_equals_independent_deposit_and_conserves_mass(M):
     """The numba painting (plane-sorted, parallel) against mass_assignment.cic_deposit
     (numpy.add.at, float64) on random lattice particles including ones on and across the
     periodic edges; odd M exercises the third painting phase."""
-    from zoa_lib import cic
+    from zoa_lib.universe import cic
 
     rng = np.random.default_rng(M)
     d = _edge_particles(M, rng)
     painted = cic.paint(d, M, 0.5)
     assert painted.dtype == np.float32 and painted.shape == (M, M, M)
     pos = np.mod((_lattice(M) + d.astype(np.float64) + 0.5).reshape(-1, 3), M)
-    ref = S.cic_deposit(pos, float(M), M)
+    ref = mass_assignment.cic_deposit(pos, float(M), M)
     np.testing.assert_allclose(painted, ref, rtol=0, atol=2e-6 * max(1.0, ref.max()))
     assert painted.sum(dtype=np.float64) == pytest.approx(M ** 3, rel=1e-7)
     # absolute positions (lattice=False) with weights, in cells, against the same reference
@@ -131,7 +132,7 @@ def test_cic_paint_equals_independent_deposit_and_conserves_mass(M):
     x[:4] = [[0, 0, 0], [M, M, M], [M - 1e-4, -1e-4, M / 2], [-M, 2 * M, 0.5]]
     w = rng.random(5000).astype(np.float32)
     painted = cic.paint(x, M, lattice=False, weights=w)
-    ref = S.cic_deposit(np.mod(x.astype(np.float64), M), float(M), M, weights=w.astype(np.float64))
+    ref = mass_assignment.cic_deposit(np.mod(x.astype(np.float64), M), float(M), M, weights=w.astype(np.float64))
     np.testing.assert_allclose(painted, ref, rtol=0, atol=2e-6 * max(1.0, ref.max()))
     assert painted.sum(dtype=np.float64) == pytest.approx(w.sum(dtype=np.float64), rel=1e-6)
 
@@ -142,14 +143,14 @@ def test_paint_keeps_the_particle_jaxpm_drops():
     63.9999962, and adding the node offset 1 rounds up to 65 (halfway, to even), so that
     particle's weights sum to ~0 and its mass is lost (measured: 2 of 2.1 M particles per
     force at 128³). The engine floors the displacement alone and keeps it."""
-    from zoa_lib import cic
+    from zoa_lib.universe import cic
 
     M = 64
     d = np.zeros((M, M, M, 3), np.float32)
     d[4, 63, 26] = [0.5264413, 0.49999666, 0.9247053]
     painted = cic.paint(d, M, 0.5)
     assert painted.sum(dtype=np.float64) == pytest.approx(M ** 3, abs=1e-4)
-    ref = S.cic_deposit(np.mod((_lattice(M) + d.astype(np.float64) + 0.5).reshape(-1, 3), M), float(M), M)
+    ref = mass_assignment.cic_deposit(np.mod((_lattice(M) + d.astype(np.float64) + 0.5).reshape(-1, 3), M), float(M), M)
     np.testing.assert_allclose(painted, ref, rtol=0, atol=1e-5)
 
 
@@ -159,7 +160,7 @@ def test_cic_read_is_exact_on_linear_fields_and_the_adjoint_of_paint(M):
     """CIC read-back interpolates a field linear in the node coordinates exactly (away
     from the periodic seam), reads a constant exactly everywhere, and is the transpose of
     painting: Σ_p w_p read(f)(x_p) = Σ_n paint(w)(n) f(n)."""
-    from zoa_lib import cic
+    from zoa_lib.universe import cic
 
     rng = np.random.default_rng(7)
     n = _lattice(M)
@@ -189,7 +190,7 @@ def test_cic_paint_bit_identical_whatever_the_thread_count():
     mesh does not depend on numba's thread count or schedule (cic module docstring)."""
     import numba
 
-    from zoa_lib import cic
+    from zoa_lib.universe import cic
 
     M = 32
     d = _edge_particles(M, np.random.default_rng(3), scale=2.0)
@@ -206,7 +207,7 @@ def test_cic_paint_bit_identical_whatever_the_thread_count():
 
 @needs_pm
 def test_cic_bad_input_raises():
-    from zoa_lib import cic
+    from zoa_lib.universe import cic
 
     with pytest.raises(ZoaError, match="disp"):
         cic.paint(np.zeros((10, 2), np.float32), 4)
@@ -320,10 +321,10 @@ def test_mass_conserved_and_positions_in_box(pm_box):
     assert b.positions.dtype == np.float32 and b.velocities.dtype == np.float32
     assert np.all((b.positions >= 0) & (b.positions < L))
     assert np.all(np.isfinite(b.velocities))
-    m = S.cic_deposit(b.positions, L, M)
+    m = mass_assignment.cic_deposit(b.positions, L, M)
     assert m.sum() == pytest.approx(M ** 3, rel=1e-9)
     # the force's density: the engine's painting of the same particles holds the same mass
-    from zoa_lib import cic
+    from zoa_lib.universe import cic
 
     q = np.stack(np.meshgrid(*[np.arange(M) * (L / M)] * 3, indexing="ij"), -1).reshape(-1, 3)
     d = (b.positions - q + L / 2) % L - L / 2  # displacement, minimum image (Mpc/h)

@@ -1,4 +1,4 @@
-"""``zoa reconstruct`` (zoa_lib.reconstruct): the documented HDF5 + JSON schema on the real CF4
+"""``zoa reconstruct`` (zoa_lib.analysis.reconstruct): the documented HDF5 + JSON schema on the real CF4
 table at the ci profile, one-line errors with exit status 2, realizations' mean and scatter."""
 from __future__ import annotations
 
@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 
-from zoa_lib import catalogs, velocity
-from zoa_lib import reconstruct as rc
+from zoa_lib.analysis import ga_search
+from zoa_lib.methods import calibration
+from zoa_lib.methods.training import fitting
+from zoa_lib.methods.training import inference
+from zoa_lib.methods.training import model_files
+from zoa_lib.survey import mock_set
+from zoa_lib.survey import catalogs
+from zoa_lib.universe import velocity
+from zoa_lib.analysis import reconstruct as rc
 from zoa_lib.cli import main
 from zoa_lib.config import load_profile
-from zoa_lib.cosmology import from_profile
+from zoa_lib.universe.cosmology import from_profile
 
 
 @pytest.fixture(scope="module")
@@ -143,21 +150,19 @@ def test_glob_of_realizations_mean_scatter_and_bulk_flows(ci, zoa_data, tmp_path
 @pytest.fixture(scope="module")
 def trained_ci(tmp_path_factory):
     """Mocks and both networks of the ci profile in a temporary data folder (about 30 s)."""
-    from zoa_lib import mocks, training
 
     folder = tmp_path_factory.mktemp("zoa-data")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ZOA_DATA", str(folder))
         prof = load_profile("ci")
-        mocks.generate(prof, progress=False)
+        mock_set.generate(prof, progress=False)
         for t in ("delta", "phi"):
-            training.train(prof, t, progress=False)
+            fitting.train(prof, t, progress=False)
         yield prof
 
 
 @pytest.mark.slow
 def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path, capsys, monkeypatch):
-    from zoa_lib import training
 
     prof = trained_ci
     monkeypatch.setenv("ZOA_DATA", str(prof.data_path.parent))
@@ -203,8 +208,8 @@ def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path,
         rtol=1e-4, atol=1e-3 * np.abs(vnet["velocity"]).max())
     # the same numbers as the library, model by model
     inputs, _ = catalogs.grid(catalogs.read_catalog(catalogs.CF4_SAMPLE)[0], prof, return_outside=True)
-    model, tr = training.load_model(prof, "delta")
-    np.testing.assert_allclose(vnet["delta"], training.predict_array(model, tr, inputs, profile=prof),
+    model, tr = model_files.load_model(prof, "delta")
+    np.testing.assert_allclose(vnet["delta"], inference.predict_array(model, tr, inputs, profile=prof),
                                rtol=1e-4, atol=1e-4)
     # bulk flows: B(R) of the stored field, (l, b) of its direction through astropy
     doc = json.loads(rc.bulk_flow_path(out).read_text())
@@ -242,9 +247,8 @@ def test_wiener_cal_solution_serves_as_the_vnet_channels(trained_ci, monkeypatch
         np.testing.assert_allclose(both["vnet"][k], alone["vnet"][k], rtol=1e-5,
                                    atol=1e-5 * np.abs(alone["vnet"][k]).max())
     # and the chapter's path (local_universe.reconstruct_surveys) is the same code
-    from zoa_lib import local_universe as lu
 
-    lu_rec = lu.reconstruct_surveys(prof, inputs, "vnet")
+    lu_rec = ga_search.reconstruct_surveys(prof, inputs, "vnet")
     np.testing.assert_array_equal(lu_rec["velocity"], alone["vnet"]["velocity"])
 
 
@@ -254,12 +258,12 @@ def synthetic_training_mocks(profile, seed=0):
     import sys
     from pathlib import Path
 
-    from zoa_lib import data
+    from zoa_lib.survey import shards
 
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_shards import write_mocks
 
-    return write_mocks(data.mocks_dir(profile), grid=profile.box.grid, seed=seed)
+    return write_mocks(shards.mocks_dir(profile), grid=profile.box.grid, seed=seed)
 
 
 def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, zoa_data, tmp_path, monkeypatch,
@@ -267,9 +271,9 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     """wiener_joint runs like wiener_cal (the radial bias subtracted) plus the counts model of the
     training mocks, fitted once and cached in <data>/wiener/counts_model.json (refitted when the
     training shards change); the domain check applies to it; its info records b, α, s², n_mocks."""
-    from zoa_lib import evaluation
+    from zoa_lib.analysis import evaluation
 
-    assert "wiener_joint" in rc.METHODS and "wiener_joint" in rc.TRAINED_METHODS
+    assert "wiener_joint" in ga_search.SEARCH_METHODS and "wiener_joint" in rc.TRAINED_METHODS
     assert rc.CALIBRATED == evaluation.CALIBRATED and rc.parse_methods("wiener_joint") == ["wiener_joint"]
     path = realization(tmp_path / "one.csv", 5, n=1500)
     # no training shards: one line naming zoa mocks, before any work
@@ -279,7 +283,7 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
                             "--methods", "wiener_joint", "--force"], ["`zoa mocks --profile ci`"])
     synthetic_training_mocks(ci)
     fits = []
-    real_fit = evaluation.counts_calibration
+    real_fit = calibration.counts_calibration
     monkeypatch.setattr(evaluation, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
     rc._COUNTS.clear()
     # the domain check applies: a catalogue unlike the training mocks is refused without force
@@ -300,7 +304,7 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     assert summ["scatter"] == pytest.approx(model.scatter) and summ["n_mocks"] == 8 and summ["bias"] > 0
     # the fields are evaluation.reconstruct's wiener_joint with the calibration and the counts model (φ's mean removed)
     inputs = rc.read_and_grid(ci, path)[0]
-    want = evaluation.reconstruct("wiener_joint", inputs, ci, bias=evaluation.calibration(ci), counts=model)
+    want = evaluation.reconstruct("wiener_joint", inputs, ci, bias=calibration.calibration(ci), counts=model)
     want["phi"] = want["phi"] - want["phi"].mean()
     for k in ("delta", "phi", "velocity"):
         np.testing.assert_allclose(rec.fields["wiener_joint"][k], want[k], rtol=1e-4,

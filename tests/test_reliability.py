@@ -4,7 +4,7 @@ bit-identical deterministic training, and read-only / full output folders.
 
 Every command runs as a real subprocess (``python -m zoa_lib.cli``) on one set of ci mocks
 made once for the module. ``zoa train`` and ``zoa evaluate`` kill themselves (SIGKILL) at a
-named step (``ZOA_TEST_STOP_AT``, :func:`zoa_lib.io.stop_point`: before or after the rename of
+named step (``ZOA_TEST_STOP_AT``, :func:`zoa_lib.io.crash_points.stop_point`: before or after the rename of
 an atomic write, after a training batch), so the kill points hold on a loaded machine; the
 chapter is killed from outside, within a second of papermill's first write.
 Runs set ``SOURCE_DATE_EPOCH`` (the provenance ``created_utc``) so that files can be compared
@@ -34,9 +34,13 @@ import h5py
 import numpy as np
 import pytest
 
-from zoa_lib import io as zio
-from zoa_lib.data import content_checksum, read_manifest
-from zoa_lib.io import TMP_PREFIX, OutputError, atomic_path, write_json_atomic
+from zoa_lib import errors
+from zoa_lib.io import provenance
+from zoa_lib.methods.training import fitting
+from zoa_lib.methods.training import model_files
+from zoa_lib.io import atomic as zio
+from zoa_lib.survey.shards import content_checksum, read_manifest
+from zoa_lib.io.atomic import atomic_path, OutputError, TMP_PREFIX, write_json_atomic
 
 ZOA = [sys.executable, "-m", "zoa_lib.cli"]
 EPOCH = "1762128000"  # SOURCE_DATE_EPOCH of the runs compared byte for byte
@@ -256,10 +260,10 @@ def test_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
 
 def test_source_date_epoch_fixes_created_utc(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
-    assert zio.provenance()["created_utc"] == "2025-11-03T00:00:00+00:00"
+    assert provenance.provenance()["created_utc"] == "2025-11-03T00:00:00+00:00"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
-    with pytest.raises(zio.ZoaError, match="SOURCE_DATE_EPOCH"):
-        zio.provenance()
+    with pytest.raises(errors.ZoaError, match="SOURCE_DATE_EPOCH"):
+        provenance.provenance()
 
 
 # --------------------------------------------------------------------------- determinism
@@ -316,7 +320,7 @@ def test_deterministic_training_gives_bit_identical_weights(tmp_path, monkeypatc
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_shards import write_mocks
 
-    from zoa_lib import data, training
+    from zoa_lib.survey import shards
     from zoa_lib.config import load_profile
 
     tiny = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 1,
@@ -325,9 +329,9 @@ def test_deterministic_training_gives_bit_identical_weights(tmp_path, monkeypatc
     for run in ("a", "b"):
         monkeypatch.setenv("ZOA_DATA", str(tmp_path / run))
         p = load_profile("ci", tiny)
-        write_mocks(data.mocks_dir(p), grid=16)
-        training.train(p, "delta", progress=False)
-        path = training.model_dir(p, "delta") / "model.keras"
+        write_mocks(shards.mocks_dir(p), grid=16)
+        fitting.train(p, "delta", progress=False)
+        path = model_files.model_dir(p, "delta") / "model.keras"
         assert json.loads(zoa_meta(path)["provenance"]["parameters"])["training"]["deterministic"] is True
         weights.append(keras_weights(path))
     from tensorflow.python.framework import config as tf_config
@@ -342,7 +346,7 @@ def test_deterministic_training_gives_bit_identical_weights(tmp_path, monkeypatc
 def test_stop_point_kills_at_the_named_step_and_count(tmp_path):
     """``ZOA_TEST_STOP_AT=write:b.txt#2``: the process dies by SIGKILL at the second atomic
     write of b.txt, its temporary complete and not renamed; other steps pass untouched."""
-    code = ("from zoa_lib.io import write_text_atomic as w\n"
+    code = ("from zoa_lib.io.atomic import write_text_atomic as w\n"
             "import sys\n"
             "d = sys.argv[1]\n"
             "w(d + '/a.txt', 'a'); w(d + '/b.txt', 'one'); print('first', flush=True)\n"
@@ -364,7 +368,7 @@ def test_stop_point_kills_at_the_named_step_and_count(tmp_path):
 
 
 def stopped(args, env, step: str) -> subprocess.CompletedProcess:
-    """Run ``zoa args`` with ``ZOA_TEST_STOP_AT=step`` (:func:`zoa_lib.io.stop_point`): it must
+    """Run ``zoa args`` with ``ZOA_TEST_STOP_AT=step`` (:func:`zoa_lib.io.crash_points.stop_point`): it must
     die by SIGKILL at that step (a step it never reaches makes the test fail)."""
     out = zoa(args, {**env, "ZOA_TEST_STOP_AT": step})
     assert out.returncode == -signal.SIGKILL, (step, out.returncode, out.stdout[-1500:] + out.stderr[-1500:])
@@ -406,7 +410,7 @@ def test_killed_chapter_reruns_complete_with_resume(tmp_path):
     ``zoa run --only 01 --resume`` executes the chapter completely, then skips it."""
     import nbformat
 
-    from zoa_lib.book import prepare_root
+    from zoa_lib.book.runner import prepare_root
 
     rng = np.random.default_rng(7)
     root = prepare_root(tmp_path / "book")
@@ -449,26 +453,25 @@ def _tiny_run(tmp_path, monkeypatch, name, **over):
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_shards import write_mocks
 
-    from zoa_lib import data
+    from zoa_lib.survey import shards
     from zoa_lib.config import load_profile
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path / name))
     p = load_profile("ci", {**TINY, **over})
-    if not data.mocks_dir(p).exists():
-        write_mocks(data.mocks_dir(p), grid=16)
+    if not shards.mocks_dir(p).exists():
+        write_mocks(shards.mocks_dir(p), grid=16)
     return p
 
 
 @pytest.fixture(scope="module")
 def tiny_straight(tmp_path_factory):
     """An uninterrupted 3-epoch run of the tiny network on synthetic shards (model folder)."""
-    from zoa_lib import training
 
     mp = pytest.MonkeyPatch()
     try:
         p = _tiny_run(tmp_path_factory.mktemp("tiny"), mp, "straight")
-        training.train(p, "delta", progress=False)
-        return training.model_dir(p, "delta")
+        fitting.train(p, "delta", progress=False)
+        return model_files.model_dir(p, "delta")
     finally:
         mp.undo()
 
@@ -495,7 +498,7 @@ def test_death_at_each_end_of_epoch_write_resumes_to_the_same_training(tiny_stra
     an uninterrupted run (each point of a random kill, made deterministic)."""
     import keras
 
-    from zoa_lib import training
+    from zoa_lib.methods import training
 
     p = _tiny_run(tmp_path, monkeypatch, "died")
     calls = {"n": 0}
@@ -522,7 +525,7 @@ def test_death_at_each_end_of_epoch_write_resumes_to_the_same_training(tiny_stra
             return orig(model, path, *a, **kw)
         monkeypatch.setattr(training.model_files, "save_model", save)
     elif where == "backup":  # a torn weights file (no rename, no metadata) beside the committed state
-        from zoa_lib.training.callbacks import AtomicBackupAndRestore as cls
+        from zoa_lib.methods.training.callbacks import AtomicBackupAndRestore as cls
 
         orig_save = cls._save_model
 
@@ -542,12 +545,12 @@ def test_death_at_each_end_of_epoch_write_resumes_to_the_same_training(tiny_stra
             return orig(path, *a, **kw)
         monkeypatch.setattr(shutil, "rmtree", rmtree)
     with pytest.raises(_Died):
-        training.train(p, "delta", progress=False)
+        fitting.train(p, "delta", progress=False)
     monkeypatch.undo()
     p = _tiny_run(tmp_path, monkeypatch, "died")
-    res = training.train(p, "delta", resume=True, progress=False)
+    res = fitting.train(p, "delta", resume=True, progress=False)
     assert res.start_epoch == (3 if where == "backup cleanup" else 1)
-    _same_training(tiny_straight, training.model_dir(p, "delta"))
+    _same_training(tiny_straight, model_files.model_dir(p, "delta"))
 
 
 def test_fresh_run_killed_in_its_first_epoch_does_not_resume_an_older_model(tiny_straight, tmp_path,
@@ -556,10 +559,9 @@ def test_fresh_run_killed_in_its_first_epoch_does_not_resume_an_older_model(tiny
     that run again, not report the older model as done or continue it."""
     import keras
 
-    from zoa_lib import training
 
     p = _tiny_run(tmp_path, monkeypatch, "older", **{"training.epochs": 1})
-    training.train(p, "delta", progress=False)  # the older, finished run
+    fitting.train(p, "delta", progress=False)  # the older, finished run
     p = _tiny_run(tmp_path, monkeypatch, "older")
 
     class DieInFirstEpoch(keras.callbacks.Callback):
@@ -567,10 +569,10 @@ def test_fresh_run_killed_in_its_first_epoch_does_not_resume_an_older_model(tiny
             raise _Died("first epoch")
 
     with pytest.raises(_Died):
-        training.train(p, "delta", progress=False, callbacks=[DieInFirstEpoch()])
-    res = training.train(p, "delta", resume=True, progress=False)
+        fitting.train(p, "delta", progress=False, callbacks=[DieInFirstEpoch()])
+    res = fitting.train(p, "delta", resume=True, progress=False)
     assert res.start_epoch == 0 and res.epochs_done == 3
-    _same_training(tiny_straight, training.model_dir(p, "delta"))
+    _same_training(tiny_straight, model_files.model_dir(p, "delta"))
 
 
 @pytest.mark.slow
@@ -723,10 +725,10 @@ def test_read_only_output_folder_is_one_line(reference, world_readable, command)
 
 
 def test_pool_workers_end_with_a_killed_parent(tmp_path):
-    """A worker of :func:`zoa_lib.io.process_pool` ends soon after its parent is SIGKILLed
+    """A worker of :func:`zoa_lib.io.processes.process_pool` ends soon after its parent is SIGKILLed
     (else it would hold the parent's output pipes open and live on)."""
     script = tmp_path / "parent.py"
-    script.write_text("import os, time\nfrom zoa_lib.io import process_pool\n"
+    script.write_text("import os, time\nfrom zoa_lib.io.atomic import process_pool\n"
                       "if __name__ == '__main__':\n"
                       "    pool = process_pool(1)\n"
                       "    print(pool.submit(os.getpid).result(), flush=True)\n"
@@ -750,15 +752,15 @@ def test_pool_workers_end_with_a_killed_parent(tmp_path):
 
 
 def test_pool_workers_share_the_cores(tmp_path):
-    """Each worker of :func:`zoa_lib.io.process_pool` runs its FFTs and its BLAS libraries
+    """Each worker of :func:`zoa_lib.io.processes.process_pool` runs its FFTs and its BLAS libraries
     (numpy's and scipy's OpenBLAS) on its share of the cores, not on all of them: two workers
     on two cores each ran two spinning BLAS threads, tripling the Wiener filters' CPU time."""
     script = tmp_path / "pool.py"
-    script.write_text("import json\nfrom zoa_lib.io import available_cores, process_pool\n\n"
+    script.write_text("import json\nfrom zoa_lib.io.atomic import available_cores, process_pool\n\n"
                       "def threads():\n"
                       "    import numpy, scipy.linalg\n"
                       "    from threadpoolctl import threadpool_info\n"
-                      "    from zoa_lib.fourier import fft_workers\n"
+                      "    from zoa_lib.universe.fourier import fft_workers\n"
                       "    return fft_workers(), sorted({i['num_threads'] for i in threadpool_info()\n"
                       "                                  if i['user_api'] == 'blas'})\n\n"
                       "if __name__ == '__main__':\n"
@@ -779,8 +781,8 @@ def test_thread_share_limits_the_block_and_restores():
     process its threads back."""
     from threadpoolctl import threadpool_info
 
-    from zoa_lib.fourier import fft_workers
-    from zoa_lib.io import thread_share
+    from zoa_lib.universe.fourier import fft_workers
+    from zoa_lib.io.processes import thread_share
 
     before = fft_workers(), {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
     with thread_share(1):

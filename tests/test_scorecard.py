@@ -1,4 +1,4 @@
-"""The landing page's scorecard (zoa_lib.scorecard) on hand-made run files in a tmp folder."""
+"""The landing page's scorecard (zoa_lib.book.scorecard) on hand-made run files in a tmp folder."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoa_lib import scorecard as sc
+from zoa_lib.analysis import ga_search
+from zoa_lib.book import scorecard as sc
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -178,7 +179,7 @@ def test_flat_validation_loss_raises_an_alarm_in_the_scorecard(tmp_path):
 def test_comparison_verdict_is_used_when_present(tmp_path):
     methods = {"vnet_phi": method_json(0.91, 0.5), "vnet_delta": method_json(0.8, 0.5),
                "wiener_cal": method_json(0.92, 0.6), "potent": method_json(0.7, 0.4)}
-    # entries as zoa_lib.evaluation.verdict_rows writes them
+    # entries as zoa_lib.analysis.evaluation.verdict_rows writes them
     verdict = [
         # a tie: the point estimate is lower but the interval includes zero -> no alarm
         {"key": "r_phi_survey", "field": "phi", "region": "survey", "metric": "Pearson r(φ) per mock, survey",
@@ -299,7 +300,7 @@ def test_paper_numbers_are_one_table_that_the_shipped_files_agree_with():
     assert (P["ga_cz"].value, P["ga_cz"].error, P["ga_fraction"].value) == (4960.0, 404.0, 0.64)
     assert all(p.source for p in P.values()) and all(k == p.key for k, p in P.items())
     # the structure table the local-universe chapter constrains on, and the landing page's prose
-    from zoa_lib.local_universe import great_attractor
+    from zoa_lib.analysis.structures import great_attractor
 
     ga = great_attractor()
     assert (ga.l, ga.b, ga.cz) == (P["ga_l"].value, P["ga_b"].value, P["ga_cz"].value)
@@ -311,19 +312,18 @@ def test_paper_numbers_are_one_table_that_the_shipped_files_agree_with():
 
 
 def test_attractor_summary_offsets_from_the_truth():
-    from zoa_lib import local_universe as lu
 
     def res(sg, found=True):
         return {"l": 0.0, "b": 0.0, "cz": 1.0, "sg": sg, "found": found}
 
     truth = {"density": {"results": [res([10.0, 0.0, 0.0])]}}
     results = [res([13.0, 4.0, 0.0]), res([10.0, 0.0, 1.0]), res([50.0, 0.0, 0.0], found=False)]
-    search = {"vnet": {"density": {"results": results, **lu.attractor_statistics(results)}}}
-    s = lu.attractor_summary(search, truth)
+    search = {"vnet": {"density": {"results": results, **ga_search.attractor_statistics(results)}}}
+    s = ga_search.attractor_summary(search, truth)
     st = s["methods"]["vnet"]["density"]
     assert st["offset_mean"] == pytest.approx(3.0) and st["offset_std"] == pytest.approx(2.0)  # 5 and 1
     assert st["n_found"] == 2 and s["truth"]["density"]["sg"] == [10.0, 0.0, 0.0]
-    assert math.isnan(lu.attractor_summary(search)["methods"]["vnet"]["density"]["offset_mean"])
+    assert math.isnan(ga_search.attractor_summary(search)["methods"]["vnet"]["density"]["offset_mean"])
 
 
 # --------------------------------------------------------------------------- the landing page
@@ -334,7 +334,9 @@ def test_landing_page_shows_the_scorecard_first():
 
 
 def test_write_scorecard_into_a_book_root(tmp_path, monkeypatch):
-    from zoa_lib.book import prepare_root, refresh_scorecard, write_run_info, write_scorecard
+    from zoa_lib.book.run_info import write_run_info
+    from zoa_lib.book.runner import prepare_root
+    from zoa_lib.book.scorecard import refresh_scorecard, write_scorecard
     from zoa_lib.config import load_profile
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path / "data"))

@@ -1,5 +1,5 @@
-"""Catalogue-matched mock surveys (zoa_lib.selection) and the out-of-distribution check
-(zoa_lib.domain): the measured selection is reproduced by the mocks, the sky mask agrees with
+"""Catalogue-matched mock surveys (zoa_lib.survey.selection) and the out-of-distribution check
+(zoa_lib.survey.domain): the measured selection is reproduced by the mocks, the sky mask agrees with
 astropy-healpix and astropy, and unlike catalogues are told apart."""
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import pytest
 from astropy.coordinates import Galactic, SkyCoord
 from scipy.stats import ks_2samp
 
-from zoa_lib import domain, mocks, selection, survey
-from zoa_lib.catalogs import CF4_SAMPLE, read_catalog
-from zoa_lib.config import ProfileError, load_profile
-from zoa_lib.data import CATALOG_DTYPE
-from zoa_lib.rng import generator
+from zoa_lib.survey import distances
+from zoa_lib.survey import sky
+from zoa_lib.universe import cosmology
+from zoa_lib.survey import domain, mocks, selection
+from zoa_lib.survey.catalogs import CF4_SAMPLE, read_catalog
+from zoa_lib.config import load_profile, ProfileError
+from zoa_lib.survey.shards import CATALOG_DTYPE
+from zoa_lib.universe.rng import generator
 
 CF3 = selection.REPO_ROOT / "data" / "cf3-group-members.tsv"
 
@@ -41,10 +44,10 @@ def fake_catalogue(n=6000, depth=120.0, seed=1):
     b = np.degrees(np.arcsin(sinb))
     e_dm = np.where(s < 30.0, 0.2, 0.5)
     cat = np.zeros(s.size, CATALOG_DTYPE)
-    cz = survey.observed_cz(s, np.zeros_like(s))
-    d_L = survey.luminosity_from_comoving_distance(s)
-    v, sig = survey.estimate_velocity("watkins_feldman", cz, d_L, e_dm)
-    x, y, z = survey.galactic_to_sg(l, b, s)
+    cz = distances.observed_cz(s, np.zeros_like(s))
+    d_L = distances.luminosity_from_comoving_distance(s)
+    v, sig = distances.estimate_velocity("watkins_feldman", cz, d_L, e_dm)
+    x, y, z = sky.galactic_to_sg(l, b, s)
     cat["SGX"], cat["SGY"], cat["SGZ"], cat["l"], cat["b"] = x, y, z, l, b
     cat["d_obs"], cat["cz"], cat["v_r_obs"], cat["sigma_v"] = s, cz, v, sig
     cat["d_true"] = cat["v_r_true"] = np.nan
@@ -179,7 +182,7 @@ def test_domain_check_tells_unlike_catalogues_apart():
 
 
 def test_malmquist_calibration_is_not_extrapolated_past_the_mocks():
-    from zoa_lib.baselines import RadialBias
+    from zoa_lib.methods.baselines import RadialBias
 
     rb = RadialBias(edges=np.arange(0.0, 60.0, 10.0), bias=np.array([np.nan, -50.0, -20.0, 10.0, 40.0]), n_mocks=3)
     assert np.allclose(rb.at([15.0, 20.0, 45.0, 49.9]), [-50.0, -35.0, 40.0, 40.0])
@@ -204,8 +207,8 @@ def test_bad_survey_catalogue_is_one_line_before_anything_is_written(tmp_path, m
 
 
 def test_wiener_noise_model_follows_the_catalogues_distance_errors():
-    from zoa_lib.baselines import noise_sigma_v
-    from zoa_lib.velocity import radius_grid
+    from zoa_lib.methods.baselines import noise_sigma_v
+    from zoa_lib.universe.velocity import radius_grid
 
     cat, e_dm = fake_catalogue()
     sel = selection.measure_selection(cat, e_dm=e_dm)
@@ -214,8 +217,8 @@ def test_wiener_noise_model_follows_the_catalogues_distance_errors():
     real = selection.catalogue_selection(prof)
     sig = noise_sigma_v(prof)
     r = np.maximum(radius_grid(prof.box.grid, prof.box.size), 0.5 * prof.box.size / prof.box.grid)
-    cz = survey.C_LIGHT * survey.redshift_from_comoving_distance(r)
-    want = survey.watkins_feldman_sigma(cz, real.sigma_dm_rms(r))
+    cz = cosmology.C_LIGHT * distances.redshift_from_comoving_distance(r)
+    want = distances.watkins_feldman_sigma(cz, real.sigma_dm_rms(r))
     assert np.allclose(sig, want, rtol=1e-6)
     # CF3's errors (median 0.5 mag) are larger than the analytic profile's 0.4 mag
     assert np.median(sig / noise_sigma_v(load_profile("ci", {"survey.catalogue": None}))) > 1.1

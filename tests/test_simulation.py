@@ -10,12 +10,14 @@ import json
 import numpy as np
 import pytest
 
-from zoa_lib import simulation as S
+from zoa_lib.universe import mass_assignment
+from zoa_lib.universe import symmetries
+from zoa_lib.universe import simulation as S
 from zoa_lib.config import load_profile
-from zoa_lib.cosmology import H0, from_profile
+from zoa_lib.universe.cosmology import from_profile, H0
 from zoa_lib.errors import ZoaError
-from zoa_lib.fields import density_contrast
-from zoa_lib.rng import generator
+from zoa_lib.universe.fields import density_contrast
+from zoa_lib.universe.rng import generator
 
 from parent_fixtures import box, cosmo, prof  # noqa: F401  (pytest fixtures)
 
@@ -164,7 +166,7 @@ def test_cic_matches_per_particle_loop():
     L, M, n = 10.0, 8, 25
     pos = rng.uniform(-L, 2 * L, (n, 3)).astype(np.float32)  # outside [0, L) too: periodic
     w = rng.normal(size=n)
-    out = S.cic_deposit(pos, L, M, weights=w, chunk=7)
+    out = mass_assignment.cic_deposit(pos, L, M, weights=w, chunk=7)
     ref = np.zeros((M, M, M))
     h = L / M
     for p, wi in zip(pos.astype(float), w):
@@ -182,12 +184,12 @@ def test_uniform_lattice_deposits_zero_contrast(offset):
     L, M = 320.0, 16
     q = (np.arange(M) + offset) * L / M
     pos = np.stack(np.meshgrid(q, q, q, indexing="ij"), -1).reshape(-1, 3).astype(np.float32)
-    delta = density_contrast(S.cic_deposit(pos, L, M))
+    delta = density_contrast(mass_assignment.cic_deposit(pos, L, M))
     assert np.array_equal(delta, np.zeros_like(delta))
 
 
 def test_mean_of_one_plus_delta_is_one(box):
-    m = S.cic_deposit(box.positions, box.size, box.mesh)
+    m = mass_assignment.cic_deposit(box.positions, box.size, box.mesh)
     assert m.sum() == pytest.approx(len(box.positions), rel=1e-10)
     delta = density_contrast(m)
     assert np.mean(1.0 + delta.astype(np.float64)) == pytest.approx(1.0, abs=1e-6)
@@ -246,8 +248,8 @@ def test_zeldovich_option(prof):
 
 # --------------------------------------------------------------------------- rotations and cubes
 def test_24_rotations_proper_distinct_closed():
-    R = S.cube_rotations(24).astype(int)
-    assert R.shape == (24, 3, 3) and S.cube_rotations(24).dtype == np.int8
+    R = symmetries.cube_rotations(24).astype(int)
+    assert R.shape == (24, 3, 3) and symmetries.cube_rotations(24).dtype == np.int8
     assert len({r.tobytes() for r in R}) == 24
     for r in R:
         assert round(np.linalg.det(r)) == 1
@@ -257,10 +259,10 @@ def test_24_rotations_proper_distinct_closed():
         for b in R:
             assert (a @ b).tobytes() in keys
     assert np.array_equal(R[0], np.eye(3, dtype=int))
-    R48 = S.cube_rotations(48).astype(int)
+    R48 = symmetries.cube_rotations(48).astype(int)
     assert len({r.tobytes() for r in R48}) == 48
     assert sorted(round(np.linalg.det(r)) for r in R48) == [-1] * 24 + [1] * 24
-    assert np.array_equal(S.cube_rotations(1)[0], np.eye(3))
+    assert np.array_equal(symmetries.cube_rotations(1)[0], np.eye(3))
 
 
 def brute_cube(box, obs, R, s):
@@ -280,7 +282,7 @@ def sort_rows(a):
 
 @pytest.mark.parametrize("ridx", [0, 7, 19])
 def test_cut_cube_matches_brute_force(box, ridx):
-    R = S.cube_rotations()[ridx]
+    R = symmetries.cube_rotations()[ridx]
     obs = np.array([3.0, 311.0, 150.0])  # straddles the periodic boundary
     cube = S.cut_cube(box, obs, R, 160.0)
     x, v = brute_cube(box, obs, R, 160.0)
@@ -304,11 +306,11 @@ def test_cut_across_boundary_equals_rolled_box(box):
                          velocities=box.velocities, delta_lin=np.roll(box.delta_lin, (box.mesh // 2,) * 2, (0, 1)),
                          box_index=box.box_index, seed=box.seed)
     # the CIC mesh of the shifted particles is the rolled mesh
-    np.testing.assert_allclose(S.cic_deposit(rolled.positions, L, box.mesh),
-                               np.roll(S.cic_deposit(box.positions, L, box.mesh), (box.mesh // 2,) * 2, (0, 1)),
+    np.testing.assert_allclose(mass_assignment.cic_deposit(rolled.positions, L, box.mesh),
+                               np.roll(mass_assignment.cic_deposit(box.positions, L, box.mesh), (box.mesh // 2,) * 2, (0, 1)),
                                atol=1e-3)
     obs = np.array([5.0, 310.0, 20.0])  # the cube wraps around in x, y and z
-    R = S.cube_rotations()[11]
+    R = symmetries.cube_rotations()[11]
     a = S.cut_cube(box, obs, R, 160.0)
     b = S.cut_cube(rolled, obs + shift, R, 160.0)
     assert len(a.positions) == len(b.positions)
@@ -327,7 +329,7 @@ def test_observer_placements_are_uniform_reproducible_and_independent(prof, box)
     assert obs.min() >= 0 and obs.max() < L
     for a in range(3):
         assert stats.kstest(obs[:, a] / L, "uniform").pvalue > 1e-3, a
-    rots = S.cube_rotations(24).reshape(24, -1).astype(int)
+    rots = symmetries.cube_rotations(24).reshape(24, -1).astype(int)
     idx = np.array([np.flatnonzero((rots == R.reshape(-1)).all(1))[0] for _, R in placed])
     assert stats.chisquare(np.bincount(idx, minlength=24)).pvalue > 1e-3
     again = S.observer_placement(prof, 0, 7)
@@ -344,13 +346,13 @@ def test_observer_placements_are_uniform_reproducible_and_independent(prof, box)
 
 def test_bad_input_raises_zoa_error(box):
     with pytest.raises(ZoaError, match="positions"):
-        S.cic_deposit(np.zeros((4, 2)), 1.0, 4)
+        mass_assignment.cic_deposit(np.zeros((4, 2)), 1.0, 4)
     with pytest.raises(ZoaError, match="rotation"):
         S.cut_cube(box, [0, 0, 0], np.eye(3) * 2, 100.0)
     with pytest.raises(ZoaError, match="cube size"):
         S.cut_cube(box, [0, 0, 0], np.eye(3), 1000.0)
     with pytest.raises(ZoaError, match="n must be"):
-        S.cube_rotations(5)
+        symmetries.cube_rotations(5)
 
 
 # --------------------------------------------------------------------------- benchmark

@@ -1,9 +1,9 @@
-"""Tests of zoa_lib.structure_stats (clusters and voids of each mock, recovered inside and
+"""Tests of zoa_lib.analysis.structure_stats (clusters and voids of each mock, recovered inside and
 outside the ZOA) and its figure, on synthetic fields of Gaussian blobs at known voxels.
 
 Geometry: N = 32, L = 64 Mpc/h (Δ = 2 Mpc/h), survey r ≤ 28 Mpc/h, ZOA |b| < 10°. Blob
 positions are chosen on the sky in Galactic (l, b, d) and snapped to voxel centres; their
-latitude is then checked independently with astropy (zoa_lib.survey.sg_to_galactic)."""
+latitude is then checked independently with astropy (zoa_lib.survey.sky.sg_to_galactic)."""
 from __future__ import annotations
 
 import io
@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from zoa_lib import metrics
-from zoa_lib import structure_stats as ss
-from zoa_lib.grid import voxel_centres
-from zoa_lib.survey import galactic_to_sg, sg_to_galactic
+from zoa_lib.book.viz import structure_stats
+from zoa_lib.analysis import metrics
+from zoa_lib.analysis import structure_stats as ss
+from zoa_lib.universe.grid import voxel_centres
+from zoa_lib.survey.sky import galactic_to_sg, sg_to_galactic
 
 N, L, R_MAX, ZOA_B = 32, 64.0, 28.0, 10.0
 DX = L / N
@@ -258,8 +259,7 @@ def test_summary_rows():
 
 
 def test_figure_structure_statistics():
-    from zoa_lib import viz
-    from zoa_lib.viz.structure_stats import figure_structure_statistics
+    from zoa_lib.book.viz.structure_stats import figure_structure_statistics
 
     _, _, st = _stack_stats()
     _, _, half = _stack_stats(match_radius=1.0)
@@ -271,4 +271,4 @@ def test_figure_structure_statistics():
     fig.savefig(io.BytesIO(), format="png")
     one = figure_structure_statistics({"a": st}, kinds=("cluster",), regions=("zoa", "outside_zoa", "survey"))
     assert len(one.axes) == 3
-    assert viz.figure_structure_statistics is figure_structure_statistics
+    assert structure_stats.figure_structure_statistics is figure_structure_statistics

@@ -11,10 +11,12 @@ import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 from astropy.cosmology import FlatLambdaCDM
 
-from zoa_lib import survey
+from zoa_lib.survey import distances
+from zoa_lib.survey import sky
+from zoa_lib.survey import galaxies
 from zoa_lib.config import load_profile
-from zoa_lib.data import CATALOG_DTYPE
-from zoa_lib.rng import generator
+from zoa_lib.survey.shards import CATALOG_DTYPE
+from zoa_lib.universe.rng import generator
 
 L = 160.0
 C = 299792.458
@@ -36,7 +38,7 @@ def survey_cfg(**kw):
 @pytest.fixture(scope="module")
 def catalog():
     cfg = survey_cfg(n_galaxies=12000)
-    return survey.draw_galaxies(synthetic_cube(), cfg, generator(1, "survey", 0), L, sample=7), cfg
+    return galaxies.draw_galaxies(synthetic_cube(), cfg, generator(1, "survey", 0), L, sample=7), cfg
 
 
 def astropy_distances(d_comoving):
@@ -51,7 +53,7 @@ def astropy_distances(d_comoving):
 # --------------------------------------------------------------------------- coordinates
 def test_sg_axes_land_where_de_vaucouleurs_put_them():
     # SGZ pole at (l, b) = (47.37, +6.32); SGL = SGB = 0 at (137.37, 0) (de Vaucouleurs 1976)
-    l, b, d = survey.sg_to_galactic([0, 1], [0, 0], [1, 0])
+    l, b, d = sky.sg_to_galactic([0, 1], [0, 0], [1, 0])
     assert np.allclose([l[0], b[0]], [47.37, 6.32], atol=0.01)
     assert np.allclose([l[1], b[1]], [137.37, 0.0], atol=0.01)
     assert np.allclose(d, 1)
@@ -60,29 +62,29 @@ def test_sg_axes_land_where_de_vaucouleurs_put_them():
 def test_coordinates_match_skycoord_and_round_trip():
     g = np.random.default_rng(3)
     x, y, z = g.normal(size=(3, 500)) * 50
-    l, b, d = survey.sg_to_galactic(x, y, z)
+    l, b, d = sky.sg_to_galactic(x, y, z)
     sgl = np.degrees(np.arctan2(y, x))
     sgb = np.degrees(np.arcsin(z / np.sqrt(x * x + y * y + z * z)))
     ref = SkyCoord(sgl=sgl * u.deg, sgb=sgb * u.deg, frame="supergalactic").galactic
     assert np.allclose(l, ref.l.deg, atol=1e-8)
     assert np.allclose(b, ref.b.deg, atol=1e-8)
     assert np.allclose(d, np.sqrt(x * x + y * y + z * z))
-    back = survey.galactic_to_sg(l, b, d)
+    back = sky.galactic_to_sg(l, b, d)
     assert np.allclose(back, (x, y, z), atol=1e-9)
-    ra, dec = survey.galactic_to_icrs(l, b)
-    assert np.allclose(survey.icrs_to_galactic(ra, dec), (l, b), atol=1e-8)
+    ra, dec = sky.galactic_to_icrs(l, b)
+    assert np.allclose(sky.icrs_to_galactic(ra, dec), (l, b), atol=1e-8)
 
 
 # --------------------------------------------------------------------------- distances, estimators
 def test_cosmography_matches_flat_lcdm():
     z = np.linspace(1e-4, 0.05, 200)
     cosmo = FlatLambdaCDM(H0=100, Om0=0.3)
-    assert np.allclose(survey.luminosity_distance(z), cosmo.luminosity_distance(z).to_value(u.Mpc), rtol=2e-4)
-    assert np.allclose(survey.comoving_distance(z), cosmo.comoving_distance(z).to_value(u.Mpc), rtol=2e-4)
+    assert np.allclose(distances.luminosity_distance(z), cosmo.luminosity_distance(z).to_value(u.Mpc), rtol=2e-4)
+    assert np.allclose(distances.comoving_distance(z), cosmo.comoving_distance(z).to_value(u.Mpc), rtol=2e-4)
     d = np.linspace(0.5, 150, 300)
-    assert np.allclose(survey.comoving_distance(survey.redshift_from_comoving_distance(d)), d, rtol=1e-12)
-    assert np.allclose(survey.luminosity_distance(survey.redshift_from_luminosity_distance(d)), d, rtol=1e-12)
-    assert np.allclose(survey.comoving_from_luminosity_distance(survey.luminosity_from_comoving_distance(d)),
+    assert np.allclose(distances.comoving_distance(distances.redshift_from_comoving_distance(d)), d, rtol=1e-12)
+    assert np.allclose(distances.luminosity_distance(distances.redshift_from_luminosity_distance(d)), d, rtol=1e-12)
+    assert np.allclose(distances.comoving_from_luminosity_distance(distances.luminosity_from_comoving_distance(d)),
                        d, rtol=1e-12)
 
 
@@ -92,33 +94,33 @@ def test_watkins_feldman_formula_and_inverses():
     z = cz / C
     zm = z * (1 + 0.5 * (1 + 0.55) * z - (1 + 0.55 - 3 * 0.55 ** 2 + 1) / 6 * z ** 2)
     v_ref = C * zm / (1 + zm) * np.log(C * zm / (100 * d))
-    v = survey.watkins_feldman_velocity(cz, d)
+    v = distances.watkins_feldman_velocity(cz, d)
     assert np.allclose(v, v_ref, rtol=1e-12)
-    assert np.allclose(survey.watkins_feldman_distance(cz, v), d, rtol=1e-12)
-    s = survey.watkins_feldman_sigma(cz, 0.4)
+    assert np.allclose(distances.watkins_feldman_distance(cz, v), d, rtol=1e-12)
+    s = distances.watkins_feldman_sigma(cz, 0.4)
     assert np.allclose(s, C * zm / (1 + zm) * LN10_5 * 0.4, rtol=1e-12)
-    assert np.allclose(survey.sigma_dm_from_sigma_v(cz, s), 0.4)
-    assert np.allclose(survey.distance_from_modulus(survey.distance_modulus(d)), d)
-    with pytest.raises(survey.SurveyError, match="estimator"):
-        survey.estimate_velocity("potent", cz, d, 0.4)
+    assert np.allclose(distances.sigma_dm_from_sigma_v(cz, s), 0.4)
+    assert np.allclose(distances.distance_from_modulus(distances.distance_modulus(d)), d)
+    with pytest.raises(distances.SurveyError, match="estimator"):
+        distances.estimate_velocity("potent", cz, d, 0.4)
 
 
 def test_wf_unbiased_under_lognormal_errors_linear_biased():
     g = np.random.default_rng(5)
     d_c = np.array([30.0, 60.0, 90.0])
     v_true = np.array([300.0, -400.0, 200.0])
-    cz = survey.observed_cz(d_c, v_true)
-    d_L = survey.luminosity_from_comoving_distance(d_c)
+    cz = distances.observed_cz(d_c, v_true)
+    d_L = distances.luminosity_from_comoving_distance(d_c)
     sig = 0.4
     eps = g.normal(0, sig, (20000, 1))
     d_noisy = d_L * 10 ** (eps / 5)
-    wf_exact = survey.watkins_feldman_velocity(cz, d_L)
-    wf = survey.watkins_feldman_velocity(cz, d_noisy)
-    sigma = survey.watkins_feldman_sigma(cz, sig)
+    wf_exact = distances.watkins_feldman_velocity(cz, d_L)
+    wf = distances.watkins_feldman_velocity(cz, d_noisy)
+    sigma = distances.watkins_feldman_sigma(cz, sig)
     assert np.all(np.abs(wf.mean(0) - wf_exact) < 4 * sigma / np.sqrt(len(eps)))
     assert np.allclose(wf.std(0), sigma, rtol=0.03)
-    lin = survey.linear_velocity(cz, d_noisy)
-    lin_exact = survey.linear_velocity(cz, d_L)
+    lin = distances.linear_velocity(cz, d_noisy)
+    lin_exact = distances.linear_velocity(cz, d_L)
     # log-normal errors bias the linear estimator by ≈ −H0 d [exp((ln10/5 σ)²/2) − 1] < 0
     bias = lin.mean(0) - lin_exact
     expected = -100 * d_L * (np.exp((LN10_5 * sig) ** 2 / 2) - 1)
@@ -143,7 +145,7 @@ def test_catalog_sky_positions_are_astropy_conversions(catalog):
 
 def test_zoa_and_radial_cut_and_count_true_distance():
     cfg = survey_cfg(n_galaxies=12000, selection="true_distance")
-    cat = survey.draw_galaxies(synthetic_cube(), cfg, generator(1, "survey", 0), L, sample=7)
+    cat = galaxies.draw_galaxies(synthetic_cube(), cfg, generator(1, "survey", 0), L, sample=7)
     assert np.all(np.abs(cat["b"]) >= cfg.zoa_b)
     assert np.all(cat["d_true"] <= cfg.r_max)
     # expected count: n_galaxies inside r_max, minus the ZOA's sky fraction sin(zoa_b)
@@ -157,7 +159,7 @@ def test_redshift_selection_cuts_and_count_after_zoa(catalog):
     cat, cfg = catalog
     assert cfg.selection == "redshift"
     assert np.all(np.abs(cat["b"]) >= cfg.zoa_b)
-    s = survey.comoving_distance(cat["cz"].astype(np.float64) / C)
+    s = distances.comoving_distance(cat["cz"].astype(np.float64) / C)
     assert np.all(s <= cfg.r_max + 1e-6)
     assert np.any(cat["d_true"] > cfg.r_max)  # selected on redshift, not on true distance
     assert abs(len(cat) - cfg.n_galaxies) < 5 * np.sqrt(cfg.n_galaxies)
@@ -165,27 +167,27 @@ def test_redshift_selection_cuts_and_count_after_zoa(catalog):
 
 def test_redshift_distance_is_comoving_distance_of_cz():
     d, v = np.array([10.0, 50.0, 80.0]), np.array([300.0, -500.0, 0.0])
-    s = survey.redshift_distance(d, v)
+    s = distances.redshift_distance(d, v)
     _, zc = astropy_distances(d)
     z = (1 + zc) * (1 + v / C) - 1
     cosmo = FlatLambdaCDM(H0=100, Om0=0.3)
     np.testing.assert_allclose(s, cosmo.comoving_distance(z).to_value(u.Mpc), rtol=2e-4)
     assert s[2] == pytest.approx(80.0, rel=1e-9)
-    assert np.isnan(survey.redshift_distance(np.array([1.0]), np.array([-400.0]))[0])  # blueshift
+    assert np.isnan(distances.redshift_distance(np.array([1.0]), np.array([-400.0]))[0])  # blueshift
 
 
 def test_velocity_bias_by_shell_matches_plain_loop(catalog):
     cat, _ = catalog
     edges = [0.0, 30.0, 60.0, 90.0]
-    r = survey.velocity_bias_by_shell(cat, edges, by="d_obs")
+    r = galaxies.velocity_bias_by_shell(cat, edges, by="d_obs")
     for i in range(3):
         m = (cat["d_obs"] >= edges[i]) & (cat["d_obs"] < edges[i + 1])
         dv = cat["v_r_obs"][m].astype(float) - cat["v_r_true"][m]
         assert r["n"][i] == m.sum()
         assert r["bias"][i] == pytest.approx(dv.mean())
         assert r["err"][i] == pytest.approx(dv.std(ddof=1) / np.sqrt(m.sum()))
-    with pytest.raises(survey.SurveyError, match="by must be"):
-        survey.velocity_bias_by_shell(cat, edges, by="r")
+    with pytest.raises(distances.SurveyError, match="by must be"):
+        galaxies.velocity_bias_by_shell(cat, edges, by="r")
 
 
 def test_cz_selection_velocity_bias_per_shell():
@@ -207,18 +209,18 @@ def test_cz_selection_velocity_bias_per_shell():
     cats = {}
     for sel in ("redshift", "true_distance"):
         cfg = survey_cfg(n_galaxies=30000, selection=sel, sigma_dm=0.4, r_max=70.0)
-        cats[sel] = survey.draw_galaxies(cube, cfg, generator(1, "survey", 9), L)
+        cats[sel] = galaxies.draw_galaxies(cube, cfg, generator(1, "survey", 9), L)
     cat = cats["redshift"]
-    dL_true = survey.luminosity_from_comoving_distance(cat["d_true"].astype(np.float64))
-    v_exact = survey.watkins_feldman_velocity(cat["cz"].astype(np.float64), dL_true)
+    dL_true = distances.luminosity_from_comoving_distance(cat["d_true"].astype(np.float64))
+    v_exact = distances.watkins_feldman_velocity(cat["cz"].astype(np.float64), dL_true)
     from_errors = cat.copy()
     from_errors["v_r_true"] = v_exact
-    z = survey.velocity_bias_by_shell(from_errors, edges, by="cz")
+    z = galaxies.velocity_bias_by_shell(from_errors, edges, by="cz")
     ok = z["n"] > 30
     assert ok.sum() == 4
     assert np.all(np.abs(z["bias"][ok]) < 4 * z["err"][ok]), z["bias"]
-    rz = survey.velocity_bias_by_shell(cat, edges, by="d_obs")
-    rt = survey.velocity_bias_by_shell(cats["true_distance"], edges, by="d_obs")
+    rz = galaxies.velocity_bias_by_shell(cat, edges, by="d_obs")
+    rt = galaxies.velocity_bias_by_shell(cats["true_distance"], edges, by="d_obs")
     for i in (3, 4):  # the shells at and beyond the edge
         assert rz["bias"][i] < -200 and rt["bias"][i] < -200  # Malmquist: both
         assert abs(rz["bias"][i]) + 2 * rz["err"][i] < abs(rt["bias"][i])
@@ -228,7 +230,7 @@ def test_radial_selection_follows_n_of_r():
     from scipy.integrate import quad
 
     cfg = survey_cfg(n_galaxies=15000, zoa_b=0.0, sigma_dm=0.0, selection="true_distance")
-    cat = survey.draw_galaxies(synthetic_cube(120000, seed=2), cfg, generator(1, "survey", 1), L)
+    cat = galaxies.draw_galaxies(synthetic_cube(120000, seed=2), cfg, generator(1, "survey", 1), L)
     w = lambda r, k: r ** (2 + k) * np.exp(-(r / cfg.selection_r0) ** cfg.selection_power)  # noqa: E731
     norm = quad(w, 0, cfg.r_max, args=(0,))[0]
     m1 = quad(w, 0, cfg.r_max, args=(1,))[0] / norm
@@ -259,7 +261,7 @@ def test_redshift_and_velocities_follow_the_stated_relations(catalog):
     assert np.allclose(cat["cz"], cz, atol=0.5)
     assert np.all(cat["cz"] > 0)
     # σ_v: WF error for sigma_dm at each galaxy's cz
-    zm = survey.z_mod(cat["cz"].astype(np.float64) / C)
+    zm = distances.z_mod(cat["cz"].astype(np.float64) / C)
     assert np.allclose(cat["sigma_v"], C * zm / (1 + zm) * LN10_5 * cfg.sigma_dm, rtol=1e-5)
 
 
@@ -269,7 +271,7 @@ def exact_catalogs():
     out = {}
     for est in ("linear", "watkins_feldman"):
         cfg = survey_cfg(n_galaxies=6000, sigma_dm=0.0, estimator=est)
-        out[est] = survey.draw_galaxies(cube, cfg, generator(1, "survey", 3), L)
+        out[est] = galaxies.draw_galaxies(cube, cfg, generator(1, "survey", 3), L)
     return out
 
 
@@ -298,7 +300,7 @@ def test_wf_estimator_unbiased_without_distance_errors(exact_catalogs):
 def test_nonlinear_scatter_added():
     cube = synthetic_cube(seed=6)
     cfg = survey_cfg(n_galaxies=8000, sigma_dm=0.0, estimator="linear", sigma_v_nl=150.0)
-    cat = survey.draw_galaxies(cube, cfg, generator(1, "survey", 4), L)
+    cat = galaxies.draw_galaxies(cube, cfg, generator(1, "survey", 4), L)
     assert np.std(cat["v_r_obs"] - cat["v_r_true"]) == pytest.approx(150.0, rel=0.05)
     assert np.allclose(cat["sigma_v"], 150.0)
 
@@ -314,18 +316,18 @@ def test_bias_weights_galaxies_towards_dense_regions():
     cube = SimpleNamespace(size=L, positions=pos, velocities=np.zeros_like(pos), mean_density=len(pos) / L ** 3)
     # δ = +1/3 and −1/3 on the two halves; b = 1.5 → galaxy densities 3/2 and 1/2: ratio 3
     cfg = survey_cfg(n_galaxies=20000, zoa_b=0.0, bias=1.5, sigma_dm=0.0, selection_power=8.0, selection_r0=200.0)
-    cat = survey.draw_galaxies(cube, cfg, generator(1, "survey", 5), L)
+    cat = galaxies.draw_galaxies(cube, cfg, generator(1, "survey", 5), L)
     # stay away from the dividing plane (NGP cells straddle it)
     ratio = np.sum(cat["SGX"] > 20) / np.sum(cat["SGX"] < -20)
     assert ratio == pytest.approx(3.0, rel=0.1)
     cfg1 = dataclasses.replace(cfg, bias=1.0)
-    cat1 = survey.draw_galaxies(cube, cfg1, generator(1, "survey", 5), L)
+    cat1 = galaxies.draw_galaxies(cube, cfg1, generator(1, "survey", 5), L)
     assert np.sum(cat1["SGX"] > 20) / np.sum(cat1["SGX"] < -20) == pytest.approx(2.0, rel=0.1)
 
 
 def test_draw_is_deterministic(catalog):
     cat, cfg = catalog
-    again = survey.draw_galaxies(synthetic_cube(), cfg, generator(1, "survey", 0), L, sample=7)
+    again = galaxies.draw_galaxies(synthetic_cube(), cfg, generator(1, "survey", 0), L, sample=7)
     assert cat.tobytes() == again.tobytes()
 
 
@@ -337,7 +339,7 @@ def voxel_of(x, grid):
 @pytest.mark.parametrize("grid", [8, 16])
 def test_grid_counts_and_means_match_plain_loop(catalog, grid):
     cat, _ = catalog
-    inputs, outside = survey.grid_catalog(cat, L, grid, return_outside=True)
+    inputs, outside = galaxies.grid_catalog(cat, L, grid, return_outside=True)
     assert inputs.shape == (grid, grid, grid, 2) and inputs.dtype == np.float32
     members = defaultdict(list)
     n_in = 0
@@ -359,7 +361,7 @@ def test_grid_counts_and_means_match_plain_loop(catalog, grid):
 def test_grid_error_weighting_matches_plain_loop(catalog):
     cat, _ = catalog
     grid = 8
-    inputs = survey.grid_catalog(cat, L, grid, error_weighting=True)
+    inputs = galaxies.grid_catalog(cat, L, grid, error_weighting=True)
     num, den = defaultdict(float), defaultdict(float)
     for row in cat:
         ijk = tuple(voxel_of(float(row[k]), grid) for k in ("SGX", "SGY", "SGZ"))
@@ -374,7 +376,7 @@ def test_grid_error_weighting_matches_plain_loop(catalog):
 def test_grid_true_positions(catalog):
     cat, _ = catalog
     grid = 8
-    inputs = survey.grid_catalog(cat, L, grid, position="true")
+    inputs = galaxies.grid_catalog(cat, L, grid, position="true")
     counts = defaultdict(int)
     for row in cat:
         s = float(row["d_true"]) / float(row["d_obs"])
@@ -386,16 +388,16 @@ def test_grid_true_positions(catalog):
         assert inputs[ijk + (0,)] == c
     real = cat.copy()
     real["d_true"] = np.nan
-    with pytest.raises(survey.SurveyError, match="true distances"):
-        survey.grid_catalog(real, L, grid, position="true")
+    with pytest.raises(distances.SurveyError, match="true distances"):
+        galaxies.grid_catalog(real, L, grid, position="true")
 
 
 def test_voxels_wholly_inside_the_zoa_are_empty():
     cube = synthetic_cube(120000, seed=9)
     cfg = survey_cfg(n_galaxies=30000, selection_r0=200.0)
-    cat = survey.draw_galaxies(cube, cfg, generator(1, "survey", 9), L)
+    cat = galaxies.draw_galaxies(cube, cfg, generator(1, "survey", 9), L)
     grid = 16
-    inputs = survey.grid_catalog(cat, L, grid)
+    inputs = galaxies.grid_catalog(cat, L, grid)
     h = L / grid
     edges = -L / 2 + np.arange(grid + 1) * h
     # latitude of every voxel corner, from astropy
@@ -425,16 +427,16 @@ def test_velocity_bias_by_selection_pools_the_same_draws():
     cubes = [synthetic_cube(30000, seed=s) for s in (21, 22)]
     cfg = survey_cfg(n_galaxies=3000)
     edges = [0.0, 30.0, 60.0, 90.0]
-    out = survey.velocity_bias_by_selection(cubes, cfg, 5, edges, by="cz")
+    out = galaxies.velocity_bias_by_selection(cubes, cfg, 5, edges, by="cz")
     assert list(out) == ["redshift", "true_distance"]
     for mode, r in out.items():
-        cats = [survey.draw_galaxies(c, dataclasses.replace(cfg, selection=mode), generator(5, "survey", j, 1), L,
+        cats = [galaxies.draw_galaxies(c, dataclasses.replace(cfg, selection=mode), generator(5, "survey", j, 1), L,
                                      sample=j) for j, c in enumerate(cubes)]
-        ref = survey.velocity_bias_by_shell(np.concatenate(cats), edges, by="cz")
+        ref = galaxies.velocity_bias_by_shell(np.concatenate(cats), edges, by="cz")
         np.testing.assert_array_equal(r["n"], ref["n"])
         np.testing.assert_allclose(r["bias"], ref["bias"])
         assert r["n_galaxies"] == np.mean([len(c) for c in cats]) and r["by"] == "cz"
-    with pytest.raises(survey.SurveyError, match="survey.selection"):
-        survey.velocity_bias_by_selection(cubes, cfg, 5, edges, selections=("magnitude",))
-    with pytest.raises(survey.SurveyError, match="no cubes"):
-        survey.velocity_bias_by_selection([], cfg, 5, edges)
+    with pytest.raises(distances.SurveyError, match="survey.selection"):
+        galaxies.velocity_bias_by_selection(cubes, cfg, 5, edges, selections=("magnitude",))
+    with pytest.raises(distances.SurveyError, match="no cubes"):
+        galaxies.velocity_bias_by_selection([], cfg, 5, edges)

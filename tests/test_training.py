@@ -19,11 +19,20 @@ keras = pytest.importorskip("keras")
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_shards import make_shard, write_mocks  # noqa: E402
 
-from zoa_lib import data, fields, training  # noqa: E402
-from zoa_lib.training import callbacks  # noqa: E402
+from zoa_lib.methods.training import bench
+from zoa_lib.methods.training import fitting
+from zoa_lib.methods.training import inference
+from zoa_lib.methods.training import model_files
+from zoa_lib.methods.training import pipeline
+from zoa_lib.methods.training import strategy
+from zoa_lib.methods.training import transforms
+from zoa_lib.universe import symmetries
+from zoa_lib.survey import shards
+from zoa_lib.universe import fields  # noqa: E402
+from zoa_lib.methods.training import callbacks  # noqa: E402
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
-from zoa_lib.vnet import build_vnet  # noqa: E402
+from zoa_lib.methods.vnet import build_vnet  # noqa: E402
 
 TINY = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 2,
         "training.batch_size": 2, "training.lr_half_cycle_epochs": 1.0, "training.wiener_channels": False}
@@ -55,7 +64,7 @@ def test_triangular_lr_matches_the_piecewise_linear_triangle():
 # --------------------------------------------------------------------------- transforms
 def test_transforms_are_invertible_and_use_the_profile(zoa_data):
     p = tiny_profile()
-    t_phi = training.Transforms.from_profile(p, "phi")
+    t_phi = transforms.Transforms.from_profile(p, "phi")
     assert t_phi.phi_scale == pytest.approx(fields.phi_target_scale(p))
     assert t_phi.units == "(km/s)^2"
     rng = np.random.default_rng(0)
@@ -69,15 +78,15 @@ def test_transforms_are_invertible_and_use_the_profile(zoa_data):
     assert p.training.phi_zero_mean and t_phi.phi_zero_mean
     assert abs(float(t_phi.encode_target(phi).mean())) < 1e-6
     np.testing.assert_allclose(t_phi.decode_target(t_phi.encode_target(phi)), phi - phi.mean(), rtol=1e-5, atol=1)
-    t_keep = training.Transforms.from_profile(tiny_profile(**{"training.phi_zero_mean": False}), "phi")
+    t_keep = transforms.Transforms.from_profile(tiny_profile(**{"training.phi_zero_mean": False}), "phi")
     np.testing.assert_allclose(t_keep.decode_target(t_keep.encode_target(phi)), phi, rtol=1e-5)
-    t_d = training.Transforms.from_profile(p, "delta")
+    t_d = transforms.Transforms.from_profile(p, "delta")
     delta = rng.uniform(-0.95, 5, (4, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(t_d.encode_target(delta), np.log(1 + delta), rtol=1e-5)
     np.testing.assert_allclose(t_d.decode_target(t_d.encode_target(delta)), delta, rtol=1e-4, atol=1e-6)
-    assert training.Transforms.from_dict(json.loads(json.dumps(t_phi.to_dict()))) == t_phi
+    assert transforms.Transforms.from_dict(json.loads(json.dumps(t_phi.to_dict()))) == t_phi
     with pytest.raises(ZoaError):
-        training.Transforms.from_profile(p, "velocity")
+        transforms.Transforms.from_profile(p, "velocity")
 
 
 # --------------------------------------------------------------------------- cube symmetries
@@ -92,7 +101,7 @@ def _rotate_by_matrix(f, R):
 
 
 def test_cube_symmetries_are_the_48_signed_permutations_and_rotate_fields():
-    mats = [training.symmetry_matrix(i) for i in range(48)]
+    mats = [symmetries.symmetry_matrix(i) for i in range(48)]
     dets = [round(np.linalg.det(m)) for m in mats]
     assert dets[:24] == [1] * 24 and dets[24:] == [-1] * 24
     assert len({m.tobytes() for m in mats}) == 48
@@ -101,7 +110,7 @@ def test_cube_symmetries_are_the_48_signed_permutations_and_rotate_fields():
     outs = set()
     for i, R in enumerate(mats):
         assert np.array_equal(R @ R.T, np.eye(3))
-        g = training.rotate_cube(f, i)
+        g = symmetries.rotate_cube(f, i)
         np.testing.assert_array_equal(g, _rotate_by_matrix(f, R))
         outs.add(np.ascontiguousarray(g).tobytes())
     assert len(outs) == 48  # the rotated cubes are all distinct
@@ -110,17 +119,17 @@ def test_cube_symmetries_are_the_48_signed_permutations_and_rotate_fields():
 def test_dataset_rotates_inputs_and_target_together(tmp_path):
     p = tiny_profile()
     paths = write_mocks(tmp_path, grid=16, splits=(("train", 2, 3),))["train"]
-    shards = training.scan_shards(paths, 16)
-    tf_ = training.Transforms.from_profile(p, "delta")
-    ds = training.make_dataset(shards, "delta", tf_, batch_size=1, shuffle=True, augment=True, seed=7, epochs=2)
-    plan = [training.epoch_plan(shards, e, 7, 6, True, 24) for e in range(2)]
+    shards = pipeline.scan_shards(paths, 16)
+    tf_ = transforms.Transforms.from_profile(p, "delta")
+    ds = pipeline.make_dataset(shards, "delta", tf_, batch_size=1, shuffle=True, augment=True, seed=7, epochs=2)
+    plan = [pipeline.epoch_plan(shards, e, 7, 6, True, 24) for e in range(2)]
     f, r, s = (np.concatenate(c) for c in zip(*plan))
     assert len(set(s)) > 4 and sorted(np.unique(f * 10 + r)) == [0, 1, 2, 10, 11, 12]
     n = 0
     for k, (x, y) in enumerate(ds.as_numpy_iterator()):
         with h5py.File(paths[f[k]], "r") as h:
             raw_x, raw_t = h["inputs"][r[k]], h["targets/delta"][r[k]]
-        R = training.symmetry_matrix(s[k])
+        R = symmetries.symmetry_matrix(s[k])
         want_x = np.stack([_rotate_by_matrix(tf_.normalise_inputs(raw_x)[..., c], R) for c in range(2)], -1)
         np.testing.assert_allclose(x[0], want_x, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(y[0, ..., 0], _rotate_by_matrix(tf_.encode_target(raw_t), R),
@@ -133,34 +142,34 @@ def test_dataset_rotates_inputs_and_target_together(tmp_path):
                                 dict(target="delta", delta_transform="identity")])
 def test_in_memory_mocks_equal_the_shard_reader(tmp_path, kw):
     paths = write_mocks(tmp_path, grid=8, splits=(("train", 1, 2),))["train"]
-    tf_ = training.Transforms(**kw)
-    reader = training.ShardReader(training.scan_shards(paths, 8), tf_.target, tf_)
-    memory = training.MemoryMocks(reader)
+    tf_ = transforms.Transforms(**kw)
+    reader = pipeline.ShardReader(pipeline.scan_shards(paths, 8), tf_.target, tf_)
+    memory = pipeline.MemoryMocks(reader)
     for sym in (0, 7, 23, 31, 47):
         for got, want in zip(memory(0, 1, sym), reader(0, 1, sym)):
             np.testing.assert_array_equal(got, want)
     with h5py.File(paths[0], "r") as f:  # the direct (pread) read gives the HDF5 bytes
         np.testing.assert_array_equal(reader.read(0, 1)[0], f["inputs"][1])
         np.testing.assert_array_equal(reader.read(0, 1)[1], f["targets/" + tf_.target][1])
-        assert reader._open((0, "shard"))[2], "shards of zoa_lib.data are read directly"
+        assert reader._open((0, "shard"))[2], "shards of zoa_lib.survey.shards are read directly"
         packed = tmp_path / "packed.h5"  # a compressed copy is read through h5py
         with h5py.File(packed, "w") as g:
             for name in ("inputs", "targets/delta", "targets/phi", "targets/velocity"):
                 g.create_dataset(name, data=f[name][()], compression="gzip", chunks=f[name].chunks)
     reader.close()
-    other = training.ShardReader(training.scan_shards([packed], 8), tf_.target, tf_)
+    other = pipeline.ShardReader(pipeline.scan_shards([packed], 8), tf_.target, tf_)
     assert not other._open((0, "shard"))[2]
-    np.testing.assert_array_equal(other.read(0, 1)[0], training.ShardReader(
-        training.scan_shards(paths, 8), tf_.target, tf_).read(0, 1)[0])
+    np.testing.assert_array_equal(other.read(0, 1)[0], pipeline.ShardReader(
+        pipeline.scan_shards(paths, 8), tf_.target, tf_).read(0, 1)[0])
     other.close()
 
 
 def test_dataset_slices_global_batches_per_worker(tmp_path):
     paths = write_mocks(tmp_path, grid=8, splits=(("train", 2, 4),))["train"]
-    tf_ = training.Transforms(target="phi", phi_scale=1e5)
+    tf_ = transforms.Transforms(target="phi", phi_scale=1e5)
     kw = dict(batch_size=4, shuffle=True, augment=False, seed=3, epochs=1, grid=8)
-    whole = [y for _, y in training.make_dataset(paths, "phi", tf_, **kw).as_numpy_iterator()]
-    parts = [[y for _, y in training.make_dataset(paths, "phi", tf_, num_pipelines=2, pipeline_id=i,
+    whole = [y for _, y in pipeline.make_dataset(paths, "phi", tf_, **kw).as_numpy_iterator()]
+    parts = [[y for _, y in pipeline.make_dataset(paths, "phi", tf_, num_pipelines=2, pipeline_id=i,
                                                   per_replica_batch=1, **kw).as_numpy_iterator()]
              for i in range(2)]
     assert len(whole) == 2 and all(len(pp) == 4 for pp in parts)  # 2 steps x 2 replica batches
@@ -169,8 +178,8 @@ def test_dataset_slices_global_batches_per_worker(tmp_path):
         np.testing.assert_array_equal(got, whole[step])
     # held in memory: the same batches, byte for byte
     kw["augment"] = True
-    streamed = list(training.make_dataset(paths, "phi", tf_, **kw).as_numpy_iterator())
-    held = list(training.make_dataset(paths, "phi", tf_, in_memory=True, **kw).as_numpy_iterator())
+    streamed = list(pipeline.make_dataset(paths, "phi", tf_, **kw).as_numpy_iterator())
+    held = list(pipeline.make_dataset(paths, "phi", tf_, in_memory=True, **kw).as_numpy_iterator())
     assert len(held) == len(streamed) == 2
     for (xa, ya), (xb, yb) in zip(streamed, held):
         np.testing.assert_array_equal(xa, xb)
@@ -182,7 +191,7 @@ def test_network_overfits_two_samples():
     keras.utils.set_random_seed(0)
     p = tiny_profile(**{"model.base_filters": 4})
     sh = make_shard(16, 2, seed=5)
-    tf_ = training.Transforms.from_profile(p, "delta")
+    tf_ = transforms.Transforms.from_profile(p, "delta")
     x, y = tf_.normalise_inputs(sh.inputs), tf_.encode_target(sh.targets["delta"])[..., None]
     model = build_vnet(p.model, 16)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
@@ -208,7 +217,7 @@ class _KillAfter(keras.callbacks.Callback):
 
 
 def _weights(path):
-    model, _ = training.load_model_file(path)
+    model, _ = model_files.load_model_file(path)
     return [np.asarray(w) for w in model.get_weights()]
 
 
@@ -218,17 +227,17 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
     for name in ("straight", "killed"):
         d = tmp_path / name
         monkeypatch.setenv("ZOA_DATA", str(d))
-        write_mocks(data.mocks_dir(p), grid=16)
-        folders[name] = training.model_dir(p, "delta")
+        write_mocks(shards.mocks_dir(p), grid=16)
+        folders[name] = model_files.model_dir(p, "delta")
         if name == "straight":
-            res = training.train(p, "delta", progress=False)
+            res = fitting.train(p, "delta", progress=False)
             assert res.epochs_done == 3 and res.start_epoch == 0
         else:
             with pytest.raises(_Stop):
-                training.train(p, "delta", progress=False, callbacks=[_KillAfter(2)])
+                fitting.train(p, "delta", progress=False, callbacks=[_KillAfter(2)])
             assert (folders[name] / "backup").is_dir()
-            assert training.read_model_metadata(folders[name] / "model.keras")["meta"]["epochs_done"] == 2
-            res = training.train(p, "delta", resume=True, progress=False)
+            assert model_files.read_model_metadata(folders[name] / "model.keras")["meta"]["epochs_done"] == 2
+            res = fitting.train(p, "delta", resume=True, progress=False)
             assert res.start_epoch == 2 and res.epochs_done == 3
             assert not (folders[name] / "backup").exists()
     hist = {k: np.genfromtxt(f / "history.csv", delimiter=",", names=True) for k, f in folders.items()}
@@ -241,50 +250,50 @@ def test_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
         assert len(a) == len(b)
         for wa, wb in zip(a, b):
             np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
-    meta = training.read_model_metadata(folders["killed"] / "model.keras")["meta"]
+    meta = model_files.read_model_metadata(folders["killed"] / "model.keras")["meta"]
     assert meta["epochs_done"] == 3
     # resuming a finished run does nothing; raising the epochs continues it
-    again = training.train(p, "delta", resume=True, progress=False)
+    again = fitting.train(p, "delta", resume=True, progress=False)
     assert again.epochs_done == 3 and again.history == {}
-    more = training.train(tiny_profile(**{"training.epochs": 4}), "delta", resume=True, progress=False)
+    more = fitting.train(tiny_profile(**{"training.epochs": 4}), "delta", resume=True, progress=False)
     assert more.start_epoch == 3 and more.epochs_done == 4
     assert list(np.genfromtxt(folders["killed"] / "history.csv", delimiter=",", names=True)["epoch"]) == [0, 1, 2, 3]
 
 
 def test_save_load_round_trip_keeps_predictions_and_transforms(tmp_path):
     p = tiny_profile()
-    model = training.build_and_compile(p, steps_per_epoch=3)
-    tf_ = training.Transforms.from_profile(p, "phi")
+    model = fitting.build_and_compile(p, steps_per_epoch=3)
+    tf_ = transforms.Transforms.from_profile(p, "phi")
     x = make_shard(16, 2, seed=2).inputs
-    before = training.predict_array(model, tf_, x)
-    path = training.save_model(model, tmp_path / "m.keras", tf_, p, epochs_done=5)
+    before = inference.predict_array(model, tf_, x)
+    path = model_files.save_model(model, tmp_path / "m.keras", tf_, p, epochs_done=5)
     assert [q.name for q in tmp_path.iterdir()] == ["m.keras"]  # no temporary left
-    loaded, tf2 = training.load_model_file(path, compile=True)
+    loaded, tf2 = model_files.load_model_file(path, compile=True)
     assert tf2 == tf_
-    np.testing.assert_array_equal(training.predict_array(loaded, tf2, x), before)
+    np.testing.assert_array_equal(inference.predict_array(loaded, tf2, x), before)
     # batch 1 instead of 2: oneDNN may pick another convolution algorithm (last-bit differences)
-    np.testing.assert_allclose(training.predict_array(loaded, tf2, x[0]), before[0], rtol=1e-5,
+    np.testing.assert_allclose(inference.predict_array(loaded, tf2, x[0]), before[0], rtol=1e-5,
                                atol=1e-5 * np.abs(before).max())
     sched = loaded.optimizer.learning_rate
-    assert training.read_model_metadata(path)["meta"]["epochs_done"] == 5
+    assert model_files.read_model_metadata(path)["meta"]["epochs_done"] == 5
     assert type(loaded.optimizer._learning_rate).__name__ == "TriangularCyclicLR"
     assert float(np.asarray(sched)) == pytest.approx(p.training.lr_min)
     # physical units: the prediction is the inverse transform of the network output
     raw = np.asarray(model.predict_on_batch(tf_.normalise_inputs(x)))[..., 0]
     np.testing.assert_allclose(before, raw * tf_.phi_scale, rtol=1e-5)
     with pytest.raises(ZoaError, match="expects"):
-        training.predict_array(loaded, tf2, x[:, :8, :8, :8])
+        inference.predict_array(loaded, tf2, x[:, :8, :8, :8])
     bad = tmp_path / "plain.keras"
     model.save(bad)
     with pytest.raises(ZoaError, match="not a zoa model"):
-        training.load_model_file(bad)
+        model_files.load_model_file(bad)
 
 
 def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
     from zoa_lib.cli import main
 
     p = tiny_profile()
-    write_mocks(data.mocks_dir(p), grid=16)
+    write_mocks(shards.mocks_dir(p), grid=16)
     args = ["--profile", "ci"] + [a for k, v in TINY.items() for a in ("-p", f"{k}={v}")]
     assert main(["train", "--target", "phi", "--no-progress"] + args + ["-p", "training.epochs=1"]) == 0
     out = capsys.readouterr().out
@@ -293,9 +302,9 @@ def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
     assert main(["predict", "--target", "phi", "--split", "test", "--no-progress"] + args) == 0
     path = zoa_data / "ci" / "predictions" / "phi-test.h5"
     assert path.exists() and str(path) in capsys.readouterr().out
-    shards = data.shard_paths(data.mocks_dir(p), "test")
-    s = data.read_shard(shards[0])
-    model, tf_ = training.load_model(p, "phi")
+    shards = shards.shard_paths(shards.mocks_dir(p), "test")
+    s = shards.read_shard(shards[0])
+    model, tf_ = model_files.load_model(p, "phi")
     with h5py.File(path, "r") as f:
         assert f.attrs["target"] == "phi" and f.attrs["units"] == "(km/s)^2"
         assert f["prediction"].shape == (2, 16, 16, 16) and f["velocity_true"].shape == (2, 16, 16, 16, 3)
@@ -303,7 +312,7 @@ def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
         np.testing.assert_array_equal(f["inputs"][()], s.inputs)
         np.testing.assert_array_equal(f["velocity_true"][()], s.targets["velocity"])
         np.testing.assert_array_equal(f["samples"][()], s.samples)
-        np.testing.assert_allclose(f["prediction"][()], training.predict_array(model, tf_, s.inputs), rtol=1e-6)
+        np.testing.assert_allclose(f["prediction"][()], inference.predict_array(model, tf_, s.inputs), rtol=1e-6)
         assert json.loads(f.attrs["transforms"])["phi_scale"] == pytest.approx(fields.phi_target_scale(p))
     with pytest.raises(SystemExit):
         main(["train", "--help"])
@@ -313,30 +322,30 @@ def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
 def test_ensure_predictions_is_the_one_rule_predict_when_missing_or_older_than_the_model(zoa_data):
     import os
 
-    from zoa_lib import evaluation
+    from zoa_lib.analysis import evaluation
 
     p = tiny_profile(**{"training.epochs": 1})
-    write_mocks(data.mocks_dir(p), grid=16)
-    path = evaluation.predictions_path(p, "phi")
+    write_mocks(shards.mocks_dir(p), grid=16)
+    path = inference.predictions_path(p, "phi")
     # no model: nothing trained, nothing predicted
     assert evaluation.ensure_predictions(p, targets=("phi",)) == {"vnet_phi": False} and not path.exists()
     assert evaluation.ensure_predictions(p, targets=("phi",), train=True) == {"vnet_phi": True} and path.exists()
     before = path.stat().st_mtime_ns
     assert evaluation.ensure_predictions(p, targets=("phi",)) == {"vnet_phi": True}
     assert path.stat().st_mtime_ns == before                       # current: not predicted again
-    model = training.matching_model(p, "phi")
+    model = model_files.matching_model(p, "phi")
     t = path.stat().st_mtime + 10
     os.utime(model, (t, t))                                        # a newer model: predict again
     evaluation.ensure_predictions(p, targets=("phi",))
     assert path.stat().st_mtime_ns != before
     # the paper's set-up: its own model and predictions, the profile's left as they are
-    from zoa_lib import networks
+    from zoa_lib.methods import networks
 
     before = path.stat().st_mtime_ns
     got = evaluation.ensure_predictions(p, targets=("phi",), train=True, nets=("vnet_paper",))
     paper = networks.network_profile(p, "vnet_paper")
-    assert got == {"vnet_paper_phi": True} and evaluation.predictions_path(paper, "phi").exists()
-    assert training.matching_model(paper, "phi").parent == p.data_path / "models" / "vnet_paper" / "phi"
+    assert got == {"vnet_paper_phi": True} and inference.predictions_path(paper, "phi").exists()
+    assert model_files.matching_model(paper, "phi").parent == p.data_path / "models" / "vnet_paper" / "phi"
     assert path.stat().st_mtime_ns == before
 
 
@@ -350,7 +359,7 @@ def _break(kind, path):
         with open(path, "r+b") as f:
             f.truncate(size // 2)
     elif kind == "shape":
-        data.write_shard(path, make_shard(8, 4, seed=1))
+        shards.write_shard(path, make_shard(8, 4, seed=1))
 
 
 @pytest.mark.parametrize("kind,message", [("missing", "missing dataset 'targets/phi'"),
@@ -358,11 +367,11 @@ def _break(kind, path):
                                           ("shape", "grid is 8\\^3 but the profile expects 16\\^3")])
 def test_bad_shards_fail_before_training(zoa_data, kind, message):
     p = tiny_profile()
-    paths = write_mocks(data.mocks_dir(p), grid=16)
+    paths = write_mocks(shards.mocks_dir(p), grid=16)
     bad = paths["train"][1]
     _break(kind, bad)
     with pytest.raises(ZoaError, match=message) as e:
-        training.train(p, "delta", progress=False)
+        fitting.train(p, "delta", progress=False)
     assert str(bad) in str(e.value)
     assert not (zoa_data / "ci" / "models").exists()
 
@@ -370,15 +379,15 @@ def test_bad_shards_fail_before_training(zoa_data, kind, message):
 def test_missing_mocks_and_bad_strategy_are_clear_errors(zoa_data, monkeypatch):
     p = tiny_profile()
     with pytest.raises(ZoaError, match="no training shards"):
-        training.train(p, "delta", progress=False, strategy="default")
+        fitting.train(p, "delta", progress=False, strategy="default")
     with pytest.raises(ZoaError, match="strategy must be one of"):
-        training.get_strategy("horovod")
+        strategy.get_strategy("horovod")
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     with pytest.raises(ZoaError, match="no cluster"):
-        training.get_strategy("multiworker")
+        strategy.get_strategy("multiworker")
     with pytest.raises(ZoaError, match="no trained delta model"):
-        training.load_model(p, "delta")
+        model_files.load_model(p, "delta")
 
 
 # --------------------------------------------------------------------------- distribution
@@ -391,7 +400,7 @@ def test_mirrored_two_cpus_gives_the_first_step_loss_of_one_device(tmp_path):
     env = dict(os.environ, ZOA_DATA=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
     p = tiny_profile()
     write_mocks(tmp_path / "ci" / "mocks", grid=16, splits=(("train", 1, 2),))
-    assert data.mocks_dir(p) != tmp_path  # the subprocess gets ZOA_DATA
+    assert shards.mocks_dir(p) != tmp_path  # the subprocess gets ZOA_DATA
     code = f"""
         import json
         import tensorflow as tf
@@ -472,7 +481,7 @@ def test_two_worker_multiworker_run_completes_an_epoch(tmp_path):
     assert ref["replicas"] == 1 and ref["batch"] == 2 and ref["steps"] == 2
     assert outs[0]["loss"][0] == pytest.approx(ref["loss"][0], rel=1e-4)
     folder = tmp_path / "ci" / "models" / "delta"
-    assert training.read_model_metadata(folder / "model.keras")["meta"]["epochs_done"] == 1
+    assert model_files.read_model_metadata(folder / "model.keras")["meta"]["epochs_done"] == 1
     assert sorted(q.name for q in folder.iterdir()) == ["best.keras", "history.csv", "model.keras"]
 
 
@@ -480,29 +489,29 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     """A model trained for the profile is reused; another setting (epochs) retrains."""
     import shutil
 
-    from zoa_lib import training
+    from zoa_lib.methods import training
     from zoa_lib.config import load_profile
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path))
     prof = load_profile("ci", {"training.epochs": 1, "training.wiener_channels": False})
-    folder = training.model_dir(prof, "delta")
-    assert training.matching_model(prof, "delta") is None
+    folder = model_files.model_dir(prof, "delta")
+    assert model_files.matching_model(prof, "delta") is None
     calls = []
     monkeypatch.setattr(training.fitting, "train", lambda p, t, resume, progress: calls.append(p) or
                         _fake_result(training, p, t, folder))
-    first = training.ensure_trained(prof, "delta")
+    first = fitting.ensure_trained(prof, "delta")
     assert not first["reused"] and len(calls) == 1
-    again = training.ensure_trained(prof, "delta")
+    again = fitting.ensure_trained(prof, "delta")
     assert again["reused"] and len(calls) == 1
     other = load_profile("ci", {"training.epochs": 2, "training.wiener_channels": False})
-    assert training.matching_model(other, "delta") is None
+    assert model_files.matching_model(other, "delta") is None
     shutil.rmtree(folder)
 
 
 def test_a_model_trained_before_a_key_was_added_or_after_one_was_removed_still_matches():
     """matching_model's sections: a key added since (its default) and a removed, never-read key
     (training.shuffle_buffer) do not make a model stale; a changed setting does."""
-    from zoa_lib.training.model_files import _section
+    from zoa_lib.methods.training.model_files import _section
 
     prof = tiny_profile()
     want = prof.to_dict()["training"]
@@ -515,7 +524,7 @@ def test_a_model_trained_before_a_key_was_added_or_after_one_was_removed_still_m
 
 def _fake_result(training, prof, target, folder):
     """Save a real (tiny) model as `train` would, with its metadata."""
-    from zoa_lib.vnet import build_vnet
+    from zoa_lib.methods.vnet import build_vnet
 
     model = build_vnet(prof.model, prof.box.grid)
     tr = training.Transforms.from_profile(prof, target)
@@ -529,10 +538,10 @@ def _fake_result(training, prof, target, folder):
 
 def test_benchmark_numbers_agree_with_the_model_and_each_other():
     """The benchmark's counts are the model's, and its estimates follow from its measurements."""
-    from zoa_lib.vnet import activation_bytes
+    from zoa_lib.methods.vnet import activation_bytes
 
     p = tiny_profile()
-    out = training.benchmark(p, seconds=0.2)
+    out = bench.benchmark(p, seconds=0.2)
     assert out["parameters"] == build_vnet(p.model, 16).count_params()
     assert out["estimated_step_memory_mib_per_sample"] == round(activation_bytes(p.model, 16, 1) / 2 ** 20, 1)
     b = out["benchmark_batch"]
@@ -548,7 +557,7 @@ def test_benchmark_numbers_agree_with_the_model_and_each_other():
     assert out["data_over_fit_rate"] == pytest.approx(out["data_samples_per_second"] * out["fit_seconds_per_sample"],
                                                       rel=0.05, abs=0.1)
     # with the Wiener channels: the 4-channel corrector, streamed from the shards
-    w = training.benchmark(tiny_profile(**{"training.wiener_channels": True, "training.in_memory_gib": 0}),
+    w = bench.benchmark(tiny_profile(**{"training.wiener_channels": True, "training.in_memory_gib": 0}),
                            seconds=0.2)
     assert w["wiener_channels"] and not w["in_memory"]
     assert w["parameters"] > out["parameters"]  # two more input channels
@@ -556,15 +565,15 @@ def test_benchmark_numbers_agree_with_the_model_and_each_other():
 
 def test_mixed_precision_model_keeps_float32_output_and_round_trips(tmp_path):
     p = tiny_profile(**{"box.grid": 8, "model.depth": 1})
-    model = training.build_and_compile(p, steps_per_epoch=2, mixed_precision=True)
+    model = fitting.build_and_compile(p, steps_per_epoch=2, mixed_precision=True)
     assert keras.mixed_precision.global_policy().name == "float32"  # not leaked
     assert model.get_layer("enc0_conv0").compute_dtype == "float16"
     assert model.get_layer("head").compute_dtype == "float32" and model.output.dtype == "float32"
     assert type(model.optimizer).__name__ == "LossScaleOptimizer"
     x = make_shard(8, 2, seed=4).inputs
-    tf_ = training.Transforms.from_profile(p, "delta")
+    tf_ = transforms.Transforms.from_profile(p, "delta")
     model.train_on_batch(tf_.normalise_inputs(x), np.zeros((2, 8, 8, 8, 1), np.float32))
-    before = training.predict_array(model, tf_, x)
-    loaded, _ = training.load_model_file(training.save_model(model, tmp_path / "mp.keras", tf_, p))
+    before = inference.predict_array(model, tf_, x)
+    loaded, _ = model_files.load_model_file(model_files.save_model(model, tmp_path / "mp.keras", tf_, p))
     assert loaded.get_layer("enc0_conv0").compute_dtype == "float16"
-    np.testing.assert_array_equal(training.predict_array(loaded, tf_, x), before)
+    np.testing.assert_array_equal(inference.predict_array(loaded, tf_, x), before)

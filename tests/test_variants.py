@@ -2,7 +2,10 @@
 import numpy as np
 import pytest
 
-from zoa_lib import variants
+from zoa_lib.methods.training import fitting
+from zoa_lib.methods.training import model_files
+from zoa_lib.survey import mock_set
+from zoa_lib.analysis import variants
 
 
 def test_scores_flag_a_constant_prediction_and_match_numpy():
@@ -42,12 +45,11 @@ def test_table_and_text_say_which_variant_collapsed_and_compare_with_the_filter(
 def test_mock_study_trains_each_share_at_the_same_time_and_scores_it(zoa_data):
     """Real training at the ci profile: the study's plan keeps mocks × epochs fixed, each run
     trains on the first whole shards, and the table scores φ and the δ its φ implies."""
-    from zoa_lib import mocks
     from zoa_lib.config import load_profile
-    from zoa_lib.training import split_shards
+    from zoa_lib.methods.training.pipeline import split_shards
 
     prof = load_profile("ci")
-    mocks.generate(prof, progress=False)
+    mock_set.generate(prof, progress=False)
     n = split_shards(prof, "train").n
     shard = prof.mocks.shard_size
     plan = variants.mock_study_plan(prof, 2, fractions=(0.5, 1.0))
@@ -82,16 +84,15 @@ def test_a_variant_that_is_a_trained_network_is_read_from_its_training(zoa_data)
     by the variant's own scoring, is the validation loss Keras logged after that epoch."""
     import csv
 
-    from zoa_lib import mocks, training
     from zoa_lib.config import load_profile
-    from zoa_lib.training.model_files import read_model_metadata, snapshot_epochs, snapshot_name
+    from zoa_lib.methods.training.model_files import read_model_metadata, snapshot_epochs, snapshot_name
 
     prof = load_profile("ci")
     e = prof.book.variant_epochs
     assert snapshot_epochs(prof) == (e,) and 0 < e < prof.training.epochs
-    mocks.generate(prof, progress=False)
-    training.train(prof, "phi", progress=False)
-    folder = training.model_dir(prof, "phi")
+    mock_set.generate(prof, progress=False)
+    fitting.train(prof, "phi", progress=False)
+    folder = model_files.model_dir(prof, "phi")
     assert sorted(p.name for p in folder.glob("epoch-*.keras")) == [snapshot_name(e)]
     assert read_model_metadata(folder / snapshot_name(e))["meta"]["epochs_done"] == e
     with open(folder / "history.csv", newline="") as f:
@@ -106,5 +107,5 @@ def test_a_variant_that_is_a_trained_network_is_read_from_its_training(zoa_data)
     assert other["source"] == "trained here" and len(other["loss"]) == e
     # training afresh drops the old copies with the rest of the old run
     (folder / snapshot_name(e + 1)).write_bytes(b"stale")
-    training.train(prof, "phi", progress=False)
+    fitting.train(prof, "phi", progress=False)
     assert sorted(p.name for p in folder.glob("epoch-*.keras")) == [snapshot_name(e)]

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from zoa_lib import velocity as vel
-from zoa_lib.cosmology import Cosmology
+from zoa_lib.universe import velocity as vel
+from zoa_lib.universe.cosmology import Cosmology
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def _grid(n, L):
 
 
 def test_voxel_centres_convention():
-    from zoa_lib.grid import voxel_centres
+    from zoa_lib.universe.grid import voxel_centres
 
     x = voxel_centres(160.0, 4)
     np.testing.assert_allclose(x, [-60, -20, 20, 60])
@@ -137,8 +137,8 @@ def test_bad_shapes_raise_zoa_error(cosmo):
 
 
 def test_velocities_from_potentials_is_the_per_mock_velocity_of_a_stack():
-    from zoa_lib.cosmology import Cosmology
-    from zoa_lib.velocity import VelocityError, velocities_from_potentials, velocity_from_potential
+    from zoa_lib.universe.cosmology import Cosmology
+    from zoa_lib.universe.velocity import velocities_from_potentials, velocity_from_potential, VelocityError
 
     rng = np.random.default_rng(3)
     phi = rng.normal(size=(3, 8, 8, 8)) * 1e5

@@ -1,4 +1,4 @@
-"""Tests of the plotting library (zoa_lib.viz, zoa_lib.explorer, zoa_lib.scene3d).
+"""Tests of the plotting library (zoa_lib.book.viz, zoa_lib.book.explorer, zoa_lib.book.scene3d).
 
 Everything runs on small synthetic arrays. Geometry is checked against independent
 computations: analytic slab means, astropy SkyCoord conversions, the supergalactic pole's
@@ -21,9 +21,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.quiver import Quiver, QuiverKey
 
-from zoa_lib import viz
-from zoa_lib.cosmology import C_LIGHT
-from zoa_lib.data import CATALOG_DTYPE
+from zoa_lib.analysis import metrics
+from zoa_lib.book.viz import catalogs
+from zoa_lib.book.viz import skymaps
+from zoa_lib.book.viz import slices
+from zoa_lib.book.viz import statistics
+from zoa_lib.book.viz import style
+from zoa_lib.survey import sky
+from zoa_lib.universe.cosmology import C_LIGHT
+from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.errors import ZoaError
 
 L = 160.0
@@ -57,15 +63,15 @@ def test_slab_average_of_linear_field_is_analytic():
     X, Y, Z = coords(n)
     f = 2.0 + 0.5 * X - 0.25 * Y + 3.0 * Z
     # paper slab −15 < SGZ < 15: centres ±2.5, ±7.5, ±12.5 → mean SGZ = 0
-    m, ext = viz.slab_average(f, L)
+    m, ext = style.slab_average(f, L)
     x = centres(n)
     assert ext == (-80.0, 80.0, -80.0, 80.0)
     np.testing.assert_allclose(m, 2.0 + 0.5 * x[:, None] - 0.25 * x[None, :], atol=1e-10)
     # asymmetric slab 0 < SGZ < 40: centres 2.5 ... 37.5 → mean 20
-    m, _ = viz.slab_average(f, L, "SGZ", 0.0, 40.0)
+    m, _ = style.slab_average(f, L, "SGZ", 0.0, 40.0)
     np.testing.assert_allclose(m, 2.0 + 0.5 * x[:, None] - 0.25 * x[None, :] + 3.0 * 20.0, atol=1e-10)
     # along SGX: remaining axes (SGY, SGZ) in cube order; slab −10 < SGX < 21 → centres −7.5 … 17.5
-    m, _ = viz.slab_average(f, L, 0, -10.0, 21.0)
+    m, _ = style.slab_average(f, L, 0, -10.0, 21.0)
     sel = x[(x > -10) & (x < 21)]
     np.testing.assert_allclose(m, 2.0 + 0.5 * sel.mean() - 0.25 * x[:, None] + 3.0 * x[None, :], atol=1e-10)
 
@@ -74,13 +80,13 @@ def test_slab_average_keeps_vector_components_and_rejects_empty_slab():
     n = 16
     X, Y, Z = coords(n)
     v = np.stack([X, 2 * Y, Z + 100.0], axis=-1)
-    m, _ = viz.slab_average(v, L, 2)
+    m, _ = style.slab_average(v, L, 2)
     assert m.shape == (n, n, 3)
     np.testing.assert_allclose(m[..., 2], 100.0, atol=1e-10)  # centres ±5 average to 0
     with pytest.raises(ZoaError, match="no voxel centre"):
-        viz.slab_average(v, L, 2, 1.0, 4.0)  # between the centres 0 ± 5
+        style.slab_average(v, L, 2, 1.0, 4.0)  # between the centres 0 ± 5
     with pytest.raises(ZoaError, match="shape"):
-        viz.slab_average(np.zeros((4, 4, 5)), L)
+        style.slab_average(np.zeros((4, 4, 5)), L)
 
 
 # --------------------------------------------------------------------------- slices
@@ -88,9 +94,9 @@ def test_plot_slice_density_uses_log_norm_from_0p1_to_15():
     n = 16
     delta = np.full((n, n), 0.5)
     delta[0, 0] = -1.0  # empty voxel
-    fig = viz.new_figure()
+    fig = style.new_figure()
     ax = fig.add_subplot(111)
-    im = viz.plot_slice(ax, delta, L, "density")
+    im = slices.plot_slice(ax, delta, L, "density")
     assert isinstance(im.norm, LogNorm)
     assert (im.norm.vmin, im.norm.vmax) == (0.1, 15.0)
     shown = np.asarray(im.get_array())
@@ -107,8 +113,8 @@ def test_plot_slice_potential_is_phi_over_c2_in_units_of_1e_minus_6():
     n = 8
     phi = np.full((n, n), 3e-6 * C_LIGHT ** 2)  # φ/c² = 3e-6
     phi[1, 2] = -5e-6 * C_LIGHT ** 2
-    fig = viz.new_figure()
-    im = viz.plot_slice(fig.add_subplot(111), phi, L, "potential")
+    fig = style.new_figure()
+    im = slices.plot_slice(fig.add_subplot(111), phi, L, "potential")
     a = np.asarray(im.get_array())
     assert a[0, 0] == pytest.approx(3.0)
     assert a[2, 1] == pytest.approx(-5.0)
@@ -120,9 +126,9 @@ def test_velocity_arrows_key_is_1000_kms_and_one_spacing_long():
     n = 32
     v = np.zeros((n, n, 3))
     v[..., 0] = 1000.0  # uniform 1000 km/s along SGX
-    fig = viz.new_figure()
+    fig = style.new_figure()
     ax = fig.add_subplot(111)
-    viz.plot_slice(ax, np.zeros((n, n)), L, "density", v, arrow_scale=1000.0, arrows_per_side=16)
+    slices.plot_slice(ax, np.zeros((n, n)), L, "density", v, arrow_scale=1000.0, arrows_per_side=16)
     q = [c for c in ax.collections if isinstance(c, Quiver)]
     assert len(q) == 1
     q = q[0]
@@ -145,19 +151,19 @@ def test_figure_truth_vs_prediction_layout_and_residual(kind):
         t, p = t * 2e-6 * C_LIGHT ** 2, p * 2e-6 * C_LIGHT ** 2
     X, Y, Z = coords(n)
     vt = np.stack([Y, -X, 0 * Z], -1) * 10.0
-    fig = viz.figure_truth_vs_prediction(t, p, L, kind, vt, vt * 0.9)
+    fig = slices.figure_truth_vs_prediction(t, p, L, kind, vt, vt * 0.9)
     assert len(fig.axes) == 5  # truth, prediction, residual + two colour bars
     panels = fig.axes[:3]
     ims = [ax.get_images()[0] for ax in panels]
     if kind == "density":
         # 1 + δ of this truth lies inside the paper's 0.1–15: the paper's scale is kept
         assert isinstance(ims[0].norm, LogNorm) and (ims[0].norm.vmin, ims[0].norm.vmax) == (0.1, 15.0)
-        expect_res = viz.slab_average(p, L)[0] - viz.slab_average(t, L)[0]
+        expect_res = style.slab_average(p, L)[0] - style.slab_average(t, L)[0]
     else:
-        shown = viz.slab_average(t, L)[0] * 1e6 / C_LIGHT ** 2
+        shown = style.slab_average(t, L)[0] * 1e6 / C_LIGHT ** 2
         m = np.percentile(np.abs(shown), 99.5)
         assert (ims[0].norm.vmin, ims[0].norm.vmax) == pytest.approx((-m, m))
-        expect_res = (viz.slab_average(p, L)[0] - viz.slab_average(t, L)[0]) * 1e6 / C_LIGHT ** 2
+        expect_res = (style.slab_average(p, L)[0] - style.slab_average(t, L)[0]) * 1e6 / C_LIGHT ** 2
     assert ims[0].norm is ims[1].norm is fig.zoa_norm  # truth and prediction share one scale
     np.testing.assert_allclose(np.asarray(ims[2].get_array()), expect_res.T, rtol=1e-5, atol=1e-6)
     for ax in panels:
@@ -172,14 +178,14 @@ def test_truth_vs_prediction_scale_comes_from_the_truth_and_does_not_saturate_it
     strong) uses the same norm."""
     n = 32
     t = smooth_field(n, 11)
-    t = t / np.abs(viz.slab_average(t, L)[0]).max() * 30e-6 * C_LIGHT ** 2  # slab map peaks at 30e-6
+    t = t / np.abs(style.slab_average(t, L)[0]).max() * 30e-6 * C_LIGHT ** 2  # slab map peaks at 30e-6
     p = 0.5 * t
-    fig = viz.figure_truth_vs_prediction(t, p, L, "potential")
+    fig = slices.figure_truth_vs_prediction(t, p, L, "potential")
     truth_im, pred_im = (ax.get_images()[0] for ax in fig.axes[:2])
     nrm = truth_im.norm
     assert pred_im.norm is nrm
     shown = np.asarray(truth_im.get_array())  # φ/c² × 10⁶ as drawn
-    np.testing.assert_allclose(shown, viz.slab_average(t, L)[0].T * 1e6 / C_LIGHT ** 2, rtol=1e-6)
+    np.testing.assert_allclose(shown, style.slab_average(t, L)[0].T * 1e6 / C_LIGHT ** 2, rtol=1e-6)
     robust = np.percentile(np.abs(shown), 99.5)
     assert nrm.vmax == pytest.approx(robust) and nrm.vmin == pytest.approx(-robust)
     assert 20.0 < nrm.vmax <= 30.0 + 1e-6  # of the order of the truth's peak, not the paper's 6
@@ -189,12 +195,12 @@ def test_truth_vs_prediction_scale_comes_from_the_truth_and_does_not_saturate_it
     # a density truth beyond the paper's 1 + δ = 15 widens the log scale instead of saturating
     d = np.full((n, n), 0.2)
     d[:4, :4] = 40.0
-    nd = viz.truth_norm("density", d)
+    nd = slices.truth_norm("density", d)
     assert isinstance(nd, LogNorm) and nd.vmin == 0.1 and nd.vmax >= 41.0 - 1e-9
     # an explicit norm overrides
     from matplotlib.colors import Normalize
 
-    fig = viz.figure_truth_vs_prediction(t, p, L, "potential", norm=Normalize(-6, 6))
+    fig = slices.figure_truth_vs_prediction(t, p, L, "potential", norm=Normalize(-6, 6))
     assert fig.axes[0].get_images()[0].norm.vmax == 6
 
 
@@ -204,29 +210,29 @@ def test_scatter_density_reports_pearson_r():
     rng = np.random.default_rng(3)
     t = rng.normal(size=4000)
     p = 0.9 * t + 0.3 * rng.normal(size=4000)
-    ax = viz.plot_scatter_density(None, t, p, "δ")
+    ax = statistics.plot_scatter_density(None, t, p, "δ")
     texts = [x.get_text() for x in ax.get_legend().get_texts()]
     assert f"δ  r = {pearsonr(t, p)[0]:.3f}" in texts
-    ax = viz.plot_scatter_density(None, t, p, "φ", r=0.987654)
+    ax = statistics.plot_scatter_density(None, t, p, "φ", r=0.987654)
     assert "φ  r = 0.988" in [x.get_text() for x in ax.get_legend().get_texts()]
     draw(ax.figure)
 
 
 def test_pdf_power_bulk_metric_plots():
     rng = np.random.default_rng(4)
-    ax = viz.plot_pdf(None, rng.normal(size=5000), rng.normal(size=5000) * 0.8, bins=40)
+    ax = statistics.plot_pdf(None, rng.normal(size=5000), rng.normal(size=5000) * 0.8, bins=40)
     for patch in ax.patches:  # StepPatch: PDF integrates to 1 over the bins
         vals, edges = patch.get_data()[:2]
         assert np.sum(vals * np.diff(edges)) == pytest.approx(1.0, rel=1e-6)
     k = np.logspace(-1.5, 0, 12)
-    ax = viz.plot_power_ratio(None, k, np.linspace(1, 0.4, 12), np.linspace(1, 0.6, 12), label="V-Net")
+    ax = statistics.plot_power_ratio(None, k, np.linspace(1, 0.4, 12), np.linspace(1, 0.6, 12), label="V-Net")
     assert ax.get_xscale() == "log" and len(ax.get_lines()) == 3  # r, T, unit line
     R = np.linspace(10, 80, 8)
-    ax = viz.plot_bulk_flow(None, R, {"truth": 300 - R, "V-Net": rng.normal(300 - R, 10, (5, 8))},
+    ax = statistics.plot_bulk_flow(None, R, {"truth": 300 - R, "V-Net": rng.normal(300 - R, 10, (5, 8))},
                             320 - R, 200 - R, 400 - R)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:4] == ["ΛCDM 68 %", r"ΛCDM $\sigma_B$", "truth", "V-Net"]
-    ax = viz.plot_metric_vs_distance(None, R, {"V-Net": 1 - R / 200}, zoa={"V-Net": 0.9 - R / 200})
+    ax = statistics.plot_metric_vs_distance(None, R, {"V-Net": 1 - R / 200}, zoa={"V-Net": 0.9 - R / 200})
     assert len(ax.get_lines()) == 2
     for a in (ax,):
         draw(a.figure)
@@ -235,8 +241,8 @@ def test_pdf_power_bulk_metric_plots():
 def test_bulk_flow_lcdm_fills_the_parent_box_band_and_dots_the_infinite_volume_one():
     from matplotlib.collections import PolyCollection
 
-    from zoa_lib import metrics
-    from zoa_lib.cosmology import Cosmology
+    from zoa_lib.analysis import metrics
+    from zoa_lib.universe.cosmology import Cosmology
 
     rng = np.random.default_rng(5)
     v = rng.normal(0, 300, (3, 8, 8, 8, 3))
@@ -245,7 +251,7 @@ def test_bulk_flow_lcdm_fills_the_parent_box_band_and_dots_the_infinite_volume_o
                                  smoothing=5.0)
     B = {"truth": np.linalg.norm(np.asarray(bf["true"]), axis=-1),
          "V-Net": np.linalg.norm(np.asarray(bf["pred"]), axis=-1)}
-    ax = viz.plot_bulk_flow_lcdm(None, bf, B)
+    ax = statistics.plot_bulk_flow_lcdm(None, bf, B)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels[:2] == ["ΛCDM 68 %, modes of the parent box (500 Mpc/h)", r"ΛCDM $\sigma_B$, parent box"]
     assert "ΛCDM 68 %, infinite volume" in labels and "truth" in labels and "V-Net" in labels
@@ -258,7 +264,7 @@ def test_bulk_flow_lcdm_fills_the_parent_box_band_and_dots_the_infinite_volume_o
     assert np.allclose(dotted[0].get_ydata(), bf["lcdm_lower"]) and np.allclose(dotted[1].get_ydata(), bf["lcdm_upper"])
     # without the parent box's entries: the infinite-volume range, filled
     inf = {k: v for k, v in bf.items() if not k.startswith("lcdm_box")}
-    ax = viz.plot_bulk_flow_lcdm(None, inf, B)
+    ax = statistics.plot_bulk_flow_lcdm(None, inf, B)
     assert [t.get_text() for t in ax.get_legend().get_texts()][0] == "ΛCDM 68 %, infinite volume"
     assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
     draw(ax.figure)
@@ -272,7 +278,7 @@ def test_loss_curves_from_csv_and_errors(tmp_path):
                        "val_loss": 1.3 / (ep + 1.0)})
     path = tmp_path / "history.csv"
     df.to_csv(path, index=False)
-    fig = viz.plot_loss_curves(path)
+    fig = statistics.plot_loss_curves(path)
     ax, ax2 = fig.axes
     assert ax.get_yscale() == "log" and ax2.get_yscale() == "log"
     np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), ep + 1)
@@ -280,18 +286,18 @@ def test_loss_curves_from_csv_and_errors(tmp_path):
     draw(fig)
     (tmp_path / "bad.csv").write_text("epoch,acc\n0,1\n")
     with pytest.raises(ZoaError, match="bad.csv: no 'loss' column"):
-        viz.plot_loss_curves(tmp_path / "bad.csv")
+        statistics.plot_loss_curves(tmp_path / "bad.csv")
 
 
 # --------------------------------------------------------------------------- sky
 def test_sky_projection_centre_and_longitude_to_the_left():
-    x, y = viz.sky_xy([0.0, 90.0, 270.0, 359.0, 0.0], [0.0, 0.0, 0.0, 0.0, 45.0])
+    x, y = skymaps.sky_xy([0.0, 90.0, 270.0, 359.0, 0.0], [0.0, 0.0, 0.0, 0.0, 45.0])
     np.testing.assert_allclose(x, [0.0, -np.pi / 2, np.pi / 2, np.radians(1.0), 0.0], atol=1e-12)
     np.testing.assert_allclose(y[-1], np.pi / 4)
-    ax = viz.sky_axes()
+    ax = skymaps.sky_axes()
     draw(ax.figure)
     bbox = ax.get_window_extent()
-    px = ax.transData.transform(np.column_stack(viz.sky_xy([0.0, 90.0, 270.0], [0.0, 0.0, 30.0])))
+    px = ax.transData.transform(np.column_stack(skymaps.sky_xy([0.0, 90.0, 270.0], [0.0, 0.0, 30.0])))
     assert px[0] == pytest.approx([(bbox.x0 + bbox.x1) / 2, (bbox.y0 + bbox.y1) / 2], abs=1.0)
     assert px[1, 0] < px[0, 0] - 10  # l = 90° to the left
     assert px[2, 0] > px[0, 0] + 10 and px[2, 1] > px[0, 1] + 10  # l = 270° right, b = 30° up
@@ -306,7 +312,7 @@ def test_sample_shell_matches_astropy_positions():
     n = 32
     X, Y, Z = coords(n)
     r_lo, r_hi, n_r = 20.0, 44.0, 6
-    l, b, m = viz.sample_shell(Z, L, r_lo, r_hi, nside_like=(24, 12), n_r=n_r)
+    l, b, m = sky.sample_shell(Z, L, r_lo, r_hi, nside_like=(24, 12), n_r=n_r)
     assert m.shape == (12, 24)
     r = r_lo + (np.arange(n_r) + 0.5) * (r_hi - r_lo) / n_r
     Lg, Bg = np.meshgrid(l, b)
@@ -317,14 +323,14 @@ def test_sample_shell_matches_astropy_positions():
     # a uniform flow along +SGZ has radial component v · r̂ = SGZ / d
     v = np.zeros((n, n, n, 3))
     v[..., 2] = 500.0
-    _, _, vr = viz.sample_shell(v, L, r_lo, r_hi, nside_like=(24, 12), n_r=n_r)
+    _, _, vr = sky.sample_shell(v, L, r_lo, r_hi, nside_like=(24, 12), n_r=n_r)
     np.testing.assert_allclose(vr, 500.0 * sgz[0] / r[0], atol=1e-6)
 
 
 def test_shell_map_peaks_at_the_supergalactic_pole():
     n = 16
     X, Y, Z = coords(n)
-    fig = viz.sky_shell_map(Z / 60.0, L, 30, 60, nside_like=(72, 36), kind="potential",
+    fig = skymaps.sky_shell_map(Z / 60.0, L, 30, 60, nside_like=(72, 36), kind="potential",
                             structures=[("SGP", 47.37, 6.32)], zoa_b=10)
     l, b, m = fig.zoa_sky
     j, i = np.unravel_index(np.nanargmax(m), m.shape)
@@ -363,7 +369,7 @@ def _lb_of_sg(sgl, sgb):
 
 def _blob_at(l, b, d, n=48, width=4.0):
     """δ cube (L = 160 Mpc/h) with a Gaussian peak at Galactic (l, b), distance d Mpc/h."""
-    from zoa_lib.survey import galactic_to_sg
+    from zoa_lib.survey.sky import galactic_to_sg
 
     X, Y, Z = coords(n)
     c = np.array(galactic_to_sg(l, b, d), float)
@@ -400,9 +406,9 @@ def _label_display_xy(ax, text, gid="l-label"):
     (None, "-60°", "supergalactic", _lb_of_sg(120.0, -60.0)),
 ])
 def test_a_point_source_lands_where_the_sky_labels_say(lon_label, lat_label, frame, lb):
-    fig = viz.new_figure(figsize=(9.0, 5.0))
-    ax = viz.sky_axes(fig, frame=frame)
-    viz.sky_shell_map(_blob_at(*lb, d=45.0), L, 35.0, 55.0, nside_like=(180, 90), ax=ax, kind="density")
+    fig = style.new_figure(figsize=(9.0, 5.0))
+    ax = skymaps.sky_axes(fig, frame=frame)
+    skymaps.sky_shell_map(_blob_at(*lb, d=45.0), L, 35.0, 55.0, nside_like=(180, 90), ax=ax, kind="density")
     draw(fig)
     peak = _peak_display_xy(ax)
     cell = ax.get_window_extent().width / 180  # one 2° cell at the equator, in pixels
@@ -413,8 +419,8 @@ def test_a_point_source_lands_where_the_sky_labels_say(lon_label, lat_label, fra
 
 
 def test_longitude_grows_to_the_left_in_both_frames():
-    for frame in viz.SKY_FRAMES:
-        ax = viz.sky_axes(frame=frame)
+    for frame in sky.SKY_FRAMES:
+        ax = skymaps.sky_axes(frame=frame)
         draw(ax.figure)
         x = [_label_display_xy(ax, t)[0] for t in ("120°", "60°", "0°", "300°", "240°")]
         assert np.all(np.diff(x) > 0), (frame, x)
@@ -422,40 +428,40 @@ def test_longitude_grows_to_the_left_in_both_frames():
 
 
 def test_frame_conversions_match_the_literature_supergalactic_axes():
-    sgl, sgb = viz.galactic_to_frame(*SG_ORIGIN_LB, "supergalactic")
+    sgl, sgb = sky.galactic_to_frame(*SG_ORIGIN_LB, "supergalactic")
     assert abs((sgl + 180) % 360 - 180) < 0.05 and abs(sgb) < 0.05
-    assert viz.galactic_to_frame(*SG_POLE_LB, "supergalactic")[1] > 89.9
-    l, b = viz.frame_to_galactic(60.0, 0.0, "supergalactic")
+    assert sky.galactic_to_frame(*SG_POLE_LB, "supergalactic")[1] > 89.9
+    l, b = sky.frame_to_galactic(60.0, 0.0, "supergalactic")
     np.testing.assert_allclose([l, b], _lb_of_sg(60.0, 0.0), atol=0.05)
     # unit vectors of a supergalactic direction are its SG Cartesian axes
-    np.testing.assert_allclose(viz.frame_unit_vectors([0.0, 90.0, 0.0], [0.0, 0.0, 90.0], "supergalactic"),
+    np.testing.assert_allclose(sky.frame_unit_vectors([0.0, 90.0, 0.0], [0.0, 0.0, 90.0], "supergalactic"),
                                np.eye(3), atol=1e-12)
-    np.testing.assert_allclose(viz.frame_unit_vectors(*SG_POLE_LB, "galactic"), [0, 0, 1], atol=2e-3)
-    with pytest.raises(viz.VizError, match="unknown sky frame"):
-        viz.sky_axes(frame="ecliptic")
+    np.testing.assert_allclose(sky.frame_unit_vectors(*SG_POLE_LB, "galactic"), [0, 0, 1], atol=2e-3)
+    with pytest.raises(style.VizError, match="unknown sky frame"):
+        skymaps.sky_axes(frame="ecliptic")
 
 
 def test_sky_maps_refuse_a_plain_mollweide_axes():
-    fig = viz.new_figure()
+    fig = style.new_figure()
     ax = fig.add_subplot(111, projection="mollweide")
-    with pytest.raises(viz.VizError, match="viz.sky_axes"):
-        viz.sky_shell_map(_blob_at(300.0, 0.0, 40.0, n=16), L, 30, 50, ax=ax)
-    with pytest.raises(viz.VizError, match="frame 'supergalactic' asked on a galactic"):
-        viz.sky_shell_map(_blob_at(300.0, 0.0, 40.0, n=16), L, 30, 50, ax=viz.sky_axes(), frame="supergalactic")
+    with pytest.raises(style.VizError, match="viz.sky_axes"):
+        skymaps.sky_shell_map(_blob_at(300.0, 0.0, 40.0, n=16), L, 30, 50, ax=ax)
+    with pytest.raises(style.VizError, match="frame 'supergalactic' asked on a galactic"):
+        skymaps.sky_shell_map(_blob_at(300.0, 0.0, 40.0, n=16), L, 30, 50, ax=skymaps.sky_axes(), frame="supergalactic")
 
 
 def test_zoa_and_structures_follow_the_frame():
-    ax = viz.sky_axes(frame="supergalactic")
-    viz.zoa_band(ax, 10.0)
-    viz.mark_structures(ax, [("Great Attractor", 308.4, 29.0)])
+    ax = skymaps.sky_axes(frame="supergalactic")
+    skymaps.zoa_band(ax, 10.0)
+    skymaps.mark_structures(ax, [("Great Attractor", 308.4, 29.0)])
     x, y = ax.lines[0].get_data()
-    np.testing.assert_allclose([x[0], y[0]], viz.sky_xy(*viz.galactic_to_frame(308.4, 29.0, "supergalactic")))
+    np.testing.assert_allclose([x[0], y[0]], skymaps.sky_xy(*sky.galactic_to_frame(308.4, 29.0, "supergalactic")))
     # the band holds the SG positions of points with |b| < 10°, and no others
     from matplotlib.path import Path as MplPath
 
     polygons = [MplPath(p) for p in ax.collections[0].get_paths()[0].to_polygons()]
     for l, b in ((200.0, 0.0), (300.0, 5.0), (30.0, -8.0), (200.0, 60.0), (30.0, 20.0), (100.0, -40.0)):
-        xy = np.column_stack(viz.sky_xy(*viz.galactic_to_frame(l, b, "supergalactic")))[0]
+        xy = np.column_stack(skymaps.sky_xy(*sky.galactic_to_frame(l, b, "supergalactic")))[0]
         inside = sum(pg.contains_point(xy) for pg in polygons) % 2 == 1  # even-odd rule
         assert inside == (abs(b) < 10.0), (l, b)
     draw(ax.figure)
@@ -466,18 +472,18 @@ def test_figure_sky_shells_galactic_and_supergalactic_side_by_side():
     X, Y, Z = coords(n)
     v = np.zeros((n, n, n, 3))
     v[..., 2] = 500.0  # flow towards the SG north pole: v_r > 0 at SGB > 0
-    fig = viz.figure_sky_shells(v, 0.5 * v, L, [(20, 40), (40, 60)], zoa_b=10, nside_like=(36, 18))
+    fig = skymaps.figure_sky_shells(v, 0.5 * v, L, [(20, 40), (40, 60)], zoa_b=10, nside_like=(36, 18))
     grid = fig.zoa_sky_axes
     assert len(grid) == 2 and all(len(r) == 4 for r in grid)
     assert [a.zoa_frame for a in grid[0]] == ["galactic", "galactic", "supergalactic", "supergalactic"]
     assert len(fig.axes) == 9  # 8 maps and one colour bar
     sg = grid[0][2]
-    lon, lat, vals = viz.sample_shell(v, L, 20, 40, (36, 18), frame="supergalactic")
+    lon, lat, vals = sky.sample_shell(v, L, 20, 40, (36, 18), frame="supergalactic")
     np.testing.assert_allclose(vals, 500.0 * np.sin(np.radians(lat))[:, None] * np.ones_like(vals), atol=25)
     assert sg.zoa_image.norm.vmin == -sg.zoa_image.norm.vmax  # one symmetric velocity scale
     draw(fig)
-    with pytest.raises(viz.VizError, match="same shape"):
-        viz.figure_sky_shells(v, v[..., 0], L, [(20, 40)])
+    with pytest.raises(style.VizError, match="same shape"):
+        skymaps.figure_sky_shells(v, v[..., 0], L, [(20, 40)])
 
 
 def _catalog(n=3000, seed=5):
@@ -493,21 +499,21 @@ def _catalog(n=3000, seed=5):
 
 def test_catalog_sky_and_selection():
     cat = _catalog()
-    fig = viz.plot_catalog_sky(cat, 10.0, structures=[("Great Attractor", 308.4, 29.0)])
+    fig = catalogs.plot_catalog_sky(cat, 10.0, structures=[("Great Attractor", 308.4, 29.0)])
     ax = fig.axes[0]
     assert ax.name == "mollweide" and len(fig.axes) == 2
     sc = ax.collections[0]
-    np.testing.assert_allclose(sc.get_offsets()[:, 0], viz.sky_xy(cat["l"], cat["b"])[0], atol=1e-6)
+    np.testing.assert_allclose(sc.get_offsets()[:, 0], skymaps.sky_xy(cat["l"], cat["b"])[0], atol=1e-6)
     assert any("|b| < 10°" in (t.get_text()) for t in ax.get_legend().get_texts())
     draw(fig)
-    fig = viz.plot_selection(cat)
+    fig = catalogs.plot_selection(cat)
     assert len(fig.axes) == 2
     text = fig.axes[1].get_legend().get_texts()[0].get_text()
     sigma = float(text.split("σ = ")[1])
     assert sigma == pytest.approx(0.2, abs=0.02)
     draw(fig)
     with pytest.raises(ZoaError, match="missing fields"):
-        viz.plot_selection(np.zeros(3, [("d_true", "f4")]))
+        catalogs.plot_selection(np.zeros(3, [("d_true", "f4")]))
 
 
 def _survey_catalog(n, seed, sample=0):
@@ -527,35 +533,35 @@ def _survey_catalog(n, seed, sample=0):
 def test_real_vs_mock_figures():
     from matplotlib.collections import QuadMesh
 
-    from zoa_lib import selection
+    from zoa_lib.survey import selection
 
     real = _survey_catalog(4000, 1)
     mocks = np.concatenate([_survey_catalog(3000, 10 + k, sample=k) for k in range(3)])
     sel = selection.measure_selection(real, nside=4, depth=100.0)
     # the observed-pixel image is the mask, sampled through astropy-healpix
-    l, b, img = viz.observed_sky_image(sel.sky, sel.nside, step=2.0)
+    l, b, img = selection.observed_sky_image(sel.sky, sel.nside, step=2.0)
     assert img.shape == (b.size, l.size) == (90, 180)
     on = np.isfinite(img)
     L, B = np.meshgrid(l, b)
     np.testing.assert_array_equal(on, sel.observed(L, B))
     assert 0.5 < on.mean() < 1.0  # the ZOA is unobserved
     with pytest.raises(ZoaError, match="12 nside"):
-        viz.observed_sky_image(sel.sky[:-1], sel.nside)
+        selection.observed_sky_image(sel.sky[:-1], sel.nside)
 
     m0 = mocks[mocks["sample"] == 0]
-    fig = viz.figure_real_vs_mock_sky(real, m0, sel.sky, sel.nside, labels=("CF3", "mock"), zoa_b=10.0)
+    fig = selection.figure_real_vs_mock_sky(real, m0, sel.sky, sel.nside, labels=("CF3", "mock"), zoa_b=10.0)
     sky = [ax for ax in fig.axes if ax.name == "mollweide"]
     assert len(sky) == 2
     for ax, cat, name in zip(sky, (real, m0), ("CF3", "mock")):
         assert ax.get_title().endswith(f"{name}: {len(cat):,} galaxies")
         assert any(isinstance(c, QuadMesh) for c in ax.collections)
         dots = [c for c in ax.collections if len(c.get_offsets()) == len(cat)]
-        np.testing.assert_allclose(dots[0].get_offsets()[:, 0], viz.sky_xy(cat["l"], cat["b"])[0], atol=1e-6)
+        np.testing.assert_allclose(dots[0].get_offsets()[:, 0], skymaps.sky_xy(cat["l"], cat["b"])[0], atol=1e-6)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("observed HEALPix pixels (nside 4)" in t for t in legend) and any("|b| < 10°" in t for t in legend)
     draw(fig)
 
-    fig = viz.figure_real_vs_mock(real, mocks, sel, 160.0, labels=("CF3", "mocks"))
+    fig = selection.figure_real_vs_mock(real, mocks, sel, 160.0, labels=("CF3", "mocks"))
     a, e, es = fig.axes
     assert a.get_xlabel().startswith("redshift distance s") and es.get_xlabel().startswith("redshift distance s")
     assert "sigma_\\mu" in e.get_xlabel() and "sigma_\\mu" in es.get_ylabel()
@@ -570,28 +576,28 @@ def test_real_vs_mock_figures():
     assert stairs.get_data().values.sum() == pytest.approx(np.sum(s_mock < stairs.get_data().edges[-1]) / 3)
     draw(fig)
     # a list of mocks is the same as the pooled table
-    fig2 = viz.figure_real_vs_mock(real, [mocks[mocks["sample"] == k] for k in range(3)], sel, 160.0,
+    fig2 = selection.figure_real_vs_mock(real, [mocks[mocks["sample"] == k] for k in range(3)], sel, 160.0,
                                    labels=("CF3", "mocks"))
     assert [t.get_text() for t in fig2.axes[0].get_legend().get_texts()] == texts
     with pytest.raises(ZoaError, match="missing fields"):
-        viz.figure_real_vs_mock(real, np.zeros(3, [("sample", "i8")]), sel, 160.0)
+        selection.figure_real_vs_mock(real, np.zeros(3, [("sample", "i8")]), sel, 160.0)
 
 
 def test_structures_table_reader(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("# comment\nname,l,b,cz,kind\nGreat Attractor,308.4,29.0,4960,attractor\n"
                  "Virgo cluster (M87),283.8,74.5,1100,attractor\n")
-    rows = viz.read_structures(p)
+    rows = skymaps.read_structures(p)
     assert rows == [("Great Attractor", 308.4, 29.0), ("Virgo cluster (M87)", 283.8, 74.5)]
     # the one reader of structure tables (local_universe.known_structures) and its checks
-    from zoa_lib.local_universe import known_structures
+    from zoa_lib.analysis.structures import known_structures
 
-    assert viz.read_structures(known_structures(p)) == rows
+    assert skymaps.read_structures(known_structures(p)) == rows
     p.write_text("name,l,b,cz\nGreat Attractor,308.4,29.0,4960\n")
     with pytest.raises(ZoaError, match="missing column.*kind"):
-        viz.read_structures(p)
+        skymaps.read_structures(p)
     with pytest.raises(ZoaError, match="row 0"):
-        viz.read_structures([("x",)])
+        skymaps.read_structures([("x",)])
 
 
 def test_import_changes_no_global_state_and_figures_display_in_jupyter():
@@ -599,20 +605,20 @@ def test_import_changes_no_global_state_and_figures_display_in_jupyter():
     import sys
 
     code = ("import matplotlib, sys; before = dict(matplotlib.rcParams); "
-            "import zoa_lib.viz as v, zoa_lib.explorer, zoa_lib.scene3d; v.new_figure(); "
+            "import zoa_lib.book.viz as v, zoa_lib.book.explorer, zoa_lib.book.scene3d; v.new_figure(); "
             "assert dict(matplotlib.rcParams) == before, 'rcParams changed'; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
             "assert 'pyvista' not in sys.modules, 'pyvista imported at import time'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    fig = viz.new_figure()
+    fig = style.new_figure()
     fig.add_subplot(111).plot([0, 1], [0, 1])
     assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # what IPython shows for a cell's value
 
 
 # --------------------------------------------------------------------------- explorer
 def _explorer(n=12):
-    from zoa_lib.explorer import SliceExplorer
+    from zoa_lib.book.explorer import SliceExplorer
 
     X, Y, Z = coords(n)
     delta = (X + 2 * Y + 3 * Z) / 1000.0
@@ -694,7 +700,7 @@ def test_static_scrubber_is_self_contained_and_its_frames_follow_the_slices():
 # --------------------------------------------------------------------------- 3D scenes
 @pytest.fixture(scope="module")
 def scene():
-    from zoa_lib import scene3d
+    from zoa_lib.book import scene3d
 
     n = 16
     X, Y, Z = coords(n)
@@ -725,8 +731,8 @@ def test_density_scene_content(scene):
 
 
 def test_density_scene_marks_the_structures_inside_the_cube():
-    from zoa_lib import scene3d
-    from zoa_lib.local_universe import Structure
+    from zoa_lib.book import scene3d
+    from zoa_lib.analysis.structures import Structure
 
     inside = Structure("Norma cluster (A3627)", 325.3, -7.3, 4870.0, "attractor", "", (-35.0, -3.0, -33.0))
     void = Structure("Local Void", 45.0, 5.0, 1500.0, "void", "", (-2.0, 11.0, 8.0))
@@ -746,7 +752,7 @@ def test_scene_html_export_is_standalone_vtkjs(scene, tmp_path):
     import re
     import zipfile
 
-    from zoa_lib import scene3d
+    from zoa_lib.book import scene3d
 
     path = scene3d.export_scene_html(scene, tmp_path / "scene.html")
     html = path.read_text()
@@ -764,7 +770,7 @@ def test_scene_html_export_is_standalone_vtkjs(scene, tmp_path):
 def test_scene_gltf_and_glb_are_valid(scene, tmp_path):
     from vtkmodules.vtkIOGeometry import vtkGLTFReader
 
-    from zoa_lib import scene3d
+    from zoa_lib.book import scene3d
 
     gltf = scene3d.export_scene_gltf(scene, tmp_path / "scene.gltf")
     doc = json.loads(gltf.read_text())
@@ -805,7 +811,7 @@ def test_scene_screenshot_is_not_blank(tmp_path):
 
     from PIL import Image
 
-    from zoa_lib import scene3d
+    from zoa_lib.book import scene3d
 
     ok, why = scene3d.offscreen_available()
     if not ok:
@@ -841,7 +847,7 @@ def test_screenshot_scene_renders_from_a_process_where_tensorflow_ran(tmp_path):
 
     from PIL import Image
 
-    from zoa_lib import scene3d
+    from zoa_lib.book import scene3d
 
     ok, why = scene3d.offscreen_available()
     if not ok:
@@ -869,7 +875,7 @@ def test_screenshot_scene_renders_from_a_process_where_tensorflow_ran(tmp_path):
 
 
 def test_seed_points_fill_the_ball():
-    from zoa_lib import scene3d
+    from zoa_lib.book import scene3d
 
     s = scene3d.seed_points(2000, 10.0)
     r = np.linalg.norm(s, axis=1)
@@ -879,21 +885,21 @@ def test_seed_points_fill_the_ball():
 
 
 def test_shell_correlations_against_numpy_on_the_sampled_maps():
-    from zoa_lib import sky
+    from zoa_lib.survey import sky
 
     n = 16
     X, Y, Z = coords(n)
     truth = np.sin(X / 15.0) + np.cos(Y / 20.0) + Z / 40.0
     noise = np.random.default_rng(1).normal(size=truth.shape)
     pred = truth + 0.5 * noise
-    rows = sky.shell_correlations(truth, pred, L, [(20.0, 40.0), (40.0, 60.0)], 10.0, nside_like=(36, 18))
+    rows = metrics.shell_correlations(truth, pred, L, [(20.0, 40.0), (40.0, 60.0)], 10.0, nside_like=(36, 18))
     assert [r["shell"] for r in rows] == [(20.0, 40.0), (40.0, 60.0)]
     _, b, mt = sky.sample_shell(truth, L, 20.0, 40.0, (36, 18))
     _, _, mp = sky.sample_shell(pred, L, 20.0, 40.0, (36, 18))
     band = (np.abs(b) < 10.0)[:, None] & np.isfinite(mt) & np.isfinite(mp)
     assert rows[0]["r_zoa"] == pytest.approx(np.corrcoef(mt[band], mp[band])[0, 1], rel=1e-9)
     assert rows[0]["r_sky"] == pytest.approx(np.corrcoef(mt[np.isfinite(mt)], mp[np.isfinite(mt)])[0, 1], rel=1e-9)
-    assert sky.shell_correlations(truth, truth, L, [(20.0, 40.0)], 10.0, (36, 18))[0]["r_zoa"] == pytest.approx(1.0)
+    assert metrics.shell_correlations(truth, truth, L, [(20.0, 40.0)], 10.0, (36, 18))[0]["r_zoa"] == pytest.approx(1.0)
 
 
 def test_zoa_slice_mask_against_astropy():
@@ -902,11 +908,10 @@ def test_zoa_slice_mask_against_astropy():
     from astropy.coordinates import CartesianRepresentation, SkyCoord
     from matplotlib.figure import Figure
 
-    from zoa_lib import viz
 
     n, L = 41, 160.0
     for plane in ((0, 1), (0, 2), (1, 2)):
-        mask = viz.zoa_slice_mask(L, 10.0, plane=plane, n=n)
+        mask = skymaps.zoa_slice_mask(L, 10.0, plane=plane, n=n)
         x = np.linspace(-L / 2, L / 2, n)
         A, B = np.meshgrid(x, x, indexing="ij")
         xyz = np.zeros((3, n, n))
@@ -919,5 +924,5 @@ def test_zoa_slice_mask_against_astropy():
     # the SGX-SGY plane holds the Galactic plane's crossing line: the ZOA is a band through the observer
     fig = Figure()
     ax = fig.add_subplot()
-    viz.mark_zoa_slice(ax, L, 10.0, plane=(0, 1))
+    skymaps.mark_zoa_slice(ax, L, 10.0, plane=(0, 1))
     assert "ZOA, |b| < 10°" in ax.get_legend_handles_labels()[1]

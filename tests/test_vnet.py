@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 
 from zoa_lib.config import ModelConfig  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
-from zoa_lib.vnet import ReflectionPadding3D, build_vnet, check_grid, level_table  # noqa: E402
+from zoa_lib.methods.vnet import build_vnet, check_grid, level_table, ReflectionPadding3D  # noqa: E402
 
 
 @pytest.mark.parametrize("pad", [1, 2])
@@ -29,7 +29,7 @@ def test_reflection_padding_equals_numpy_reflect(pad):
 
 
 def _expected_parameters(cfg: ModelConfig, in_channels: int = 2) -> int:
-    """Independent count of the V-Net of the zoa_lib.vnet docstring (relu, no PReLU weights)."""
+    """Independent count of the V-Net of the zoa_lib.methods.vnet docstring (relu, no PReLU weights)."""
     k = cfg.kernel_size
 
     def conv(cin, cout, size):
@@ -103,7 +103,7 @@ def test_prelu_slopes_start_at_a_quarter_not_at_relu():
     import numpy as np
 
     from zoa_lib.config import load_profile
-    from zoa_lib.vnet import build_vnet
+    from zoa_lib.methods.vnet import build_vnet
 
     cfg = dataclasses.replace(load_profile("ci").model, activation="prelu")
     model = build_vnet(cfg, 16)

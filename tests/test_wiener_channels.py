@@ -14,16 +14,23 @@ import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
-from zoa_lib import evaluation, metrics, mocks, training, wiener_channels  # noqa: E402
+from zoa_lib.methods.training import fitting
+from zoa_lib.methods.training import inference
+from zoa_lib.methods.training import model_files
+from zoa_lib.methods.training import pipeline
+from zoa_lib.methods.training import transforms
+from zoa_lib.survey import mock_set
+from zoa_lib.analysis import evaluation, metrics
+from zoa_lib.methods import wiener_channels
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
-from zoa_lib.vnet import build_vnet  # noqa: E402
+from zoa_lib.methods.vnet import build_vnet  # noqa: E402
 
 
 @pytest.fixture
 def ci(zoa_data):
     prof = load_profile("ci")
-    mocks.generate(prof, workers=1, scheduler="sync", progress=False, log=lambda *a: None)
+    mock_set.generate(prof, workers=1, scheduler="sync", progress=False, log=lambda *a: None)
     return prof
 
 
@@ -109,7 +116,7 @@ def test_channel_cache_is_keyed_on_the_calibration_and_every_filter_setting(ci, 
         assert wiener_channels._key(sha, cal_a, prof) != base, what
     assert wiener_channels._key("1" * 64, cal_a, ci) != base
     assert wiener_channels._key(sha, _other_calibration(cal_a, 1e-3), ci) != base
-    from zoa_lib import selection
+    from zoa_lib.survey import selection
 
     with monkeypatch.context() as m:
         m.setattr(selection, "catalogue_checksum", lambda profile: "another catalogue")
@@ -123,18 +130,18 @@ def test_channel_cache_is_keyed_on_the_calibration_and_every_filter_setting(ci, 
 def test_predict_uses_the_models_calibration_or_refuses(ci, monkeypatch):
     """A model trained on calibration B predicts over channels made with B, even where the
     profile's calibration is now A; channel files of A that cannot be remade are refused."""
-    from zoa_lib.io import OutputError
+    from zoa_lib.io.atomic import OutputError
 
     quiet = dict(progress=False, log=lambda *a: None)
     cal_a = wiener_channels.profile_calibration(ci)
     cal_b = _other_calibration(cal_a)
     # the untrained corrector is the filter (its φ channel): its prediction shows which filter it read
     model = build_vnet(ci.model, ci.box.grid, in_channels=4, residual_channel=2)
-    tf_b = training.Transforms.from_profile(ci, "phi", cal_b)
-    training.save_model(model, training.model_dir(ci, "phi") / "best.keras", tf_b, ci)
+    tf_b = transforms.Transforms.from_profile(ci, "phi", cal_b)
+    model_files.save_model(model, model_files.model_dir(ci, "phi") / "best.keras", tf_b, ci)
     files = wiener_channels.ensure(ci, splits=("test",), **quiet)   # made with the profile's A
     test_paths = [ci.data_path / "mocks" / n for n in files]
-    out = training.predict(ci, "phi", "test", progress=False)
+    out = inference.predict(ci, "phi", "test", progress=False)
     assert wiener_channels.split_paths(ci, test_paths, calibration=cal_b) == list(files.values())
     with h5py.File(out, "r") as f:
         pred, x = f["prediction"][()], f["inputs"][()]
@@ -157,18 +164,18 @@ def test_predict_uses_the_models_calibration_or_refuses(ci, monkeypatch):
         with pytest.raises(wiener_channels.WienerChannelsError,
                            match=f"made with calibration {id_a}.*the model .*best.keras needs calibration {id_b}"
                                  f".*zoa predict") as e:
-            training.predict(ci, "phi", "test", progress=False)
+            inference.predict(ci, "phi", "test", progress=False)
     assert "\n" not in str(e.value)
     # files of B on disk: read, though the folder is read-only
     wiener_channels.ensure(ci, splits=("test",), calibration=cal_b, **quiet)
     with monkeypatch.context() as m:
         m.setattr(wiener_channels, "ensure_writable", read_only)
-        training.predict(ci, "phi", "test", progress=False)
+        inference.predict(ci, "phi", "test", progress=False)
     # a model that corrects the filter but carries no calibration is refused
     tf_none = dataclasses.replace(tf_b, wiener_calibration=None)
-    training.save_model(model, training.model_dir(ci, "phi") / "best.keras", tf_none, ci)
+    model_files.save_model(model, model_files.model_dir(ci, "phi") / "best.keras", tf_none, ci)
     with pytest.raises(wiener_channels.WienerChannelsError, match="carries no calibration"):
-        training.predict(ci, "phi", "test", progress=False)
+        inference.predict(ci, "phi", "test", progress=False)
 
 
 @pytest.mark.slow
@@ -176,18 +183,18 @@ def test_networks_learn_on_ci_mocks(ci):
     """The φ network's validation loss falls below that of its untrained self (the calibrated
     Wiener filter), its per-mock r(φ) on the test mocks exceeds 0.5; the same for the δ network
     (its untrained self: the filter's δ channel)."""
-    res = training.train(ci, "phi", progress=False)
-    val = training.split_shards(ci, "val")
-    tf_ = training.load_model(ci, "phi")[1]
+    res = fitting.train(ci, "phi", progress=False)
+    val = pipeline.split_shards(ci, "val")
+    tf_ = model_files.load_model(ci, "phi")[1]
     chan = wiener_channels.split_paths(ci, val.paths)
-    ds = training.make_dataset(val, "phi", tf_, batch_size=1, shuffle=False, augment=False, seed=0, epochs=1,
+    ds = pipeline.make_dataset(val, "phi", tf_, batch_size=1, shuffle=False, augment=False, seed=0, epochs=1,
                                channel_paths=chan, in_memory=True)
     start = float(np.mean([np.mean((x[..., 2] - y[..., 0]) ** 2) for x, y in ds.as_numpy_iterator()]))
     best = min(res.history["val_loss"])
     assert best < start, (start, res.history["val_loss"])
 
     reg = metrics.regions(ci.box.grid, ci.box.size, ci.survey.zoa_b, ci.survey.r_max)["survey"]
-    with h5py.File(training.predict(ci, "phi", "test", progress=False), "r") as f:
+    with h5py.File(inference.predict(ci, "phi", "test", progress=False), "r") as f:
         pred, truth = f["prediction"][()], f["truth"][()]
     r = [metrics.pearson_r(p[reg], t[reg]) for p, t in zip(pred, truth)]
     assert np.mean(r) > 0.5, r
@@ -195,12 +202,12 @@ def test_networks_learn_on_ci_mocks(ci):
     # δ: its validation loss falls below its untrained self's (the calibrated filter's δ, channel 3), and
     # its test δ follows the truth. (On the ci mocks that copy Cosmicflows-3 its test MSE does not beat
     # δ = 0: 6 epochs on 16 mocks overshoot the amplitude, std 0.46-0.57 against 0.32-0.37; measured.)
-    res_d = training.train(ci, "delta", progress=False)
-    tf_d = training.load_model(ci, "delta")[1]
-    ds = training.make_dataset(val, "delta", tf_d, batch_size=1, shuffle=False, augment=False, seed=0, epochs=1,
+    res_d = fitting.train(ci, "delta", progress=False)
+    tf_d = model_files.load_model(ci, "delta")[1]
+    ds = pipeline.make_dataset(val, "delta", tf_d, batch_size=1, shuffle=False, augment=False, seed=0, epochs=1,
                                channel_paths=chan, in_memory=True)
     start_d = float(np.mean([np.mean((x[..., 3] - y[..., 0]) ** 2) for x, y in ds.as_numpy_iterator()]))
     assert min(res_d.history["val_loss"]) < start_d, (start_d, res_d.history["val_loss"])
-    with h5py.File(training.predict(ci, "delta", "test", progress=False), "r") as f:
+    with h5py.File(inference.predict(ci, "delta", "test", progress=False), "r") as f:
         pred, truth = f["prediction"][()], f["truth"][()]
     assert np.mean([metrics.pearson_r(p[reg], t[reg]) for p, t in zip(pred, truth)]) > 0.5

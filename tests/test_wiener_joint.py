@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from zoa_lib import baselines
-from zoa_lib import wiener_joint as wj
-from zoa_lib.baselines import BaselineError
-from zoa_lib.cosmology import Cosmology
+from zoa_lib.methods import baselines
+from zoa_lib.methods import wiener_joint as wj
+from zoa_lib.methods.baselines import BaselineError
+from zoa_lib.universe.cosmology import Cosmology
 
 from dense_prior import covariance_model  # noqa: E402  (tests/dense_prior.py)
 
@@ -122,7 +122,7 @@ def test_without_count_data_the_joint_filter_is_the_velocity_filter(cosmo):
 def _sky_and_radial(n, L):
     """A separable selection like the mocks': R(r) falling with distance, the sky observed but
     for the pixels at |b| < 10° and half the northern cap l > 250°."""
-    from zoa_lib.selection import pixel_centres
+    from zoa_lib.survey.selection import pixel_centres
 
     edges = np.arange(0.0, np.sqrt(3) * L / 2 + L / n, L / n)
     rc = 0.5 * (edges[1:] + edges[:-1])
@@ -196,14 +196,15 @@ def test_counts_only_filter_recovers_a_gaussian_field(cosmo):
 def _clustered_mock(prof, index, b_gal):
     """baselines.synthetic_mock with galaxies that trace δ: N_gal ~ Poisson(λ max(1 + b δ, 0))
     on the same selection λ, V_pec = v·r̂ + noise of σ_v / √N_gal."""
-    from zoa_lib import survey, velocity as vel
-    from zoa_lib.metrics import zoa_mask
+    from zoa_lib.survey import galaxies
+    from zoa_lib.universe import velocity as vel
+    from zoa_lib.survey.sky import zoa_mask
 
     mk = baselines.synthetic_mock(prof, index)
     n, L = prof.box.grid, prof.box.size
     rng = np.random.default_rng(1000 + index)
     r = vel.radius_grid(n, L)
-    sel = survey.selection_weight(r, prof.survey.selection_r0, prof.survey.selection_power)
+    sel = galaxies.selection_weight(r, prof.survey.selection_r0, prof.survey.selection_power)
     sel[r > prof.survey.r_max] = 0.0
     lam = prof.survey.n_galaxies * sel / sel.sum()
     lam[zoa_mask(n, L, prof.survey.zoa_b)] = 0.0
@@ -219,7 +220,7 @@ def test_joint_filter_beats_velocity_filter_on_clustered_synthetic_mocks():
     training mocks, then on a held-out mock the joint filter's r(δ) in the survey sphere is
     above the velocity-only filter's."""
     from zoa_lib.config import load_profile
-    from zoa_lib.metrics import regions
+    from zoa_lib.analysis.metrics import regions
 
     prof = load_profile("ci")
     n, L = prof.box.grid, prof.box.size

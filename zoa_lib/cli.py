@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-from .errors import ZoaError
+from zoa_lib import __version__
+from zoa_lib.errors import ZoaError
 
 #: Sub-commands, in the order of the pipeline.
 COMMANDS = ("profile", "mocks", "shards", "train", "variants", "predict", "evaluate", "catalog", "reconstruct",

@@ -30,7 +30,7 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from .errors import ZoaError, printable
+from zoa_lib.errors import printable, ZoaError
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_NAMES = ("ci", "laptop", "workstation", "paper")
@@ -104,7 +104,7 @@ class SimulationConfig:
     random observer positions, each turned by one of ``rotations`` (24 proper or 48
     with reflections) symmetries of the cube. ``engine``: ``2lpt`` (the particles are
     the LPT ones at z = 0) or ``pm`` (the same LPT particles at a = ``pm_a_start``
-    evolved to a = 1 with ``pm_steps`` particle-mesh steps, :mod:`zoa_lib.pm`; needs
+    evolved to a = 1 with ``pm_steps`` particle-mesh steps, :mod:`zoa_lib.universe.pm`; needs
     the optional extra ``pm``)."""
 
     parent_size: float = 640.0
@@ -147,15 +147,15 @@ class SurveyConfig:
     d_obs, as a raw catalogue gives it), ``true`` (d_true) or ``corrected`` (d_true plus a
     Gaussian residual of σ = √(``corrected_scatter``² + (``corrected_scatter_fraction`` d_true)²)
     Mpc/h along the line of sight: a bias-corrected catalogue such as the HAMLET-corrected CF4
-    realizations the paper feeds its networks; :func:`zoa_lib.survey.catalog_positions`). The two
+    realizations the paper feeds its networks; :func:`zoa_lib.survey.galaxies.catalog_positions`). The two
     scatter keys are a project choice (the paper does not state HAMLET's residual) and only
     matter for ``corrected``.
     ``selection``: ``redshift`` (default; as CF4) selects and weights galaxies by their
-    redshift distance cz (:func:`zoa_lib.survey.draw_galaxies`) and counts ``n_galaxies``
+    redshift distance cz (:func:`zoa_lib.survey.galaxies.draw_galaxies`) and counts ``n_galaxies``
     after the ZOA cut; ``true_distance`` (before issue 16) by true distance, counted before it.
     ``catalogue``: a real peculiar-velocity catalogue (path: absolute, or relative to the working
     folder or to the repository, e.g. ``data/cf3-group-members.tsv``) whose selection the mocks
-    copy instead of the analytic one (:mod:`zoa_lib.selection`): its sky coverage as a HEALPix
+    copy instead of the analytic one (:mod:`zoa_lib.survey.selection`): its sky coverage as a HEALPix
     mask of ``catalogue_nside``, its distribution of redshift distances out to its full depth
     (galaxies are drawn from the parent box beyond the cube), its distance-modulus errors as they
     depend on distance, and hence its number of galaxies; ``n_galaxies``, ``r_max``,
@@ -269,12 +269,12 @@ class TrainingConfig:
     so that two runs of the profile give bit-identical weights on the same machine and
     software (CPU thread reductions and GPU cuDNN/atomics otherwise differ in the last bits);
     slower, off by default. ``zoa train --deterministic`` sets it. ``phi_zero_mean``: train the
-    φ network on each cube's φ with its mean removed (:func:`zoa_lib.fields.phi_to_target`;
+    φ network on each cube's φ with its mean removed (:func:`zoa_lib.universe.fields.phi_to_target`;
     velocities cannot measure that constant, and as a target it made the network collapse to
     a constant prediction, issue 13). ``in_memory_gib``: hold the training and validation
     mocks in memory when they need at most this many GiB (0: always stream from the shards).
     ``wiener_channels``: give the network the calibrated Wiener filter's (φ, δ) as two more
-    input channels and train it to correct them (:mod:`zoa_lib.wiener_channels`; not in the
+    input channels and train it to correct them (:mod:`zoa_lib.methods.wiener_channels`; not in the
     paper, which feeds the two survey channels only)."""
 
     epochs: int = 20
@@ -365,7 +365,7 @@ class LocalUniverseConfig:
 class BookConfig:
     """Notebook execution: papermill's per-cell timeout in seconds; ``variant_epochs``: the
     epochs of each φ-network variant that chapter 03 trains and compares
-    (:mod:`zoa_lib.variants`; 0: show the table of an earlier ``zoa variants`` run, if any).
+    (:mod:`zoa_lib.analysis.variants`; 0: show the table of an earlier ``zoa variants`` run, if any).
     ``expected_minutes``: the expected wall time (minutes) of chapters 01, 02, … in order (0 or
     absent: unknown); ``zoa run`` shows it as the estimate when this data folder holds no
     earlier timing, and gives a chapter's cells up to twice it (at least ``cell_timeout``)."""
@@ -391,7 +391,7 @@ class Profile:
     its overrides (:func:`run_data_tag`), and a YAML file outside ``profiles/`` gets a hash of
     its path, so neither can write into a built-in profile's ``<data_dir>/<name>``.
     ``network``: which of the profile's networks its models and predictions are
-    (:data:`zoa_lib.networks.NETWORKS`; set by :func:`zoa_lib.networks.network_profile`, not
+    (:data:`zoa_lib.methods.networks.NETWORKS`; set by :func:`zoa_lib.methods.networks.network_profile`, not
     in YAML files): ``vnet``, the profile's own set-up, or ``vnet_paper``, the paper's two
     input channels, whose files live in ``models/vnet_paper/`` and ``predictions/vnet_paper/``."""
 
@@ -419,7 +419,7 @@ class Profile:
             err("network", f"must be vnet or vnet_paper, got {_show(self.network)}")
         if self.network == "vnet_paper" and self.training.wiener_channels:
             err("network", "vnet_paper reads the two survey channels only: training.wiener_channels must be "
-                "false (zoa_lib.networks.network_profile sets both)")
+                "false (zoa_lib.methods.networks.network_profile sets both)")
         if self.data_tag and not _TAG.fullmatch(self.data_tag):
             err("data_tag", f"must be letters, digits, '.', '_' or '-' (at most 64), got {_show(self.data_tag)}")
         if self.simulation.parent_size < self.box.size:

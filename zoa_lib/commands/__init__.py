@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ProfileError, load_profile, parse_value
-from ..errors import printable
+from zoa_lib.config import load_profile, parse_value, ProfileError
+from zoa_lib.errors import printable
 
 
 def add_profile_args(p: argparse.ArgumentParser, default: str = "laptop") -> None:

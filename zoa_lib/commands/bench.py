@@ -4,7 +4,7 @@ Benchmarks report, tests assert: nothing here fails on a slow machine. Each stag
 module provides ``benchmark(profile) -> dict``; this command adds the machine.
 
 ``zoa bench book`` is the whole book: every chapter's wall time estimated from per-unit costs
-measured here (:mod:`zoa_lib.book_estimate`), printed as a table (``--json``: as JSON), beside
+measured here (:mod:`zoa_lib.book.estimate`), printed as a table (``--json``: as JSON), beside
 the chapter times ``zoa run`` last measured in the profile's data folder. It saves the costs to
 ``<data>/bench/unit-costs.json``, from which ``zoa run`` puts the estimate on the landing page;
 ``--costs FILE`` reuses saved costs instead of measuring.
@@ -17,15 +17,15 @@ import os
 import platform
 import sys
 
-from ..resources import peak_rss_mib
-from . import add_profile_args, profile_from_args
+from zoa_lib.io.memory import peak_rss_mib
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 #: stage -> "module:function"
 BENCHMARKS = {
-    "sim": "zoa_lib.simulation:benchmark",
-    "mocks": "zoa_lib.mocks:benchmark",
-    "train": "zoa_lib.training:benchmark",
-    "evaluate": "zoa_lib.baselines:benchmark",
+    "sim": "zoa_lib.universe.simulation:benchmark",
+    "mocks": "zoa_lib.survey.mocks:benchmark",
+    "train": "zoa_lib.methods.training:benchmark",
+    "evaluate": "zoa_lib.methods.baselines:benchmark",
 }
 
 
@@ -67,11 +67,11 @@ def run(args):
         return run_book(args)
     for opt in ("costs", "full"):
         if getattr(args, opt, None):
-            from ..config import ProfileError
+            from zoa_lib.config import ProfileError
             raise ProfileError(f"zoa bench {args.what}: --{opt} applies to 'book' only")
     if getattr(args, "engine", None):
         if args.what != "sim":
-            from ..config import ProfileError
+            from zoa_lib.config import ProfileError
             raise ProfileError(f"zoa bench {args.what}: --engine applies to 'sim' only")
         args.overrides = [*args.overrides, f"simulation.engine={args.engine}"]
     prof = profile_from_args(args)
@@ -82,7 +82,7 @@ def run(args):
     text = json.dumps(out, indent=2, default=float)
     print(text)
     if args.output:
-        from ..io import write_text_atomic
+        from zoa_lib.io.atomic import write_text_atomic
         write_text_atomic(args.output, text + "\n")
     return 0
 
@@ -133,12 +133,12 @@ def book_table(out: dict) -> str:
 
 def run_book(args):
     """``zoa bench book``: the chapters' estimated wall times (module docstring)."""
-    from .. import book_estimate as be
-    from ..book import run_folder
-    from ..io import write_json_atomic, write_text_atomic
+    from zoa_lib.book import estimate as be
+    from zoa_lib.book.runner import run_folder
+    from zoa_lib.io.atomic import write_json_atomic, write_text_atomic
 
     if getattr(args, "engine", None):
-        from ..config import ProfileError
+        from zoa_lib.config import ProfileError
         raise ProfileError("zoa bench book: --engine applies to 'sim' only")
     prof = profile_from_args(args)
     warnings, saved = [], None

@@ -16,7 +16,8 @@ def register(sub):
 
 
 def run(args):
-    from ..book import REPO_ROOT, build_book
+    from zoa_lib.book.runner import build_book
+    from zoa_lib.io.paths import REPO_ROOT
 
     root = Path(args.root) if args.root else REPO_ROOT
     build_book(root, args.path_output)

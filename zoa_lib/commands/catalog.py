@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.survey import catalog_files
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 
 def add_frame_args(p) -> None:
@@ -23,7 +24,7 @@ def add_frame_args(p) -> None:
 def register(sub):
     p = sub.add_parser(
         "catalog", help="read a CF4, CF3 or positions catalog (layout from the header), report it, grid it (HDF5)",
-        description="Read a peculiar-velocity catalog with zoa_lib.catalogs.read_catalog — a Cosmicflows-4 "
+        description="Read a peculiar-velocity catalog with zoa_lib.survey.catalogs.read_catalog — a Cosmicflows-4 "
                     "table in EDD's or VizieR's layout, the Cosmicflows-3 group-member table (czHelio heliocentric, "
                     "converted to the CMB frame), a table in CF4's layout (Vcmb or cz in km/s, DM and eDM in mag or Dist in Mpc, glon/glat, "
                     "sgl/sgb or RA/DE in deg) or a positions table (SGX, SGY, SGZ in Mpc/h, v_r in km/s) — and "
@@ -68,13 +69,13 @@ def register(sub):
 
 
 def run(args):
-    from .. import catalogs
+    from zoa_lib.survey import catalogs
 
     prof = profile_from_args(args)
     columns = catalogs.column_overrides(args.columns)
     fetched = None
     if args.fetch:
-        fetched = catalogs.fetch_cf4(args.path, server=args.vizier_server)
+        fetched = catalog_files.fetch_cf4(args.path, server=args.vizier_server)
     cat, report = catalogs.read_catalog(args.path, kind=args.kind, columns=columns, h0_catalog=args.h0,
                                         drop_bad=args.drop_bad, estimator=args.estimator or prof.survey.estimator,
                                         frame=args.frame, groups=args.groups)
@@ -85,7 +86,7 @@ def run(args):
         lines.insert(0, f"downloaded VizieR {catalogs.CF4_VIZIER} to {fetched}")
     if args.grid_out:
         inputs, n_outside = catalogs.grid(cat, prof, return_outside=True)
-        path = catalogs.write_grid(args.grid_out, inputs, prof, report, n_outside, h0_catalog=float(report.h0_catalog),
+        path = catalog_files.write_grid(args.grid_out, inputs, prof, report, n_outside, h0_catalog=float(report.h0_catalog),
                                    estimator=args.estimator or prof.survey.estimator)
         out["grid"] = {"path": str(path), "profile": prof.name, "grid": prof.box.grid, "box_size": prof.box.size,
                        "n_in_cube": int(inputs[..., 0].sum()), "n_outside": int(n_outside)}

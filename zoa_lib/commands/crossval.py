@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 
-from . import add_profile_args, profile_from_args
-from .catalog import add_frame_args
+from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.catalog import add_frame_args
 
 
 def register(sub):
@@ -52,8 +52,8 @@ def register(sub):
 
 
 def run(args):
-    from .. import crossval as cv
-    from ..reconstruct import parse_methods
+    from zoa_lib.analysis import crossval as cv
+    from zoa_lib.analysis.reconstruct import parse_methods
 
     methods = parse_methods(args.methods)  # before the profile and any heavy import
     cv.check_split_options(args.fraction, args.splits)
@@ -64,7 +64,7 @@ def run(args):
                       groups=args.groups, zero_point=args.zero_point == "fit")
     doc = res.to_dict()
     if args.out:
-        from ..io import write_json_atomic
+        from zoa_lib.io.atomic import write_json_atomic
 
         write_json_atomic(args.out, doc)
     if args.json:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import os
 import shutil
 import sys
 import tempfile
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 #: package -> (minimum version, maximum exclusive or None)
 PACKAGES = {

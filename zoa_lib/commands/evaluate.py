@@ -1,7 +1,7 @@
 """``zoa evaluate``: the V-Nets' δ and φ against the Wiener filters and POTENT on held-out mocks."""
 from __future__ import annotations
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 
 def register(sub):
@@ -28,7 +28,8 @@ def register(sub):
 
 
 def run(args):
-    from ..evaluation import comparison_markdown, evaluate, evaluation_dir
+    from zoa_lib.analysis.evaluation import evaluate, evaluation_dir
+    from zoa_lib.analysis.report import comparison_markdown
 
     prof = profile_from_args(args)
     comp = evaluate(prof, split=args.split, methods=args.methods, progress=not args.no_progress)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 
 def register(sub):
@@ -36,7 +36,7 @@ def register(sub):
 
 
 def run(args):
-    from ..mocks import generate
+    from zoa_lib.survey.mock_set import generate
 
     prof = profile_from_args(args)
     summary = generate(prof, shards=args.shards, workers=args.workers, scheduler=args.scheduler,

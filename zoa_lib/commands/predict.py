@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 
 def register(sub):
@@ -29,10 +29,10 @@ def register(sub):
 
 def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from ..networks import network_profile
+    from zoa_lib.methods.networks import network_profile
 
     prof = network_profile(profile_from_args(args), args.network)
-    from ..training import predict
+    from zoa_lib.methods.training.inference import predict
 
     out = predict(prof, args.target, split=args.split, which=args.model, progress=not args.no_progress)
     print(f"written: {out}")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..config import PROFILES_DIR, load_profile
-from . import parse_overrides
+from zoa_lib.config import load_profile, PROFILES_DIR
+from zoa_lib.commands import parse_overrides
 
 
 def register(sub):

@@ -5,8 +5,9 @@ import json
 import math
 import os
 
-from . import add_profile_args, profile_from_args
-from .catalog import add_frame_args
+from zoa_lib.analysis import ga_search
+from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.catalog import add_frame_args
 
 
 def register(sub):
@@ -49,7 +50,7 @@ def register(sub):
     p.add_argument("--force", action="store_true",
                    help="reconstruct even a catalogue unlike the mocks the networks and the calibrated and joint "
                         "Wiener filters learned from (sky coverage, n(s), galaxies in the cube, velocity rms; "
-                        "zoa_lib.domain); the mismatch is recorded in the "
+                        "zoa_lib.survey.domain); the mismatch is recorded in the "
                         "output's attrs and bulk-flow JSON")
     p.add_argument("--zero-point", choices=("fit", "none"), default="fit",
                    help="fit: fit the catalogue's zero point (the H0 of its distances) as a nuisance parameter, with "
@@ -61,8 +62,8 @@ def register(sub):
 
 
 def run(args):
-    from .. import catalogs
-    from .. import reconstruct as rc
+    from zoa_lib.survey import catalogs
+    from zoa_lib.analysis import reconstruct as rc
 
     methods = rc.parse_methods(args.methods)  # before the profile and any heavy import
     prof = profile_from_args(args)
@@ -110,7 +111,7 @@ def run(args):
         err = {R: (f" +- {rows[R]['B_err']:.0f}" if math.isfinite(rows[R].get("B_err", math.nan)) else "") for R in show}
         parts = [f"B({R:g}) = {rows[R]['B']:.0f}{err[R]} km/s to (l, b) = ({rows[R]['l']:.0f}, {rows[R]['b']:.0f})"
                  for R in show]
-        lines.append(f"{rc.LABELS.get(m, m)}: " + "; ".join(parts))
+        lines.append(f"{ga_search.SEARCH_LABELS.get(m, m)}: " + "; ".join(parts))
     lines.append(f"written: {h5} ({prof.box.grid}^3, {', '.join(rec.methods)}) and {js}")
     print("\n".join(lines))
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import add_profile_args, parse_overrides
+from zoa_lib.commands import add_profile_args, parse_overrides
 
 
 def register(sub):
@@ -34,9 +34,9 @@ def register(sub):
 def parse_params(items: list[str]) -> dict:
     """``NAME=VALUE`` pairs of ``-P``: VALUE read as YAML (``3``, ``true``, ``null``,
     ``[1, 2]``), or kept as text when it is not valid YAML. One-line error otherwise."""
-    from ..book import BookError
-    from ..config import ProfileError, parse_value
-    from ..errors import printable
+    from zoa_lib.book.runner import BookError
+    from zoa_lib.config import parse_value, ProfileError
+    from zoa_lib.errors import printable
 
     out = {}
     for item in items:
@@ -52,7 +52,8 @@ def parse_params(items: list[str]) -> dict:
 
 
 def run(args):
-    from ..book import REPO_ROOT, run_notebooks
+    from zoa_lib.book.runner import run_notebooks
+    from zoa_lib.io.paths import REPO_ROOT
 
     overrides = parse_overrides(args.overrides)
     params = parse_params(args.params)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from . import parse_overrides
+from zoa_lib.commands import parse_overrides
 
 
 def register(sub):
@@ -33,9 +33,9 @@ def register(sub):
 
 
 def check(args):
-    from ..config import load_profile
-    from ..data import ShardError
-    from ..mocks import check_shards
+    from zoa_lib.config import load_profile
+    from zoa_lib.survey.shards import ShardError
+    from zoa_lib.survey.mock_set import check_shards
 
     overrides = parse_overrides(args.overrides)
     if args.paths:

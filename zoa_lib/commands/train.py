@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 
 def register(sub):
@@ -41,10 +41,11 @@ def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.deterministic:  # recorded in the model's provenance like any profile key
         args.overrides = list(args.overrides) + ["training.deterministic=true"]
-    from ..networks import network_profile
+    from zoa_lib.methods.networks import network_profile
 
     prof = network_profile(profile_from_args(args), args.network)
-    from ..training import get_strategy, train
+    from zoa_lib.methods.training.fitting import train
+    from zoa_lib.methods.training.strategy import get_strategy
 
     strategy = get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
     res = train(prof, args.target, resume=args.resume, strategy=strategy, progress=not args.no_progress)

@@ -1,16 +1,16 @@
 """``zoa variants``: train φ-network variants side by side and score them against the
-calibrated Wiener filter (:mod:`zoa_lib.variants`)."""
+calibrated Wiener filter (:mod:`zoa_lib.analysis.variants`)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 
-from . import add_profile_args, profile_from_args
+from zoa_lib.commands import add_profile_args, profile_from_args
 
 
 def register(sub):
-    from ..variants import VARIANTS
+    from zoa_lib.analysis.variants import VARIANTS
 
     p = sub.add_parser(
         "variants", help="measure why the phi network learns or not: variants side by side",
@@ -46,12 +46,12 @@ def register(sub):
 def run(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     prof = profile_from_args(args)
-    from .. import variants
+    from zoa_lib.analysis import variants
 
     if args.study == "mocks":
         kw = {}
         if args.fixed == "book":
-            from .. import book_estimate as be
+            from zoa_lib.book import estimate as be
 
             path = be.costs_path(prof)
             costs = be.load_costs(path) if path.exists() else be.measure_unit_costs(prof)
