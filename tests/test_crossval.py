@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from zoa_lib.analysis import ga_search
+from zoa_lib.methods import reconstruction
+from zoa_lib.methods import registry
 from zoa_lib.methods import calibration
 from zoa_lib.survey import catalogs, mocks
 from zoa_lib.analysis import crossval as cv
@@ -235,7 +236,7 @@ def test_wiener_joint_is_a_default_method_and_learns_nothing_from_held_out_galax
     synthetic_training_mocks(ci)
     rc._COUNTS.clear()
     fits, seen = [], []
-    real_fit, real_rec = calibration.counts_calibration, evaluation.reconstruct
+    real_fit, real_rec = calibration.counts_calibration, reconstruction.reconstruct
     monkeypatch.setattr(evaluation, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
 
     def spy(method, *a, **k):
@@ -261,6 +262,6 @@ def test_wiener_joint_is_a_default_method_and_learns_nothing_from_held_out_galax
     assert any(line.startswith("joint Wiener filter (counts + velocities)") for line in lines)
     s = res.summary()
     best = max(res.methods, key=lambda m: s[m]["r"]["mean"])
-    assert res.best_on_r() == best and lines[-1].startswith(f"best on r: {ga_search.SEARCH_LABELS[best]}")
+    assert res.best_on_r() == best and lines[-1].startswith(f"best on r: {registry.SEARCH_LABELS[best]}")
     doc = res.to_dict()
-    assert doc["labels"]["wiener_joint"] == ga_search.SEARCH_LABELS["wiener_joint"] and "wiener_joint" in doc["summary"]
+    assert doc["labels"]["wiener_joint"] == registry.SEARCH_LABELS["wiener_joint"] and "wiener_joint" in doc["summary"]

@@ -5,6 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
+from zoa_lib.analysis import verdict
+from zoa_lib.methods import registry
 from zoa_lib.analysis import report
 from zoa_lib.methods import calibration
 from zoa_lib.methods.training import inference
@@ -81,7 +83,7 @@ def test_evaluate_writes_json_markdown_and_a_verdict_with_intervals(profile4):
     assert evaluation.load_comparison(profile) == json.loads((out / "comparison.json").read_text())
     md = (out / "comparison.md").read_text()
     for m in comp["methods"]:
-        assert evaluation.LABELS[m] in md
+        assert registry.LABELS[m] in md
     assert "| Pearson r(φ) pooled over mocks, zoa |" in md and "| MSE(δ), outside_zoa |" in md
     assert comp["n_boxes"] == 4 and comp["boxes"] == [20, 21, 22, 23]
     # the verdict follows the numbers: the good δ network beats every baseline, the bad φ one loses
@@ -198,7 +200,7 @@ def test_verdict_compares_with_the_best_baseline_on_each_metric():
         "potent": _method_json({rphi: 0.60 + jitter(), mphi: 900 + jitter()}),
     }
     boxes = np.repeat(np.arange(4), 2)
-    rows = {r["key"]: r for r in evaluation.verdict_rows(per, boxes, seed=1)}
+    rows = {r["key"]: r for r in verdict.verdict_rows(per, boxes, seed=1)}
     assert set(rows) == {"r_phi_survey", "mse_demeaned_phi_survey"}
     r = rows["r_phi_survey"]
     assert r["baseline"] == "wiener" and r["winner"] == "wiener"
@@ -207,18 +209,18 @@ def test_verdict_compares_with_the_best_baseline_on_each_metric():
     assert m["baseline"] == "wiener_cal" and m["winner"] == "wiener_cal"  # not the plain filter the V-Net beats
     assert m["difference"] == pytest.approx(20, abs=0.01) and m["interval68"][0] > 0
     assert m["baselines"]["wiener"] == pytest.approx(140, abs=0.01)
-    met, text = evaluation.goal_summary(list(rows.values()))
+    met, text = verdict.goal_summary(list(rows.values()))
     assert met is False and text.startswith("The V-Net loses to the best classical method on 2 of 2")
     # the same V-Net against the plain filter alone would have "won" the MSE row
     plain = {k: v for k, v in per.items() if k != "wiener_cal"}
-    m2 = {r["key"]: r for r in evaluation.verdict_rows(plain, boxes, seed=1)}["mse_demeaned_phi_survey"]
+    m2 = {r["key"]: r for r in verdict.verdict_rows(plain, boxes, seed=1)}["mse_demeaned_phi_survey"]
     assert m2["baseline"] == "wiener" and m2["winner"] == "vnet"
     # a tie: the V-Net ahead in two boxes, behind in two, by as much (mean difference 0)
     d = np.repeat([0.02, -0.01, 0.01, -0.02], 2)
     per_tie = {"vnet_phi": _method_json({rphi: 0.95 + d / 2}), "wiener": _method_json({rphi: 0.95 - d / 2})}
-    rt = evaluation.verdict_rows(per_tie, boxes, seed=1)[0]
+    rt = verdict.verdict_rows(per_tie, boxes, seed=1)[0]
     assert rt["interval68"][0] < 0 < rt["interval68"][1] and rt["winner"] == "tie"
-    assert evaluation.goal_summary([rt])[0] is True
+    assert verdict.goal_summary([rt])[0] is True
 
 
 def test_missing_predictions_names_the_predict_command(profile):
@@ -316,7 +318,7 @@ def test_comparison_rows_pick_the_best_by_hand(zoa_data):
 
     per = {"vnet_delta": method(0.80, 0.70, 0.30, 0.9, [10.0, 20.0]),
            "wiener": method(0.85, 0.60, 0.20, 1.2, [15.0, 5.0])}
-    rows = {r["key"]: r for r in evaluation.comparison(per, prof)["rows"]}
+    rows = {r["key"]: r for r in verdict.comparison(per, prof)["rows"]}
     assert rows["r_delta_survey"]["values"] == {"vnet_delta": 0.80, "wiener": 0.85}
     assert rows["r_delta_survey"]["best"] == "vnet_delta"
     assert rows["r_delta_survey"]["best_by"] == "pearson_r_mock_mean"
@@ -334,7 +336,7 @@ def test_bulk_flow_error_per_mock_is_the_norm_of_the_difference():
           "pred": [[[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]], [[1.0, 2.0, 2.0], [0.0, 0.0, 0.0]]],
           "true": [[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]}
     doc = {"velocity": {"bulk_flow": bf}}
-    assert evaluation._path_values(doc, ("velocity", "bulk_flow", ("per_mock_error", 0))) == [5.0, 3.0]
-    assert evaluation._path_values(doc, ("velocity", "bulk_flow", ("per_mock_error", 1))) == pytest.approx(
+    assert verdict._path_values(doc, ("velocity", "bulk_flow", ("per_mock_error", 0))) == [5.0, 3.0]
+    assert verdict._path_values(doc, ("velocity", "bulk_flow", ("per_mock_error", 1))) == pytest.approx(
         [np.sqrt(3.0), 0.0])
-    assert evaluation._path_values({}, ("velocity", "bulk_flow", ("per_mock_error", 0))) is None
+    assert verdict._path_values({}, ("velocity", "bulk_flow", ("per_mock_error", 0))) is None

@@ -6,6 +6,8 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
+from zoa_lib.methods import reconstruction
+from zoa_lib.methods import registry
 from zoa_lib.analysis import ga_search
 from zoa_lib.analysis import structures
 from zoa_lib.methods import calibration
@@ -421,14 +423,13 @@ def test_attractor_search_by_density_peak_and_by_convergence():
 
 
 def test_reconstruct_surveys_runs_the_baselines_on_every_survey(ci, ci_box):
-    from zoa_lib.analysis import evaluation
 
     cube = lu.local_universe_cube(ci, ci_box)
     inputs = np.stack([inp for _, inp in lu.survey_realizations(ci, cube, 2)])
     rec = ga_search.reconstruct_surveys(ci, inputs, "potent")
     n = ci.box.grid
     assert rec["delta"].shape == (2, n, n, n) and rec["velocity"].shape == (2, n, n, n, 3)
-    one = evaluation.reconstruct("potent", inputs[1], ci)
+    one = reconstruction.reconstruct("potent", inputs[1], ci)
     np.testing.assert_array_equal(rec["delta"][1], one["delta"])
     np.testing.assert_array_equal(rec["velocity"][1], one["velocity"])
     with pytest.raises(structures.LocalUniverseError, match="unknown method"):
@@ -528,10 +529,9 @@ def test_wiener_joint_is_a_search_baseline(ci, zoa_data):
     import h5py
     from test_reconstruct import synthetic_training_mocks
 
-    from zoa_lib.analysis import evaluation
     from zoa_lib.analysis import reconstruct as rc
 
-    assert "wiener_joint" in ga_search.SEARCH_METHODS and ga_search.SEARCH_LABELS["wiener_joint"].startswith("joint Wiener filter")
+    assert "wiener_joint" in registry.SEARCH_METHODS and registry.SEARCH_LABELS["wiener_joint"].startswith("joint Wiener filter")
     assert ga_search.search_methods(ci, "wiener_joint") == ["vnet", "wiener_joint"]
     with pytest.raises(structures.LocalUniverseError, match="known: wiener, wiener_cal, wiener_joint, potent"):
         ga_search.search_methods(ci, "kriging")
@@ -542,7 +542,7 @@ def test_wiener_joint_is_a_search_baseline(ci, zoa_data):
     rec = ga_search.reconstruct_surveys(ci, inputs, "wiener_joint")
     bias, counts = calibration.calibration(ci), rc.counts_model(ci)
     for i in range(2):
-        want = evaluation.reconstruct("wiener_joint", inputs[i], ci, bias=bias, counts=counts)
+        want = reconstruction.reconstruct("wiener_joint", inputs[i], ci, bias=bias, counts=counts)
         np.testing.assert_allclose(rec["delta"][i], want["delta"], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(rec["velocity"][i], want["velocity"], rtol=1e-4,
                                    atol=1e-4 * np.abs(want["velocity"]).max())

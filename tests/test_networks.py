@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from zoa_lib.methods import registry
 from zoa_lib.methods.training import inference
 from zoa_lib.methods.training import model_files
 from zoa_lib.analysis import evaluation
@@ -40,7 +41,7 @@ def test_each_network_has_its_own_files():
 
 
 def test_method_names_round_trip():
-    for m, (net, t) in evaluation.NETWORK_METHODS.items():
+    for m, (net, t) in registry.NETWORK_METHODS.items():
         assert networks.method(net, t) == m and networks.split_method(m) == (net, t)
     assert networks.split_method("wiener_joint") is None
     with pytest.raises(networks.NetworkError, match="unknown network"):

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 
+from zoa_lib.methods import reconstruction
+from zoa_lib.methods import registry
+from zoa_lib.methods import registry
 from zoa_lib.analysis import ga_search
 from zoa_lib.methods import calibration
 from zoa_lib.methods.training import fitting
@@ -273,8 +276,8 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     training shards change); the domain check applies to it; its info records b, α, s², n_mocks."""
     from zoa_lib.analysis import evaluation
 
-    assert "wiener_joint" in ga_search.SEARCH_METHODS and "wiener_joint" in rc.TRAINED_METHODS
-    assert rc.CALIBRATED == evaluation.CALIBRATED and rc.parse_methods("wiener_joint") == ["wiener_joint"]
+    assert "wiener_joint" in registry.SEARCH_METHODS and "wiener_joint" in rc.TRAINED_METHODS
+    assert rc.CALIBRATED == registry.CALIBRATED and rc.parse_methods("wiener_joint") == ["wiener_joint"]
     path = realization(tmp_path / "one.csv", 5, n=1500)
     # no training shards: one line naming zoa mocks, before any work
     with pytest.raises(rc.ReconstructError, match="`zoa mocks --profile ci`"):
@@ -304,7 +307,7 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     assert summ["scatter"] == pytest.approx(model.scatter) and summ["n_mocks"] == 8 and summ["bias"] > 0
     # the fields are evaluation.reconstruct's wiener_joint with the calibration and the counts model (φ's mean removed)
     inputs = rc.read_and_grid(ci, path)[0]
-    want = evaluation.reconstruct("wiener_joint", inputs, ci, bias=calibration.calibration(ci), counts=model)
+    want = reconstruction.reconstruct("wiener_joint", inputs, ci, bias=calibration.calibration(ci), counts=model)
     want["phi"] = want["phi"] - want["phi"].mean()
     for k in ("delta", "phi", "velocity"):
         np.testing.assert_allclose(rec.fields["wiener_joint"][k], want[k], rtol=1e-4,

@@ -179,7 +179,7 @@ def test_flat_validation_loss_raises_an_alarm_in_the_scorecard(tmp_path):
 def test_comparison_verdict_is_used_when_present(tmp_path):
     methods = {"vnet_phi": method_json(0.91, 0.5), "vnet_delta": method_json(0.8, 0.5),
                "wiener_cal": method_json(0.92, 0.6), "potent": method_json(0.7, 0.4)}
-    # entries as zoa_lib.analysis.evaluation.verdict_rows writes them
+    # entries as zoa_lib.analysis.verdict.verdict_rows writes them
     verdict = [
         # a tie: the point estimate is lower but the interval includes zero -> no alarm
         {"key": "r_phi_survey", "field": "phi", "region": "survey", "metric": "Pearson r(φ) per mock, survey",

@@ -19,6 +19,7 @@ keras = pytest.importorskip("keras")
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_shards import make_shard, write_mocks  # noqa: E402
 
+from zoa_lib.methods.training import schedule
 from zoa_lib.methods.training import bench
 from zoa_lib.methods.training import fitting
 from zoa_lib.methods.training import inference
@@ -29,7 +30,6 @@ from zoa_lib.methods.training import transforms
 from zoa_lib.universe import symmetries
 from zoa_lib.survey import shards
 from zoa_lib.universe import fields  # noqa: E402
-from zoa_lib.methods.training import callbacks  # noqa: E402
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
 from zoa_lib.methods.vnet import build_vnet  # noqa: E402
@@ -45,7 +45,7 @@ def tiny_profile(**over):
 # --------------------------------------------------------------------------- learning rate
 def test_triangular_lr_matches_the_piecewise_linear_triangle():
     lo, hi, h = 1e-7, 1e-5, 10.0
-    sched = callbacks.TriangularCyclicLR(lo, hi, h)
+    sched = schedule.TriangularCyclicLR(lo, hi, h)
     steps = np.array([0, 1, 2.5, 5, 9, 10, 11, 15, 19, 20, 25, 30, 40, 41])
     # the triangle through its corners (0, lo), (h, hi), (2h, lo), (3h, hi), ...
     corners = np.arange(0, 6) * h
@@ -54,11 +54,11 @@ def test_triangular_lr_matches_the_piecewise_linear_triangle():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
     assert float(sched(0)) == pytest.approx(lo) and float(sched(10)) == pytest.approx(hi)
     assert float(sched(20)) == pytest.approx(lo)
-    np.testing.assert_allclose(callbacks.triangular_lr(steps, lo, hi, h), want, rtol=1e-12)
+    np.testing.assert_allclose(schedule.triangular_lr(steps, lo, hi, h), want, rtol=1e-12)
     clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(sched))
     assert type(clone).__name__ == "TriangularCyclicLR" and float(clone(15)) == pytest.approx(float(sched(15)))
     with pytest.raises(ZoaError):
-        callbacks.TriangularCyclicLR(1e-3, 1e-5, 10)
+        schedule.TriangularCyclicLR(1e-3, 1e-5, 10)
 
 
 # --------------------------------------------------------------------------- transforms

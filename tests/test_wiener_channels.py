@@ -14,13 +14,14 @@ import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
+from zoa_lib.methods import reconstruction
 from zoa_lib.methods.training import fitting
 from zoa_lib.methods.training import inference
 from zoa_lib.methods.training import model_files
 from zoa_lib.methods.training import pipeline
 from zoa_lib.methods.training import transforms
 from zoa_lib.survey import mock_set
-from zoa_lib.analysis import evaluation, metrics
+from zoa_lib.analysis import metrics
 from zoa_lib.methods import wiener_channels
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
@@ -55,7 +56,7 @@ def test_channel_files_are_the_calibrated_filter_and_are_reused(ci):
     with h5py.File(path, "r") as f:
         stored = f["channels"][1]
     # the same numbers as the wiener_cal baseline of zoa evaluate (one implementation)
-    rec = evaluation.reconstruct("wiener_cal", x, ci, bias=wiener_channels.calibration_from_dict(cal))
+    rec = reconstruction.reconstruct("wiener_cal", x, ci, bias=wiener_channels.calibration_from_dict(cal))
     np.testing.assert_allclose(stored[..., 0], rec["phi"], rtol=1e-5, atol=1e-3 * np.abs(rec["phi"]).max())
     np.testing.assert_allclose(stored[..., 1], rec["delta"], rtol=1e-5, atol=1e-6)
     assert rec["phi"].std() > 0

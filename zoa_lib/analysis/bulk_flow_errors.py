@@ -24,7 +24,8 @@ def method_errors(profile, method: str) -> dict | None:
     """{"radii" (Mpc/h), "sigma_xyz" (R, 3) km/s, "sigma_B" (R,) km/s, "bias_B" (R,) km/s,
     "n_mocks", "source"} of ``method`` from the profile's ``zoa evaluate`` results on its test
     mocks; None when they are not there (run ``zoa evaluate``)."""
-    from zoa_lib.analysis.evaluation import EvaluationError, json_get, load_method
+    from zoa_lib.analysis.evaluation import EvaluationError, load_method
+    from zoa_lib.analysis.verdict import json_get
 
     name = EVALUATED_AS.get(method, method)
     try:

@@ -227,7 +227,7 @@ class CrossValResult:
         """JSON-able: settings, counts, per-split scores, summary and the paired difference,
         with units (NaN → None)."""
         from zoa_lib.analysis.metrics import to_jsonable
-        from zoa_lib.analysis.ga_search import SEARCH_LABELS as LABELS
+        from zoa_lib.methods.registry import SEARCH_LABELS as LABELS
 
         return to_jsonable({
             "profile": self.profile, "catalog": self.source, "methods": self.methods,
@@ -250,7 +250,7 @@ class CrossValResult:
     def table_lines(self) -> list[str]:
         """The printed table (method | r | slope | Δχ²/galaxy | n held out, each mean ± std
         over the splits) and the verdict line."""
-        from zoa_lib.analysis.ga_search import SEARCH_LABELS as LABELS
+        from zoa_lib.methods.registry import SEARCH_LABELS as LABELS
 
         s = self.summary()
         def pm(d, f):
@@ -407,7 +407,7 @@ def comparison_sentence(result: CrossValResult, catalogue: str = "the catalogue"
     (:meth:`CrossValResult.paired_r_difference`, mean ± std over the splits): ``worse than``
     when mean d < −std, ``better than`` when mean d > std, else ``about as well as`` (``, but
     not better than,`` when mean d < 0). None unless both methods ran (or when d is NaN)."""
-    from zoa_lib.analysis.ga_search import SEARCH_LABELS as LABELS
+    from zoa_lib.methods.registry import SEARCH_LABELS as LABELS
 
     d = result.paired_r_difference(a, b)
     if d is None or not math.isfinite(d["mean"]):

@@ -72,7 +72,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -82,21 +81,19 @@ from zoa_lib.methods.training import inference
 from zoa_lib.methods.training import model_files
 from zoa_lib.analysis import metrics
 from zoa_lib.methods import baselines, networks
-from zoa_lib.universe import velocity as vel
 from zoa_lib.universe.cosmology import from_profile
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, write_json_atomic, write_text_atomic
 from zoa_lib.io.processes import process_pool
 from zoa_lib.io.provenance import provenance
 
-from zoa_lib.methods.registry import LABELS  # noqa: F401 (moved)
+from zoa_lib.methods.registry import LABELS
 from zoa_lib.methods.training.inference import predictions_path
 from zoa_lib.analysis.report import comparison_markdown
 from zoa_lib.methods.calibration import calibration, counts_calibration, has_training_shards
-from zoa_lib.analysis.verdict import (BULK_FLOW_RADIUS, STRUCTURE_METRICS, VERDICT_METRICS, _best, _counted, _mean, _network_metrics, _path_values, _rows, comparison, goal_summary, json_get, verdict_rows)  # noqa: F401 (moved)
-from zoa_lib.methods.registry import (BASELINES, CALIBRATED, METHODS, NETWORK_METHODS, TARGET_OF)  # noqa: F401 (moved)
-from zoa_lib.analysis.verdict import (INTERVAL_LEVEL, N_BOOTSTRAP, comparable_baselines)  # noqa: F401 (moved)
-from zoa_lib.analysis.metrics import (REGIONS)  # noqa: F401 (moved)
+from zoa_lib.analysis.verdict import comparison
+from zoa_lib.methods.registry import BASELINES, CALIBRATED, METHODS, NETWORK_METHODS, TARGET_OF
+from zoa_lib.methods.reconstruction import reconstruct
 
 PREDICTION_DATASETS = ("prediction", "truth", "inputs", "velocity_true", "samples")
 
@@ -358,52 +355,6 @@ def _gather(profile, split, methods, n):
 
 
 # --------------------------------------------------------------------------- reconstructions
-def reconstruct(method: str, inputs, profile, prediction=None, cosmo=None, operator=None,
-                bias=None, sigma_nl: float | None = None, counts=None) -> dict:
-    """δ, φ, v (float32) of one mock by ``method`` (module docstring), plus solver info;
-    ``bias`` (:class:`zoa_lib.methods.baselines.RadialBias`, :func:`calibration`) is needed by
-    ``wiener_cal`` and ``wiener_joint``, ``counts`` (:class:`zoa_lib.methods.wiener_joint.CountsModel`,
-    :func:`counts_calibration`) by ``wiener_joint``; ``operator``: the method's filter
-    (:class:`~zoa_lib.methods.baselines.WienerFilter`, or :class:`~zoa_lib.methods.wiener_joint.JointWienerFilter`
-    for ``wiener_joint``), built here when None. ``sigma_nl`` (km/s): the small-scale
-    dispersion the Wiener filters add to their noise (default: ``bias.sigma_nl`` when a
-    calibration is given, else none)."""
-    cosmo = cosmo or from_profile(profile)
-    L = profile.box.size
-    info = {}
-    target = TARGET_OF.get(method)
-    if target == "delta":
-        d = np.asarray(prediction, dtype=float)
-        v = vel.velocity_from_density(d, L, cosmo, pad=2)
-        phi = vel.potential_from_density(d, L, cosmo, pad=2)
-    elif target == "phi":
-        phi = np.asarray(prediction, dtype=float)
-        v = vel.velocity_from_potential(phi, L, cosmo, method="finite_difference")
-        d = vel.density_from_potential(phi, L, cosmo, method="finite_difference")
-    elif method in ("wiener", "wiener_cal", "wiener_joint"):
-        if method in CALIBRATED:
-            if bias is None:
-                raise EvaluationError(f"{method}: needs the radial bias profile (evaluation.calibration)")
-            inputs = baselines.subtract_radial_bias(inputs, L, bias)
-        if sigma_nl is None:
-            sigma_nl = getattr(bias, "sigma_nl", None) or 0.0
-        if method == "wiener_joint":
-            from zoa_lib.methods import wiener_joint
-
-            if counts is None:
-                raise EvaluationError("wiener_joint: needs the counts model (evaluation.counts_calibration)")
-            r = wiener_joint.wiener_joint(inputs, profile, operator, counts=counts, sigma_nl=sigma_nl)
-        else:
-            r = baselines.wiener_filter(inputs, profile, operator, sigma_nl=sigma_nl)
-        d, phi, v = r.delta, r.phi, r.velocity
-        info = {"iterations": r.iterations, "converged": r.converged, "n_data": r.n_data}
-    elif method == "potent":
-        r = baselines.potent_from_profile(inputs, profile)
-        d, phi, v = r.delta, r.phi, r.velocity
-    else:
-        raise EvaluationError(f"method: unknown method {method!r} (known: {', '.join(METHODS)})")
-    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
-    return {"delta": f32(d), "phi": f32(phi), "velocity": f32(v), "info": info}
 
 
 def potent_smoothing_extra(profile) -> float:

@@ -20,8 +20,8 @@ import numpy as np
 
 from zoa_lib.universe.cosmology import H0
 from zoa_lib.universe.grid import check_cube
-from zoa_lib.methods.registry import LABELS as METHOD_LABELS
 from zoa_lib.analysis.structures import great_attractor, known_structures, LocalUniverseError
+from zoa_lib.methods.registry import SEARCH_LABELS, SEARCH_METHODS
 
 def _refine(field: np.ndarray, idx, axis: int) -> float:
     """Sub-voxel offset (voxels, in [−½, ½]) of a peak along ``axis``: the vertex of the
@@ -126,11 +126,6 @@ def attractor_statistics(results) -> dict:
     return out
 
 
-#: Reconstruction methods of :func:`reconstruct_surveys`, with their names in tables and plots.
-SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "wiener_joint", "potent")
-SEARCH_LABELS = {m: METHOD_LABELS[m] for m in SEARCH_METHODS}
-
-
 def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = False) -> dict:
     """Density contrast, potential and velocity of every survey realization by one method.
 
@@ -140,7 +135,7 @@ def reconstruct_surveys(profile, inputs, method: str = "vnet", progress: bool = 
         potential network, both trained for ``profile`` (:func:`zoa_lib.methods.training.fitting.ensure_trained`
         reuses or trains them), as in the paper; ``"wiener"``, ``"wiener_cal"``,
         ``"wiener_joint"``, ``"potent"`` — the classical baselines of
-        :func:`zoa_lib.analysis.evaluation.reconstruct` (δ and v of the same reconstruction;
+        :func:`zoa_lib.methods.reconstruction.reconstruct` (δ and v of the same reconstruction;
         ``wiener_cal`` and ``wiener_joint`` need the profile's training shards, the latter for
         its counts model too, :func:`zoa_lib.analysis.reconstruct.counts_model`).
 

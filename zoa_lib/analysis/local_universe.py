@@ -56,7 +56,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoa_lib.survey.catalog_files import MOCK_PREAMBLE, write_local_universe_cf4  # noqa: F401  (re-exported)
 from zoa_lib.universe.constrained import _constrain, ConstrainedField, constraint_system, zeldovich_displacement
 from zoa_lib.universe.cosmology import from_profile
 from zoa_lib.universe.rng import generator

@@ -16,7 +16,7 @@ ones) and reconstructed by each requested method:
     Missing models are an error naming the ``zoa train`` commands (``train=True``, as the
     book uses, trains them instead).
 ``wiener``, ``wiener_cal``, ``wiener_joint``, ``potent``
-    the classical methods of :func:`zoa_lib.analysis.evaluation.reconstruct`. ``wiener_cal``
+    the classical methods of :func:`zoa_lib.methods.reconstruction.reconstruct`. ``wiener_cal``
     subtracts the radial (Malmquist-like) bias measured on training mocks: the calibration
     saved with the V-Net models when ``vnet`` runs too (so that it is the very filter the
     networks correct), else the one measured on the profile's training shards, else the
@@ -87,8 +87,8 @@ from zoa_lib.methods.training import model_files
 from zoa_lib.methods.training import transforms
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.provenance import file_sha256
-from zoa_lib.analysis.ga_search import SEARCH_LABELS as LABELS
-from zoa_lib.analysis.ga_search import SEARCH_METHODS as METHODS
+from zoa_lib.methods.registry import SEARCH_LABELS as LABELS
+from zoa_lib.methods.registry import SEARCH_METHODS as METHODS
 
 #: Methods ``zoa reconstruct`` runs when none are named.
 DEFAULT_METHODS = ("vnet", "wiener_cal")

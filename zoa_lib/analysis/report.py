@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from zoa_lib.methods import networks
-from zoa_lib.analysis.evaluation import BULK_FLOW_RADIUS, json_get, LABELS, VERDICT_METRICS
+from zoa_lib.analysis.verdict import BULK_FLOW_RADIUS, json_get, VERDICT_METRICS
+from zoa_lib.methods.registry import LABELS
 
 
 def _fmt(v):

@@ -516,7 +516,7 @@ def measure_unit_costs(profile, quick: bool = True, log=None) -> UnitCosts:
     ``log``: called with the name of each stage as it starts."""
     from zoa_lib.methods import baselines
     from zoa_lib.universe import simulation
-    from zoa_lib.commands.bench import machine
+    from zoa_lib.io.machine import machine
 
     log = log or (lambda msg: None)
     t0 = time.perf_counter()

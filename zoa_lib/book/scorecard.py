@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from zoa_lib.analysis.evaluation import json_get as _get
+from zoa_lib.analysis.verdict import json_get as _get
 from zoa_lib.io.atomic import write_json_atomic, write_text_atomic
 from zoa_lib.io.paths import REPO_ROOT
 
@@ -100,7 +100,7 @@ PAPER_NUMBERS: dict[str, PaperNumber] = {p.key: p for p in (
                 "been transcribed and checked here, so none is quoted"),
 )}
 
-#: Methods of ``zoa evaluate`` (:data:`zoa_lib.analysis.evaluation.METHODS`) and their names here.
+#: Methods of ``zoa evaluate`` (:data:`zoa_lib.methods.registry.METHODS`) and their names here.
 CLASSICAL = ("wiener", "wiener_cal", "wiener_joint", "potent")
 #: The networks' methods (:mod:`zoa_lib.methods.networks`): (network, target) for each.
 NETWORK_METHODS = {"vnet_delta": ("vnet", "delta"), "vnet_phi": ("vnet", "phi"),
@@ -195,7 +195,7 @@ def collapse_alarm(region_stats: Mapping | None, name: str = "the network",
 
 
 def goal_alarm(comparison: Mapping | None) -> list[str]:
-    """One line per network that ``comparison.json`` (:func:`zoa_lib.analysis.evaluation.comparison`)
+    """One line per network that ``comparison.json`` (:func:`zoa_lib.analysis.verdict.comparison`)
     records with ``goal_met: false`` (its ``networks`` entries; the top-level ``goal_met`` in
     files without them): its ``goal_summary``, which names the losses. [] when every network
     meets the goal or there is no comparison."""
@@ -344,7 +344,7 @@ def read_run(data_path) -> dict:
 # --------------------------------------------------------------------------- rows
 @dataclass(frozen=True)
 class _Metric:
-    key: str          # the key of comparison.json's verdict entry (zoa_lib.analysis.evaluation.VERDICT_METRICS)
+    key: str          # the key of comparison.json's verdict entry (zoa_lib.analysis.verdict.VERDICT_METRICS)
     quantity: str
     symbol: str
     field: str

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import platform
 import sys
 
-from zoa_lib.io.memory import peak_rss_mib
+from zoa_lib.io.machine import peak_rss_mib
 from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.io.machine import machine
 
 #: stage -> "module:function"
 BENCHMARKS = {
@@ -48,18 +47,6 @@ def register(sub):
     p.add_argument("--full", action="store_true",
                    help="book only: measure with more repetitions (8 mocks, 3 Wiener filters, a 10 s epoch)")
     p.set_defaults(func=run)
-
-
-def machine() -> dict:
-    """Where a benchmark ran: CPU count, platform, Python, memory, GPUs if any."""
-    info = {"platform": platform.platform(), "python": sys.version.split()[0],
-            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
-    try:
-        with open("/proc/meminfo") as f:
-            info["mem_total_gib"] = round(int(f.readline().split()[1]) / 2 ** 20, 1)
-    except OSError:
-        pass
-    return info
 
 
 def run(args):

@@ -5,7 +5,7 @@ import json
 import math
 import os
 
-from zoa_lib.analysis import ga_search
+from zoa_lib.methods import registry
 from zoa_lib.commands import add_profile_args, profile_from_args
 from zoa_lib.commands.catalog import add_frame_args
 
@@ -111,7 +111,7 @@ def run(args):
         err = {R: (f" +- {rows[R]['B_err']:.0f}" if math.isfinite(rows[R].get("B_err", math.nan)) else "") for R in show}
         parts = [f"B({R:g}) = {rows[R]['B']:.0f}{err[R]} km/s to (l, b) = ({rows[R]['l']:.0f}, {rows[R]['b']:.0f})"
                  for R in show]
-        lines.append(f"{ga_search.SEARCH_LABELS.get(m, m)}: " + "; ".join(parts))
+        lines.append(f"{registry.SEARCH_LABELS.get(m, m)}: " + "; ".join(parts))
     lines.append(f"written: {h5} ({prof.box.grid}^3, {', '.join(rec.methods)}) and {js}")
     print("\n".join(lines))
     return 0

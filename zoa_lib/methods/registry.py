@@ -1,6 +1,6 @@
 """The reconstruction methods' names: one table for every chapter, file, table and CLI.
 
-Keys are the method names of ``zoa evaluate`` (:data:`zoa_lib.analysis.evaluation.METHODS`: each
+Keys are the method names of ``zoa evaluate`` (:data:`zoa_lib.methods.registry.METHODS`: each
 network's two targets scored separately, ``vnet_delta`` and ``vnet_phi`` for the profile's
 V-Net, ``vnet_paper_delta`` and ``vnet_paper_phi`` for the paper's set-up,
 :mod:`zoa_lib.methods.networks`), of ``zoa reconstruct`` and the
@@ -42,3 +42,10 @@ CALIBRATED = ("wiener_cal", "wiener_joint")
 
 
 TARGET_OF = {m: t for m, (_, t) in NETWORK_METHODS.items()}
+
+
+#: Reconstruction methods of :func:`reconstruct_surveys`, with their names in tables and plots.
+SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "wiener_joint", "potent")
+
+
+SEARCH_LABELS = {m: LABELS[m] for m in SEARCH_METHODS}

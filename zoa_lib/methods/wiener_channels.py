@@ -18,7 +18,7 @@ and, for each target, the output is that channel plus the network's correction
 before training the network *is* the calibrated WF, so it can only be judged on what it adds.
 
 The WF here is exactly the ``wiener_cal`` baseline of :mod:`zoa_lib.analysis.evaluation` (one
-implementation, :func:`zoa_lib.analysis.evaluation.reconstruct`), with the calibration (radial bias
+implementation, :func:`zoa_lib.methods.reconstruction.reconstruct`), with the calibration (radial bias
 b(r) and small-scale dispersion σ_nl, :func:`zoa_lib.methods.calibration.calibration`) measured on
 the training mocks and saved with every model, so a trained network applies the same filter
 to any catalogue (:func:`channels`).
@@ -65,7 +65,7 @@ CHANNELS = ("phi_wf", "delta_wf")
 UNITS = ("(km/s)^2", "dimensionless (density contrast)")
 DATASET = "channels"
 #: Version of the filter behind the channels (:class:`ChannelMaker`, the ``wiener_cal`` method of
-#: :func:`zoa_lib.analysis.evaluation.reconstruct`, :class:`zoa_lib.methods.baselines.WienerFilter`): part of
+#: :func:`zoa_lib.methods.reconstruction.reconstruct`, :class:`zoa_lib.methods.baselines.WienerFilter`): part of
 #: every file's key. Bump it when a change of that code changes the channels, so that the
 #: files made before are remade rather than reused.
 FILTER_VERSION = 2  # 2: single-precision transforms (baselines.WienerFilter precision)
@@ -196,7 +196,7 @@ class ChannelMaker:
 
     def __call__(self, inputs) -> np.ndarray:
         """(N, N, N, 2) raw inputs (N_gal, V_pec [km/s]) → (N, N, N, 2) float32 (φ_WF [(km/s)²], δ_WF)."""
-        from zoa_lib.analysis.evaluation import reconstruct
+        from zoa_lib.methods.reconstruction import reconstruct
 
         r = reconstruct("wiener_cal", inputs, self.profile, cosmo=self.cosmo, operator=self.operator,
                         bias=self.bias)

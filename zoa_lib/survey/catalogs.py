@@ -857,4 +857,3 @@ def column_overrides(items) -> dict[str, str]:
 
 
 # Files written and fetched (gridded catalogues, CF4's CSV layout, VizieR): zoa_lib.survey.catalog_files.
-from zoa_lib.survey.catalog_files import DEFAULT_PREAMBLE, EDD_HEADER, fetch_cf4, MOCK_PREAMBLE, VIZIER_HEADER, write_cf4_csv, write_grid, write_local_universe_cf4  # noqa: E402,F401

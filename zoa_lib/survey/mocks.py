@@ -329,4 +329,3 @@ def make_shard(profile, spec: ShardSpec, folder: str | os.PathLike, fft_workers:
 
 
 # The mock set on disk (status, checks, the Dask driver, the benchmark): zoa_lib.survey.mock_set.
-from zoa_lib.survey.mock_set import _clean_temporaries, _client, _manifest_row, _progress, _reason, _run, _shard_task, benchmark, check_shards, generate, shard_status, ShardCheck, worker_memory_gib  # noqa: E402,F401

@@ -47,7 +47,7 @@ and G_f = (3/2) Ωm D₁ (the force per unit Ψ₁), FastPM's factors are::
     kick  a₀ → a₁ with F at a_f:   Δp = F (G_p(a₁) − G_p(a₀)) / G_f(a_f)
 
 Start (``simulation.pm_a_start``): the particles of the same initial conditions as the
-2LPT engine (:func:`zoa_lib.universe.simulation.lpt_displacements`, Ψ₁ and Ψ₂ at a = 1), scaled
+2LPT engine (:func:`zoa_lib.universe.lpt.lpt_displacements`, Ψ₁ and Ψ₂ at a = 1), scaled
 back to a_start: x = q + D₁ Ψ₁ + (D₂ / D₂,LPT) Ψ₂, p = a² E (f₁ D₁ Ψ₁ + f₂ (D₂ / D₂,LPT) Ψ₂)
 with D₂,LPT = −(3/7) Ωm^(−1/143) the constant in Ψ₂. Then ``simulation.pm_steps``
 kick-drift-kick steps uniform in a to a = 1 (FastPM's default: 10 steps from a = 0.1),
@@ -428,7 +428,7 @@ def particles_pm(delta_lin: np.ndarray, size: float, cosmo, order: int = 2, a_st
     at a = 1 of the particles of the linear field ``delta_lin`` (M³, z = 0), started with
     LPT of ``order`` at ``a_start`` and evolved with ``n_steps`` PM steps (module
     docstring). Same particle order and units as :func:`zoa_lib.universe.simulation.particles_from_ics`."""
-    from zoa_lib.universe.simulation import lpt_displacements
+    from zoa_lib.universe.lpt import lpt_displacements
 
     require_engine()
     mesh = delta_lin.shape[0]

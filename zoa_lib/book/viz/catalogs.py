@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoa_lib.book.viz.style import _robust_abs_max, new_figure, OKABE_ITO, style, VizError  # noqa: F401
-from zoa_lib.book.viz.skymaps import mark_structures, sky_map, zoa_band  # noqa: F401
+from zoa_lib.book.viz.style import _robust_abs_max, new_figure, OKABE_ITO, style, VizError
+from zoa_lib.book.viz.skymaps import mark_structures, sky_map, zoa_band
 
 # --------------------------------------------------------------------------- catalogs
 def _check_catalog(catalog, fields, where="catalog"):

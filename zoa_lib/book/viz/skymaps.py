@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from zoa_lib.book.viz.style import _check_cube, _kind, _robust_abs_max, kind_norm, new_figure, OKABE_ITO, style, VizError  # noqa: F401
+from zoa_lib.book.viz.style import _check_cube, _kind, _robust_abs_max, kind_norm, new_figure, OKABE_ITO, style, VizError
 
 # --------------------------------------------------------------------------- sky maps
 #: Sky frames and the sampling of cube fields on the sky live in :mod:`zoa_lib.survey.sky` (computation);

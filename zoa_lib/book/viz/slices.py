@@ -5,7 +5,7 @@ import numpy as np
 
 from zoa_lib.universe.grid import voxel_centres
 
-from zoa_lib.book.viz.style import _axis_index, _kind, _robust_abs_max, AXIS_NAMES, box_extent, kind_norm, new_figure, plane_axes, SLAB, slab_average, style, VizError  # noqa: F401
+from zoa_lib.book.viz.style import _axis_index, _kind, _robust_abs_max, AXIS_NAMES, box_extent, kind_norm, new_figure, plane_axes, SLAB, slab_average, style, VizError
 
 # --------------------------------------------------------------------------- slices
 def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None, arrow_scale: float = 1000.0,

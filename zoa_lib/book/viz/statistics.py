@@ -7,8 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
-from zoa_lib.book.viz.style import _axis_index, _kind, new_figure, OKABE_ITO, plane_axes, SLAB, style, VizError  # noqa: F401
-from zoa_lib.book.viz.slices import _as_map, plot_slice, truth_norm  # noqa: F401
+from zoa_lib.book.viz.style import _axis_index, _kind, new_figure, OKABE_ITO, plane_axes, SLAB, style, VizError
+from zoa_lib.book.viz.slices import _as_map, plot_slice, truth_norm
 
 # --------------------------------------------------------------------------- 1D/2D statistics
 def _new_ax(ax, figsize=(5.2, 4.4), **kw):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from zoa_lib.survey import shards
-from zoa_lib.io.memory import available_bytes, gpu_total_bytes
+from zoa_lib.io.machine import available_bytes, gpu_total_bytes
 from zoa_lib.universe.rng import generator
 from zoa_lib.methods.training.fitting import _gpu, build_and_compile
 from zoa_lib.methods.training.pipeline import _wiener_dataset, in_memory_bytes, make_dataset, scan_shards

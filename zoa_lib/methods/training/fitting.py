@@ -4,7 +4,7 @@ and reusing a finished model.
 Training (:func:`train`)
 ------------------------
 Adam on the MSE of the transformed target, learning rate
-:class:`zoa_lib.methods.training.callbacks.TriangularCyclicLR` (Smith 2017) between ``lr_min`` and ``lr_max``, half period ``lr_half_cycle_epochs`` epochs.
+:class:`zoa_lib.methods.training.schedule.TriangularCyclicLR` (Smith 2017) between ``lr_min`` and ``lr_max``, half period ``lr_half_cycle_epochs`` epochs.
 Everything lives in ``<data>/models/<target>/``:
 
 =================  ==========================================================================
@@ -67,7 +67,7 @@ from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import atomic_path, ensure_writable, output_error
 from zoa_lib.io.crash_points import stop_armed
 from zoa_lib.universe.rng import generator
-from zoa_lib.methods.training.model_files import _register_custom_objects, matching_model, model_dir, read_model_metadata, snapshot_epochs
+from zoa_lib.methods.training.model_files import matching_model, model_dir, read_model_metadata, register_custom_objects, snapshot_epochs
 from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, split_shards
 from zoa_lib.methods.training.strategy import _multiworker_workarounds, get_strategy, worker_role
 from zoa_lib.methods.training.transforms import _check_target, TARGET_NAMES, TrainingError, Transforms
@@ -122,7 +122,7 @@ def build_and_compile(profile, steps_per_epoch: int, name: str = "vnet", jit_com
                            residual_channel=transforms.residual_channel if transforms else None)
     finally:
         keras.mixed_precision.set_global_policy(prev)
-    from zoa_lib.methods.training.callbacks import TriangularCyclicLR
+    from zoa_lib.methods.training.schedule import TriangularCyclicLR
 
     sched = TriangularCyclicLR(t.lr_min, t.lr_max, t.lr_half_cycle_epochs * steps_per_epoch)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=sched), loss="mse", jit_compile=jit_compile)
@@ -219,7 +219,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         if init_from is not None:
-            _register_custom_objects()
+            register_custom_objects()
             model = keras.saving.load_model(init_from, compile=True)
         else:
             model = build_and_compile(profile, steps, name=f"vnet_{target}", jit_compile=use_xla,

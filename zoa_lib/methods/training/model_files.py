@@ -17,10 +17,10 @@ from zoa_lib.methods.training.transforms import _check_target, TrainingError, Tr
 META_MEMBER = "zoa.json"
 
 
-def _register_custom_objects():
+def register_custom_objects():
     """Import the serializable classes (needed before loading a .keras file)."""
     from zoa_lib.methods import vnet  # noqa: F401  (registers ReflectionPadding3D)
-    from zoa_lib.methods.training import callbacks  # noqa: F401  (registers TriangularCyclicLR)
+    from zoa_lib.methods.training import schedule  # noqa: F401  (registers TriangularCyclicLR)
 
 
 def model_dir(profile, target: str) -> Path:
@@ -62,7 +62,7 @@ def load_model_file(path: str | Path, compile: bool = False):
     """(keras.Model, Transforms) from a ``.keras`` file written by :func:`save_model`."""
     import keras
 
-    _register_custom_objects()
+    register_custom_objects()
     meta = read_model_metadata(path)
     try:
         model = keras.saving.load_model(path, compile=compile)

@@ -4,9 +4,12 @@ reading is unavailable the functions say so (NaN, None) rather than guess.
 """
 from __future__ import annotations
 
+import os
+import platform
 import resource
 import shutil
 import subprocess
+import sys
 
 
 def rss_mib() -> float:
@@ -53,3 +56,15 @@ def gpu_total_bytes(index: int = 0) -> int | None:
         return int(float(out.strip().splitlines()[0]) * 2 ** 20)
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+def machine() -> dict:
+    """Where a benchmark ran: CPU count, platform, Python, memory, GPUs if any."""
+    info = {"platform": platform.platform(), "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    try:
+        with open("/proc/meminfo") as f:
+            info["mem_total_gib"] = round(int(f.readline().split()[1]) / 2 ** 20, 1)
+    except OSError:
+        pass
+    return info
