@@ -448,7 +448,7 @@ class Profile:
         """The settings as plain data. ``data_tag`` and ``network`` are left out: they say where
         the data goes, not what it is (a copy of the YAML elsewhere gets a tag of its own; a
         network's settings are in its sections)."""
-        d = _to_plain(dataclasses.asdict(self))
+        d = to_plain(dataclasses.asdict(self))
         d.pop("data_tag", None)
         d.pop("network", None)
         return d
@@ -457,11 +457,11 @@ class Profile:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _to_plain(obj):
+def to_plain(obj):
     if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
+        return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
+        return [to_plain(v) for v in obj]
     return obj
 
 

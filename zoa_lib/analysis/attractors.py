@@ -11,7 +11,7 @@ item 4):
    convergence −∇·v (km/s per Mpc/h, :func:`zoa_lib.analysis.ga_search.convergence`). A local
    maximum is a voxel ≥ its 26 neighbours (outside the cube counts as −∞). Each candidate
    carries its rank (1 = highest), its supergalactic position (voxel centre refined below
-   a voxel by a parabola along each axis, :func:`zoa_lib.analysis.ga_search._refine`), Galactic
+   a voxel by a parabola along each axis, :func:`zoa_lib.analysis.ga_search.refine_peak`), Galactic
    (l, b) from astropy (:func:`zoa_lib.survey.sky.sg_to_galactic`), d in Mpc/h, cz = H0 d
    (H0 = 100 km/s per Mpc/h, no peculiar-velocity correction), the field value and its
    **significance** ν = value / σ, σ = √⟨f²⟩ the rms of the field over the survey sphere
@@ -84,7 +84,7 @@ def local_peaks(field, size: float, survey_radius: float, k: int = 10, smoothing
 
     from zoa_lib.universe.fields import gaussian_smooth
     from zoa_lib.universe.grid import voxel_centres
-    from zoa_lib.analysis.ga_search import _refine
+    from zoa_lib.analysis.ga_search import refine_peak
     from zoa_lib.survey.sky import sg_to_galactic
 
     a = _check_field(field)
@@ -109,7 +109,7 @@ def local_peaks(field, size: float, survey_radius: float, k: int = 10, smoothing
     idx = idx[order]
     if not len(idx):
         return []
-    sg = np.array([[x[i[ax]] + h * _refine(a, tuple(i), ax) for ax in range(3)] for i in idx])
+    sg = np.array([[x[i[ax]] + h * refine_peak(a, tuple(i), ax) for ax in range(3)] for i in idx])
     l, b, d = sg_to_galactic(sg[:, 0], sg[:, 1], sg[:, 2])
     out = []
     for j, i in enumerate(idx):

@@ -23,7 +23,7 @@ from zoa_lib.universe.grid import check_cube
 from zoa_lib.analysis.structures import great_attractor, known_structures, LocalUniverseError
 from zoa_lib.methods.registry import SEARCH_LABELS, SEARCH_METHODS
 
-def _refine(field: np.ndarray, idx, axis: int) -> float:
+def refine_peak(field: np.ndarray, idx, axis: int) -> float:
     """Sub-voxel offset (voxels, in [−½, ½]) of a peak along ``axis``: the vertex of the
     parabola through the peak and its two neighbours, fitted to ln f when all three are
     positive (exact for a Gaussian peak), else to f; 0 at the array edge."""
@@ -49,7 +49,7 @@ def locate_attractor(delta, size: float, guess_sg, search_radius: float, smoothi
     delta : (N, N, N) field on the cube grid (SG axes, observer at the centre, voxel i at
     −L/2 + (i + ½) L/N), e.g. a predicted density contrast; ``smoothing`` > 0 first
     convolves it with a Gaussian of that σ (Mpc/h). The peak voxel is refined by a
-    parabola along each axis (:func:`_refine`). It counts as ``found`` when it is a local
+    parabola along each axis (:func:`refine_peak`). It counts as ``found`` when it is a local
     maximum of its 3×3×3 neighbourhood in the whole field and positive (the highest voxel
     of a slope sits on the sphere's edge with a higher neighbour outside: not found).
 
@@ -78,7 +78,7 @@ def locate_attractor(delta, size: float, guess_sg, search_radius: float, smoothi
     peak = float(a[idx])
     sl = tuple(slice(max(i - 1, 0), min(i + 2, n)) for i in idx)
     local_max = np.isfinite(peak) and peak >= np.nanmax(a[sl])
-    sg = np.array([x[idx[ax]] + h * _refine(a, idx, ax) for ax in range(3)])
+    sg = np.array([x[idx[ax]] + h * refine_peak(a, idx, ax) for ax in range(3)])
     l, b, d = sg_to_galactic(sg[0:1], sg[1:2], sg[2:3])
     return {"l": float(l[0]) % 360.0, "b": float(b[0]), "cz": float(H0 * d[0]), "distance": float(d[0]),
             "sg": sg.tolist(), "peak_value": peak, "voxel": [int(i) for i in idx],

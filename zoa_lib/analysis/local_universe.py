@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoa_lib.universe.constrained import _constrain, ConstrainedField, constraint_system, zeldovich_displacement
+from zoa_lib.universe.constrained import constrain, ConstrainedField, constraint_system, zeldovich_displacement
 from zoa_lib.universe.cosmology import from_profile
 from zoa_lib.universe.rng import generator
 from zoa_lib.universe.simulation import ParentBox
@@ -115,7 +115,7 @@ def local_universe_box(profile, realization: int = 0, structures=None, lagrangia
     q = x.copy()
     for it in range(int(lagrangian_iterations) + 1):
         sysm = constraint_system(cosmo, size, mesh, q, R)
-        cf = _constrain(sysm, field, constraint_heights(structures, sysm.sigma_s))
+        cf = constrain(sysm, field, constraint_heights(structures, sysm.sigma_s))
         del sysm
         psi = zeldovich_displacement(cf.delta, size, cf.positions, R)
         if it < lagrangian_iterations:

@@ -88,14 +88,14 @@ class SliceExplorer:
                  kinds: Mapping[str, object] | None = None, arrow_scale: float = 1000.0):
         if not fields:
             raise VizError("SliceExplorer needs at least one field")
-        self.fields = {str(k): style._check_cube(v, f"field {k!r}", vector=False) for k, v in fields.items()}
+        self.fields = {str(k): style.check_plot_cube(v, f"field {k!r}", vector=False) for k, v in fields.items()}
         shapes = {v.shape for v in self.fields.values()}
         if len(shapes) != 1:
             raise VizError(f"SliceExplorer: fields have different shapes {sorted(shapes)}")
         self.n = next(iter(shapes))[0]
         self.size = float(size)
-        self.velocity = None if velocity is None else style._check_cube(velocity, "velocity", vector=True)
-        self.velocity_pred = None if velocity_pred is None else style._check_cube(velocity_pred, "velocity_pred",
+        self.velocity = None if velocity is None else style.check_plot_cube(velocity, "velocity", vector=True)
+        self.velocity_pred = None if velocity_pred is None else style.check_plot_cube(velocity_pred, "velocity_pred",
                                                                                 vector=True)
         for nm, v in (("velocity", self.velocity), ("velocity_pred", self.velocity_pred)):
             if v is not None and v.shape[0] != self.n:
@@ -168,7 +168,7 @@ class SliceExplorer:
         arrows when ``arrows`` and a velocity exists. Returns the Figure."""
         if field not in self.fields:
             raise VizError(f"unknown field {field!r} (have: {', '.join(self.fields)})")
-        a = style._axis_index(axis)
+        a = style.axis_index(axis)
         i = self.n // 2 if index is None else int(index)
         if not 0 <= i < self.n:
             raise VizError(f"slice index {i} outside 0..{self.n - 1}")
@@ -243,7 +243,7 @@ class SliceExplorer:
         """(positions in Mpc/h along ``axis``, PNG bytes of each frame) for the static
         scrubber: :meth:`render_panels` at :meth:`frame_indices`, at ``dpi`` and reduced
         to a 128-colour palette (≈ 25 kB a frame of three panels)."""
-        a = style._axis_index(axis)
+        a = style.axis_index(axis)
         idx = self.frame_indices(n_frames)
         pngs = []
         for i in idx:
@@ -262,7 +262,7 @@ class SliceExplorer:
         position (Mpc/h); a few lines of inline JavaScript swap the image on input. No
         external script, no widget state. The slider starts at the frame nearest ``start``
         (Mpc/h). The root ``<div>`` has class ``zoa-scrubber``."""
-        a = style._axis_index(axis)
+        a = style.axis_index(axis)
         names = self._panels(fields)
         pos, pngs = self.scrubber_frames(names, a, n_frames, arrows, dpi)
         frames = [base64.b64encode(p).decode("ascii") for p in pngs]

@@ -112,8 +112,8 @@ def chapter_times_markdown(info: dict) -> list[str]:
         total = 0.0
         for name, rec in chapters:
             total += rec["seconds"]
-            lines.append(f"| {name} | {_fmt_seconds(rec['seconds'])} | {rec.get('finished_utc', '')} |")
-        lines.append(f"| **total** | **{_fmt_seconds(total)}** | |")
+            lines.append(f"| {name} | {format_seconds(rec['seconds'])} | {rec.get('finished_utc', '')} |")
+        lines.append(f"| **total** | **{format_seconds(total)}** | |")
         return lines
     lines = ["| chapter | wall time | estimate | measured / estimate | finished (UTC) |", "|---|---|---|---|---|"]
     total = total_est = total_both_m = total_both_e = 0.0
@@ -125,13 +125,13 @@ def chapter_times_markdown(info: dict) -> list[str]:
             total_est += e
             total_both_m += sec
             total_both_e += e
-            cells = f"{_fmt_seconds(e)} | {sec / e:.2f}"
+            cells = f"{format_seconds(e)} | {sec / e:.2f}"
         else:
             cells = "— | —"
-        lines.append(f"| {name} | {_fmt_seconds(sec)} | {cells} | {rec.get('finished_utc', '')} |")
+        lines.append(f"| {name} | {format_seconds(sec)} | {cells} | {rec.get('finished_utc', '')} |")
     ratio = f"**{total_both_m / total_both_e:.2f}**" if total_both_e > 0 else "—"
-    lines.append(f"| **total** | **{_fmt_seconds(total)}** | "
-                 f"{f'**{_fmt_seconds(total_est)}**' if total_est else '—'} | {ratio} | |")
+    lines.append(f"| **total** | **{format_seconds(total)}** | "
+                 f"{f'**{format_seconds(total_est)}**' if total_est else '—'} | {ratio} | |")
     lines += ["", f"Estimates from {est.get('source', 'an unrecorded source')}"
               + ("; `zoa bench book` prints each chapter's formula. They are for a run from an empty data "
                  "folder: a chapter that reused the mocks or models of an earlier run is faster than its estimate."
@@ -165,5 +165,5 @@ def versions_markdown(versions: dict | None) -> list[str]:
             + " (`make install` pins them all in `requirements.lock`)."]
 
 
-def _fmt_seconds(s: float) -> str:
+def format_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"

@@ -50,7 +50,7 @@ from zoa_lib.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from zoa_lib.io.paths import book_root, scrub_paths
 from zoa_lib.io.provenance import git_commit
 from zoa_lib.book.scorecard import refresh_scorecard, write_scorecard
-from zoa_lib.book.run_info import _fmt_seconds, package_versions, scale_comparison, write_run_info
+from zoa_lib.book.run_info import format_seconds, package_versions, scale_comparison, write_run_info
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 #: Literature positions of the Great Attractor and other local structures (shipped table).
@@ -509,7 +509,7 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
             log(f"[zoa run] {ch.name:<{width}}  skipped (--resume: already executed for this run)")
             continue
         expected, source = _expected_seconds(profile, ch, timings)
-        est = f"expected {_fmt_seconds(expected)}, {source}" if expected else "no estimate yet"
+        est = f"expected {format_seconds(expected)}, {source}" if expected else "no estimate yet"
         stamp = {"profile": given, "profile_name": profile.name, "overrides": user_overrides,
                  "data_tag": profile.data_tag, "data_path": str(profile.data_path), "data_folder": data_label,
                  "parameters": ch_params, "command": command}
@@ -540,7 +540,7 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
                 except Exception as e:  # noqa: BLE001 - a cell error, a time-out, a dead kernel
                     kept = _keep_failed(tmp, failed)
                     seconds = time.perf_counter() - t0
-                    log(f"[zoa run] {ch.name:<{width}}  FAILED after {_fmt_seconds(seconds)}")
+                    log(f"[zoa run] {ch.name:<{width}}  FAILED after {format_seconds(seconds)}")
                     if isinstance(e, pm.PapermillExecutionError):
                         what = f"cell {e.exec_count} failed: {e.ename}: {_first_line(e.evalue)}"
                     else:
@@ -565,7 +565,7 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
         info["chapters"] = records
         write_run_info(root, info)
         write_scorecard(root, profile)
-        log(f"[zoa run] {ch.name:<{width}}  {_fmt_seconds(seconds):>9}  ({est})")
+        log(f"[zoa run] {ch.name:<{width}}  {format_seconds(seconds):>9}  ({est})")
     info["chapters"] = records
     write_run_info(root, info)
     return info

@@ -37,7 +37,7 @@ import numpy as np
 
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import atomic_path, write_text_atomic
-from zoa_lib.book.viz.style import _check_cube
+from zoa_lib.book.viz.style import check_plot_cube
 
 #: Roberts' R3 low-discrepancy sequence constants (1/g, 1/g², 1/g³ with g³ = g + 1).
 _G3 = 1.2207440846057596
@@ -154,10 +154,10 @@ def density_scene(delta, size: float, velocity=None, iso_levels=(1.0, 2.0), n_st
     """
     import matplotlib as mpl
 
-    d = _check_cube(delta, "delta", vector=False).astype(np.float32)
+    d = check_plot_cube(delta, "delta", vector=False).astype(np.float32)
     n = d.shape[0]
     if velocity is not None:
-        velocity = _check_cube(velocity, "velocity", vector=True).astype(np.float32)
+        velocity = check_plot_cube(velocity, "velocity", vector=True).astype(np.float32)
         if velocity.shape[0] != n:
             raise SceneError(f"velocity is {velocity.shape[0]}³ but delta is {n}³")
     grid = cube_grid(size, n)

@@ -169,12 +169,12 @@ def settings(profile) -> dict:
     ``survey.catalogue`` the catalogue file's sha256 and the depth its selection is copied to,
     which set the distance errors of the noise), the filter's ``evaluation.wiener_*``, its
     padding :data:`PAD` and :data:`FILTER_VERSION`."""
-    from zoa_lib.config import _to_plain
+    from zoa_lib.config import to_plain
     from zoa_lib.survey.selection import catalogue_checksum, survey_depth
 
     cat = bool(profile.survey.catalogue)
-    return {"box": _to_plain(dataclasses.asdict(profile.box)), "cosmology": _to_plain(dataclasses.asdict(profile.cosmology)),
-            "survey": _to_plain(dataclasses.asdict(profile.survey)),
+    return {"box": to_plain(dataclasses.asdict(profile.box)), "cosmology": to_plain(dataclasses.asdict(profile.cosmology)),
+            "survey": to_plain(dataclasses.asdict(profile.survey)),
             "catalogue": {"sha256": catalogue_checksum(profile), "depth": float(survey_depth(profile))} if cat else None,
             "wiener": {k: getattr(profile.evaluation, k) for k in ("wiener_tol", "wiener_maxiter", "wiener_sigma_v")},
             "pad": PAD, "filter_version": FILTER_VERSION}
@@ -286,12 +286,12 @@ def _write_file(profile, shard: str, shard_sha: str, calibration: dict, key: str
     (:class:`zoa_lib.io.atomic.OutputError`) and never an HDF5 flush failing in a destructor."""
     import h5py
 
-    from zoa_lib.survey.shards import _create_untimed
+    from zoa_lib.survey.shards import create_untimed
 
     out = channels_path(profile, shard)
     with h5py.File(shard, "r") as f:
         n, N = f["inputs"].shape[0], f["inputs"].shape[1]
-    with _create_untimed(out.name, in_memory=True) as h:
+    with create_untimed(out.name, in_memory=True) as h:
         ds = h.create_dataset(DATASET, (n, N, N, N, 2), dtype=np.float32, chunks=(1, N, N, N, 2),
                               track_times=False)
         i = -1

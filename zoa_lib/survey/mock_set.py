@@ -20,7 +20,7 @@ from zoa_lib.survey.shards import content_checksum, MANIFEST, manifest_lock, man
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, TMP_PREFIX
 from zoa_lib.io.paths import display_path
-from zoa_lib.survey.mocks import _diff_keys, config_checksum, CONNECT_TIMEOUT, make_shard, mock_config, MocksError, parse_shard_range, sample_from_cube, shard_attrs, shard_plan, ShardSpec, split_boxes, split_ranges
+from zoa_lib.survey.mocks import diff_keys, config_checksum, CONNECT_TIMEOUT, make_shard, mock_config, MocksError, parse_shard_range, sample_from_cube, shard_attrs, shard_plan, ShardSpec, split_boxes, split_ranges
 
 
 # --------------------------------------------------------------------------- status
@@ -258,7 +258,7 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
     cfg_sha = config_checksum(profile)
     manifest = read_manifest(folder)
     if manifest.get("shards") and manifest.get("config_sha256") not in (None, cfg_sha):
-        changed = _diff_keys(manifest.get("config", {}), mock_config(profile))
+        changed = diff_keys(manifest.get("config", {}), mock_config(profile))
         if not force:
             raise MocksError(f"{folder}: existing mocks were made with a different configuration "
                              f"(changed: {', '.join(changed) or 'unknown'}); use --force to replace them, "

@@ -181,12 +181,12 @@ def config_checksum(profile) -> str:
     return hashlib.sha256(json.dumps(mock_config(profile), sort_keys=True).encode()).hexdigest()
 
 
-def _diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+def diff_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     out = []
     for k in sorted(set(a) | set(b)):
         va, vb = a.get(k), b.get(k)
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff_keys(va, vb, f"{prefix}{k}.")
+            out += diff_keys(va, vb, f"{prefix}{k}.")
         elif va != vb:
             out.append(f"{prefix}{k}")
     return out

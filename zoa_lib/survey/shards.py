@@ -135,7 +135,7 @@ def write_shard(path: str | Path, shard: Shard) -> str:
     return w.sha256
 
 
-def _create_untimed(path, in_memory: bool = False) -> h5py.File:
+def create_untimed(path, in_memory: bool = False) -> h5py.File:
     """``h5py.File(path, "w", track_order=True)`` without HDF5 object timestamps on the root
     group (datasets and groups are made with ``track_times=False`` too), so that equal
     content and attrs give equal file bytes. ``in_memory``: HDF5's core driver without a
@@ -184,7 +184,7 @@ class ShardWriter:
         self._ctx = atomic_path(self.path)
         tmp = self._ctx.__enter__()
         try:
-            self._f = _create_untimed(tmp)
+            self._f = create_untimed(tmp)
             n, N, kw = self.n, self.grid, dict(track_times=False, dtype=np.float32)
             self._f.create_dataset("inputs", shape=(n, N, N, N, 2), chunks=(1, N, N, N, 2), **kw)
             gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)

@@ -29,7 +29,7 @@ class SkyError(ZoaError, ValueError):
 SKY_FRAMES = {"galactic": ("l", "b", "Galactic"), "supergalactic": ("SGL", "SGB", "Supergalactic")}
 
 
-def _check_frame(frame) -> str:
+def check_frame(frame) -> str:
     if frame not in SKY_FRAMES:
         raise SkyError(f"unknown sky frame {frame!r} (known: {', '.join(SKY_FRAMES)})")
     return frame
@@ -39,7 +39,7 @@ def _sky_convert(lon_deg, lat_deg, src: str, dst: str):
     """(longitude, latitude) in degrees from sky frame ``src`` to ``dst`` (astropy)."""
     lon = np.asarray(lon_deg, dtype=float)
     lat = np.asarray(lat_deg, dtype=float)
-    if _check_frame(src) == _check_frame(dst):
+    if check_frame(src) == check_frame(dst):
         return lon % 360.0, lat
     import astropy.units as u
     from astropy.coordinates import SkyCoord
@@ -62,7 +62,7 @@ def frame_to_galactic(lon_deg, lat_deg, frame: str = "galactic"):
 def frame_unit_vectors(lon_deg, lat_deg, frame: str = "galactic") -> np.ndarray:
     """Unit vectors (..., 3) in supergalactic Cartesian (SGX, SGY, SGZ) — the cube's axes —
     of the directions (longitude, latitude) in degrees of ``frame`` (astropy)."""
-    _check_frame(frame)
+    check_frame(frame)
     lon = np.asarray(lon_deg, dtype=float)
     lat = np.asarray(lat_deg, dtype=float)
     if frame == "galactic":

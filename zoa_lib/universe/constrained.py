@@ -271,7 +271,7 @@ def _kind(alphas) -> str:
     return next(k for k, v in CONSTRAINT_KINDS.items() if v == tuple(alphas))
 
 
-def _constrain(sysm: ConstraintSystem, field: np.ndarray, values: np.ndarray) -> ConstrainedField:
+def constrain(sysm: ConstraintSystem, field: np.ndarray, values: np.ndarray) -> ConstrainedField:
     """δ = δ̃ + Σ ξ_n C⁻¹ (c − c̃) for the random field δ̃ = ``field`` (float64, not modified)."""
     c0 = sysm.measure(field)
     coef = np.linalg.solve(sysm.C, (_targets(sysm, values) - c0).reshape(-1))
@@ -300,7 +300,7 @@ def constrained_field(cosmo, size: float, mesh: int, positions, values, rng: np.
     sysm = system or constraint_system(cosmo, size, mesh, positions, smoothing, kind)
     vals = _values(values, len(sysm.positions))
     field = gaussian_field(cosmo, sysm.size, sysm.mesh, rng).astype(np.float64)
-    return _constrain(sysm, field, vals)
+    return constrain(sysm, field, vals)
 
 
 def mean_field(cosmo, size: float, mesh: int, positions, values, smoothing: float, kind: str = "peak") -> np.ndarray:

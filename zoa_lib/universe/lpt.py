@@ -15,7 +15,7 @@ class SimulationError(ZoaError, ValueError):
 
 
 
-def _lpt_components(delta_lin: np.ndarray, size: float, Om0: float, order: int, workers: int):
+def lpt_components(delta_lin: np.ndarray, size: float, Om0: float, order: int, workers: int):
     """Yield (axis, Ψ₁_a, Ψ₂_a or None) for a = 0, 1, 2 (float32 mesh³), holding at most three
     complex meshes at a time (δ/k², φ⁽²⁾(k) and one transform in flight)."""
     mesh = delta_lin.shape[0]
@@ -70,7 +70,7 @@ def lpt_displacements(delta_lin: np.ndarray, size: float, Om0: float, order: int
         raise SimulationError(f"lpt_displacements: order must be 1 or 2, got {order}")
     psi1 = np.empty(delta_lin.shape + (3,), np.float32)
     psi2 = np.empty(delta_lin.shape + (3,), np.float32) if order == 2 else None
-    for a, p1, p2 in _lpt_components(delta_lin, float(size), Om0, order, fft_workers(workers)):
+    for a, p1, p2 in lpt_components(delta_lin, float(size), Om0, order, fft_workers(workers)):
         psi1[..., a] = p1
         if psi2 is not None:
             psi2[..., a] = p2

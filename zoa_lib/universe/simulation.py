@@ -50,7 +50,7 @@ import scipy.fft as sfft
 
 from zoa_lib.universe.fourier import fft_workers, wavevectors
 from zoa_lib.universe.rng import generator
-from zoa_lib.universe.lpt import _lpt_components, second_order_growth_rate
+from zoa_lib.universe.lpt import lpt_components, second_order_growth_rate
 from zoa_lib.universe.lpt import SimulationError
 
 
@@ -176,7 +176,7 @@ def particles_from_ics(delta_lin: np.ndarray, size: float, cosmo, order: int = 2
     pos = np.empty((n, 3), np.float32)
     vel = np.empty((n, 3), np.float32)
     q1d = (np.arange(mesh) * dx).astype(np.float32)
-    for a, psi1, psi2 in _lpt_components(delta_lin, size, cosmo.Om0, order, fft_workers(workers)):
+    for a, psi1, psi2 in lpt_components(delta_lin, size, cosmo.Om0, order, fft_workers(workers)):
         qshape = [1, 1, 1]
         qshape[a] = mesh
         v = psi1 * np.float32(f1 * 100.0)

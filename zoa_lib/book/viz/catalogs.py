@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoa_lib.book.viz.style import _robust_abs_max, new_figure, OKABE_ITO, style, VizError
+from zoa_lib.book.viz.style import robust_abs_max, new_figure, OKABE_ITO, style, VizError
 from zoa_lib.book.viz.skymaps import mark_structures, sky_map, zoa_band
 
 # --------------------------------------------------------------------------- catalogs
-def _check_catalog(catalog, fields, where="catalog"):
+def check_catalog(catalog, fields, where="catalog"):
     names = getattr(getattr(catalog, "dtype", None), "names", None)
     if names is None:
         raise VizError(f"{where}: expected a numpy structured array (zoa_lib.survey.shards.CATALOG_DTYPE)")
@@ -23,8 +23,8 @@ def plot_catalog_sky(catalog, zoa_b: float | None = 10.0, *, structures=None, vl
     radial peculiar velocity (km/s, symmetric diverging coolwarm scale, whose grey centre
     stays visible on white), with the ZOA band
     |b| < ``zoa_b`` shaded and optional named structures. Returns the Figure."""
-    cat = _check_catalog(catalog, ("l", "b", value))
-    m = vlim or _robust_abs_max(cat[value], 98)
+    cat = check_catalog(catalog, ("l", "b", value))
+    m = vlim or robust_abs_max(cat[value], 98)
     ax = sky_map(None, cat["l"], cat["b"], cat[value], vmin=-m, vmax=m, s=s, cmap="coolwarm",
                  label=r"$v_{r,\rm obs}$  [km/s]" if value == "v_r_obs" else value,
                  title=title if title is not None else f"{len(cat):,} galaxies")
@@ -40,7 +40,7 @@ def plot_selection(catalog, *, bins: int = 30, r_max: float | None = None):
     """Two panels: (a) the radial distribution n(r) of the catalog (true and observed
     distances, Mpc/h); (b) the distance errors ln(d_obs/d_true) with their mean and
     standard deviation (≈ the fractional distance error). Returns the Figure."""
-    cat = _check_catalog(catalog, ("d_true", "d_obs"))
+    cat = check_catalog(catalog, ("d_true", "d_obs"))
     dt = np.asarray(cat["d_true"], float)
     do = np.asarray(cat["d_obs"], float)
     fig = new_figure(figsize=(10.0, 4.0))

@@ -11,7 +11,7 @@ import numpy as np
 
 from zoa_lib.book.viz.style import new_figure, OKABE_ITO, style, VizError
 from zoa_lib.book.viz.skymaps import sky_axes, sky_map, zoa_band
-from zoa_lib.book.viz.catalogs import _check_catalog
+from zoa_lib.book.viz.catalogs import check_catalog
 
 #: Colour of the observed HEALPix pixels on the sky panels (a pale blue, under the galaxies).
 OBSERVED_COLOUR = "#cfe3f2"
@@ -52,12 +52,12 @@ def _split_mocks(mocks):
         parts = [np.asarray(m) for m in mocks]
     else:
         pooled = np.asarray(mocks)
-        _check_catalog(pooled, ("sample",), "mocks")
+        check_catalog(pooled, ("sample",), "mocks")
         parts = [pooled[pooled["sample"] == s] for s in np.unique(pooled["sample"])]
     if not parts:
         raise VizError("mocks: no mock catalogue given")
     for m in parts:
-        _check_catalog(m, _SEL_FIELDS, "mocks")
+        check_catalog(m, _SEL_FIELDS, "mocks")
     return parts
 
 
@@ -69,7 +69,7 @@ def figure_real_vs_mock_sky(real, mock, sky, nside: int, *, labels=("real catalo
     Returns the Figure."""
     from matplotlib.patches import Patch
 
-    cats = [_check_catalog(real, ("l", "b"), "real"), _check_catalog(mock, ("l", "b"), "mock")]
+    cats = [check_catalog(real, ("l", "b"), "real"), check_catalog(mock, ("l", "b"), "mock")]
     sky = np.asarray(sky, bool)
     fig = new_figure(figsize=(12.5, 4.3))
     for k, (cat, lab) in enumerate(zip(cats, labels)):
@@ -112,7 +112,7 @@ def figure_real_vs_mock(real, mocks, sel, box_size: float, *, labels=("real cata
     :func:`~zoa_lib.survey.selection.catalogue_sigma_dm` of each table. Returns the Figure."""
     from zoa_lib.survey.selection import catalogue_sigma_dm, redshift_distances
 
-    real = _check_catalog(real, _SEL_FIELDS, "real")
+    real = check_catalog(real, _SEL_FIELDS, "real")
     parts = _split_mocks(mocks)
     edges = np.asarray(sel.s_edges, float)
     depth = float(sel.depth)

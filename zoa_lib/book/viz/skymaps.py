@@ -5,13 +5,13 @@ import os
 
 import numpy as np
 
-from zoa_lib.book.viz.style import _check_cube, _kind, _robust_abs_max, kind_norm, new_figure, OKABE_ITO, style, VizError
+from zoa_lib.book.viz.style import check_plot_cube, kind_of, robust_abs_max, kind_norm, new_figure, OKABE_ITO, style, VizError
 
 # --------------------------------------------------------------------------- sky maps
 #: Sky frames and the sampling of cube fields on the sky live in :mod:`zoa_lib.survey.sky` (computation);
 #: the names are re-exported here for the plotting code and older callers.
 from zoa_lib.survey.sky import frame_to_galactic, galactic_to_frame, sample_shell, SKY_FRAMES, SkyError
-from zoa_lib.survey.sky import _check_frame as _sky_frame  # noqa: E402
+from zoa_lib.survey.sky import check_frame as _sky_frame  # noqa: E402
 
 
 def _check_frame(frame) -> str:
@@ -129,7 +129,7 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
     vals = None if values is None else np.asarray(values, float)
     image = vals is not None and vals.ndim == 2 and l.ndim == 1 and b.ndim == 1 and vals.shape == (b.size, l.size)
     if kind is not None:
-        k = _kind(kind)
+        k = kind_of(kind)
         disp = None if vals is None else k.transform(vals)
         norm = norm or kind_norm(kind, vals, vmin=vmin, vmax=vmax)
         cmap = cmap or k.cmap
@@ -138,7 +138,7 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
         disp = vals
         if vals is not None and norm is None:
             if vmin is None and vmax is None:
-                m = _robust_abs_max(vals)
+                m = robust_abs_max(vals)
                 vmin, vmax = -m, m
             norm = Normalize(vmin, vmax)
         cmap = cmap or "RdBu_r"
@@ -312,7 +312,7 @@ def sky_shell_map(field, size: float, r_lo: float, r_hi: float, nside_like=(180,
     (km/s)². Returns the Figure; the sampled map is attached as ``fig.zoa_sky`` =
     (lon_deg, lat_deg, values) and the image as ``ax.zoa_image``.
     """
-    f = _check_cube(field)
+    f = check_plot_cube(field)
     kind = kind or ("velocity" if f.ndim == 4 else "density")
     ax = _sky_ax(ax, frame)
     lon, lat, vals = sample_shell(f, size, r_lo, r_hi, nside_like, n_r, frame=ax.zoa_frame)
@@ -344,8 +344,8 @@ def figure_sky_shells(truth, pred, size: float, shells, *, kind: str | None = No
     are the sky Axes."""
     from matplotlib.cm import ScalarMappable
 
-    t = _check_cube(truth, "truth")
-    p = _check_cube(pred, "pred")
+    t = check_plot_cube(truth, "truth")
+    p = check_plot_cube(pred, "pred")
     if t.shape != p.shape:
         raise VizError(f"truth {t.shape} and pred {p.shape} must have the same shape")
     shells = [(float(lo), float(hi)) for lo, hi in shells]
@@ -355,7 +355,7 @@ def figure_sky_shells(truth, pred, size: float, shells, *, kind: str | None = No
     kind = kind or ("velocity" if t.ndim == 4 else "density")
     sampled = np.concatenate([sample_shell(t, size, lo, hi, nside_like)[2].ravel() for lo, hi in shells])
     nrm = kind_norm("velocity" if kind == "velocity" else kind, sampled, vmin=vmin, vmax=vmax)
-    k = _kind(kind)
+    k = kind_of(kind)
     nrow, ncol = len(shells), 2 * len(frames)
     fig = new_figure(figsize=(4.3 * ncol, 2.45 * nrow + 0.9))
     grid = []

@@ -5,7 +5,7 @@ import numpy as np
 
 from zoa_lib.universe.grid import voxel_centres
 
-from zoa_lib.book.viz.style import _axis_index, _kind, _robust_abs_max, AXIS_NAMES, box_extent, kind_norm, new_figure, plane_axes, SLAB, slab_average, style, VizError
+from zoa_lib.book.viz.style import axis_index, kind_of, robust_abs_max, AXIS_NAMES, box_extent, kind_norm, new_figure, plane_axes, SLAB, slab_average, style, VizError
 
 # --------------------------------------------------------------------------- slices
 def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None, arrow_scale: float = 1000.0,
@@ -40,7 +40,7 @@ def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None,
 
     n = None
     a_name, b_name = AXIS_NAMES[plane[0]], AXIS_NAMES[plane[1]]
-    k = _kind(kind, of)
+    k = kind_of(kind, of)
     im = None
     with style():
         if field2d is not None:
@@ -109,7 +109,7 @@ def _quiver(ax, u, w, size, arrow_scale, per_side, color, key):
     return q
 
 
-def _as_map(a, size, axis, lo, hi, name):
+def as_map(a, size, axis, lo, hi, name):
     a = np.asarray(a)
     cube = a.ndim >= 3 and a.shape[0] == a.shape[1] == a.shape[2] and (a.ndim == 3 or a.shape[3] == 3)
     if cube and a.ndim <= 4:
@@ -139,13 +139,13 @@ def truth_norm(kind: str, truth2d, q: float = TRUTH_SCALE_PERCENTILE):
     scale (and, for density, those below 1 + δ = 0.1)."""
     from matplotlib.colors import LogNorm, Normalize
 
-    k = _kind(kind)
+    k = kind_of(kind)
     disp = np.asarray(k.transform(truth2d), dtype=float)
     disp = disp[np.isfinite(disp)]
     if k.norm == "log":
         hi = max(k.vmax, float(np.percentile(disp, q))) if disp.size else k.vmax
         return LogNorm(k.vmin, hi)
-    m = _robust_abs_max(disp, q)
+    m = robust_abs_max(disp, q)
     return Normalize(-m, m)
 
 
@@ -173,15 +173,15 @@ def figure_truth_vs_prediction(truth, pred, size: float, kind: str = "density", 
     """
     if kind == "residual":
         raise VizError("figure_truth_vs_prediction: kind is the field's kind, not 'residual'")
-    _kind(kind)
-    ax_i = _axis_index(axis)
+    kind_of(kind)
+    ax_i = axis_index(axis)
     plane = plane_axes(ax_i)
-    t = _as_map(truth, size, ax_i, lo, hi, "truth")
-    p = _as_map(pred, size, ax_i, lo, hi, "pred")
+    t = as_map(truth, size, ax_i, lo, hi, "truth")
+    p = as_map(pred, size, ax_i, lo, hi, "pred")
     if t.shape != p.shape:
         raise VizError(f"truth map {t.shape} and prediction map {p.shape} differ in shape")
-    vt = None if velocity_truth is None else _as_map(velocity_truth, size, ax_i, lo, hi, "velocity_truth")
-    vp = None if velocity_pred is None else _as_map(velocity_pred, size, ax_i, lo, hi, "velocity_pred")
+    vt = None if velocity_truth is None else as_map(velocity_truth, size, ax_i, lo, hi, "velocity_truth")
+    vp = None if velocity_pred is None else as_map(velocity_pred, size, ax_i, lo, hi, "velocity_pred")
     vr = None if (vt is None or vp is None) else vp - vt
     fig = new_figure(figsize=(15.0, 4.9))
     with style():
@@ -192,7 +192,7 @@ def figure_truth_vs_prediction(truth, pred, size: float, kind: str = "density", 
                    title=titles[0])
         im = plot_slice(axes[1], p, size, kind, vp, arrow_scale, plane=plane, norm=nrm, colorbar=False,
                         title=titles[1])
-        k = _kind(kind)
+        k = kind_of(kind)
         fig.colorbar(im, ax=list(axes[:2]), label=k.label, shrink=0.9,
                      extend=_extend(np.concatenate([k.transform(t).ravel(), k.transform(p).ravel()]), nrm))
         res = p - t

@@ -7,8 +7,8 @@ from typing import Mapping
 
 import numpy as np
 
-from zoa_lib.book.viz.style import _axis_index, _kind, new_figure, OKABE_ITO, plane_axes, SLAB, style, VizError
-from zoa_lib.book.viz.slices import _as_map, plot_slice, truth_norm
+from zoa_lib.book.viz.style import axis_index, kind_of, new_figure, OKABE_ITO, plane_axes, SLAB, style, VizError
+from zoa_lib.book.viz.slices import as_map, plot_slice, truth_norm
 
 # --------------------------------------------------------------------------- 1D/2D statistics
 def _new_ax(ax, figsize=(5.2, 4.4), **kw):
@@ -120,9 +120,9 @@ def figure_engine_slabs(deltas: Mapping[str, np.ndarray], size: float, *, axis=0
     if not deltas:
         raise VizError("figure_engine_slabs: no fields")
     labels = {**ENGINE_LABELS, **(labels or {})}
-    ax_i = _axis_index(axis)
+    ax_i = axis_index(axis)
     plane = plane_axes(ax_i)
-    maps = {k: _as_map(v, size, ax_i, lo, hi, k) for k, v in deltas.items()}
+    maps = {k: as_map(v, size, ax_i, lo, hi, k) for k, v in deltas.items()}
     fig = new_figure(figsize=(5.4 * len(maps) + 0.8, 4.8))
     with style():
         axes = np.atleast_1d(fig.subplots(1, len(maps), sharex=True, sharey=True))
@@ -136,7 +136,7 @@ def figure_engine_slabs(deltas: Mapping[str, np.ndarray], size: float, *, axis=0
         axes[0].set_ylabel(f"parent axis {'xyz'[plane[1]]}  [Mpc/h]")
         for a in axes[1:]:
             a.set_ylabel("")
-        fig.colorbar(im, ax=list(axes), label=_kind("density").label, shrink=0.9)
+        fig.colorbar(im, ax=list(axes), label=kind_of("density").label, shrink=0.9)
     return fig
 
 

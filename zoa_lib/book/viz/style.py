@@ -95,7 +95,7 @@ def box_extent(size: float) -> tuple[float, float, float, float]:
     return (-h, h, -h, h)
 
 
-def _axis_index(axis) -> int:
+def axis_index(axis) -> int:
     if isinstance(axis, str):
         try:
             return AXIS_NAMES.index(axis.upper())
@@ -106,7 +106,7 @@ def _axis_index(axis) -> int:
     raise VizError(f"axis must be one of {AXIS_NAMES} or 0, 1, 2, got {axis!r}")
 
 
-def _check_cube(field, name="field", vector=None) -> np.ndarray:
+def check_plot_cube(field, name="field", vector=None) -> np.ndarray:
     """:func:`zoa_lib.universe.grid.check_cube` raising :class:`VizError` (``vector=None``: scalar or vector)."""
     return check_cube(field, name, vector=vector, error=VizError)
 
@@ -129,8 +129,8 @@ def slab_average(field, size: float, axis=2, lo: float = SLAB[0], hi: float = SL
         axes in cube order; extent = (−L/2, L/2, −L/2, L/2) for ``imshow(map2d.T,
         origin="lower", extent=extent)``.
     """
-    a = _check_cube(field)
-    ax = _axis_index(axis)
+    a = check_plot_cube(field)
+    ax = axis_index(axis)
     n = a.shape[0]
     x = voxel_centres(size, n)
     sel = (x > lo) & (x < hi)
@@ -143,7 +143,7 @@ def slab_average(field, size: float, axis=2, lo: float = SLAB[0], hi: float = SL
 
 def plane_axes(axis) -> tuple[int, int]:
     """The two in-plane axes (cube order) of a slice perpendicular to ``axis``."""
-    ax = _axis_index(axis)
+    ax = axis_index(axis)
     return tuple(i for i in range(3) if i != ax)
 
 
@@ -195,7 +195,7 @@ RESIDUAL_LABELS = {
 }
 
 
-def _kind(kind: str, of: str | None = None) -> Kind:
+def kind_of(kind: str, of: str | None = None) -> Kind:
     if kind == "residual":
         base = KINDS.get(of or "density")
         if base is None:
@@ -207,7 +207,7 @@ def _kind(kind: str, of: str | None = None) -> Kind:
     return KINDS[kind]
 
 
-def _robust_abs_max(x, q=99.0) -> float:
+def robust_abs_max(x, q=99.0) -> float:
     x = np.abs(np.asarray(x, dtype=float))
     x = x[np.isfinite(x)]
     v = float(np.percentile(x, q)) if x.size else 0.0
@@ -221,16 +221,16 @@ def kind_norm(kind: str, data=None, *, of: str | None = None, vmin=None, vmax=No
     override."""
     from matplotlib.colors import LogNorm, Normalize
 
-    k = _kind(kind, of)
+    k = kind_of(kind, of)
     disp = None if data is None else k.transform(data)
     if k.norm == "log":
         return LogNorm(vmin if vmin is not None else k.vmin, vmax if vmax is not None else k.vmax)
     if k.norm == "fixed":
         return Normalize(vmin if vmin is not None else k.vmin, vmax if vmax is not None else k.vmax)
     if k.norm == "positive":
-        top = _robust_abs_max(disp, 99.5) if disp is not None else 1.0
+        top = robust_abs_max(disp, 99.5) if disp is not None else 1.0
         return Normalize(vmin if vmin is not None else 0.0, vmax if vmax is not None else top)
-    m = _robust_abs_max(disp) if disp is not None else 1.0
+    m = robust_abs_max(disp) if disp is not None else 1.0
     return Normalize(vmin if vmin is not None else -m, vmax if vmax is not None else m)
 
 

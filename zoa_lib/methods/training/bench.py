@@ -12,8 +12,8 @@ import numpy as np
 from zoa_lib.survey import shards
 from zoa_lib.io.machine import available_bytes, gpu_total_bytes
 from zoa_lib.universe.rng import generator
-from zoa_lib.methods.training.fitting import _gpu, build_and_compile
-from zoa_lib.methods.training.pipeline import _wiener_dataset, in_memory_bytes, make_dataset, scan_shards
+from zoa_lib.methods.training.fitting import gpu_available, build_and_compile
+from zoa_lib.methods.training.pipeline import wiener_dataset, in_memory_bytes, make_dataset, scan_shards
 from zoa_lib.methods.training.transforms import Transforms
 
 
@@ -44,7 +44,7 @@ def _synthetic_shards(folder: Path, grid: int, n_shards: int, per_shard: int, se
         if wiener:
             c = folder / ("wiener-" + shards.shard_name(k))
             with h5py.File(c, "w") as h:
-                h.create_dataset(_wiener_dataset(), data=np.stack(
+                h.create_dataset(wiener_dataset(), data=np.stack(
                     [g.normal(0, 1e5, (n,) + (grid,) * 3), g.normal(0, 0.5, (n,) + (grid,) * 3)], -1).astype(np.float32),
                     chunks=(1, grid, grid, grid, 2))
             chans.append(c)
@@ -86,7 +86,7 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
 
     tr = profile.training
     N = profile.box.grid
-    gpu = _gpu()
+    gpu = gpu_available()
     out = {"grid": N, "model": dataclasses.asdict(profile.model), "gpu": gpu, "batch_size": tr.batch_size,
            "wiener_channels": bool(tr.wiener_channels)}
     cal = {"edges": [0.0, 1.0], "bias": [0.0], "n_mocks": 0, "sigma_nl": None} if tr.wiener_channels else None

@@ -69,8 +69,8 @@ from zoa_lib.io.crash_points import stop_armed
 from zoa_lib.universe.rng import generator
 from zoa_lib.methods.training.model_files import matching_model, model_dir, read_model_metadata, register_custom_objects, snapshot_epochs
 from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, split_shards
-from zoa_lib.methods.training.strategy import _multiworker_workarounds, get_strategy, worker_role
-from zoa_lib.methods.training.transforms import _check_target, TARGET_NAMES, TrainingError, Transforms
+from zoa_lib.methods.training.strategy import multiworker_workarounds, get_strategy, worker_role
+from zoa_lib.methods.training.transforms import check_target, TARGET_NAMES, TrainingError, Transforms
 
 
 @dataclass
@@ -98,7 +98,7 @@ def training_seed(profile, target: str) -> int:
     return int(generator(profile.seed, "training", 0, TARGET_NAMES.index(target)).integers(2 ** 31 - 1))
 
 
-def _gpu() -> bool:
+def gpu_available() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
@@ -144,7 +144,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
 
     from zoa_lib.methods.training.callbacks import AtomicBackupAndRestore, backup_epoch, backup_state, Checkpoint, EpochTimer, LearningRateLogger, mark_fresh_backup, StopPoints
 
-    _check_target(target)
+    check_target(target)
     log = log or (print if progress else (lambda *a: None))
     t0 = time.perf_counter()
     if strategy is None or isinstance(strategy, str):
@@ -155,7 +155,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         raise TrainingError(f"{shards.mocks_dir(profile)}: no training shards in the manifest; run "
                             f"`zoa mocks --profile {profile.name}` first")
     val_set = split_shards(profile, "val")
-    gpu = _gpu()
+    gpu = gpu_available()
     use_mp, use_xla = tr.mixed_precision and gpu, tr.xla and gpu
     if (tr.mixed_precision or tr.xla) and not gpu:
         log("no GPU: training.mixed_precision and training.xla are ignored (float32, no XLA)")
@@ -225,7 +225,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
             model = build_and_compile(profile, steps, name=f"vnet_{target}", jit_compile=use_xla,
                                       mixed_precision=use_mp, transforms=transforms)
     if n_workers > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _multiworker_workarounds(model, strategy, profile.box.grid, transforms.in_channels)
+        multiworker_workarounds(model, strategy, profile.box.grid, transforms.in_channels)
     n_params = int(model.count_params())
     log(f"{target}: V-Net with {n_params:,} parameters; {train_set.n} training / {val_set.n} validation "
         f"mocks; {steps} steps per epoch of global batch {B} ({replicas} replica(s), "

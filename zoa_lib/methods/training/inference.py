@@ -13,7 +13,7 @@ from zoa_lib.io.atomic import atomic_path, ensure_writable
 from zoa_lib.io.provenance import provenance
 from zoa_lib.methods.training.model_files import load_model_file, model_path
 from zoa_lib.methods.training.pipeline import ShardReader, split_shards
-from zoa_lib.methods.training.transforms import _check_target, TrainingError, Transforms, UNITS
+from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms, UNITS
 
 
 def predictions_path(profile, target: str, split: str = "test") -> Path:
@@ -94,7 +94,7 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     import h5py
     from tqdm.auto import tqdm
 
-    _check_target(target)
+    check_target(target)
     if split not in ("train", "val", "test"):
         raise TrainingError(f"split must be train, val or test, got {split!r}")
     shards = split_shards(profile, split)

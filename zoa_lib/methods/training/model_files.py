@@ -11,7 +11,7 @@ from pathlib import Path
 
 from zoa_lib.io.atomic import atomic_path
 from zoa_lib.io.provenance import provenance
-from zoa_lib.methods.training.transforms import _check_target, TrainingError, Transforms
+from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms
 
 #: Name of the metadata member added to every .keras zip.
 META_MEMBER = "zoa.json"
@@ -28,7 +28,7 @@ def model_dir(profile, target: str) -> Path:
     network, :func:`zoa_lib.methods.networks.files_dir`)."""
     from zoa_lib.methods.networks import files_dir
 
-    return files_dir(profile, "models") / _check_target(target)
+    return files_dir(profile, "models") / check_target(target)
 
 
 def save_model(model, path: str | Path, transforms: Transforms, profile=None, **meta) -> Path:
@@ -106,9 +106,9 @@ def _section(trained: dict, key: str, profile):
     if isinstance(value, dict) and dataclasses.is_dataclass(current):
         defaults = {f.name: f.default for f in dataclasses.fields(current)
                     if f.default is not dataclasses.MISSING}
-        from zoa_lib.config import _to_plain
+        from zoa_lib.config import to_plain
 
-        value = {k: v for k, v in {**_to_plain(defaults), **value}.items() if f"{key}.{k}" not in REMOVED_KEYS}
+        value = {k: v for k, v in {**to_plain(defaults), **value}.items() if f"{key}.{k}" not in REMOVED_KEYS}
     return value
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from zoa_lib.survey import shards
 from zoa_lib.universe.rng import generator
 from zoa_lib.universe.symmetries import rotate_cube
-from zoa_lib.methods.training.transforms import _check_target, TrainingError, Transforms
+from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class ShardReader:
                  channel_paths: Sequence[str | Path] | None = None):
         import threading
 
-        self.shards, self.target, self.transforms = shards, _check_target(target), transforms
+        self.shards, self.target, self.transforms = shards, check_target(target), transforms
         if transforms.wiener_channels and channel_paths is None:
             raise TrainingError("the model takes the Wiener-filter channels: give their files (channel_paths)")
         if channel_paths is not None and len(channel_paths) != len(shards.paths):
@@ -145,7 +145,7 @@ class ShardReader:
         i, kind = key
         path = self.shards.paths[i] if kind == "shard" else self.channel_paths[i]
         f = h5py.File(path, "r")
-        names = ("inputs", "targets/" + self.target) if kind == "shard" else (_wiener_dataset(),)
+        names = ("inputs", "targets/" + self.target) if kind == "shard" else (wiener_dataset(),)
         direct = {}
         for name in names:
             ds = f[name]
@@ -181,7 +181,7 @@ class ShardReader:
         shard, row = int(shard), int(row)
         x = self._get((shard, "shard"), "inputs", row)
         if self.channel_paths is not None:
-            x = np.concatenate([x, self._get((shard, "wiener"), _wiener_dataset(), row)], axis=-1)
+            x = np.concatenate([x, self._get((shard, "wiener"), wiener_dataset(), row)], axis=-1)
         return x, self._get((shard, "shard"), "targets/" + self.target, row)
 
     def sample(self, shard, row):
@@ -210,7 +210,7 @@ class ShardReader:
             pass
 
 
-def _wiener_dataset() -> str:
+def wiener_dataset() -> str:
     from zoa_lib.methods.wiener_channels import DATASET
 
     return DATASET

@@ -79,7 +79,7 @@ def worker_role(strategy) -> tuple[bool, int, int]:
     chief = ttype == "chief" or (ttype == "worker" and tid == 0 and "chief" not in spec)
     return chief, (0 if ttype == "chief" else idx), n
 
-def _multiworker_workarounds(model, strategy, grid: int, channels: int = 2) -> None:
+def multiworker_workarounds(model, strategy, grid: int, channels: int = 2) -> None:
     """Two Keras 3 bugs with MultiWorkerMirroredStrategy (keras-team/keras#20585):
 
     1. ``fit`` peeks at a distributed batch and ``strategy.reduce``-s the (x, y) tuple to build

@@ -40,7 +40,7 @@ class TrainingError(ZoaError, ValueError):
     """Missing or bad training data, models or settings; the message names the file or key."""
 
 
-def _check_target(target: str) -> str:
+def check_target(target: str) -> str:
     if target not in TARGET_NAMES:
         raise TrainingError(f"target must be one of {', '.join(TARGET_NAMES)}, got {target!r}")
     return target
@@ -71,7 +71,7 @@ class Transforms:
     def from_profile(cls, profile, target: str, wiener_calibration: dict | None = None) -> "Transforms":
         """The profile's transforms; ``wiener_calibration`` (:func:`zoa_lib.methods.wiener_channels.profile_calibration`)
         is needed when ``training.wiener_channels``."""
-        _check_target(target)
+        check_target(target)
         t = profile.training
         wiener = bool(t.wiener_channels)
         if wiener and wiener_calibration is None:
