@@ -9,7 +9,6 @@ from astropy.coordinates import SkyCoord
 from zoa_lib.methods import reconstruction
 from zoa_lib.methods import registry
 from zoa_lib.analysis import ga_search
-from zoa_lib.analysis import structures
 from zoa_lib.methods import calibration
 from zoa_lib.survey import catalog_files
 from zoa_lib.universe import constrained
@@ -184,8 +183,8 @@ def test_far_from_the_constraints_the_variance_follows_pk(cosmo):
 
 # --------------------------------------------------------------------------- structures
 def test_known_structures_round_trip_with_astropy():
-    structures = structures.known_structures()
-    assert structures.great_attractor(structures).name == structures.GREAT_ATTRACTOR
+    structures = structures_module.known_structures()
+    assert structures_module.great_attractor(structures).name == structures_module.GREAT_ATTRACTOR
     assert {s.kind for s in structures} == {"attractor", "void"}
     for s in structures:
         c = SkyCoord(sgx=s.sg[0] * u.Mpc, sgy=s.sg[1] * u.Mpc, sgz=s.sg[2] * u.Mpc,
@@ -194,7 +193,7 @@ def test_known_structures_round_trip_with_astropy():
         assert abs(dl) < 1e-6 and c.b.deg == pytest.approx(s.b, abs=1e-6)
         assert c.distance.to_value(u.Mpc) * 100 == pytest.approx(s.cz, rel=1e-9)   # d = cz / H0
         assert s.distance == pytest.approx(s.cz / 100.0)
-    ga = structures.great_attractor(structures)
+    ga = structures_module.great_attractor(structures)
     assert (ga.l, ga.b, ga.cz) == (308.4, 29.0, 4960.0)
 
 
@@ -210,7 +209,7 @@ def _cz_cmb_astropy(cz_helio, l, b):
 
 
 def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
-    structures = {s.name: s for s in structures.known_structures()}
+    structures = {s.name: s for s in structures_module.known_structures()}
     norma = structures["Norma cluster (A3627)"]
     # Woudt et al. 2008: 4871 km/s heliocentric, stored as published; the CMB cz is computed
     assert (norma.frame, norma.cz_table, norma.cz_helio) == ("heliocentric", 4871.0, 4871.0)
@@ -228,11 +227,11 @@ def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
     # no entry claims the CMB frame while its reference gives a heliocentric redshift: the CMB rows are
     # the paper's GA (a CF4 result, CMB frame) and the Local Void's centre (H0 d, a distance)
     cmb = {n for n, s in structures.items() if s.frame == "cmb"}
-    assert cmb == {structures.GREAT_ATTRACTOR, "Local Void"}
+    assert cmb == {structures_module.GREAT_ATTRACTOR, "Local Void"}
     assert all("heliocentric" not in structures[n].reference for n in cmb)
     assert all("heliocentric" in s.reference for s in structures.values() if s.frame == "heliocentric")
     # the paper's GA stays as the paper gives it (CMB frame); its heliocentric cz is the inverse conversion
-    ga = structures.great_attractor()
+    ga = structures_module.great_attractor()
     assert (ga.l, ga.b, ga.cz, ga.frame) == (308.4, 29.0, 4960.0, "cmb")
     assert _cz_cmb_astropy(ga.cz_helio, ga.l, ga.b) == pytest.approx(4960.0, abs=0.01)
 
@@ -240,16 +239,16 @@ def test_structure_cz_is_converted_to_the_cmb_frame_not_typed():
 def test_structure_table_frame_column(tmp_path):
     p = tmp_path / "s.csv"
     p.write_text("name,l,b,cz,kind\nGreat Attractor,308.4,29.0,4960,attractor\n")
-    (ga,) = structures.known_structures(p)
+    (ga,) = structures_module.known_structures(p)
     assert (ga.frame, ga.cz) == ("cmb", 4960.0)
     p.write_text("name,l,b,cz,frame,kind\nComa,58.1,88.0,6925,heliocentric,attractor\n"
                  "Virgo,283.8,74.5,1050,local-group,attractor\n")
-    coma, virgo = structures.known_structures(p)
+    coma, virgo = structures_module.known_structures(p)
     assert coma.cz == pytest.approx(_cz_cmb_astropy(6925.0, 58.1, 88.0), abs=0.01)
     assert virgo.frame == "local-group" and virgo.cz_table == 1050.0 and virgo.cz > 1050.0
     p.write_text("name,l,b,cz,frame,kind\nComa,58.1,88.0,6925,galactocentric,attractor\n")
-    with pytest.raises(structures.LocalUniverseError, match="line 2: frame"):
-        structures.known_structures(p)
+    with pytest.raises(structures_module.LocalUniverseError, match="line 2: frame"):
+        structures_module.known_structures(p)
 
 
 @pytest.mark.parametrize("row, message", [
@@ -260,10 +259,10 @@ def test_structure_table_frame_column(tmp_path):
 def test_bad_structure_table_names_the_line(tmp_path, row, message):
     p = tmp_path / "s.csv"
     p.write_text("# comment\nname,l,b,cz,kind,reference\n" + row + "\n")
-    with pytest.raises(structures.LocalUniverseError, match=message):
-        structures.known_structures(p)
-    with pytest.raises(structures.LocalUniverseError, match="not found"):
-        structures.known_structures(tmp_path / "missing.csv")
+    with pytest.raises(structures_module.LocalUniverseError, match=message):
+        structures_module.known_structures(p)
+    with pytest.raises(structures_module.LocalUniverseError, match="not found"):
+        structures_module.known_structures(tmp_path / "missing.csv")
 
 
 # --------------------------------------------------------------------------- GA finder
@@ -288,7 +287,7 @@ def test_locate_attractor_finds_a_blob_at_a_known_sky_position():
     # nothing but a slope: the maximum sits on the search sphere's edge and is not "found"
     res = ga_search.locate_attractor(X, size, centre, 15.0)
     assert not res["found"]
-    with pytest.raises(structures.LocalUniverseError):
+    with pytest.raises(structures_module.LocalUniverseError):
         ga_search.locate_attractor(blob, size, [500.0, 0, 0], 15.0)
 
 
@@ -341,7 +340,7 @@ def test_local_universe_box_places_the_structures(ci, ci_box):
     assert np.abs(cf.gradient).max() < 1e-6 * cf.sigma_s / cf.smoothing
     heights = cf.targets / cf.sigma_s
     names = [s.name for s in box.structures]
-    assert heights[names.index(structures.GREAT_ATTRACTOR)] == heights.max() and heights[names.index("Local Void")] < 0
+    assert heights[names.index(structures_module.GREAT_ATTRACTOR)] == heights.max() and heights[names.index("Local Void")] < 0
     # reverse Zel'dovich: constraint point + its displacement lands on the literature position
     x = np.array([s.sg for s in box.structures]) + box.size / 2
     assert np.linalg.norm(cf.positions + cf.displacement - x, axis=1).max() < 1.0
@@ -355,7 +354,7 @@ def test_local_universe_box_places_the_structures(ci, ci_box):
 
     def at(s):
         return delta[tuple(np.floor((np.array(s.sg) + ci.box.size / 2) / h).astype(int))]
-    assert at(structures.great_attractor(box.structures)) > 0.5
+    assert at(structures_module.great_attractor(box.structures)) > 0.5
     assert at(box.structures[names.index("Local Void")]) < 0
 
 
@@ -432,9 +431,9 @@ def test_reconstruct_surveys_runs_the_baselines_on_every_survey(ci, ci_box):
     one = reconstruction.reconstruct("potent", inputs[1], ci)
     np.testing.assert_array_equal(rec["delta"][1], one["delta"])
     np.testing.assert_array_equal(rec["velocity"][1], one["velocity"])
-    with pytest.raises(structures.LocalUniverseError, match="unknown method"):
+    with pytest.raises(structures_module.LocalUniverseError, match="unknown method"):
         ga_search.reconstruct_surveys(ci, inputs, "kriging")
-    with pytest.raises(structures.LocalUniverseError, match=r"shape \(n, 16, 16, 16, 2\)"):
+    with pytest.raises(structures_module.LocalUniverseError, match=r"shape \(n, 16, 16, 16, 2\)"):
         ga_search.reconstruct_surveys(ci, inputs[0], "potent")
 
 
@@ -442,7 +441,7 @@ def test_search_methods_and_attractor_table(ci, zoa_data):
     # no training shards in an empty data folder: the calibrated filter falls back to the plain one
     assert ga_search.search_methods(ci) == ["vnet", "wiener"]
     assert ga_search.search_methods(ci, "potent") == ["vnet", "potent"] and ga_search.search_methods(ci, None) == ["vnet"]
-    with pytest.raises(structures.LocalUniverseError, match="unknown method"):
+    with pytest.raises(structures_module.LocalUniverseError, match="unknown method"):
         ga_search.search_methods(ci, "kriging")
     hit = {"l": 308.0, "b": 29.0, "cz": 5000.0, "found": True}
     miss = {"l": 0.0, "b": 0.0, "cz": 0.0, "found": False}
@@ -458,7 +457,7 @@ def test_search_methods_and_attractor_table(ci, zoa_data):
 
 
 def _structure(name, sg, kind="attractor", b=0.0):
-    return structures.Structure(name, 0.0, b, 100.0 * float(np.linalg.norm(sg)), kind, "", tuple(float(x) for x in sg))
+    return structures_module.Structure(name, 0.0, b, 100.0 * float(np.linalg.norm(sg)), kind, "", tuple(float(x) for x in sg))
 
 
 def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent():
@@ -487,7 +486,7 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
     assert by["cluster"]["offset_mean"] < 0.5 * size / n
     assert by["void"]["in_zoa"] and by["cluster"]["in_zoa"] and not by["nothing"]["in_zoa"]
     assert np.isnan(by["nothing"]["offset_mean"])
-    assert list(structures.in_zoa(structures, 4.0)) == [True, False, False]
+    assert list(structures_module.in_zoa(structures, 4.0)) == [True, False, False]
     summary = ga_search.recovery_summary(rows, "half", inside_zoa=True)           # clusters only by default
     assert summary["n"] == 1 and summary["found"] == 1.0
     assert summary["ratio"] == pytest.approx(0.5, rel=1e-3)
@@ -498,8 +497,8 @@ def test_structure_probe_finds_a_planted_cluster_and_void_and_not_what_is_absent
 
 
 def test_the_shipped_structures_include_ones_the_zoa_hides():
-    structures = structures.known_structures()
-    hidden = [s for s, h in zip(structures, structures.in_zoa(structures, 10.0)) if h]
+    structures = structures_module.known_structures()
+    hidden = [s for s, h in zip(structures, structures_module.in_zoa(structures, 10.0)) if h]
     assert any("Norma" in s.name for s in hidden) and any(abs(s.b) < 1.0 for s in hidden)
 
 
@@ -514,11 +513,11 @@ def test_search_realizations_streams_in_batches_with_the_results_of_one_stack(ci
     # the same as the whole stack reconstructed at once and searched by attractor_search
     inputs = np.stack([inp for _, inp in lu.survey_realizations(ci, cube, 3)])
     rec = ga_search.reconstruct_surveys(ci, inputs, "potent")
-    ga = structures.great_attractor()
+    ga = structures_module.great_attractor()
     full = ga_search.attractor_search(rec["delta"], rec["velocity"], ci.box.size, ga.sg, ci.local_universe.ga_match_radius)
     assert full["density"]["results"] == streamed.search["potent"]["density"]["results"]
     np.testing.assert_array_equal(streamed.first["potent"]["delta"], rec["delta"][0])
-    with pytest.raises(structures.LocalUniverseError, match="batch"):
+    with pytest.raises(structures_module.LocalUniverseError, match="batch"):
         ga_search.search_realizations(ci, cube, ["potent"], 3, batch=0)
 
 
@@ -533,7 +532,7 @@ def test_wiener_joint_is_a_search_baseline(ci, zoa_data):
 
     assert "wiener_joint" in registry.SEARCH_METHODS and registry.SEARCH_LABELS["wiener_joint"].startswith("joint Wiener filter")
     assert ga_search.search_methods(ci, "wiener_joint") == ["vnet", "wiener_joint"]
-    with pytest.raises(structures.LocalUniverseError, match="known: wiener, wiener_cal, wiener_joint, potent"):
+    with pytest.raises(structures_module.LocalUniverseError, match="known: wiener, wiener_cal, wiener_joint, potent"):
         ga_search.search_methods(ci, "kriging")
     shards = synthetic_training_mocks(ci)
     rc._COUNTS.clear()

@@ -20,7 +20,7 @@ def root(tmp_path, monkeypatch):
 
 def test_display_path_is_relative_to_the_repository():
     assert display_path(REPO_ROOT / "data" / "laptop" / "mocks") == "data/laptop/mocks"
-    assert display_path(str(REPO_ROOT / "zoa_lib" / "io.py")) == "zoa_lib/io/atomic.py"
+    assert display_path(str(REPO_ROOT / "zoa_lib" / "io" / "atomic.py")) == "zoa_lib/io/atomic.py"
     assert display_path(REPO_ROOT) == "."
     assert display_path("data/ci") == "data/ci"  # already relative: unchanged
 

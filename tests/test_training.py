@@ -302,8 +302,8 @@ def test_cli_train_and_predict_write_physical_units(zoa_data, capsys):
     assert main(["predict", "--target", "phi", "--split", "test", "--no-progress"] + args) == 0
     path = zoa_data / "ci" / "predictions" / "phi-test.h5"
     assert path.exists() and str(path) in capsys.readouterr().out
-    shards = shards.shard_paths(shards.mocks_dir(p), "test")
-    s = shards.read_shard(shards[0])
+    test_shards = shards.shard_paths(shards.mocks_dir(p), "test")
+    s = shards.read_shard(test_shards[0])
     model, tf_ = model_files.load_model(p, "phi")
     with h5py.File(path, "r") as f:
         assert f.attrs["target"] == "phi" and f.attrs["units"] == "(km/s)^2"

@@ -31,8 +31,9 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from zoa_lib.errors import printable, ZoaError
+from zoa_lib.io.paths import data_root, shipped_dir
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILES_DIR = shipped_dir("profiles")
 PROFILE_NAMES = ("ci", "laptop", "workstation", "paper")
 #: Override keys that change how a run executes but not what it computes: a run that overrides
 #: only these keeps the profile's data folder (:func:`run_data_tag`).
@@ -441,7 +442,7 @@ class Profile:
         ``<data_dir>/<name>-<data_tag>`` when the profile carries a tag."""
         base = Path(os.environ.get("ZOA_DATA", self.data_dir))
         if not base.is_absolute():
-            base = PROFILES_DIR.parent / base
+            base = data_root() / base
         return base / (f"{self.name}-{self.data_tag}" if self.data_tag else self.name)
 
     def to_dict(self) -> dict:

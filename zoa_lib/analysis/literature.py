@@ -78,9 +78,9 @@ class PublishedBulkFlow:
 
 def default_table() -> Path:
     """``data/published_bulk_flows.csv`` in the repository."""
-    from zoa_lib.io.paths import REPO_ROOT
+    from zoa_lib.io.paths import shipped
 
-    return REPO_ROOT / "data" / "published_bulk_flows.csv"
+    return shipped("published_bulk_flows.csv")
 
 
 def published_bulk_flows(path=None) -> list[PublishedBulkFlow]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from zoa_lib.universe.cosmology import H0
+from zoa_lib.io.paths import shipped
 from zoa_lib.errors import ZoaError
 from zoa_lib.survey.frames import CMB, HELIOCENTRIC, LOCAL_GROUP
 
@@ -37,6 +38,9 @@ GREAT_ATTRACTOR = "Great Attractor"
 KINDS = ("attractor", "void")
 #: Frames a table's cz may be given in (:mod:`zoa_lib.survey.frames`).
 CZ_FRAMES = (HELIOCENTRIC, LOCAL_GROUP, CMB)
+
+#: The shipped table of literature positions (``data/known_structures.csv``).
+KNOWN_STRUCTURES = shipped("known_structures.csv")
 
 
 class LocalUniverseError(ZoaError, ValueError):
@@ -82,9 +86,7 @@ class Structure:
 
 
 def _default_table() -> Path:
-    from zoa_lib.book.runner import KNOWN_STRUCTURES
-
-    return Path(KNOWN_STRUCTURES)
+    return KNOWN_STRUCTURES
 
 
 def known_structures(path=None) -> list[Structure]:

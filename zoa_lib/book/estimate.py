@@ -419,9 +419,9 @@ def reference_costs_path(profile) -> Path:
     ``zoa bench book`` on the project's reference machine (2 CPU cores, like its CI) and
     shipped with the repository, so that a fresh clone's first book has an estimate to set
     its measured times against. ``zoa bench book`` then measures this machine's."""
-    from zoa_lib.config import PROFILES_DIR
+    from zoa_lib.io.paths import shipped_dir
 
-    return PROFILES_DIR / "unit-costs" / f"{profile.name}.json"
+    return shipped_dir("profiles") / "unit-costs" / f"{profile.name}.json"
 
 
 def landing_estimate(profile) -> dict | None:
@@ -463,7 +463,7 @@ def landing_estimate(profile) -> dict | None:
 # --------------------------------------------------------------------------- measuring
 def _subprocess_seconds(code: str) -> float:
     """Wall seconds of ``python -c code`` in a fresh process (TensorFlow's logs silenced)."""
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
     a = time.perf_counter()

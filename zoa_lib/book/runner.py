@@ -54,7 +54,6 @@ from zoa_lib.book.run_info import format_seconds, package_versions, scale_compar
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 #: Literature positions of the Great Attractor and other local structures (shipped table).
-KNOWN_STRUCTURES = REPO_ROOT / "data" / "known_structures.csv"
 CHAPTER_PREFIX = "book/chapters/"
 #: Files a book root needs (copied by :func:`prepare_root` into a fresh folder).
 BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "data/known_structures.csv", "docs/DESIGN.md")

@@ -1,14 +1,44 @@
-"""Paths as pages and logs show them, and the files shipped with the package.
+"""Where things are: the files shipped with zoa, the source checkout, and paths as pages and
+logs show them.
+
+Shipped files (:func:`shipped`) are found through :mod:`importlib.resources`, as astropy and
+colossus find theirs, so that a checkout, an editable install and a wheel installed anywhere read
+the same tables: the repository's ``profiles/`` is the package ``zoa_lib.profiles`` and its
+``data/`` tables the package ``zoa_lib.tables`` (``pyproject.toml``, ``[tool.setuptools.package-dir]``).
 """
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 from pathlib import Path
 
+#: The folder holding ``zoa_lib/``: the source checkout (its notebooks, book and default data
+#: folder) when zoa runs from one; the environment's library folder for an installed wheel.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Whether zoa runs from a source checkout (the book's notebooks and ``_toc.yml`` are there).
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "zoa_lib").is_dir()
+#: The packages that hold the shipped files, by kind.
+SHIPPED_PACKAGES = {"tables": "zoa_lib.tables", "profiles": "zoa_lib.profiles"}
 
-#: The repository (the folder holding ``zoa_lib/``).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def shipped_dir(kind: str = "tables") -> Path:
+    """The folder of the shipped ``kind`` of file: ``tables`` (the real catalogues and the
+    literature tables of ``data/``) or ``profiles`` (the YAML profiles of ``profiles/``)."""
+    if kind not in SHIPPED_PACKAGES:
+        raise ValueError(f"shipped: unknown kind {kind!r} (known: {', '.join(SHIPPED_PACKAGES)})")
+    return Path(str(importlib.resources.files(SHIPPED_PACKAGES[kind])))
+
+
+def shipped(name: str, kind: str = "tables") -> Path:
+    """The shipped file ``name`` (e.g. ``cf4-table2-first9999.csv``) of :func:`shipped_dir`."""
+    return shipped_dir(kind) / name
+
+
+def data_root() -> Path:
+    """The folder a relative ``data_dir`` of a profile is taken from: the checkout, or the
+    working directory where zoa is an installed wheel."""
+    return REPO_ROOT if IN_CHECKOUT else Path.cwd()
 
 
 def book_root(start: str | os.PathLike | None = None) -> Path | None:

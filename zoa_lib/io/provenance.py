@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import subprocess
-from pathlib import Path
 from zoa_lib import __version__
 from zoa_lib.errors import ZoaError
 
@@ -24,7 +23,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 def git_commit() -> str:
     """Short git commit of the source tree, with ``-dirty`` if modified; ``unknown``
     outside a checkout."""
-    root = Path(__file__).resolve().parent.parent
+    from zoa_lib.io.paths import REPO_ROOT as root
+
     try:
         out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
                              capture_output=True, text=True, timeout=10)

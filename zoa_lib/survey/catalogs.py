@@ -71,22 +71,23 @@ import numpy as np
 
 from zoa_lib.survey import distances
 from zoa_lib.survey import sky
+from zoa_lib.survey.sky import galactic_to_sg, icrs_to_galactic, supergalactic_to_galactic_angles
 from zoa_lib.survey import frames, galaxies
 from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.errors import printable, ZoaError
-from zoa_lib.io.paths import display_path
+from zoa_lib.io.paths import display_path, shipped
 
 #: H0 (km/s/Mpc) of Cosmicflows-4 distances (Tully et al. 2023).
 CF4_H0 = 74.6
 #: VizieR name of the CF4 individual-galaxy table (Tully et al. 2023, ApJ 944, 94).
 CF4_VIZIER = "J/ApJ/944/94/table2"
 #: The shipped real CF4 table: its first 9,999 rows (VizieR's row limit), RA 0°–203°.
-CF4_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "cf4-table2-first9999.csv"
+CF4_SAMPLE = shipped("cf4-table2-first9999.csv")
 #: sha256 of :data:`CF4_SAMPLE` (also in data/README.md).
 CF4_SAMPLE_SHA256 = "955e3d0d1db2aeabd57c051480a40282084b92f59875bd0f69bee450eefe7fba"
 
 #: The shipped real CF3 table: its group-member catalogue, 17,647 galaxies, whole sky.
-CF3_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "cf3-group-members.tsv"
+CF3_SAMPLE = shipped("cf3-group-members.tsv")
 #: sha256 of :data:`CF3_SAMPLE` (also in data/README.md).
 CF3_SAMPLE_SHA256 = "a776865717ebee8a8a0fe5fbe6bfe0a92a815995446c01cddbf620785954a194"
 #: H0 (km/s/Mpc) of Cosmicflows-3 distances (Tully, Courtois & Sorce 2016).
@@ -704,9 +705,9 @@ def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndar
     if sky == ("glon", "glat"):
         l, b = np.mod(arr["glon"], 360.0), arr["glat"]
     elif sky == ("sgl", "sgb"):
-        l, b = sky.supergalactic_to_galactic_angles(arr["sgl"], arr["sgb"])
+        l, b = supergalactic_to_galactic_angles(arr["sgl"], arr["sgb"])
     else:
-        l, b = sky.icrs_to_galactic(arr["ra"], arr["dec"])
+        l, b = icrs_to_galactic(arr["ra"], arr["dec"])
     cz, e_dm = arr["velocity"], arr["e_dm"]
     d_L = distances.distance_from_modulus(mu) * h if dist_field == "dm" else arr["dist"] * h  # Mpc → Mpc/h
     if "group" in arr and report.n_groups is None:
@@ -726,7 +727,7 @@ def _cf4_catalog(arr, sky, dist_field, h0_catalog, estimator, report) -> np.ndar
     for rows, est in ((~blue, estimator), (blue, "linear")):
         if rows.any():
             v[rows], sig[rows] = distances.estimate_velocity(est, cz[rows], d_L[rows], e_dm[rows])
-    x, y, z = sky.galactic_to_sg(l, b, d_obs)
+    x, y, z = galactic_to_sg(l, b, d_obs)
     cat = np.zeros(len(cz), CATALOG_DTYPE)
     cat["SGX"], cat["SGY"], cat["SGZ"] = x, y, z
     cat["l"], cat["b"] = l, b

@@ -45,6 +45,7 @@ from zoa_lib.survey import distances
 from zoa_lib.survey import sky
 from zoa_lib.survey import galaxies
 from zoa_lib.universe.cosmology import C_LIGHT, H0 as H0_DEFAULT
+from zoa_lib.io.paths import REPO_ROOT
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.paths import display_path
 from zoa_lib.io.provenance import file_sha256
@@ -58,7 +59,6 @@ MIN_PIXEL_FRACTION = 0.2
 #: distance differs from its true one by v_r / H0 (a few tens of Mpc/h at most).
 DEPTH_MARGIN = 30.0
 #: The repository root (where ``data/`` lives in a checkout).
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SelectionError(ZoaError, ValueError):
