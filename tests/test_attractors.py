@@ -1,4 +1,4 @@
-"""The blind attractor search (issue 14, item 4) on synthetic fields: a planted attractor
+"""The blind attractor search on synthetic fields: a planted attractor
 is found at its position and ranked first; a field without one has no peak as significant;
 positions go through astropy; the false-positive rate counts only what it should."""
 import numpy as np

@@ -1,4 +1,4 @@
-"""`zoa bench book` (issue 23, item 2): every chapter's wall time estimated from per-unit costs,
+"""`zoa bench book`: every chapter's wall time estimated from per-unit costs,
 the estimate against the measured chapter times, and the estimate on the landing page."""
 import json
 

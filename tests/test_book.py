@@ -94,7 +94,7 @@ def test_native_tensorflow_logs_are_dropped_but_real_stderr_kept(tmp_path):
 
 
 def test_zoa_run_takes_a_profile_file_outside_profiles(tmp_path):
-    """`zoa run --profile my.yml` (issue 15): the notebooks get the file's absolute path, not its
+    """`zoa run --profile my.yml`: the notebooks get the file's absolute path, not its
     name, which `load_profile` would look for in profiles/ and not find."""
     import os
     import shutil
@@ -141,11 +141,11 @@ def test_scenes_go_to_the_book_root_wherever_the_notebook_runs(tmp_path):
     assert scenes_dir(tmp_path) == REPO_ROOT / "book" / "_static" / "scenes"
 
 
-# --------------------------------------------------------------------------- batch runs (issue 15)
+# --------------------------------------------------------------------------- batch runs
 TINY_PARAMS = 'profile = "ci"\noverrides = {}\nvalue = 1\nfail = False\n'
 TINY_BODY = """import sys
 from pathlib import Path
-from zoa_lib.book import scenes_dir
+from zoa_lib.book.runner import scenes_dir
 from zoa_lib.config import load_profile
 prof = load_profile(profile, overrides)
 prof.data_path.mkdir(parents=True, exist_ok=True)

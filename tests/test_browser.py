@@ -127,7 +127,7 @@ def test_3d_page_has_a_live_webgl_canvas(browser, server):
         browser.switch_to.default_content()
 
 
-# --------------------------------------------------------------------------- reader (issue 15.9-15.12)
+# --------------------------------------------------------------------------- reader
 EXPLORER_PAGE = "09-explorer"
 #: Chapters whose figures are not captioned yet (the lead rewrites them and names their
 #: figures fig-06-* and fig-07-*): empty this set once they are.
@@ -206,7 +206,7 @@ def test_explorer_static_slider_changes_the_image_without_a_kernel(browser, serv
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", img)
 
 
-# --- Offline reading (issue 15, items 13-14) ---------------------------------------------
+# --- Offline reading ---------------------------------------------
 # A second Chromium whose resolver knows no host but 127.0.0.1: a page that needs the
 # network (a CDN MathJax, require.js, a web font) cannot get it, and every request the
 # page tries is read back from Chromium's performance log.

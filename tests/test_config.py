@@ -118,7 +118,7 @@ def test_data_path_follows_env(monkeypatch, tmp_path):
 
 
 def test_cli_override_strings_are_parsed_once():
-    from zoa_lib.commands import parse_overrides
+    from zoa_lib.commands.options import parse_overrides
 
     ov = parse_overrides(["survey.grid_position=\"true\"", "training.epochs=3", "training.lr_max=1e-4",
                           "training.augment=false"])

@@ -1,4 +1,4 @@
-"""Gridding at corrected positions (``survey.grid_position: corrected``, issue 16.4).
+"""Gridding at corrected positions (``survey.grid_position: corrected``).
 
 A corrected catalogue (the paper's HAMLET-corrected CF4 realizations) puts each galaxy at
 its true distance plus a residual scatter σ = √(corrected_scatter² + (fraction d_true)²)

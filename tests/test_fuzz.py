@@ -42,7 +42,7 @@ from zoa_lib import config
 from zoa_lib.survey import catalogs, shards
 from zoa_lib.survey.catalog_files import write_cf4_csv
 from zoa_lib.survey.catalogs import CatalogError, read_catalog
-from zoa_lib.commands import parse_overrides
+from zoa_lib.commands.options import parse_overrides
 from zoa_lib.config import load_profile, ProfileError
 from zoa_lib.survey.shards import CATALOG_DTYPE, ShardError
 from zoa_lib.errors import ZoaError

@@ -1,4 +1,4 @@
-"""The landing page's provenance (issue 15.15, 15.17): which paper-scale settings the paper
+"""The landing page's provenance: which paper-scale settings the paper
 states, and the versions of the key packages, read from the environment — not typed."""
 from importlib import metadata
 

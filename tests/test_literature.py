@@ -10,7 +10,7 @@ from zoa_lib.book.viz import statistics
 from zoa_lib.analysis import literature as lit
 
 
-def test_shipped_table_holds_the_measurements_of_issue_14():
+def test_shipped_table_holds_the_measurements_in_the_literature():
     pub = lit.published_bulk_flows()
     by = {(p.label.split()[0], p.R if math.isfinite(p.R) else None): p for p in pub}
     assert by[("Hoffman", 50.0)].B == 250 and by[("Hoffman", 150.0)].B_err == 38

@@ -1,4 +1,4 @@
-"""Pages show no absolute path of the machine (issue 15.14): zoa_lib.io.paths.display_path and the
+"""Pages show no absolute path of the machine: zoa_lib.io.paths.display_path and the
 book step's scrub of executed chapters."""
 import os
 

@@ -7,7 +7,7 @@ independent Boltzmann + fitting-function code); large scales against linear theo
 
 The compiled CIC kernels (zoa_lib/universe/cic.py) against an independent CIC deposit
 (mass_assignment.cic_deposit, numpy.add.at) and the exact interpolation of linear fields;
-the engine's force and a whole evolution against jaxpm's (the engine until issue 23), same
+the engine's force and a whole evolution against jaxpm's (the engine before the compiled CIC kernels), same
 initial conditions, to float32 round-off; reruns bit for bit, whatever the thread count.
 
 Skipped, with the reason, when the optional extra ``pm`` (numba) is not installed; the

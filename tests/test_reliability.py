@@ -1,4 +1,4 @@
-"""Reliability (issue 9): ``kill -9`` at chosen steps then rerun (``zoa train``,
+"""Reliability: ``kill -9`` at chosen steps then rerun (``zoa train``,
 ``zoa evaluate``, ``zoa run``; ``zoa mocks`` is in test_mocks.py), byte-identical clean runs,
 bit-identical deterministic training, and read-only / full output folders.
 
@@ -728,7 +728,7 @@ def test_pool_workers_end_with_a_killed_parent(tmp_path):
     """A worker of :func:`zoa_lib.io.processes.process_pool` ends soon after its parent is SIGKILLed
     (else it would hold the parent's output pipes open and live on)."""
     script = tmp_path / "parent.py"
-    script.write_text("import os, time\nfrom zoa_lib.io.atomic import process_pool\n"
+    script.write_text("import os, time\nfrom zoa_lib.io.processes import process_pool\n"
                       "if __name__ == '__main__':\n"
                       "    pool = process_pool(1)\n"
                       "    print(pool.submit(os.getpid).result(), flush=True)\n"
@@ -756,7 +756,7 @@ def test_pool_workers_share_the_cores(tmp_path):
     (numpy's and scipy's OpenBLAS) on its share of the cores, not on all of them: two workers
     on two cores each ran two spinning BLAS threads, tripling the Wiener filters' CPU time."""
     script = tmp_path / "pool.py"
-    script.write_text("import json\nfrom zoa_lib.io.atomic import available_cores, process_pool\n\n"
+    script.write_text("import json\nfrom zoa_lib.io.processes import available_cores, process_pool\n\n"
                       "def threads():\n"
                       "    import numpy, scipy.linalg\n"
                       "    from threadpoolctl import threadpool_info\n"

@@ -12,6 +12,7 @@ import pytest
 from astropy.coordinates import Galactic, SkyCoord
 from scipy.stats import ks_2samp
 
+from zoa_lib.io import paths
 from zoa_lib.survey import distances
 from zoa_lib.survey import sky
 from zoa_lib.universe import cosmology
@@ -21,7 +22,7 @@ from zoa_lib.config import load_profile, ProfileError
 from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.universe.rng import generator
 
-CF3 = selection.REPO_ROOT / "data" / "cf3-group-members.tsv"
+CF3 = paths.REPO_ROOT / "data" / "cf3-group-members.tsv"
 
 
 def uniform_particles(n=400000, half=150.0, seed=0, sigma_v=0.0):

@@ -605,7 +605,7 @@ def test_import_changes_no_global_state_and_figures_display_in_jupyter():
     import sys
 
     code = ("import matplotlib, sys; before = dict(matplotlib.rcParams); "
-            "import zoa_lib.book.viz as v, zoa_lib.book.explorer, zoa_lib.book.scene3d; v.new_figure(); "
+            "import zoa_lib.book.viz.style as v, zoa_lib.book.explorer, zoa_lib.book.scene3d; v.new_figure(); "
             "assert dict(matplotlib.rcParams) == before, 'rcParams changed'; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; "
             "assert 'pyvista' not in sys.modules, 'pyvista imported at import time'")

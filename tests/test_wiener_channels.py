@@ -1,5 +1,5 @@
 """The calibrated Wiener filter as input channels, and the networks learning on real ci mocks
-(issue 13): the untrained corrector *is* the filter; channel files are cached by content (the
+: the untrained corrector *is* the filter; channel files are cached by content (the
 shard, the calibration, every setting of the filter); a prediction reads channels made with
 the calibration saved in its model, or refuses files of another one;
 the φ network learns (its validation loss falls below the filter's and r(φ) > 0.5)."""

@@ -153,7 +153,7 @@ class SurveyConfig:
     matter for ``corrected``.
     ``selection``: ``redshift`` (default; as CF4) selects and weights galaxies by their
     redshift distance cz (:func:`zoa_lib.survey.galaxies.draw_galaxies`) and counts ``n_galaxies``
-    after the ZOA cut; ``true_distance`` (before issue 16) by true distance, counted before it.
+    after the ZOA cut; ``true_distance`` (the earlier default) by true distance, counted before it.
     ``catalogue``: a real peculiar-velocity catalogue (path: absolute, or relative to the working
     folder or to the repository, e.g. ``data/cf3-group-members.tsv``) whose selection the mocks
     copy instead of the analytic one (:mod:`zoa_lib.survey.selection`): its sky coverage as a HEALPix
@@ -272,7 +272,7 @@ class TrainingConfig:
     slower, off by default. ``zoa train --deterministic`` sets it. ``phi_zero_mean``: train the
     φ network on each cube's φ with its mean removed (:func:`zoa_lib.universe.fields.phi_to_target`;
     velocities cannot measure that constant, and as a target it made the network collapse to
-    a constant prediction, issue 13). ``in_memory_gib``: hold the training and validation
+    a constant prediction). ``in_memory_gib``: hold the training and validation
     mocks in memory when they need at most this many GiB (0: always stream from the shards).
     ``wiener_channels``: give the network the calibrated Wiener filter's (φ, δ) as two more
     input channels and train it to correct them (:mod:`zoa_lib.methods.wiener_channels`; not in the

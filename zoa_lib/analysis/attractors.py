@@ -2,8 +2,7 @@
 
 The Great Attractor search of :mod:`zoa_lib.analysis.local_universe` looks for the highest peak
 *within* ``local_universe.ga_match_radius`` of the GA's literature position: it finds a
-peak there by construction. This module asks the question the other way round (issue 14,
-item 4):
+peak there by construction. This module asks the question the other way round:
 
 1. **Candidates** (:func:`local_peaks`, :func:`blind_search`): the ``k`` highest local
    maxima of a cube field inside the survey sphere (r ≤ ``survey.r_max`` Mpc/h around the
@@ -18,7 +17,7 @@ item 4):
    (δ and −∇·v have zero mean over a large volume, so ν is a peak height in σ units).
 
 2. **Match** (:func:`match`): the candidate nearest (3D distance) to a target given as
-   (l, b, cz) — by default the paper's GA (:data:`zoa_lib.book.scorecard.PAPER_NUMBERS`,
+   (l, b, cz) — by default the paper's GA (:data:`zoa_lib.analysis.literature.PAPER_NUMBERS`,
    (308.4°, 29.0°), 4960 km/s) — with its rank, its separation in Mpc/h, whether it is
    within the match radius, and its offset (Δl wrapped to [−180°, 180°), Δb, Δcz).
 
@@ -49,8 +48,8 @@ class AttractorError(ZoaError, ValueError):
 
 def paper_ga() -> tuple[float, float, float]:
     """The GA's literature position (l [deg], b [deg], cz [km/s]) of the paper
-    (:data:`zoa_lib.book.scorecard.PAPER_NUMBERS`: ga_l, ga_b, ga_cz)."""
-    from zoa_lib.book.scorecard import PAPER_NUMBERS
+    (:data:`zoa_lib.analysis.literature.PAPER_NUMBERS`: ga_l, ga_b, ga_cz)."""
+    from zoa_lib.analysis.literature import PAPER_NUMBERS
 
     return tuple(float(PAPER_NUMBERS[k].value) for k in ("ga_l", "ga_b", "ga_cz"))
 

@@ -169,3 +169,38 @@ def compare(published, radii, bulk_flow_rows) -> list[dict]:
                     "tension": (B_rec - p.B) / math.hypot(p.B_err, s_rec) if rec and p.window == "top-hat" else nan,
                     "comparable": bool(rec is not None and p.window == "top-hat")})
     return out
+
+
+PAPER = "Dupuy, Jeong, Hong, Hwang, Kim & Courtois 2025, ApJ (arXiv:2511.03919)"
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """A number quoted from the paper: value (None where the paper gives no single number
+    that this project has transcribed), its ± error, unit, what it measures and the source."""
+
+    key: str
+    quantity: str
+    value: float | None
+    error: float | None
+    unit: str
+    source: str
+
+
+#: The paper's numbers that the book sets this run's against — the only place they are typed.
+PAPER_NUMBERS: dict[str, PaperNumber] = {p.key: p for p in (
+    PaperNumber("r_phi", "Pearson r of the potential φ on held-out mocks", 0.98, None, "",
+                f"{PAPER}: V-Net on held-out mocks at 128³ (1.25 Mpc/h voxels), 200 epochs, "
+                "11,512 training mocks"),
+    PaperNumber("ga_l", "Great Attractor, Galactic longitude l", 308.4, 2.4, "deg",
+                f"{PAPER}: V-Net on 1,000 HAMLET realizations of Cosmicflows-4"),
+    PaperNumber("ga_b", "Great Attractor, Galactic latitude b", 29.0, 1.9, "deg",
+                f"{PAPER}: V-Net on 1,000 HAMLET realizations of Cosmicflows-4"),
+    PaperNumber("ga_cz", "Great Attractor, redshift distance cz", 4960.0, 404.0, "km/s",
+                f"{PAPER}: V-Net on 1,000 HAMLET realizations of Cosmicflows-4"),
+    PaperNumber("ga_fraction", "fraction of CF4 realizations in which the GA is found", 0.64, None, "",
+                f"{PAPER}: 64 % of 1,000 HAMLET realizations of Cosmicflows-4"),
+    PaperNumber("bulk_flow", "bulk flow of the reconstructed velocity field", None, None, "km/s",
+                f"{PAPER} compare bulk-flow curves B(R) with ΛCDM; no single value of theirs has "
+                "been transcribed and checked here, so none is quoted"),
+)}

@@ -1,5 +1,5 @@
 """Why the φ network collapsed, measured: the same short training of network variants side
-by side, scored on the validation mocks against the calibrated Wiener filter (issue 13).
+by side, scored on the validation mocks against the calibrated Wiener filter.
 
 At the laptop profile the φ V-Net of the first book predicted a constant (per-mock
 r(φ) = 0.04) while the calibrated Wiener filter reached 0.92. Each variant here changes one

@@ -66,46 +66,11 @@ from zoa_lib.analysis.verdict import json_get as _get
 from zoa_lib.io.atomic import write_json_atomic, write_text_atomic
 from zoa_lib.io.paths import REPO_ROOT
 
-PAPER = "Dupuy, Jeong, Hong, Hwang, Kim & Courtois 2025, ApJ (arXiv:2511.03919)"
 
-
-@dataclass(frozen=True)
-class PaperNumber:
-    """A number quoted from the paper: value (None where the paper gives no single number
-    that this project has transcribed), its ± error, unit, what it measures and the source."""
-
-    key: str
-    quantity: str
-    value: float | None
-    error: float | None
-    unit: str
-    source: str
-
-
-#: The paper's numbers that the book sets this run's against — the only place they are typed.
-PAPER_NUMBERS: dict[str, PaperNumber] = {p.key: p for p in (
-    PaperNumber("r_phi", "Pearson r of the potential φ on held-out mocks", 0.98, None, "",
-                f"{PAPER}: V-Net on held-out mocks at 128³ (1.25 Mpc/h voxels), 200 epochs, "
-                "11,512 training mocks"),
-    PaperNumber("ga_l", "Great Attractor, Galactic longitude l", 308.4, 2.4, "deg",
-                f"{PAPER}: V-Net on 1,000 HAMLET realizations of Cosmicflows-4"),
-    PaperNumber("ga_b", "Great Attractor, Galactic latitude b", 29.0, 1.9, "deg",
-                f"{PAPER}: V-Net on 1,000 HAMLET realizations of Cosmicflows-4"),
-    PaperNumber("ga_cz", "Great Attractor, redshift distance cz", 4960.0, 404.0, "km/s",
-                f"{PAPER}: V-Net on 1,000 HAMLET realizations of Cosmicflows-4"),
-    PaperNumber("ga_fraction", "fraction of CF4 realizations in which the GA is found", 0.64, None, "",
-                f"{PAPER}: 64 % of 1,000 HAMLET realizations of Cosmicflows-4"),
-    PaperNumber("bulk_flow", "bulk flow of the reconstructed velocity field", None, None, "km/s",
-                f"{PAPER} compare bulk-flow curves B(R) with ΛCDM; no single value of theirs has "
-                "been transcribed and checked here, so none is quoted"),
-)}
-
-#: Methods of ``zoa evaluate`` (:data:`zoa_lib.methods.registry.METHODS`) and their names here.
-CLASSICAL = ("wiener", "wiener_cal", "wiener_joint", "potent")
-#: The networks' methods (:mod:`zoa_lib.methods.networks`): (network, target) for each.
-NETWORK_METHODS = {"vnet_delta": ("vnet", "delta"), "vnet_phi": ("vnet", "phi"),
-                   "vnet_paper_delta": ("vnet_paper", "delta"), "vnet_paper_phi": ("vnet_paper", "phi")}
-from zoa_lib.methods.registry import LABELS  # noqa: E402  (the one table of method names)
+#: The classical methods of ``zoa evaluate``, and the networks' methods as (network, target):
+#: the one table of method names, :mod:`zoa_lib.methods.registry`.
+from zoa_lib.methods.registry import BASELINES as CLASSICAL, LABELS, NETWORK_METHODS  # noqa: E402
+from zoa_lib.analysis.literature import PAPER_NUMBERS
 #: Relative paths (under the profile's data folder) of the files read, and who writes them.
 SOURCES = {
     "evaluation": ("evaluation/", "chapter 05 (classical methods) or `zoa evaluate`"),
@@ -277,8 +242,6 @@ def _read_json(path: Path):
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         return {"_error": f"{path.name}: unreadable ({e})"}
-
-
 
 
 def _num(v):
@@ -749,7 +712,7 @@ def scorecard_markdown(card: dict) -> str:
         lines += ["No alarm: the networks' validation losses fell, and on every metric below the V-Net is "
                   "at least level with the best classical method.", ""]
     lines += [f"This run{f' (profile **{prof}**)' if prof else ''} against the paper. The paper's numbers "
-              "are quoted at its scale (128³ voxels, 200 epochs), from `zoa_lib.book.scorecard.PAPER_NUMBERS`; "
+              "are quoted at its scale (128³ voxels, 200 epochs), from `zoa_lib.analysis.literature.PAPER_NUMBERS`; "
               "this run's are read from the files it wrote when the book was built. One block of rows per "
               "network, labelled with what it reads: the profile's V-Net and, where it differs, the paper's "
               "set-up (the two survey channels only), beside which the paper's r(φ) stands. *Best classical* "
@@ -776,11 +739,6 @@ def scorecard_markdown(card: dict) -> str:
               "are from CF4. The real-sky row is the cross-validation of chapter 07 on the real catalogue "
               "(held-out galaxies' measured radial velocities against each method's prediction).", ""]
     return "\n".join(lines)
-
-
-__all__ = ["PaperNumber", "PAPER_NUMBERS", "FLAT_LOSS_FRACTION", "COLLAPSE_STD_FRACTION", "BULK_FLOW_RADIUS",
-           "learning_alarm", "collapse_alarm", "goal_alarm", "real_sky_alarm", "paper_text", "read_run", "scorecard",
-           "scorecard_markdown"]
 
 
 def write_scorecard(root, profile) -> dict:

@@ -16,7 +16,7 @@ import json
 import sys
 
 from zoa_lib.io.machine import peak_rss_mib
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 from zoa_lib.io.machine import machine
 
 #: stage -> "module:function"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from zoa_lib.survey import catalog_files
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 
 
 def add_frame_args(p) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 from zoa_lib.commands.catalog import add_frame_args
 
 

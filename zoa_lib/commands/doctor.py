@@ -6,7 +6,7 @@ import shutil
 import sys
 import tempfile
 
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 
 #: package -> (minimum version, maximum exclusive or None)
 PACKAGES = {

@@ -1,7 +1,7 @@
 """``zoa evaluate``: the V-Nets' δ and φ against the Wiener filters and POTENT on held-out mocks."""
 from __future__ import annotations
 
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 
 
 def register(sub):

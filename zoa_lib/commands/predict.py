@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 
 
 def register(sub):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from zoa_lib.config import load_profile, PROFILES_DIR
-from zoa_lib.commands import parse_overrides
+from zoa_lib.commands.options import parse_overrides
 
 
 def register(sub):

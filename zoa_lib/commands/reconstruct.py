@@ -6,7 +6,7 @@ import math
 import os
 
 from zoa_lib.methods import registry
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 from zoa_lib.commands.catalog import add_frame_args
 
 

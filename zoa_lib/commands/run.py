@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoa_lib.commands import add_profile_args, parse_overrides
+from zoa_lib.commands.options import add_profile_args, parse_overrides
 
 
 def register(sub):

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from zoa_lib.commands import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_profile_args, profile_from_args
 
 
 def register(sub):

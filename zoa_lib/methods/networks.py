@@ -14,7 +14,7 @@
 Both keep this implementation's two documented departures from the paper's text (docs/DESIGN.md,
 "The networks"): the φ target without each cube's unmeasurable mean (scored by per-mock r and
 the mean-removed MSE, which that constant does not change) and the profile's activation (ELU at
-``ci``/``laptop``, PReLU at ``paper``; with ReLU the φ units died, issue 13).
+``ci``/``laptop``, PReLU at ``paper``; with ReLU the φ units died).
 
 Files: ``vnet`` in ``<data>/models/<target>/`` and ``<data>/predictions/<target>-<split>.h5``;
 ``vnet_paper`` in ``<data>/models/vnet_paper/<target>/`` and

@@ -110,7 +110,7 @@ def draw_galaxies(cube, survey_cfg, rng: np.random.Generator, box_size: float, s
         s ≤ r_max and |b| ≥ zoa_b carry λ_i = A w(s_i) b_i, and A is fixed so that
         Σ λ_i = ``n_galaxies`` *after* the ZOA cut. Galaxies are kept by the same cuts on
         their own s and b (``d_true`` may exceed r_max: a galaxy falling towards us).
-    ``true_distance`` (the behaviour before issue 16) as follows, by true distance r.
+    ``true_distance`` (the earlier behaviour) as follows, by true distance r.
 
     Sampling: each particle inside r_max carries an expected number of galaxies
     λ_i = A w(r_i) b_i with w = exp(−(r/r0)^p) and, for a linear bias b ≠ 1,

@@ -20,7 +20,7 @@ from zoa_lib.survey.shards import content_checksum, MANIFEST, manifest_lock, man
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, TMP_PREFIX
 from zoa_lib.io.paths import display_path
-from zoa_lib.survey.mocks import diff_keys, config_checksum, CONNECT_TIMEOUT, make_shard, mock_config, MocksError, parse_shard_range, sample_from_cube, shard_attrs, shard_plan, ShardSpec, split_boxes, split_ranges
+from zoa_lib.survey.mocks import config_checksum, CONNECT_TIMEOUT, diff_keys, make_shard, mock_config, MocksError, parse_shard_range, sample_from_cube, shard_attrs, shard_plan, ShardSpec, split_boxes, split_ranges
 
 
 # --------------------------------------------------------------------------- status

@@ -1,7 +1,7 @@
 """Particle-mesh N-body evolution of a parent box (``simulation.engine: pm``).
 
 The gravity solver (:func:`pm_force`) is jaxpm's (`jaxpm <https://github.com/DifferentiableUniverseInitiative/JaxPM>`_
-0.1.6, :func:`jaxpm.pm.pm_forces` as this module called it until issue 23) with the same
+0.1.6, :func:`jaxpm.pm.pm_forces` as this module called it before its compiled CIC kernels) with the same
 operators, run on compiled CPU kernels: cloud-in-cell painting of the particles on the
 force mesh (:func:`zoa_lib.universe.cic.paint`, numba, all cores), a real FFT (scipy.fft, all
 cores), the CIC compensation W_CIC(k)⁻² = Π_a sinc(k_a/2π)⁻⁴ (k_a in radians per cell;
@@ -372,7 +372,7 @@ def evolve(disp, mom, Om0: float, a_steps: np.ndarray, backend: str = "numba", w
     disp, mom : (M, M, M, 3) float32 displacement from the lattice and momentum, cells,
     at a_steps[0]. Returns (disp, mom) at a_steps[-1] as numpy float32 (cells).
     ``backend``: ``"numba"`` (:func:`pm_force`, the engine) or ``"jaxpm"`` (the reference:
-    jaxpm's force and jitted kicks and drifts, the engine until issue 23). The numba
+    jaxpm's force and jitted kicks and drifts, the engine before the compiled CIC kernels). The numba
     backend records its timings in :data:`LAST_RUN`; it runs its FFTs and its CIC kernels
     on ``workers`` threads (default $ZOA_FFT_WORKERS, else all cores; the result does not
     depend on it)."""

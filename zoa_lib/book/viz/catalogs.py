@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoa_lib.book.viz.style import robust_abs_max, new_figure, OKABE_ITO, style, VizError
+from zoa_lib.book.viz.style import new_figure, OKABE_ITO, robust_abs_max, style, VizError
 from zoa_lib.book.viz.skymaps import mark_structures, sky_map, zoa_band
 
 # --------------------------------------------------------------------------- catalogs

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from zoa_lib.book.viz.style import check_plot_cube, kind_of, robust_abs_max, kind_norm, new_figure, OKABE_ITO, style, VizError
+from zoa_lib.book.viz.style import check_plot_cube, kind_norm, kind_of, new_figure, OKABE_ITO, robust_abs_max, style, VizError
 
 # --------------------------------------------------------------------------- sky maps
 #: Sky frames and the sampling of cube fields on the sky live in :mod:`zoa_lib.survey.sky` (computation);

@@ -12,8 +12,8 @@ import numpy as np
 from zoa_lib.survey import shards
 from zoa_lib.io.machine import available_bytes, gpu_total_bytes
 from zoa_lib.universe.rng import generator
-from zoa_lib.methods.training.fitting import gpu_available, build_and_compile
-from zoa_lib.methods.training.pipeline import wiener_dataset, in_memory_bytes, make_dataset, scan_shards
+from zoa_lib.methods.training.fitting import build_and_compile, gpu_available
+from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, scan_shards, wiener_dataset
 from zoa_lib.methods.training.transforms import Transforms
 
 

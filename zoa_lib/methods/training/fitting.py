@@ -69,7 +69,7 @@ from zoa_lib.io.crash_points import stop_armed
 from zoa_lib.universe.rng import generator
 from zoa_lib.methods.training.model_files import matching_model, model_dir, read_model_metadata, register_custom_objects, snapshot_epochs
 from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, split_shards
-from zoa_lib.methods.training.strategy import multiworker_workarounds, get_strategy, worker_role
+from zoa_lib.methods.training.strategy import get_strategy, multiworker_workarounds, worker_role
 from zoa_lib.methods.training.transforms import check_target, TARGET_NAMES, TrainingError, Transforms
 
 

@@ -14,7 +14,7 @@ normalised and encoded once (:class:`MemoryMocks`); otherwise each mock is read 
 chunk (shards are chunked one mock per chunk) by a pool of threads when its batch is made.
 Batches are rotated and stacked in numpy by a Python generator and prefetched by
 ``tf.data``: on 2 CPU cores the earlier per-mock ``tf.data`` map of TensorFlow ops made an
-epoch 4–8× slower than the training steps themselves (issue 13). With
+epoch 4–8× slower than the training steps themselves. With
 ``training.wiener_channels`` the calibrated Wiener filter's (φ, δ) of each mock are read
 from ``<data>/wiener/`` and appended to the inputs (:mod:`zoa_lib.methods.wiener_channels`).
 Because the order is a pure function of (seed, epoch), a run resumed at epoch k sees exactly
@@ -265,7 +265,7 @@ def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms
 
     Batches are assembled in numpy (normalisation, cube rotation: the reference
     :class:`ShardReader`) by a Python generator and prefetched; a ``tf.data`` map of per-mock
-    TensorFlow ops ran 4–8× slower than training on 2 CPU cores (issue 13).
+    TensorFlow ops ran 4–8× slower than training on 2 CPU cores.
 
     Distribution: pipeline ``pipeline_id`` of ``num_pipelines`` (one per worker) keeps its
     contiguous B / ``num_pipelines`` slice of every global batch and batches it by
