@@ -1,8 +1,14 @@
 """Profiles: the shipped ones load; bad files give a one-line error naming the key."""
+import copy
+import dataclasses
+import pickle
+
+import pydantic
 import pytest
 import yaml
 
-from zoa_lib.config import load_profile, PROFILE_NAMES, ProfileError
+from zoa_lib import config
+from zoa_lib.config import PROFILE_NAMES, ProfileError, load_profile
 
 
 @pytest.mark.parametrize("name", PROFILE_NAMES)
@@ -125,3 +131,78 @@ def test_cli_override_strings_are_parsed_once():
     p = load_profile("ci", ov)
     assert p.survey.grid_position == "true"
     assert p.training.epochs == 3 and p.training.lr_max == 1e-4 and p.training.augment is False
+
+
+# --------------------------------------------------------------------------- the pydantic schema
+@pytest.mark.parametrize("data, message", [
+    ({"simulation": {"parent_mesh": 48}}, "simulation.parent_mesh: must be a power of two, got 48"),
+    ({"box": {"gird": 32}}, "box.gird: unknown key (known: grid, size, smoothing)"),
+    ({"box": {3: 32}}, "box.3: unknown key (known: grid, size, smoothing)"),
+    ({"training": {"epochs": "ten"}}, "training.epochs: must be an integer, got str 'ten'"),
+    ({"training": {"epochs": True}}, "training.epochs: must be an integer, got bool True"),
+    ({"training": {"epochs": 2 ** 63}}, "training.epochs: must be an integer between -2^63 and 2^63-1, got "
+                                        "9223372036854775808"),
+    ({"training": {"augment": "yes"}}, "training.augment: must be true or false, got 'yes'"),
+    ({"cosmology": {"H0": True}}, "cosmology.H0: must be a number, got bool True"),
+    ({"cosmology": {"H0": "70"}}, "cosmology.H0: must be a number, got str '70'"),
+    ({"survey": {"catalogue": 3}}, "survey.catalogue: must be a string, got int 3"),
+    ({"survey": {"grid_position": "somewhere"}},
+     "survey.grid_position: must be one of 'observed', 'true', 'corrected', got 'somewhere'"),
+    ({"evaluation": {"bulk_flow_radii": [10, float("inf")]}}, "evaluation.bulk_flow_radii[1]: must be finite, got inf"),
+    ({"evaluation": {"bulk_flow_radii": "10"}}, "evaluation.bulk_flow_radii: must be a list, got str '10'"),
+    ({"box": [1, 2]}, "box: must be a mapping of keys, got list"),
+    ({"network": "vnet_paper", "training": {"wiener_channels": True}}, "network: vnet_paper reads the two survey"),
+    # the first error in the order the keys are checked: a section's unknown keys before its fields,
+    # its fields before its values, sections in the order of Profile's fields
+    ({"box": {"grid": "x", "gird": 32}}, "box.gird: unknown key"),
+    ({"box": {"grid": 48, "size": "x"}}, "box.size: must be a number, got str 'x'"),
+    ({"box": {"grid": "x"}, "cosmology": {"name": "x"}}, "cosmology.name: unknown cosmology 'x'"),
+    ({"training": {"epochs": 0}, "box": {"size": "x"}}, "box.size: must be a number"),
+])
+def test_messages_name_the_key_in_one_line(tmp_path, data, message):
+    path = _write(tmp_path, data)
+    with pytest.raises(ProfileError) as e:
+        load_profile(path)
+    assert str(e.value).startswith(f"profile 'bad' ({path}): {message}")
+    assert "\n" not in str(e.value)
+
+
+def test_yaml_types_as_before(tmp_path):
+    """An integer is a number (stored as a float), an empty section takes its defaults,
+    a list of numbers is stored as a tuple."""
+    p = load_profile(_write(tmp_path, "box: {size: 160, grid: 16}\nlocal_universe:\n"
+                                      "evaluation: {bulk_flow_radii: [5, 10.5]}\n"))
+    assert p.box.size == 160.0 and type(p.box.size) is float
+    assert p.local_universe == config.LocalUniverseConfig()
+    assert p.evaluation.bulk_flow_radii == (5.0, 10.5)
+
+
+def test_profiles_are_frozen_dataclasses():
+    """What the rest of zoa does with a profile: dataclasses.replace/asdict/fields, equality,
+    hashing (lru_cache keys), pickling (pool workers), to_plain."""
+    p = load_profile("ci")
+    assert dataclasses.is_dataclass(p) and [f.name for f in dataclasses.fields(p)][:2] == ["name", "description"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.training.epochs = 3
+    q = dataclasses.replace(p, training=dataclasses.replace(p.training, epochs=3))
+    assert q.training.epochs == 3 and p.training.epochs != 3 and q != p
+    assert q == load_profile("ci", {"training.epochs": 3}) and hash(q) == hash(load_profile("ci", {"training.epochs": 3}))
+    assert pickle.loads(pickle.dumps(q)) == q and copy.deepcopy(q) == q
+    assert dataclasses.asdict(p)["evaluation"]["bulk_flow_radii"] == p.evaluation.bulk_flow_radii
+    plain = config.to_plain(p)
+    assert plain == {**p.to_dict(), "data_tag": p.data_tag, "network": p.network}
+    assert config.to_plain(p.box) == config.to_plain(dataclasses.asdict(p.box)) == p.to_dict()["box"]
+    assert yaml.safe_load(yaml.safe_dump(plain)) == plain
+
+
+def test_code_built_sections_check_types_not_values():
+    """Constructing or replacing a section checks its types (pydantic), not its values: code
+    may build what a profile file could not hold (a parent box smaller than the cube)."""
+    ci = load_profile("ci")
+    small = dataclasses.replace(ci, simulation=dataclasses.replace(ci.simulation, parent_size=16, parent_mesh=12))
+    assert small.simulation.parent_size == 16.0 and type(small.simulation.parent_size) is float
+    assert config.ModelConfig(depth=9).depth == 9
+    with pytest.raises(pydantic.ValidationError):
+        dataclasses.replace(ci.training, epochs="3")
+    with pytest.raises(pydantic.ValidationError):
+        config.BoxConfig(grid=32, gird=32)

@@ -1,9 +1,13 @@
 """Profiles: every size and knob of the pipeline, in one validated YAML file per scale.
 
-A profile is loaded into a tree of frozen dataclasses (:class:`Profile`). Loading
-checks every key against the dataclass fields: an unknown key, a wrong type or an
-impossible value raises :class:`ProfileError` with a one-line message naming the key
-(``profile 'ci': simulation.parent_mesh: must be a power of two, got 48``).
+A profile is loaded into a tree of frozen pydantic dataclasses (:class:`Profile`): real
+:mod:`dataclasses` (``dataclasses.replace``, ``asdict``, ``fields`` work on them), whose field
+annotations pydantic checks. Loading checks every key: an unknown key, a wrong type (strictly:
+an integer is a number, but ``true`` is not an integer nor ``"3"`` a number) or an impossible
+value (each section's ``validate``) raises :class:`ProfileError` with a one-line message naming
+the key (``profile 'ci': simulation.parent_mesh: must be a power of two, got 48``).
+Constructing a section or ``dataclasses.replace``-ing one checks the types only (a pydantic
+``ValidationError``), not the values: code may build what a profile file could not hold.
 
 Overrides use dotted keys, as on the command line (``zoa run -p training.epochs=3``)
 and in a notebook's ``parameters`` cell (``overrides = {"training.epochs": 3}``).
@@ -19,16 +23,21 @@ degrees, H0 = 100 h km/s/Mpc.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, ValidationInfo
+from pydantic import model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from zoa_lib.errors import printable, ZoaError
 from zoa_lib.io.paths import data_root, shipped_dir
@@ -50,18 +59,73 @@ def _power_of_two(n: int) -> bool:
     return n > 0 and (n & (n - 1)) == 0
 
 
+# --------------------------------------------------------------------------- field types
+# What a profile's YAML may give for each annotation; pydantic checks it, and
+# :func:`_error_line` words its first complaint as a one-line message naming the key.
+#: a number: an integer or a float, stored as a float; not a bool or a string; finite
+#: (``allow_inf_nan=False`` in :data:`_CONFIG`; an integer beyond ±1.8e308 fails too)
+_Float = Annotated[float, Strict()]
+#: an integer (not a bool, not 2.0) that fits 64 bits
+_Int = Annotated[int, Strict(), Field(ge=-2 ** 63, le=2 ** 63 - 1)]
+_Bool = Annotated[bool, Strict()]
+_Str = Annotated[str, Strict()]
+
+
+def _list_to_tuple(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+#: a YAML list (or a tuple) of numbers, stored as a tuple; not a string, a set or a mapping
+_Floats = Annotated[tuple[_Float, ...], Strict(), BeforeValidator(_list_to_tuple)]
+
+
+def _none_to_empty(value):
+    return {} if value is None else value
+
+
+_S = TypeVar("_S")
+#: a section: a mapping of its keys; empty (``box:`` alone, YAML null) gives its defaults
+_Section = Annotated[_S, BeforeValidator(_none_to_empty)]
+#: unknown keys are an error; so are NaN and infinities in any float. The validators are built
+#: at the first use (the first profile loaded), not at import.
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
+#: the validation context under which the sections' ``validate`` value checks run (:func:`_validate`)
+_CHECK_VALUES = "zoa.profile.check_values"
+
+
+def _fail(key: str, msg: str):
+    """The ``err`` that ``validate`` methods call: ``key`` (dotted, relative to the section) is wrong."""
+    raise PydanticCustomError("profile_value", "{key}: {msg}", {"key": key, "msg": msg})
+
+
+class _Checked:
+    """Base of the profile's sections: after pydantic's type checks, run the section's
+    ``validate(err)`` value checks when a profile file is loaded (the validation context of
+    :func:`_validate`). A section checks its own keys; :class:`Profile` the keys across sections,
+    after every section passed."""
+
+    @model_validator(mode="after")
+    def _check_values(self, info: ValidationInfo):
+        if info.context and info.context.get(_CHECK_VALUES):
+            self.validate(_fail)
+        return self
+
+    def validate(self, err) -> None:
+        """Call ``err(key, message)`` for an impossible value (each section has its own)."""
+
+
 # --------------------------------------------------------------------------- sections
-@dataclass(frozen=True)
-class CosmologyConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class CosmologyConfig(_Checked):
     """Cosmological parameters. ``name`` is a colossus cosmology (``planck18``);
     any parameter given here overrides it (H0 in km/s/Mpc, the rest dimensionless)."""
 
-    name: str = "planck18"
-    H0: float | None = None
-    Om0: float | None = None
-    Ob0: float | None = None
-    sigma8: float | None = None
-    ns: float | None = None
+    name: _Str = "planck18"
+    H0: _Float | None = None
+    Om0: _Float | None = None
+    Ob0: _Float | None = None
+    sigma8: _Float | None = None
+    ns: _Float | None = None
 
     def validate(self, err):
         if self.name not in ("planck18", "planck15", "planck13", "WMAP9"):
@@ -74,14 +138,14 @@ class CosmologyConfig:
             err("Om0", f"must be <= 1, got {self.Om0}")
 
 
-@dataclass(frozen=True)
-class BoxConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class BoxConfig(_Checked):
     """The observer-centred cube the network sees: side ``size`` (Mpc/h) on a
     ``grid``³ mesh; targets smoothed with a Gaussian of ``smoothing`` Mpc/h."""
 
-    size: float = 160.0
-    grid: int = 32
-    smoothing: float = 1.25
+    size: _Float = 160.0
+    grid: _Int = 32
+    smoothing: _Float = 1.25
 
     def validate(self, err):
         if self.size <= 0:
@@ -97,8 +161,8 @@ class BoxConfig:
         return self.size / self.grid
 
 
-@dataclass(frozen=True)
-class SimulationConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class SimulationConfig(_Checked):
     """Parent periodic boxes (side ``parent_size`` Mpc/h, ``parent_mesh``³ particles
     and mesh), displaced with Lagrangian perturbation theory of order ``lpt_order``
     (1 = Zel'dovich, 2 = 2LPT). Each parent box yields ``observers_per_box`` cubes at
@@ -108,15 +172,15 @@ class SimulationConfig:
     evolved to a = 1 with ``pm_steps`` particle-mesh steps, :mod:`zoa_lib.universe.pm`; needs
     the optional extra ``pm``)."""
 
-    parent_size: float = 640.0
-    parent_mesh: int = 128
-    lpt_order: int = 2
-    observers_per_box: int = 32
-    rotations: int = 24
+    parent_size: _Float = 640.0
+    parent_mesh: _Int = 128
+    lpt_order: _Int = 2
+    observers_per_box: _Int = 32
+    rotations: _Int = 24
     velocity: Literal["particles", "linear"] = "particles"
     engine: Literal["2lpt", "pm"] = "2lpt"
-    pm_steps: int = 10
-    pm_a_start: float = 0.1
+    pm_steps: _Int = 10
+    pm_a_start: _Float = 0.1
 
     def validate(self, err):
         if self.parent_size <= 0:
@@ -135,8 +199,8 @@ class SimulationConfig:
             err("pm_a_start", f"must be in (0, 1), got {self.pm_a_start}")
 
 
-@dataclass(frozen=True)
-class SurveyConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class SurveyConfig(_Checked):
     """A CF4-like mock survey inside the cube.
 
     ``n_galaxies``: expected galaxies inside ``r_max`` (Mpc/h); the radial selection is
@@ -164,23 +228,23 @@ class SurveyConfig:
     (``zoa_b`` still names the ZOA band the metrics score). ``catalogue_groups``: copy the
     catalogue's group averages (one row per group) instead of its galaxies."""
 
-    n_galaxies: int = 17000
-    r_max: float = 80.0
-    selection_r0: float = 60.0
-    selection_power: float = 2.0
-    zoa_b: float = 10.0
-    sigma_dm: float = 0.4
-    sigma_v_nl: float = 0.0
-    bias: float = 1.0
+    n_galaxies: _Int = 17000
+    r_max: _Float = 80.0
+    selection_r0: _Float = 60.0
+    selection_power: _Float = 2.0
+    zoa_b: _Float = 10.0
+    sigma_dm: _Float = 0.4
+    sigma_v_nl: _Float = 0.0
+    bias: _Float = 1.0
     estimator: Literal["watkins_feldman", "linear"] = "watkins_feldman"
     grid_position: Literal["observed", "true", "corrected"] = "observed"
-    corrected_scatter: float = 0.0
-    corrected_scatter_fraction: float = 0.05
-    error_weighting: bool = False
+    corrected_scatter: _Float = 0.0
+    corrected_scatter_fraction: _Float = 0.05
+    error_weighting: _Bool = False
     selection: Literal["redshift", "true_distance"] = "redshift"
-    catalogue: str | None = None
-    catalogue_nside: int = 8
-    catalogue_groups: bool = False
+    catalogue: _Str | None = None
+    catalogue_nside: _Int = 8
+    catalogue_groups: _Bool = False
 
     def validate(self, err):
         if self.catalogue is not None and not self.catalogue.strip():
@@ -206,16 +270,16 @@ class SurveyConfig:
             err("corrected_scatter_fraction", f"must be in [0, 1), got {self.corrected_scatter_fraction}")
 
 
-@dataclass(frozen=True)
-class MocksConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class MocksConfig(_Checked):
     """How many mocks, and how they are sharded on disk (``shard_size`` mocks per
     HDF5 shard). Train, validation and test mocks come from disjoint parent boxes."""
 
-    n_train: int = 256
-    n_val: int = 32
-    n_test: int = 32
-    shard_size: int = 32
-    workers: int = 2
+    n_train: _Int = 256
+    n_val: _Int = 32
+    n_test: _Int = 32
+    shard_size: _Int = 32
+    workers: _Int = 2
 
     def validate(self, err):
         for key in ("n_train", "n_val", "n_test"):
@@ -233,17 +297,17 @@ class MocksConfig:
         return self.n_train + self.n_val + self.n_test
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class ModelConfig(_Checked):
     """V-Net architecture: ``depth`` resolution levels below the input, ``base_filters``
     channels at full resolution (doubled at each level), ``convs_per_stage`` residual
     convolutions per stage, ``kernel_size``³ kernels, reflection padding."""
 
-    depth: int = 3
-    base_filters: int = 16
-    convs_per_stage: int = 2
-    kernel_size: int = 3
-    activation: str = "relu"
+    depth: _Int = 3
+    base_filters: _Int = 16
+    convs_per_stage: _Int = 2
+    kernel_size: _Int = 3
+    activation: _Str = "relu"
     padding: Literal["reflect", "zeros"] = "reflect"
 
     def validate(self, err):
@@ -259,8 +323,8 @@ class ModelConfig:
             err("activation", f"unknown activation {self.activation!r}")
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class TrainingConfig(_Checked):
     """Adam on the MSE with a triangular cyclic learning rate (Smith 2017) between
     ``lr_min`` and ``lr_max``; one cycle lasts 2 × ``lr_half_cycle_epochs`` epochs.
     ``n_gal_scale`` and ``v_pec_scale`` (km/s) normalise the inputs. ``augment``: train on
@@ -278,23 +342,23 @@ class TrainingConfig:
     input channels and train it to correct them (:mod:`zoa_lib.methods.wiener_channels`; not in the
     paper, which feeds the two survey channels only)."""
 
-    epochs: int = 20
-    batch_size: int = 4
-    lr_min: float = 1e-7
-    lr_max: float = 1e-5
-    lr_half_cycle_epochs: float = 4.0
-    augment: bool = True
-    augment_reflections: bool = False
-    mixed_precision: bool = False
-    xla: bool = False
-    n_gal_scale: float = 1.0
-    v_pec_scale: float = 500.0
+    epochs: _Int = 20
+    batch_size: _Int = 4
+    lr_min: _Float = 1e-7
+    lr_max: _Float = 1e-5
+    lr_half_cycle_epochs: _Float = 4.0
+    augment: _Bool = True
+    augment_reflections: _Bool = False
+    mixed_precision: _Bool = False
+    xla: _Bool = False
+    n_gal_scale: _Float = 1.0
+    v_pec_scale: _Float = 500.0
     delta_transform: Literal["log1p", "identity"] = "log1p"
     phi_transform: Literal["standardize", "identity"] = "standardize"
-    phi_zero_mean: bool = True
-    deterministic: bool = False
-    in_memory_gib: float = 4.0
-    wiener_channels: bool = False
+    phi_zero_mean: _Bool = True
+    deterministic: _Bool = False
+    in_memory_gib: _Float = 4.0
+    wiener_channels: _Bool = False
 
     def validate(self, err):
         if self.in_memory_gib < 0:
@@ -312,21 +376,21 @@ class TrainingConfig:
                 err(key, f"must be > 0, got {getattr(self, key)}")
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class EvaluationConfig(_Checked):
     """Held-out metrics and classical baselines. ``bulk_flow_radii`` in Mpc/h;
     ``wiener_*`` control the conjugate-gradient Wiener filter; ``potent_smoothing``
     (Mpc/h) is POTENT's Gaussian smoothing of the radial velocities. ``wiener_tol`` 10⁻³
     (relative CG residual): on laptop mocks the per-mock r(φ) of the filter agrees with
     10⁻⁵ to 4 decimals at half the iterations (10⁻² changes it in the third decimal)."""
 
-    n_eval: int = 16
-    bulk_flow_radii: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0)
-    distance_shells: tuple[float, ...] = (0.0, 20.0, 40.0, 60.0, 80.0)
-    wiener_tol: float = 1e-3
-    wiener_maxiter: int = 500
-    wiener_sigma_v: float = 0.0
-    potent_smoothing: float = 10.0
+    n_eval: _Int = 16
+    bulk_flow_radii: _Floats = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0)
+    distance_shells: _Floats = (0.0, 20.0, 40.0, 60.0, 80.0)
+    wiener_tol: _Float = 1e-3
+    wiener_maxiter: _Int = 500
+    wiener_sigma_v: _Float = 0.0
+    potent_smoothing: _Float = 10.0
 
     def validate(self, err):
         if self.n_eval < 1:
@@ -343,15 +407,15 @@ class EvaluationConfig:
             err("potent_smoothing", f"must be > 0 Mpc/h, got {self.potent_smoothing}")
 
 
-@dataclass(frozen=True)
-class LocalUniverseConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class LocalUniverseConfig(_Checked):
     """The constrained local-universe mock and the Great Attractor search:
     ``n_realizations`` noise realizations of the survey; the GA counts as found when a
     density peak lies within ``ga_match_radius`` Mpc/h of its literature position."""
 
-    n_realizations: int = 20
-    constraint_smoothing: float = 5.0
-    ga_match_radius: float = 15.0
+    n_realizations: _Int = 20
+    constraint_smoothing: _Float = 5.0
+    ga_match_radius: _Float = 15.0
 
     def validate(self, err):
         if self.n_realizations < 1:
@@ -362,8 +426,8 @@ class LocalUniverseConfig:
             err("ga_match_radius", f"must be > 0, got {self.ga_match_radius}")
 
 
-@dataclass(frozen=True)
-class BookConfig:
+@dataclass(frozen=True, config=_CONFIG)
+class BookConfig(_Checked):
     """Notebook execution: papermill's per-cell timeout in seconds; ``variant_epochs``: the
     epochs of each φ-network variant that chapter 03 trains and compares
     (:mod:`zoa_lib.analysis.variants`; 0: show the table of an earlier ``zoa variants`` run, if any).
@@ -371,9 +435,9 @@ class BookConfig:
     absent: unknown); ``zoa run`` shows it as the estimate when this data folder holds no
     earlier timing, and gives a chapter's cells up to twice it (at least ``cell_timeout``)."""
 
-    cell_timeout: int = 3600
-    variant_epochs: int = 0
-    expected_minutes: tuple[float, ...] = ()
+    cell_timeout: _Int = 3600
+    variant_epochs: _Int = 0
+    expected_minutes: _Floats = ()
 
     def validate(self, err):
         if self.cell_timeout < 1:
@@ -384,8 +448,8 @@ class BookConfig:
             err("variant_epochs", f"must be >= 0, got {self.variant_epochs}")
 
 
-@dataclass(frozen=True)
-class Profile:
+@dataclass(frozen=True, config=_CONFIG)
+class Profile(_Checked):
     """A whole profile. ``data_dir`` is where generated data goes (relative paths are
     taken from the repository root, or from $ZOA_DATA when it is set). ``data_tag`` names a
     separate data folder ``<data_dir>/<name>-<data_tag>``: ``zoa run`` sets it to a hash of
@@ -396,22 +460,22 @@ class Profile:
     in YAML files): ``vnet``, the profile's own set-up, or ``vnet_paper``, the paper's two
     input channels, whose files live in ``models/vnet_paper/`` and ``predictions/vnet_paper/``."""
 
-    name: str
-    description: str = ""
-    seed: int = 20251105
-    data_dir: str = "data"
-    data_tag: str = ""
-    network: str = "vnet"
-    cosmology: CosmologyConfig = field(default_factory=CosmologyConfig)
-    box: BoxConfig = field(default_factory=BoxConfig)
-    simulation: SimulationConfig = field(default_factory=SimulationConfig)
-    survey: SurveyConfig = field(default_factory=SurveyConfig)
-    mocks: MocksConfig = field(default_factory=MocksConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    local_universe: LocalUniverseConfig = field(default_factory=LocalUniverseConfig)
-    book: BookConfig = field(default_factory=BookConfig)
+    name: _Str
+    description: _Str = ""
+    seed: _Int = 20251105
+    data_dir: _Str = "data"
+    data_tag: _Str = ""
+    network: _Str = "vnet"
+    cosmology: _Section[CosmologyConfig] = field(default_factory=CosmologyConfig)
+    box: _Section[BoxConfig] = field(default_factory=BoxConfig)
+    simulation: _Section[SimulationConfig] = field(default_factory=SimulationConfig)
+    survey: _Section[SurveyConfig] = field(default_factory=SurveyConfig)
+    mocks: _Section[MocksConfig] = field(default_factory=MocksConfig)
+    model: _Section[ModelConfig] = field(default_factory=ModelConfig)
+    training: _Section[TrainingConfig] = field(default_factory=TrainingConfig)
+    evaluation: _Section[EvaluationConfig] = field(default_factory=EvaluationConfig)
+    local_universe: _Section[LocalUniverseConfig] = field(default_factory=LocalUniverseConfig)
+    book: _Section[BookConfig] = field(default_factory=BookConfig)
 
     def validate(self, err):
         if self.seed < 0:
@@ -449,7 +513,7 @@ class Profile:
         """The settings as plain data. ``data_tag`` and ``network`` are left out: they say where
         the data goes, not what it is (a copy of the YAML elsewhere gets a tag of its own; a
         network's settings are in its sections)."""
-        d = to_plain(dataclasses.asdict(self))
+        d = to_plain(self)
         d.pop("data_tag", None)
         d.pop("network", None)
         return d
@@ -459,6 +523,10 @@ class Profile:
 
 
 def to_plain(obj):
+    """``obj`` as plain data for YAML and JSON: a profile or a section (any dataclass) as nested
+    dicts (:func:`dataclasses.asdict`), tuples as lists, recursively."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
     if isinstance(obj, dict):
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -467,60 +535,101 @@ def to_plain(obj):
 
 
 # --------------------------------------------------------------------------- loading
-def _check_type(value: Any, tp: Any, where: str) -> Any:
-    """Coerce ``value`` to the annotated type ``tp`` or raise ProfileError."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
-        if value is None and type(None) in args:
+@functools.cache
+def _adapter() -> TypeAdapter:
+    return TypeAdapter(Profile)
+
+
+def _validate(data: Mapping) -> Profile:
+    """The :class:`Profile` of a profile file's ``data`` (after overrides): pydantic's type checks
+    and every section's ``validate``; the first error as a one-line :class:`ProfileError`."""
+    try:
+        return _adapter().validate_python(data, context={_CHECK_VALUES: True})
+    except ValidationError as e:
+        raise ProfileError(_error_line(e)) from None
+
+
+def _section_of(loc) -> type | None:
+    """The section class that holds the key at the end of the pydantic location ``loc``."""
+    cls = Profile
+    for part in loc[:-1]:
+        f = {f.name: f for f in dataclasses.fields(cls)}.get(part) if isinstance(part, str) else None
+        tp = typing.get_type_hints(cls)[part] if f is not None else None
+        if tp is None or not dataclasses.is_dataclass(tp):
             return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check_type(value, a, where)
-            except ProfileError as e:
-                errors.append(str(e))
-        raise ProfileError(errors[0] if errors else f"{where}: wrong type")
-    if origin is Literal:
-        if value not in args:
-            raise ProfileError(f"{where}: must be one of {', '.join(map(repr, args))}, got {_show(value)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ProfileError(f"{where}: must be a list, got {type(value).__name__} {_show(value)}")
-        elem = args[0]
-        return tuple(_check_type(v, elem, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ProfileError(f"{where}: must be true or false, got {_show(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ProfileError(f"{where}: must be an integer, got {type(value).__name__} {_show(value)}")
-        if not -2 ** 63 <= value < 2 ** 63:
-            raise ProfileError(f"{where}: must be an integer between -2^63 and 2^63-1, got {_show(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProfileError(f"{where}: must be a number, got {type(value).__name__} {_show(value)}")
-        try:
-            value = float(value)
-        except OverflowError:
-            raise ProfileError(f"{where}: must be finite, got {_show(value)}") from None
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ProfileError(f"{where}: must be finite, got {value}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ProfileError(f"{where}: must be a string, got {type(value).__name__} {_show(value)}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    raise TypeError(f"unsupported annotation {tp!r} at {where}")
+        cls = tp
+    return cls
+
+
+def _order(error: dict) -> tuple:
+    """Sort key that puts first the error the pre-pydantic checker met first: sections in field
+    order, depth first; in each, an unknown key before the fields (in file order among them)."""
+    loc, key = error["loc"], []
+    unknown = error["type"] in ("unexpected_keyword_argument", "invalid_key")
+    for i, part in enumerate(loc):
+        cls = _section_of(loc[:i + 1])
+        if isinstance(part, int) or cls is None:  # a list element (or below an unknown key)
+            key.append(part if isinstance(part, int) else 0)
+        elif unknown and i == len(loc) - 1:
+            key.append(-1)
+        else:
+            key.append([f.name for f in dataclasses.fields(cls)].index(part))
+    return tuple(key)
+
+
+def _dotted(loc) -> str:
+    """``simulation.parent_mesh``, ``evaluation.bulk_flow_radii[2]`` for a pydantic location."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _error_line(e: ValidationError) -> str:
+    """The first of pydantic's complaints (in :func:`_order`) as ``dotted.key: what, got value``."""
+    error = sorted(e.errors(include_url=False), key=_order)[0]
+    loc, kind, value = error["loc"], error["type"], error.get("input")
+    ctx = error.get("ctx") or {}
+
+    def at(*more) -> str:
+        return ".".join(x for x in (_dotted(loc), *more) if x)
+
+    def got() -> str:
+        return f"{type(value).__name__} {_show(value)}"
+
+    if kind == "profile_value":  # a section's validate(err)
+        return f"{at(ctx['key'])}: {ctx['msg']}"
+    if kind in ("unexpected_keyword_argument", "invalid_key"):
+        cls = _section_of(loc)
+        known = f" (known: {', '.join(sorted(f.name for f in dataclasses.fields(cls)))})" if cls else ""
+        name = _key(loc[-1] if kind == "unexpected_keyword_argument" else value)
+        return f"{'.'.join(x for x in (_dotted(loc[:-1]), name) if x)}: unknown key{known}"
+    if kind == "missing":
+        return f"{at()}: required key is missing"
+    if kind == "dataclass_type":
+        return f"{at() or 'profile'}: must be a mapping of keys, got {type(value).__name__}"
+    if kind == "bool_type":
+        return f"{at()}: must be true or false, got {_show(value)}"
+    if kind == "int_type":
+        return f"{at()}: must be an integer, got {got()}"
+    if kind in ("greater_than_equal", "less_than_equal") and isinstance(value, int):
+        return f"{at()}: must be an integer between -2^63 and 2^63-1, got {_show(value)}"
+    if kind == "float_type" and isinstance(value, int) and not isinstance(value, bool):
+        return f"{at()}: must be finite, got {_show(value)}"  # beyond float range
+    if kind == "float_type":
+        return f"{at()}: must be a number, got {got()}"
+    if kind == "finite_number":
+        return f"{at()}: must be finite, got {value}"
+    if kind == "string_type":
+        return f"{at()}: must be a string, got {got()}"
+    if kind == "tuple_type":
+        return f"{at()}: must be a list, got {got()}"
+    if kind == "literal_error":
+        cls = _section_of(loc)
+        tp = typing.get_type_hints(cls)[loc[-1]] if cls and isinstance(loc[-1], str) else None
+        allowed = ", ".join(map(repr, typing.get_args(tp))) if typing.get_origin(tp) is Literal else ctx.get("expected")
+        return f"{at()}: must be one of {allowed}, got {_show(value)}"
+    return f"{at() or 'profile'}: {printable(error['msg'], limit=120)}, got {_show(value)}"
 
 
 def _show(value, limit: int = 60) -> str:
@@ -534,35 +643,6 @@ def _show(value, limit: int = 60) -> str:
 def _key(key) -> str:
     """A mapping key for a dotted name in a one-line message."""
     return printable(key, limit=40) if isinstance(key, str) else _show(key, 40)
-
-
-def _build(cls, data: Any, where: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise ProfileError(f"{where or 'profile'}: must be a mapping of keys, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            dotted = f"{where}.{_key(key)}" if where else _key(key)
-            raise ProfileError(f"{dotted}: unknown key (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        dotted = f"{where}.{f.name}" if where else f.name
-        if f.name in data:
-            kwargs[f.name] = _check_type(data[f.name], hints[f.name], dotted)
-        elif dataclasses.is_dataclass(hints[f.name]):
-            kwargs[f.name] = _build(hints[f.name], {}, dotted)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ProfileError(f"{dotted}: required key is missing")
-    obj = cls(**kwargs)
-
-    def err(key, msg):
-        raise ProfileError(f"{where + '.' if where else ''}{key}: {msg}")
-
-    obj.validate(err)
-    return obj
 
 
 class _Loader(yaml.SafeLoader):
@@ -721,6 +801,6 @@ def load_profile(name: str | os.PathLike = "laptop", overrides: Mapping[str, Any
         data["data_tag"] = run_data_tag(path)
     try:
         data = apply_overrides(data, overrides)
-        return _build(Profile, data, "")
+        return _validate(data)
     except ProfileError as e:
         raise ProfileError(f"profile {_show(data.get('name', path.stem))} ({path}): {e}") from None
