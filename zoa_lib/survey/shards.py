@@ -494,26 +494,16 @@ def write_manifest(folder: str | Path, manifest: Mapping) -> Path:
 
 @contextlib.contextmanager
 def manifest_lock(folder: str | Path):
-    """Exclusive advisory lock (``fcntl.flock`` on ``.manifest.lock``) around a
+    """Exclusive lock (:class:`filelock.FileLock` on ``.manifest.lock``) around a
     read-modify-write of the manifest, so that concurrent writers (e.g. a Slurm array of
-    ``zoa mocks --shards``) merge their rows instead of overwriting each other's. Where
-    flock is not available the block runs unlocked."""
+    ``zoa mocks --shards``) merge their rows instead of overwriting each other's. On a file
+    system without ``flock`` (some NFS mounts) filelock falls back to an exclusive lock file."""
+    from filelock import FileLock
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    with FileLock(folder / ".manifest.lock"):
         yield
-        return
-    fd = os.open(folder / ".manifest.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # e.g. a file system without locks
-            pass
-        yield
-    finally:
-        os.close(fd)
 
 
 def update_manifest(folder: str | Path, update) -> dict:
