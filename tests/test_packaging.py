@@ -192,11 +192,55 @@ def test_the_notebooks_are_the_toc_chapters():
 
 
 def test_every_subpackage_is_listed_for_a_non_editable_install():
-    import tomllib
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "zoa_lib").rglob("__init__.py")
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed, mapped = set(setuptools["packages"]), setuptools["package-dir"]
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "zoa_lib").rglob("__init__.py")
              if "__pycache__" not in p.parts}
-    assert found == listed, (sorted(found - listed), sorted(listed - found))
+    assert found == listed - set(mapped), (sorted(found - listed), sorted(listed - found - set(mapped)))
+    # the shipped files: the repository's profiles/ and data/ tables, as packages of the wheel
+    assert mapped == {"zoa_lib.profiles": "profiles", "zoa_lib.tables": "data"}
+    for pkg, folder in mapped.items():
+        assert (ROOT / folder / "__init__.py").is_file() and pkg in listed
+
+
+@pytest.mark.slow
+def test_a_built_wheel_runs_from_anywhere_with_its_shipped_profiles_and_tables(tmp_path):
+    """Not editable: the wheel is built (uv build), installed without the checkout into a fresh
+    venv (the dependencies are this environment's, seen through a .pth file), and ``zoa profile
+    list`` and ``zoa catalog`` on the shipped CF4 table run from the installed package, which
+    finds its profiles and tables through importlib.resources."""
+    import shutil
+    import subprocess
+    import sys
+
+    uv = Path(sys.executable).with_name("uv")
+    if not uv.exists():
+        pytest.skip("uv is not in this environment (make install puts it there)")
+    dist = tmp_path / "dist"
+    subprocess.run([str(uv), "build", "--wheel", "--no-config", "--quiet", "--out-dir", str(dist), str(ROOT)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    (wheel,) = dist.glob("zoa-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "deps.pth").write_text("\n".join(deps) + "\n")
+    subprocess.run([str(uv), "pip", "install", "--quiet", "--no-config", "--no-deps", "--python",
+                    str(venv / "bin" / "python"), str(wheel)], check=True, capture_output=True, text=True, timeout=300)
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    py = str(venv / "bin" / "python")
+    where = subprocess.run([py, "-c", "import zoa_lib, zoa_lib.io.paths as p; print(zoa_lib.__file__); "
+                                      "print(p.shipped_dir('profiles')); print(p.IN_CHECKOUT)"],
+                           cwd=away, check=True, capture_output=True, text=True).stdout.split()
+    assert Path(where[0]).is_relative_to(site) and Path(where[1]).is_relative_to(site) and where[2] == "False"
+    zoa = str(venv / "bin" / "zoa")
+    listed = subprocess.run([zoa, "profile", "list"], cwd=away, check=True, capture_output=True, text=True).stdout
+    for name in ("ci", "laptop", "workstation", "paper"):
+        assert re.search(rf"^\s*{name}\b", listed, re.M), listed
+    table = away / "data" / "cf4-table2-first9999.csv"
+    table.parent.mkdir()
+    shutil.copy(ROOT / "data" / "cf4-table2-first9999.csv", table)  # the issue's command line, from a folder
+    out = subprocess.run([zoa, "catalog", "data/cf4-table2-first9999.csv"], cwd=away, check=True,
+                         capture_output=True, text=True).stdout
+    assert "9999 data rows, 9999 kept, 0 dropped" in out, out
