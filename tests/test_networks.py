@@ -56,9 +56,9 @@ def test_a_paper_network_that_reads_the_wiener_channels_is_refused():
 
 
 def test_default_methods_follow_the_networks_the_profile_trains():
-    ci = load_profile("ci")
-    ms = evaluation.parse_methods(None)  # no profile: every network, no method that calibrates on training mocks
+    ms = evaluation.default_methods()  # no profile: every network, no method that calibrates on training mocks
     assert "vnet_paper_phi" in ms and "wiener_cal" not in ms and "wiener_joint" not in ms
     paper = load_profile("paper")
-    assert not any(m.startswith("vnet_paper") for m in evaluation.parse_methods(None, paper))
-    assert evaluation.parse_methods("wiener_joint,vnet_paper_delta", ci) == ["vnet_paper_delta", "wiener_joint"]
+    assert not any(m.startswith("vnet_paper") for m in evaluation.default_methods(paper))
+    assert registry.parse_methods("wiener_joint,vnet_paper_delta", registry.METHODS, ()) == ["vnet_paper_delta",
+                                                                                             "wiener_joint"]

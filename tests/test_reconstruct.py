@@ -13,7 +13,6 @@ from astropy.coordinates import CartesianRepresentation, SkyCoord
 
 from zoa_lib.methods import reconstruction
 from zoa_lib.methods import registry
-from zoa_lib.methods import registry
 from zoa_lib.analysis import ga_search
 from zoa_lib.methods import calibration
 from zoa_lib.methods.training import fitting
@@ -58,12 +57,15 @@ def one_line_error(capsys, argv, words):
 
 # --------------------------------------------------------------------------- arguments and errors
 def test_methods_radii_and_paths(ci, tmp_path):
-    assert rc.parse_methods(None) == ["vnet", "wiener_cal"]
-    assert rc.parse_methods("potent, wiener,potent") == ["potent", "wiener"]
-    with pytest.raises(rc.ReconstructError, match=r"unknown method 'kriging' \(known: vnet, wiener, wiener_cal"):
-        rc.parse_methods(["vnet", "kriging"])
-    with pytest.raises(rc.ReconstructError, match="empty method name"):
-        rc.parse_methods("vnet,,wiener")
+    def parse(methods):
+        return registry.parse_methods(methods, rc.METHODS, rc.DEFAULT_METHODS)
+
+    assert parse(None) == ["vnet", "wiener_cal"]
+    assert parse("potent, wiener,potent") == ["wiener", "potent"]  # the table's order, whatever the typed one
+    with pytest.raises(registry.MethodError, match=r"unknown method 'kriging' \(known: vnet, wiener, wiener_cal"):
+        parse(["vnet", "kriging"])
+    with pytest.raises(registry.MethodError, match="empty method name"):
+        parse("vnet,,wiener")
     assert list(rc.bulk_flow_radii(ci)) == [10, 20, 30, 40, 50, 60, 70, 80]  # ci: 10 Mpc/h voxels
     assert list(rc.bulk_flow_radii(load_profile("laptop"))) == list(np.arange(5, 81, 5))
     assert list(rc.bulk_flow_radii(ci, "37,50")) == [37, 50]
@@ -277,7 +279,7 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     from zoa_lib.analysis import evaluation
 
     assert "wiener_joint" in registry.SEARCH_METHODS and "wiener_joint" in rc.TRAINED_METHODS
-    assert rc.CALIBRATED == registry.CALIBRATED and rc.parse_methods("wiener_joint") == ["wiener_joint"]
+    assert rc.CALIBRATED == registry.CALIBRATED and registry.parse_methods("wiener_joint", rc.METHODS, ()) == ["wiener_joint"]
     path = realization(tmp_path / "one.csv", 5, n=1500)
     # no training shards: one line naming zoa mocks, before any work
     with pytest.raises(rc.ReconstructError, match="`zoa mocks --profile ci`"):
@@ -287,7 +289,7 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     synthetic_training_mocks(ci)
     fits = []
     real_fit = calibration.counts_calibration
-    monkeypatch.setattr(evaluation, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
+    monkeypatch.setattr(calibration, "counts_calibration", lambda p, *a, **k: fits.append(1) or real_fit(p, *a, **k))
     rc._COUNTS.clear()
     # the domain check applies: a catalogue unlike the training mocks is refused without force
     table = rc.read_table(ci, path)[0]

@@ -289,7 +289,7 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
              zero_point: bool = True, **read_options) -> CrossValResult:
     """Cross-validate each method on the catalogue at ``path`` (module docstring).
 
-    methods : names or ``"vnet,wiener_cal"`` (:func:`zoa_lib.analysis.reconstruct.parse_methods`).
+    methods : names or ``"vnet,wiener_cal"`` (:func:`zoa_lib.methods.registry.parse_methods`).
     fraction : share of the scorable galaxies held out per split, in (0, 0.5].
     n_splits : random splits (≥ 2), reconstructed together in one batch.
     seed : of the splits (default: the profile's seed).
@@ -304,9 +304,10 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
     reader's, fewer than :data:`MIN_HELD_OUT` scored galaxies held out, missing trained
     networks (naming ``zoa train``) or calibration."""
     from zoa_lib.survey import catalogs, galaxies
-    from zoa_lib.analysis.reconstruct import parse_methods, read_table, Reconstructor
+    from zoa_lib.analysis.reconstruct import read_table, Reconstructor
+    from zoa_lib.methods.registry import parse_methods, SEARCH_METHODS
 
-    methods = parse_methods(methods)
+    methods = parse_methods(methods, SEARCH_METHODS, DEFAULT_METHODS)
     check_split_options(fraction, n_splits)
     if not (math.isfinite(float(sigma_nl)) and sigma_nl >= 0):
         raise CrossValError(f"sigma_nl: must be >= 0 km/s, got {sigma_nl!r}")

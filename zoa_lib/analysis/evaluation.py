@@ -87,7 +87,7 @@ from zoa_lib.io.atomic import ensure_writable, write_json_atomic, write_text_ato
 from zoa_lib.io.processes import process_pool
 from zoa_lib.io.provenance import provenance
 
-from zoa_lib.methods.registry import LABELS
+from zoa_lib.methods.registry import parse_methods, LABELS
 from zoa_lib.methods.training.inference import predictions_path
 from zoa_lib.analysis.report import comparison_markdown
 from zoa_lib.methods.calibration import calibration, counts_calibration, has_training_shards
@@ -407,24 +407,16 @@ def _method_metrics(method, rec, truth, profile, cosmo):
     return out
 
 
-def parse_methods(methods, profile=None) -> list[str]:
-    """A method list from None (all: the networks the profile trains,
-    :func:`zoa_lib.methods.networks.networks` — :func:`evaluate` then keeps the paper's set-up only
-    where its predictions exist — and the classical methods; ``wiener_cal`` and
-    ``wiener_joint`` only when ``profile`` has training shards), a comma-separated string or a
-    sequence. The list is in :data:`METHODS` order."""
-    if methods is None:
-        cal = profile is not None and has_training_shards(profile)
-        nets = networks.networks(profile) if profile is not None else tuple(networks.NETWORKS)
-        return [m for m in METHODS if (m not in CALIBRATED or cal)
-                and (m not in NETWORK_METHODS or NETWORK_METHODS[m][0] in nets)]
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise EvaluationError(f"methods: unknown method {', '.join(map(repr, bad)) or '(none)'} "
-                              f"(known: {', '.join(METHODS)})")
-    return [m for m in METHODS if m in methods]
+def default_methods(profile=None) -> list[str]:
+    """What ``zoa evaluate`` scores when no method is named: the networks the profile trains
+    (:func:`zoa_lib.methods.networks.networks` — :func:`evaluate` then keeps the paper's set-up
+    only where its predictions exist) and the classical methods; ``wiener_cal`` and
+    ``wiener_joint`` only when ``profile`` has training shards. No profile: every network, no
+    calibrated method."""
+    cal = profile is not None and has_training_shards(profile)
+    nets = networks.networks(profile) if profile is not None else tuple(networks.NETWORKS)
+    return [m for m in METHODS if (m not in CALIBRATED or cal)
+            and (m not in NETWORK_METHODS or NETWORK_METHODS[m][0] in nets)]
 
 
 def _noise_record(profile, cal):
@@ -515,7 +507,7 @@ def evaluate(profile, split: str = "test", methods=None, progress: bool = True) 
     from zoa_lib.analysis import structure_stats
 
     default = methods is None
-    methods = parse_methods(methods, profile)
+    methods = parse_methods(methods, METHODS, default_methods(profile) if methods is None else ())
     if default:  # the paper's set-up by default only where `zoa predict --network vnet_paper` made its files
         paper = networks.network_profile(profile, "vnet_paper")
         methods = [m for m in methods if NETWORK_METHODS.get(m, ("vnet",))[0] == "vnet"

@@ -76,7 +76,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -88,7 +88,7 @@ from zoa_lib.methods.training import transforms
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.provenance import file_sha256
 from zoa_lib.methods.registry import SEARCH_LABELS as LABELS
-from zoa_lib.methods.registry import SEARCH_METHODS as METHODS
+from zoa_lib.methods.registry import parse_methods, SEARCH_METHODS as METHODS
 
 #: Methods ``zoa reconstruct`` runs when none are named.
 DEFAULT_METHODS = ("vnet", "wiener_cal")
@@ -110,25 +110,6 @@ class ReconstructError(ZoaError, ValueError):
 
 
 # --------------------------------------------------------------------------- arguments
-def parse_methods(methods: str | Iterable[str] | None) -> list[str]:
-    """Method names from ``"vnet,wiener_cal"`` or a list (None: :data:`DEFAULT_METHODS`),
-    in order, without repeats; an unknown or empty one raises :class:`ReconstructError`."""
-    if methods is None:
-        return list(DEFAULT_METHODS)
-    items = methods.split(",") if isinstance(methods, str) else list(methods)
-    out = []
-    for m in items:
-        m = str(m).strip()
-        if m not in METHODS:
-            raise ReconstructError(f"unknown method {m!r} (known: {', '.join(METHODS)})" if m else
-                                   f"empty method name in {methods!r} (known: {', '.join(METHODS)})")
-        if m not in out:
-            out.append(m)
-    if not out:
-        raise ReconstructError(f"no method given (known: {', '.join(METHODS)})")
-    return out
-
-
 def catalog_paths(path: str | os.PathLike | Sequence) -> list[Path]:
     """The catalogue files of ``path``: one file, a glob pattern (sorted matches, e.g.
     ``hamlet/realization-*.csv``) or a list of files."""
@@ -372,10 +353,10 @@ class Reconstructor:
     ``info[method]`` says what each method used (models, calibration, counts model)."""
 
     def __init__(self, profile, methods=DEFAULT_METHODS, train: bool = False, progress: bool = False):
-        from zoa_lib.analysis import evaluation
+        from zoa_lib.methods import reconstruction
         from zoa_lib.universe.cosmology import from_profile
 
-        self.profile, self.methods, self.progress = profile, parse_methods(methods), progress
+        self.profile, self.methods, self.progress = profile, parse_methods(methods, METHODS, DEFAULT_METHODS), progress
         self.cosmo = from_profile(profile)
         self.info: dict[str, dict] = {m: {} for m in self.methods}
         self._models = None
@@ -413,7 +394,7 @@ class Reconstructor:
             from zoa_lib.methods.baselines import WienerFilter
 
             self.operator = WienerFilter(profile.box.grid, profile.box.size, self.cosmo, profile.box.smoothing)
-        self._evaluation = evaluation
+        self._reconstruction = reconstruction  # looked up at each call (tests spy on it)
 
     def _model_calibration(self) -> dict | None:
 
@@ -467,7 +448,7 @@ class Reconstructor:
                 continue
             bias = self.bias if m in CALIBRATED else None
             op = self.joint if m == "wiener_joint" else self.operator
-            recs = [self._evaluation.reconstruct(m, xi, prof, cosmo=self.cosmo, operator=op, bias=bias,
+            recs = [self._reconstruction.reconstruct(m, xi, prof, cosmo=self.cosmo, operator=op, bias=bias,
                                                  counts=self.counts)
                     for xi in tqdm(x, desc=m, unit="catalogue", disable=not self.progress, leave=False)]
             out[m] = {k: np.stack([r[k] for r in recs]).astype(np.float32) for k in FIELDS}
@@ -680,7 +661,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     missing models or calibration, a catalogue outside the cube."""
     from tqdm.auto import tqdm
 
-    methods = parse_methods(methods)
+    methods = parse_methods(methods, METHODS, DEFAULT_METHODS)
     r = bulk_flow_radii(profile, radii)
     paths = catalog_paths(path)
     if batch < 1:

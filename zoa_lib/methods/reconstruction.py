@@ -9,13 +9,9 @@ import numpy as np
 from zoa_lib.methods import baselines
 from zoa_lib.universe import velocity as vel
 from zoa_lib.universe.cosmology import from_profile
-from zoa_lib.errors import ZoaError
-from zoa_lib.methods.registry import CALIBRATED, METHODS, TARGET_OF
+from zoa_lib.methods.registry import MethodError, CALIBRATED, METHODS, TARGET_OF
 
 
-
-class MethodError(ZoaError, ValueError):
-    """A method cannot run: unknown, or its calibration is missing."""
 
 
 def reconstruct(method: str, inputs, profile, prediction=None, cosmo=None, operator=None,

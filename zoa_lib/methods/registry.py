@@ -9,6 +9,10 @@ potential network), and of the classical baselines (:mod:`zoa_lib.methods.baseli
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
+from zoa_lib.errors import ZoaError
+
 #: Method name → its name in tables, legends and HDF5 attributes.
 from zoa_lib.methods import networks
 
@@ -49,3 +53,30 @@ SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "wiener_joint", "potent")
 
 
 SEARCH_LABELS = {m: LABELS[m] for m in SEARCH_METHODS}
+
+
+class MethodError(ZoaError, ValueError):
+    """A method name that is unknown or empty, or a method that cannot run (its calibration is
+    missing)."""
+
+
+def parse_methods(methods: str | Iterable[str] | None, known: Sequence[str], default: Iterable[str]) -> list[str]:
+    """Method names from ``"vnet,wiener_cal"`` or a sequence (None: ``default``), without
+    repeats and in the order of ``known`` (the table of the command that asks: :data:`METHODS`
+    for ``zoa evaluate``, :data:`SEARCH_METHODS` for ``zoa reconstruct`` and ``zoa crossval``),
+    so that files list the methods in one order however they were typed. An unknown or empty
+    name raises :class:`MethodError` naming the known ones."""
+    if methods is None:
+        default = set(default)
+        return [m for m in known if m in default]
+    items = methods.split(",") if isinstance(methods, str) else list(methods)
+    names = [str(m).strip() for m in items]
+    for m in names:
+        if not m:
+            raise MethodError(f"empty method name in {methods!r} (known: {', '.join(known)})")
+        if m not in known:
+            raise MethodError(f"unknown method {m!r} (known: {', '.join(known)})")
+    if not names:
+        raise MethodError(f"no method given (known: {', '.join(known)})")
+    return [m for m in known if m in names]
+
