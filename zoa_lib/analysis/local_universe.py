@@ -4,11 +4,11 @@ The paper applies its networks to Cosmicflows-4 and finds the Great Attractor (G
 (l, b) = (308.4° ± 2.4, 29.0° ± 1.9), cz = 4960 ± 404 km/s in 64 % of 1,000 HAMLET
 realizations. The build has no CF4 data, so this module makes a **mock** local universe
 whose structures sit at their literature positions (``data/known_structures.csv``) and
-runs the same analysis on it. The concepts live in their own modules, whose public names
-are all re-exported here: the structure table (:mod:`zoa_lib.analysis.structures`), generic
-constrained Gaussian fields (:mod:`zoa_lib.universe.constrained`), the GA search
-(:mod:`zoa_lib.analysis.ga_search`) and the CF4-format writer (:mod:`zoa_lib.survey.catalogs`); this
-module builds the constrained box, its cube and its surveys.
+runs the same analysis on it. The concepts live in their own modules: the structure table
+(:mod:`zoa_lib.analysis.structures`), generic constrained Gaussian fields
+(:mod:`zoa_lib.universe.constrained`), the GA search (:mod:`zoa_lib.analysis.ga_search`) and the
+CF4-format writer (:mod:`zoa_lib.survey.catalog_files`); this module builds the constrained box,
+its cube and its surveys.
 
 1. **Structures** (:func:`known_structures`): Galactic (l, b) and cz from the table; the
    distance is d = cz / H0 in Mpc/h (H0 = 100 km/s per Mpc/h, so d [Mpc/h] = cz / 100,

@@ -1,8 +1,7 @@
 """Catalogue files written and fetched: a gridded catalogue (HDF5), CF4's CSV layout
 (:func:`write_cf4_csv`; a mock of the local universe labelled as such,
 :func:`write_local_universe_cf4`), and the full CF4 table from VizieR (:func:`fetch_cf4`).
-Reading and converting catalogues is :mod:`zoa_lib.survey.catalogs`, which re-exports every name
-here."""
+Reading and converting catalogues is :mod:`zoa_lib.survey.catalogs`."""
 from __future__ import annotations
 
 import json

@@ -1,11 +1,11 @@
 """The mock set on disk: the status and checks of its shards, the driver that generates it
 (Dask: local processes, a Slurm cluster or an existing scheduler; resumable), and its
-benchmark. The plan, the samples and the building of one shard are :mod:`zoa_lib.survey.mocks`,
-which re-exports every name here (``mocks.generate``, ``mocks.check_shards``, …); see its
-docstring for determinism, resuming and checking.
+benchmark. The plan, the samples and the building of one shard are :mod:`zoa_lib.survey.mocks`;
+see its docstring for determinism, resuming and checking.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -21,6 +21,8 @@ from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, TMP_PREFIX
 from zoa_lib.io.paths import display_path
 from zoa_lib.survey.mocks import config_checksum, CONNECT_TIMEOUT, diff_keys, make_shard, mock_config, MocksError, parse_shard_range, sample_from_cube, shard_attrs, shard_plan, ShardSpec, split_boxes, split_ranges
+
+logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- status
@@ -172,8 +174,6 @@ WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": 2 ** 30, "MALLOC_TRIM_THRESHOLD_": 2 
 
 def _client(scheduler: str, workers: int, profile):
     """(client, cluster) for ``local`` (LocalCluster), ``slurm`` (dask-jobqueue) or an address."""
-    import logging
-
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
@@ -231,9 +231,11 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
         ``slurm`` (dask-jobqueue SLURMCluster, ``workers`` jobs), a scheduler address
         (``tcp://host:port``), or ``sync`` (in this process, no Dask; for debugging).
     verify : ``checksum`` (re-hash complete shards) or ``quick`` (validate + size only).
+    log : called with each progress message instead of this module's logger (which logs the
+        shards found damaged or stale, and a --force replacement, as warnings).
     Returns a summary: shards made, skipped, adopted, regenerated (with reasons), seconds.
     """
-    log = log or (lambda msg: print(msg, file=sys.stderr))
+    info, warn = log or logger.info, log or logger.warning
     workers = int(workers or profile.mocks.workers)
     if workers < 1:
         raise MocksError(f"--workers must be >= 1, got {workers}")
@@ -254,7 +256,7 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
         selected = [plan[int(i)] for i in shards]
     removed = _clean_temporaries(folder, [s.name for s in selected])
     if removed:
-        log(f"removed {len(removed)} temporary file(s) left by an interrupted run")
+        info(f"removed {len(removed)} temporary file(s) left by an interrupted run")
     cfg_sha = config_checksum(profile)
     manifest = read_manifest(folder)
     if manifest.get("shards") and manifest.get("config_sha256") not in (None, cfg_sha):
@@ -263,7 +265,7 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
             raise MocksError(f"{folder}: existing mocks were made with a different configuration "
                              f"(changed: {', '.join(changed) or 'unknown'}); use --force to replace them, "
                              f"or another data folder (-p data_dir=... or $ZOA_DATA)")
-        log(f"--force: replacing mocks made with another configuration ({', '.join(changed)})")
+        warn(f"--force: replacing mocks made with another configuration ({', '.join(changed)})")
 
         def reset(m):
             m.clear()
@@ -282,7 +284,7 @@ def generate(profile, shards: str | Sequence[int] | None = None, workers: int | 
             todo.append(spec)
             if reason != "missing":
                 regenerated[spec.name] = reason
-                log(f"{spec.name}: {reason}; regenerating")
+                warn(f"{spec.name}: {reason}; regenerating")
 
     def header(m):
         m["profile"] = profile.name

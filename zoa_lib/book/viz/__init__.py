@@ -1,7 +1,7 @@
 """Publication figures of the paper book (matplotlib): slices, scatter plots, spectra,
 bulk flows, training curves and sky maps.
 
-A package of seven modules, every name re-exported here: :mod:`.style` (errors, colours,
+A package of seven modules: :mod:`.style` (errors, colours,
 figures, the grid of a slice, the kinds of map and their norms), :mod:`.slices`,
 :mod:`.statistics` (scatter, spectra, PDFs, bulk flows, structures, training curves),
 :mod:`.skymaps` (sky axes and maps; the computation is :mod:`zoa_lib.survey.sky`),

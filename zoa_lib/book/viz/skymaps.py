@@ -8,8 +8,7 @@ import numpy as np
 from zoa_lib.book.viz.style import check_plot_cube, kind_norm, kind_of, new_figure, OKABE_ITO, robust_abs_max, style, VizError
 
 # --------------------------------------------------------------------------- sky maps
-#: Sky frames and the sampling of cube fields on the sky live in :mod:`zoa_lib.survey.sky` (computation);
-#: the names are re-exported here for the plotting code and older callers.
+#: Sky frames and the sampling of cube fields on the sky live in :mod:`zoa_lib.survey.sky` (computation).
 from zoa_lib.survey.sky import frame_to_galactic, galactic_to_frame, sample_shell, SKY_FRAMES, SkyError
 from zoa_lib.survey.sky import check_frame as _sky_frame  # noqa: E402
 
