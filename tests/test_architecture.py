@@ -208,3 +208,52 @@ def test_no_issue_numbers_in_the_library_tests_or_notebooks(folder, pattern):
     hits = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in sorted((ROOT / folder).glob(pattern))
             if p.name != "test_architecture.py" for m in ISSUE_NUMBER.finditer(p.read_text())]
     assert hits == []
+
+
+def module_attribute_uses(source: str):
+    """(module, attribute, line) of every ``m.name`` where ``m`` is a zoa_lib module imported by
+    the source (``from zoa_lib.survey import shards``; ``import zoa_lib.x as m``), skipping
+    functions where ``m`` is also a local name."""
+    tree = ast.parse(source)
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "zoa_lib":
+            for a in node.names:
+                if f"{node.module}.{a.name}" in MODULES:
+                    bound[a.asname or a.name] = f"{node.module}.{a.name}"
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname and a.name in MODULES:
+                    bound[a.asname] = a.name
+    local: dict[int, set] = {}
+
+    def walk(node, names):
+        for child in ast.iter_child_nodes(node):
+            inner = names
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = child.args
+                inner = names | {a.arg for a in args.args + args.kwonlyargs + args.posonlyargs} | {
+                    n.id for n in ast.walk(child) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            local[id(child)] = inner
+            walk(child, inner)
+
+    walk(tree, set())
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
+                and node.value.id not in local.get(id(node), set())):
+            yield bound[node.value.id], node.attr, node.lineno
+
+
+def test_every_module_attribute_used_is_defined_there():
+    """``viz.plot_slice`` after ``from zoa_lib.book import viz`` would be a facade by another
+    name: a module's attribute is a name it defines, or one of its submodules."""
+    homes = {m: defined_names(m) for m in MODULES}
+    missing = [f"{label}:{line}: {m}.{attr}" for label, src, _ in callers()
+               for m, attr, line in module_attribute_uses(src)
+               if attr not in homes[m] and f"{m}.{attr}" not in MODULES and not attr.startswith("__")]
+    assert missing == []
+
+
+def test_the_attribute_check_sees_a_facade():
+    src = "from zoa_lib.book import viz\nviz.plot_slice(1)\n"
+    assert list(module_attribute_uses(src)) == [("zoa_lib.book.viz", "plot_slice", 2)]

@@ -58,7 +58,7 @@ def one_line_error(capsys, argv, words):
 # --------------------------------------------------------------------------- arguments and errors
 def test_methods_radii_and_paths(ci, tmp_path):
     def parse(methods):
-        return registry.parse_methods(methods, rc.METHODS, rc.DEFAULT_METHODS)
+        return registry.parse_methods(methods, registry.SEARCH_METHODS, rc.DEFAULT_METHODS)
 
     assert parse(None) == ["vnet", "wiener_cal"]
     assert parse("potent, wiener,potent") == ["wiener", "potent"]  # the table's order, whatever the typed one
@@ -81,7 +81,7 @@ def test_methods_radii_and_paths(ci, tmp_path):
 
 def test_unknown_method_exit_2_one_line(zoa_data, tmp_path, capsys):
     out = tmp_path / "x.h5"
-    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out),
+    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--output", str(out),
                             "--methods", "vnet,kriging"], ["unknown method 'kriging'", "known: vnet"])
     assert not out.exists()
 
@@ -90,22 +90,22 @@ def test_catalogue_outside_the_cube_exit_2_one_line(zoa_data, tmp_path, capsys):
     g = np.random.default_rng(1)
     far = positions_table(tmp_path / "far.csv", g.uniform(90, 300, (50, 3)), g.normal(0, 300, 50))
     out = tmp_path / "far.h5"
-    one_line_error(capsys, ["reconstruct", str(far), "--profile", "ci", "--out", str(out), "--methods", "potent"],
+    one_line_error(capsys, ["reconstruct", str(far), "--profile", "ci", "--output", str(out), "--methods", "potent"],
                    ["far.csv: all 50 galaxies lie outside the 160 Mpc/h cube", "nothing to reconstruct"])
     assert not out.exists() and not rc.bulk_flow_path(out).exists()
     # checked before the models: the same line when none is trained
-    one_line_error(capsys, ["reconstruct", str(far), "--profile", "ci", "--out", str(out)], ["outside the 160 Mpc/h"])
+    one_line_error(capsys, ["reconstruct", str(far), "--profile", "ci", "--output", str(out)], ["outside the 160 Mpc/h"])
 
 
 def test_missing_models_name_zoa_train_and_train_nothing(zoa_data, tmp_path, capsys):
     out = tmp_path / "cf4.h5"
-    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out),
+    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--output", str(out),
                             "--methods", "vnet"],
                    ["no trained V-Net for profile 'ci'", "`zoa train --profile ci --target delta`",
                     "`zoa train --profile ci --target phi`", "leave vnet out of --methods"])
     assert not out.exists() and not (zoa_data / "ci" / "models").exists()
     # wiener_cal without training mocks or models: the command that makes them
-    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out),
+    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--output", str(out),
                             "--methods", "wiener_cal"], ["`zoa mocks --profile ci`"])
 
 
@@ -144,7 +144,7 @@ def test_glob_of_realizations_mean_scatter_and_bulk_flows(ci, zoa_data, tmp_path
     # the command, with the files as the shell expands a glob: the same mean
     out = tmp_path / "cli.h5"
     files = [str(tmp_path / f"real-{i:03d}.csv") for i in range(3)]
-    assert main(["reconstruct", *files, "--profile", "ci", "--out", str(out), "--methods", "potent",
+    assert main(["reconstruct", *files, "--profile", "ci", "--output", str(out), "--methods", "potent",
                  "--radii", "20,40,80", "--no-progress"]) == 0
     cli = rc.read(out)
     assert cli["attrs"]["catalog"].startswith("3 files: ") and cli["attrs"]["n_realizations"] == 3
@@ -174,10 +174,10 @@ def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path,
     out = tmp_path / "cf4.h5"
     # the ci networks learned from mocks that copy Cosmicflows-3 (the whole sky): the partial CF4 table
     # (RA 0-203 deg) is refused with one line naming the mismatch, and nothing is written
-    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out),
+    one_line_error(capsys, ["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--output", str(out),
                             "--no-progress"], ["unlike the mocks", "training sky", "--force"])
     assert not out.exists()
-    assert main(["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out), "--no-progress",
+    assert main(["reconstruct", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--output", str(out), "--no-progress",
                  "--force", "--zero-point", "none"]) == 0
     text = capsys.readouterr().out
     assert "9999 rows, 9999 kept (0 dropped, 39 with cz <= 0" in text and "7961 in the 160 Mpc/h cube" in text
@@ -232,7 +232,7 @@ def test_reconstruct_real_cf4_writes_the_documented_schema(trained_ci, tmp_path,
     assert doc["domain_mismatch"] and doc["errors"] == {"vnet": None, "wiener_cal": None}
     # Cosmicflows-3, the catalogue the ci mocks copy: no flags, no mismatch, the zero point fitted
     out3 = tmp_path / "cf3.h5"
-    assert main(["reconstruct", str(catalogs.CF3_SAMPLE), "--profile", "ci", "--out", str(out3), "--no-progress"]) == 0
+    assert main(["reconstruct", str(catalogs.CF3_SAMPLE), "--profile", "ci", "--output", str(out3), "--no-progress"]) == 0
     assert "zero point: H0 of the distances" in capsys.readouterr().out
     rec3 = rc.read(out3)
     assert json.loads(rec3["attrs"]["domain_mismatch"]) == [] and rec3["attrs"]["h0_catalog"] == 75.0
@@ -276,15 +276,13 @@ def test_wiener_joint_reconstructs_a_catalogue_with_the_cached_counts_model(ci, 
     """wiener_joint runs like wiener_cal (the radial bias subtracted) plus the counts model of the
     training mocks, fitted once and cached in <data>/wiener/counts_model.json (refitted when the
     training shards change); the domain check applies to it; its info records b, α, s², n_mocks."""
-    from zoa_lib.analysis import evaluation
-
     assert "wiener_joint" in registry.SEARCH_METHODS and "wiener_joint" in rc.TRAINED_METHODS
-    assert rc.CALIBRATED == registry.CALIBRATED and registry.parse_methods("wiener_joint", rc.METHODS, ()) == ["wiener_joint"]
+    assert registry.parse_methods("wiener_joint", registry.SEARCH_METHODS, ()) == ["wiener_joint"]
     path = realization(tmp_path / "one.csv", 5, n=1500)
     # no training shards: one line naming zoa mocks, before any work
     with pytest.raises(rc.ReconstructError, match="`zoa mocks --profile ci`"):
         rc.counts_model(ci)
-    one_line_error(capsys, ["reconstruct", str(path), "--profile", "ci", "--out", str(tmp_path / "x.h5"),
+    one_line_error(capsys, ["reconstruct", str(path), "--profile", "ci", "--output", str(tmp_path / "x.h5"),
                             "--methods", "wiener_joint", "--force"], ["`zoa mocks --profile ci`"])
     synthetic_training_mocks(ci)
     fits = []

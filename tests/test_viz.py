@@ -22,6 +22,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.quiver import Quiver, QuiverKey
 
 from zoa_lib.analysis import metrics
+from zoa_lib.book.viz import selection as selection_plots
 from zoa_lib.book.viz import catalogs
 from zoa_lib.book.viz import skymaps
 from zoa_lib.book.viz import slices
@@ -539,17 +540,17 @@ def test_real_vs_mock_figures():
     mocks = np.concatenate([_survey_catalog(3000, 10 + k, sample=k) for k in range(3)])
     sel = selection.measure_selection(real, nside=4, depth=100.0)
     # the observed-pixel image is the mask, sampled through astropy-healpix
-    l, b, img = selection.observed_sky_image(sel.sky, sel.nside, step=2.0)
+    l, b, img = selection_plots.observed_sky_image(sel.sky, sel.nside, step=2.0)
     assert img.shape == (b.size, l.size) == (90, 180)
     on = np.isfinite(img)
     L, B = np.meshgrid(l, b)
     np.testing.assert_array_equal(on, sel.observed(L, B))
     assert 0.5 < on.mean() < 1.0  # the ZOA is unobserved
     with pytest.raises(ZoaError, match="12 nside"):
-        selection.observed_sky_image(sel.sky[:-1], sel.nside)
+        selection_plots.observed_sky_image(sel.sky[:-1], sel.nside)
 
     m0 = mocks[mocks["sample"] == 0]
-    fig = selection.figure_real_vs_mock_sky(real, m0, sel.sky, sel.nside, labels=("CF3", "mock"), zoa_b=10.0)
+    fig = selection_plots.figure_real_vs_mock_sky(real, m0, sel.sky, sel.nside, labels=("CF3", "mock"), zoa_b=10.0)
     sky = [ax for ax in fig.axes if ax.name == "mollweide"]
     assert len(sky) == 2
     for ax, cat, name in zip(sky, (real, m0), ("CF3", "mock")):
@@ -561,7 +562,7 @@ def test_real_vs_mock_figures():
     assert any("observed HEALPix pixels (nside 4)" in t for t in legend) and any("|b| < 10°" in t for t in legend)
     draw(fig)
 
-    fig = selection.figure_real_vs_mock(real, mocks, sel, 160.0, labels=("CF3", "mocks"))
+    fig = selection_plots.figure_real_vs_mock(real, mocks, sel, 160.0, labels=("CF3", "mocks"))
     a, e, es = fig.axes
     assert a.get_xlabel().startswith("redshift distance s") and es.get_xlabel().startswith("redshift distance s")
     assert "sigma_\\mu" in e.get_xlabel() and "sigma_\\mu" in es.get_ylabel()
@@ -576,11 +577,11 @@ def test_real_vs_mock_figures():
     assert stairs.get_data().values.sum() == pytest.approx(np.sum(s_mock < stairs.get_data().edges[-1]) / 3)
     draw(fig)
     # a list of mocks is the same as the pooled table
-    fig2 = selection.figure_real_vs_mock(real, [mocks[mocks["sample"] == k] for k in range(3)], sel, 160.0,
+    fig2 = selection_plots.figure_real_vs_mock(real, [mocks[mocks["sample"] == k] for k in range(3)], sel, 160.0,
                                    labels=("CF3", "mocks"))
     assert [t.get_text() for t in fig2.axes[0].get_legend().get_texts()] == texts
     with pytest.raises(ZoaError, match="missing fields"):
-        selection.figure_real_vs_mock(real, np.zeros(3, [("sample", "i8")]), sel, 160.0)
+        selection_plots.figure_real_vs_mock(real, np.zeros(3, [("sample", "i8")]), sel, 160.0)
 
 
 def test_structures_table_reader(tmp_path):

@@ -87,8 +87,8 @@ from zoa_lib.methods.training import model_files
 from zoa_lib.methods.training import transforms
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.provenance import file_sha256
-from zoa_lib.methods.registry import SEARCH_LABELS as LABELS
-from zoa_lib.methods.registry import parse_methods, SEARCH_METHODS as METHODS
+from zoa_lib.methods.registry import SEARCH_LABELS
+from zoa_lib.methods.registry import CALIBRATED, parse_methods, SEARCH_METHODS
 
 #: Methods ``zoa reconstruct`` runs when none are named.
 DEFAULT_METHODS = ("vnet", "wiener_cal")
@@ -233,8 +233,6 @@ def read_and_grid(profile, path, *, sample: int = 0, h0_catalog: float | None = 
 #: Methods whose answer depends on the training mocks: the V-Net, and the calibrated and joint
 #: Wiener filters (their Malmquist correction, σ_nl and counts model were measured on them).
 TRAINED_METHODS = ("vnet", "wiener_cal", "wiener_joint")
-#: Classical methods that subtract the radial-bias calibration of training mocks.
-CALIBRATED = ("wiener_cal", "wiener_joint")
 #: Version of the counts model's fit (:func:`zoa_lib.methods.calibration.counts_calibration`): part of the
 #: stamp of ``counts_model.json``; bump it when that fit changes.
 COUNTS_VERSION = 1
@@ -356,7 +354,7 @@ class Reconstructor:
         from zoa_lib.methods import reconstruction
         from zoa_lib.universe.cosmology import from_profile
 
-        self.profile, self.methods, self.progress = profile, parse_methods(methods, METHODS, DEFAULT_METHODS), progress
+        self.profile, self.methods, self.progress = profile, parse_methods(methods, SEARCH_METHODS, DEFAULT_METHODS), progress
         self.cosmo = from_profile(profile)
         self.info: dict[str, dict] = {m: {} for m in self.methods}
         self._models = None
@@ -602,7 +600,7 @@ class Reconstruction:
                "methods": {}, "provenance": provenance(prof)}
         doc["provenance"].pop("parameters", None)
         for m in self.methods:
-            entry = {"label": LABELS.get(m, m), "bulk_flow": self.bulk_flow_table(m)}
+            entry = {"label": SEARCH_LABELS.get(m, m), "bulk_flow": self.bulk_flow_table(m)}
             if self.n > 1:
                 entry["realizations"] = [[{k: r[k] for k in ("R", "B", "l", "b")}
                                           for r in bulk_flow_rows(B, self.radii)] for B in self.bulk_flows[m]]
@@ -633,7 +631,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
 
     path : a catalogue file :func:`zoa_lib.survey.catalogs.read_catalog` reads, a glob pattern or a
         list of files; each file is one realization (``sample`` = its index).
-    methods : names (:data:`METHODS`) or ``"vnet,wiener_cal"``; default :data:`DEFAULT_METHODS`.
+    methods : names (:data:`~zoa_lib.methods.registry.SEARCH_METHODS`) or ``"vnet,wiener_cal"``; default :data:`DEFAULT_METHODS`.
     h0_catalog, kind, columns, drop_bad, estimator, frame, groups : passed to the reader
         (estimator default: the profile's ``survey.estimator``; H0 default: the layout's, CF4
         74.6, CF3 75 km/s/Mpc, recorded as the value used).
@@ -661,7 +659,7 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
     missing models or calibration, a catalogue outside the cube."""
     from tqdm.auto import tqdm
 
-    methods = parse_methods(methods, METHODS, DEFAULT_METHODS)
+    methods = parse_methods(methods, SEARCH_METHODS, DEFAULT_METHODS)
     r = bulk_flow_radii(profile, radii)
     paths = catalog_paths(path)
     if batch < 1:
@@ -777,7 +775,7 @@ def write(rec: Reconstruction, out: str | os.PathLike) -> tuple[Path, Path]:
                                    "(km/s/Mpc), groups, n_groups")
             for m in rec.methods:
                 g = f.create_group(m)
-                g.attrs["label"] = LABELS.get(m, m)
+                g.attrs["label"] = SEARCH_LABELS.get(m, m)
                 g.attrs["statistic"] = attrs["statistic"]
                 g.attrs["info"] = json.dumps(rec.info.get(m, {}), default=str)
                 for k, unit in FIELDS.items():
