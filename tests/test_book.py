@@ -117,6 +117,7 @@ def test_zoa_run_takes_a_profile_file_outside_profiles(tmp_path):
                        if "injected-parameters" in c.get("metadata", {}).get("tags", []))
     assert str(mine.resolve()) in injected
     # its data folder is its own, never the built-in ci profile's data/ci, and the run says which
+    # (the chapter table is zoa run's output, on stdout as each chapter finishes)
     from zoa_lib.config import run_data_tag
 
     folder = tmp_path / "data" / f"my-ci-{run_data_tag(mine)}"
@@ -190,7 +191,7 @@ def tiny(tmp_path, monkeypatch):
 
 def test_overrides_get_their_own_data_folder_and_params_reach_the_notebook(tiny, tmp_path):
     """Two runs with different overrides write different folders, the default run keeps
-    data/<profile>; -P reaches the chapter that has the parameter; kernel noise goes to the log."""
+    data/<profile>; --param reaches the chapter that has the parameter; kernel noise goes to the log."""
     from zoa_lib.book.runner import chapter_run, run_notebooks
     from zoa_lib.config import run_data_tag
 
@@ -201,7 +202,7 @@ def test_overrides_get_their_own_data_folder_and_params_reach_the_notebook(tiny,
     data = tmp_path / "data"
     tag3, tag4 = run_data_tag("ci", {"training.epochs": 3}), run_data_tag("ci", {"training.epochs": 4})
     assert len(tag3) == 8 and tag3 != tag4
-    assert (data / "ci" / "01-alpha.txt").read_text() == "7"  # -P value=7 reached the notebook
+    assert (data / "ci" / "01-alpha.txt").read_text() == "7"  # --param value=7 reached the notebook
     assert (data / f"ci-{tag3}" / "01-alpha.txt").read_text() == "1"
     assert (data / f"ci-{tag4}" / "01-alpha.txt").exists()
     assert a["data_path"] != b["data_path"] and Path(b["data_path"]).name == f"ci-{tag4}"
@@ -231,7 +232,7 @@ def test_unknown_chapter_parameter_is_one_line_listing_them(tiny):
 
 
 def test_failed_chapter_keeps_its_executed_notebook_and_exits_non_zero(tiny, tmp_path, capsys):
-    """zoa run with a chapter made to fail (-P fail=true): exit status 2, one line naming the
+    """zoa run with a chapter made to fail (--param fail=true): exit status 2, one line naming the
     exception and the kept executed notebook, which holds the traceback; the previous
     executed copy stays in place."""
     import nbformat
@@ -241,7 +242,7 @@ def test_failed_chapter_keeps_its_executed_notebook_and_exits_non_zero(tiny, tmp
     assert main(["run", "--profile", "ci", "--only", "01", "--root", str(tiny)]) == 0
     good = (tiny / "book" / "chapters" / "01-alpha.ipynb").read_bytes()
     capsys.readouterr()
-    code = main(["run", "--profile", "ci", "--only", "01", "--root", str(tiny), "-P", "fail=true", "-P", "value=5"])
+    code = main(["run", "--profile", "ci", "--only", "01", "--root", str(tiny), "--param", "fail=true", "--param", "value=5"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err.count("\n") == 0, err

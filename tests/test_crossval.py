@@ -136,14 +136,14 @@ def test_wiener_predicts_held_out_velocities_of_a_mock(ci, mock_csv, zoa_data, t
     assert doc["provenance"]["profile"] == "ci" and "git_commit" in doc["provenance"]
     assert doc["units"]["sigma_nl"] == "km/s" and doc["summary"]["wiener"]["r"]["mean"] == pytest.approx(
         summ["r"]["mean"]) and doc["paired_r_difference"] is None
-    # the CLI: --out written atomically, the same scores
+    # the CLI: --output written atomically, the same scores
     out = tmp_path / "cv.json"
     assert main(["crossval", str(mock_csv), "--profile", "ci", "--methods", "wiener", "--splits", "3",
-                 "--seed", "7", "--out", str(out), "--no-progress"]) == 0
+                 "--seed", "7", "--output", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["splits"] == doc["splits"]
     # the reader's options flow through (--h0, --frame, --groups of zoa reconstruct)
     assert main(["crossval", str(mock_csv), "--profile", "ci", "--methods", "wiener", "--splits", "3", "--seed", "7",
-                 "--h0", "74.6", "--frame", "cmb", "--out", str(out), "--no-progress"]) == 0
+                 "--h0", "74.6", "--frame", "cmb", "--output", str(out), "--no-progress"]) == 0
     assert json.loads(out.read_text())["splits"] == doc["splits"]
 
 
@@ -187,22 +187,22 @@ def test_default_methods_on_the_shipped_cf4_rows_with_trained_ci(trained_ci, mon
 # --------------------------------------------------------------------------- command errors
 def test_cli_errors_exit_2_one_line(zoa_data, tmp_path, capsys):
     out = tmp_path / "cv.json"
-    base = ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--methods", "wiener", "--out", str(out)]
+    base = ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--methods", "wiener", "--output", str(out)]
     one_line_error(capsys, base + ["--fraction", "0.7"], ["fraction: must be in (0, 0.5]"])
     one_line_error(capsys, base + ["--splits", "1"], ["at least 2 random splits"])
     one_line_error(capsys, base + ["--methods", "kriging"], ["unknown method 'kriging'"])
     missing = tmp_path / "nope.csv"
-    one_line_error(capsys, ["crossval", str(missing), "--profile", "ci", "--methods", "wiener", "--out", str(out)],
+    one_line_error(capsys, ["crossval", str(missing), "--profile", "ci", "--methods", "wiener", "--output", str(out)],
                    [f"{missing}: file not found"])
     # too few galaxies in the cube: 300 x 0.1 = 30 < 50 held out
     g = np.random.default_rng(2)
     small = tmp_path / "small.csv"
     small.write_text("SGX,SGY,SGZ,v_r,e_v\n" + "".join(f"{x:.3f},{y:.3f},{z:.3f},{v:.1f},150\n" for (x, y, z), v in
                                                       zip(g.uniform(-70, 70, (300, 3)), g.normal(0, 300, 300))))
-    one_line_error(capsys, ["crossval", str(small), "--profile", "ci", "--methods", "wiener", "--out", str(out)],
+    one_line_error(capsys, ["crossval", str(small), "--profile", "ci", "--methods", "wiener", "--output", str(out)],
                    ["300 galaxies inside the 160 Mpc/h cube", "fewer than 50"])
     # missing networks: Reconstructor's line naming zoa train
-    one_line_error(capsys, ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--out", str(out)],
+    one_line_error(capsys, ["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--output", str(out)],
                    ["`zoa train --profile ci --target delta`"])
     assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
 

@@ -206,9 +206,9 @@ def test_unknown_layout_and_frame(tmp_path):
 def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys):
     p = synthetic_table(tmp_path / "helio.txt")
     grid, out = tmp_path / "g.h5", tmp_path / "r.h5"
-    one_line_error(capsys, ["catalog", str(p), "--profile", "ci", "--h0", "100", "--grid-out", str(grid)],
+    one_line_error(capsys, ["catalog", str(p), "--profile", "ci", "--h0", "100", "--grid-output", str(grid)],
                    ["look heliocentric", "--frame heliocentric"])
-    one_line_error(capsys, ["reconstruct", str(p), "--profile", "ci", "--h0", "100", "--out", str(out),
+    one_line_error(capsys, ["reconstruct", str(p), "--profile", "ci", "--h0", "100", "--output", str(out),
                             "--methods", "wiener", "--no-progress"], ["look heliocentric"])
     assert not grid.exists() and not out.exists() and not list(tmp_path.glob("*.json"))
     assert main(["catalog", str(p), "--profile", "ci", "--h0", "100", "--frame", "heliocentric", "--json"]) == 0
@@ -221,7 +221,7 @@ def test_cli_reads_and_reconstructs_cf3_with_no_flags(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert (doc["layout"], doc["frame"], doc["h0_catalog"], doc["n_kept"]) == ("cf3", "heliocentric", 75.0, 17647)
     out = tmp_path / "x.h5"
-    assert main(["reconstruct", str(catalogs.CF3_SAMPLE), "--profile", "ci", "--out", str(out),
+    assert main(["reconstruct", str(catalogs.CF3_SAMPLE), "--profile", "ci", "--output", str(out),
                  "--methods", "wiener", "--no-progress", "--groups"]) == 0
     capsys.readouterr()
     with h5py.File(out) as f:

@@ -1004,12 +1004,12 @@ def test_shards_check_without_shards_and_with_a_bad_manifest(work, mock_folder, 
 
 # --------------------------------------------------------------------------- the CLI
 def test_cli_catalog_reports_grids_and_fails_in_one_line(work, table, cat0):
-    """``zoa catalog``: the report; --grid-out writes n_gal, v_pec; a bad table exits 2 and leaves an
+    """``zoa catalog``: the report; --grid-output writes n_gal, v_pec; a bad table exits 2 and leaves an
     existing grid file as it was."""
     text, header = table
     good = put(work, "cli-good.csv", text)
     out = work / "cli-grid.h5"
-    r = cli("catalog", good, "--profile", "ci", "--grid-out", out, "--json")
+    r = cli("catalog", good, "--profile", "ci", "--grid-output", out, "--json")
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["n_rows"] == rep["n_kept"] == N_ROWS and rep["columns"]["velocity"] == "Vcmb"
@@ -1022,13 +1022,13 @@ def test_cli_catalog_reports_grids_and_fails_in_one_line(work, table, cat0):
     before = sha(out)
     bad, line = set_cell(text, header, 3, "DM", "nan")
     bad = put(work, "cli-bad.csv", bad)
-    assert_cli_error(["catalog", bad, "--profile", "ci", "--grid-out", out],
+    assert_cli_error(["catalog", bad, "--profile", "ci", "--grid-output", out],
                      where=(str(bad), f"line {line}", "column 'DM'"))
     assert sha(out) == before
     r = cli("catalog", bad, "--profile", "ci", "--drop-bad")
     assert r.returncode == 0 and f"dropped line {line}, column 'DM'" in r.stdout and "sky" in r.stdout
     garbage = put(work, "cli-garbage.csv", b"\x89HDF\r\n\x1a\n\x00\x00\xff")
-    assert_cli_error(["catalog", garbage, "--grid-out", out], where=(str(garbage), "not UTF-8"))
+    assert_cli_error(["catalog", garbage, "--grid-output", out], where=(str(garbage), "not UTF-8"))
     assert sha(out) == before
 
 

@@ -450,7 +450,7 @@ def test_power_spectrum_matches_halofit():
 def test_bench_sim_engine_pm_json(capsys):
     from zoa_lib.cli import main
 
-    rc = main(["bench", "sim", "--engine", "pm", "-p", "simulation.parent_mesh=32", "-p", "box.grid=16"])
+    rc = main(["bench", "sim", "--profile", "ci", "--engine", "pm", "-p", "simulation.parent_mesh=32", "-p", "box.grid=16"])
     assert rc in (0, None)
     out = json.loads(capsys.readouterr().out)
     assert out["engine"] == "pm" and out["pm_steps"] == 10

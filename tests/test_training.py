@@ -406,14 +406,15 @@ def test_mirrored_two_cpus_gives_the_first_step_loss_of_one_device(tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from zoa_lib import training
+        from zoa_lib.methods.training import fitting
+        from zoa_lib.methods.training.strategy import get_strategy
         from zoa_lib.config import load_profile
         over = {TINY!r}
         over.update({{"training.epochs": 1, "training.augment": False}})
-        one = training.train(load_profile("ci", {{**over, "training.batch_size": 2}}), "delta",
+        one = fitting.train(load_profile("ci", {{**over, "training.batch_size": 2}}), "delta",
                              strategy="default", progress=False)
-        two = training.train(load_profile("ci", {{**over, "training.batch_size": 1}}), "delta",
-                             strategy=training.get_strategy("mirrored", ["/cpu:0", "/cpu:1"]), progress=False)
+        two = fitting.train(load_profile("ci", {{**over, "training.batch_size": 1}}), "delta",
+                             strategy=get_strategy("mirrored", ["/cpu:0", "/cpu:1"]), progress=False)
         print("RESULT", json.dumps({{"one": one.history, "two": two.history, "replicas": two.replicas,
                                     "batch": [one.global_batch, two.global_batch],
                                     "steps": [one.steps_per_epoch, two.steps_per_epoch]}}))
@@ -442,12 +443,12 @@ def test_two_worker_multiworker_run_completes_an_epoch(tmp_path):
     cluster = {"worker": [f"127.0.0.1:{q}" for q in ports]}
     code = f"""
         import json
-        from zoa_lib import training
+        from zoa_lib.methods.training import fitting, strategy as strategies
         from zoa_lib.config import load_profile
-        strategy = training.get_strategy("multiworker")
+        strategy = strategies.get_strategy("multiworker")
         over = {TINY!r}
         over.update({{"training.epochs": 1, "training.batch_size": 1}})
-        res = training.train(load_profile("ci", over), "delta", strategy=strategy, progress=False)
+        res = fitting.train(load_profile("ci", over), "delta", strategy=strategy, progress=False)
         print("RESULT", json.dumps({{"replicas": res.replicas, "loss": res.history["loss"],
                                     "batch": res.global_batch, "steps": res.steps_per_epoch}}))
     """
@@ -489,7 +490,7 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     """A model trained for the profile is reused; another setting (epochs) retrains."""
     import shutil
 
-    from zoa_lib.methods import training
+    from zoa_lib.methods.training import fitting
     from zoa_lib.config import load_profile
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path))
@@ -497,8 +498,8 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     folder = model_files.model_dir(prof, "delta")
     assert model_files.matching_model(prof, "delta") is None
     calls = []
-    monkeypatch.setattr(training.fitting, "train", lambda p, t, resume, progress: calls.append(p) or
-                        _fake_result(training, p, t, folder))
+    monkeypatch.setattr(fitting, "train", lambda p, t, resume, progress: calls.append(p) or
+                        _fake_result(p, t, folder))
     first = fitting.ensure_trained(prof, "delta")
     assert not first["reused"] and len(calls) == 1
     again = fitting.ensure_trained(prof, "delta")
@@ -522,18 +523,21 @@ def test_a_model_trained_before_a_key_was_added_or_after_one_was_removed_still_m
     assert _section({"training": {**old, "epochs": 99}}, "training", prof) != want
 
 
-def _fake_result(training, prof, target, folder):
+def _fake_result(prof, target, folder):
     """Save a real (tiny) model as `train` would, with its metadata."""
+    from zoa_lib.methods.training.fitting import TrainResult
+    from zoa_lib.methods.training.model_files import save_model
+    from zoa_lib.methods.training.transforms import Transforms
     from zoa_lib.methods.vnet import build_vnet
 
     model = build_vnet(prof.model, prof.box.grid)
-    tr = training.Transforms.from_profile(prof, target)
-    path = training.save_model(model, folder / "model.keras", tr, prof, epochs_done=prof.training.epochs,
+    tr = Transforms.from_profile(prof, target)
+    path = save_model(model, folder / "model.keras", tr, prof, epochs_done=prof.training.epochs,
                                parameters=model.count_params(), target=target)
-    return training.TrainResult(target=target, folder=folder, model_path=path, best_path=path,
-                                history_path=folder / "history.csv", epochs_done=prof.training.epochs,
-                                start_epoch=0, parameters=model.count_params(), seconds=0.0, strategy="default",
-                                replicas=1, global_batch=prof.training.batch_size, steps_per_epoch=1)
+    return TrainResult(target=target, folder=folder, model_path=path, best_path=path,
+                       history_path=folder / "history.csv", epochs_done=prof.training.epochs,
+                       start_epoch=0, parameters=model.count_params(), seconds=0.0, strategy="default",
+                       replicas=1, global_batch=prof.training.batch_size, steps_per_epoch=1)
 
 
 def test_benchmark_numbers_agree_with_the_model_and_each_other():

@@ -820,7 +820,7 @@ def test_scene_screenshot_is_not_blank(tmp_path):
     path = tmp_path / "scene.png"
     code = textwrap.dedent(f"""
         import numpy as np
-        from zoa_lib import scene3d
+        from zoa_lib.book import scene3d
         n, L = 16, 160.0
         x = (np.arange(n) + 0.5) * L / n - L / 2
         X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
@@ -859,7 +859,7 @@ def test_screenshot_scene_renders_from_a_process_where_tensorflow_ran(tmp_path):
         if __name__ == "__main__":
             import tensorflow as tf
             assert float(tf.reduce_sum(tf.ones(3))) == 3.0       # TensorFlow has run in this process
-            from zoa_lib import scene3d
+            from zoa_lib.book import scene3d
             n, L = 16, 160.0
             x = (np.arange(n) + 0.5) * L / n - L / 2
             X, Y, Z = np.meshgrid(x, x, x, indexing="ij")

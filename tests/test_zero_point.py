@@ -85,7 +85,7 @@ def test_reconstruct_records_the_zero_point(zoa_data, tmp_path):
     from zoa_lib.cli import main
 
     out = tmp_path / "cf3.h5"
-    assert main(["reconstruct", str(CF3_SAMPLE), "--profile", "ci", "--methods", "wiener", "--out", str(out),
+    assert main(["reconstruct", str(CF3_SAMPLE), "--profile", "ci", "--methods", "wiener", "--output", str(out),
                  "--no-progress"]) == 0
     from zoa_lib.analysis import reconstruct
 
@@ -93,7 +93,7 @@ def test_reconstruct_records_the_zero_point(zoa_data, tmp_path):
     z = rec["catalogs"][0]["zero_point"]
     assert z["h0_catalog"] == 75.0 and np.isfinite(z["a"]) and z["a_err"] > 0 and z["n"] > 1000
     assert z["h0_fit"] == pytest.approx(75.0 * np.exp(z["a"]))
-    assert main(["reconstruct", str(CF3_SAMPLE), "--profile", "ci", "--methods", "wiener", "--out", str(out),
+    assert main(["reconstruct", str(CF3_SAMPLE), "--profile", "ci", "--methods", "wiener", "--output", str(out),
                  "--no-progress", "--zero-point", "none"]) == 0
     assert reconstruct.read(out)["catalogs"][0]["zero_point"] is None
     assert json.loads(reconstruct.read(out)["attrs"]["domain_mismatch"]) == []

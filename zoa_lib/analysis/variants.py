@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -44,6 +45,8 @@ from zoa_lib.methods.training import transforms
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, write_json_atomic
 from zoa_lib.io.provenance import provenance
+
+logger = logging.getLogger(__name__)
 
 #: name -> (description, profile overrides)
 VARIANTS = {
@@ -126,16 +129,6 @@ def _poisson_delta(phi_target, profile, scale: float) -> np.ndarray:
                      for p in phi_target])
 
 
-def _history(path: Path) -> list[dict]:
-    """The rows of a training's ``history.csv`` (one per epoch), [] when there is none."""
-    import csv
-
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def network_variants(profile) -> dict[str, str]:
     """variant → network, for the variants whose set-up is one of the networks ``profile``
     trains (:func:`zoa_lib.methods.networks.networks`): those :func:`run_variant` reads from the
@@ -170,7 +163,7 @@ def network_snapshot(profile, epochs: int) -> tuple[str, Path] | None:
     return None
 
 
-def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None = None) -> dict:
+def run_variant(profile, name: str, epochs: int, log=None, n_mocks: int | None = None) -> dict:
     """Train variant ``name`` for ``epochs`` epochs from scratch and score it (module docstring).
 
     A variant whose set-up is one of the profile's trained networks (chapter 03 trains them
@@ -181,7 +174,8 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
 
     ``n_mocks``: train on only the first ``n_mocks`` training mocks (whole shards; default
     all). Besides r(φ), the scores include r(δ) of the density that the predicted φ implies
-    by Poisson's equation (``scores_delta``), against the true δ of the validation mocks."""
+    by Poisson's equation (``scores_delta``), against the true δ of the validation mocks.
+    ``log``: called with the one-line result instead of this module's logger."""
     import keras
 
     from zoa_lib.methods import wiener_channels
@@ -208,8 +202,10 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
     if snapshot is not None:  # this set-up is a trained network's: its copy after `epochs` epochs
         net, path = snapshot
         model, tfm = model_files.load_model_file(path)
-        rows = _history(path.parent / "history.csv")[:epochs]
-        loss, seconds = [float(r["loss"]) for r in rows], sum(float(r.get("seconds") or 0) for r in rows)
+        hist = path.parent / "history.csv"
+        rows = model_files.read_history(hist).iloc[:epochs] if hist.exists() else None
+        loss = [] if rows is None else [float(v) for v in rows["loss"]]
+        seconds = float(rows["seconds"].fillna(0).sum()) if rows is not None and "seconds" in rows else 0.0
         source = f"the {net} φ network after {epochs} epochs (its training's copy, {path.name})"
     else:
         steps = max(1, train_set.n // B)
@@ -242,13 +238,14 @@ def run_variant(profile, name: str, epochs: int, log=print, n_mocks: int | None 
         out["baseline_scores_delta"] = _scores(_poisson_delta(wf, prof, tfm.phi_scale), true_delta, regs)
     keras.backend.clear_session()
     r = {k: ("constant" if v["r"] is None else f"{v['r']:.3f}") for k, v in out["scores"].items()}
-    log(f"{name}: r(φ) survey {r['survey']}, ZOA {r['zoa']} ({seconds:.0f} s; {source})")
+    (log or logger.info)(f"{name}: r(φ) survey {r['survey']}, ZOA {r['zoa']} ({seconds:.0f} s; {source})")
     return out
 
 
-def run_variants(profile, names=None, epochs: int = 6, log=print) -> dict:
+def run_variants(profile, names=None, epochs: int = 6, log=None) -> dict:
     """Run :func:`run_variant` for each of ``names`` (default all) and write
-    :func:`variants_path` atomically; returns the written dict."""
+    :func:`variants_path` atomically; returns the written dict. ``log``: passed on, to be called
+    with the progress lines instead of the modules' loggers (e.g. ``lambda *a: None``)."""
     from zoa_lib.methods import wiener_channels
 
     names = list(names or VARIANTS)
@@ -362,7 +359,7 @@ def mock_study_plan(profile, epochs: int, fractions=MOCK_FRACTIONS, mock_seconds
     return plan
 
 
-def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict | None = None, log=print,
+def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict | None = None, log=None,
                    mock_seconds: float = 0.0, epoch_seconds: float = 1.0, budget_mocks: int | None = None) -> dict:
     """How many training mocks, at a fixed training time: the book's φ network
     (:data:`STUDY_VARIANT`) trained from scratch on the first share of the training mocks for
@@ -372,7 +369,8 @@ def run_mock_study(profile, epochs: int, fractions=MOCK_FRACTIONS, reuse: dict |
     filter: the validation MSE of φ (target units), r(φ) and r(δ) of the δ its φ implies by
     Poisson's equation, in the survey sphere and inside the ZOA. ``reuse``: a row of
     :func:`run_variants` for :data:`STUDY_VARIANT` with the same epochs and mocks (the full
-    split's run), used instead of training it again. Writes :func:`mock_study_path`."""
+    split's run), used instead of training it again. ``log``: as in :func:`run_variants`.
+    Writes :func:`mock_study_path`."""
     from zoa_lib.methods import wiener_channels
 
     ensure_writable(mock_study_path(profile).parent)

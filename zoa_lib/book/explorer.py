@@ -28,7 +28,6 @@ import numpy as np
 from zoa_lib.book.viz import slices
 from zoa_lib.book.viz import style
 from zoa_lib.universe import grid
-from zoa_lib.book import viz
 from zoa_lib.book.viz.style import AXIS_NAMES, VizError
 
 #: Kinds :func:`zoa_lib.book.viz.slices.plot_slice` draws.
@@ -179,7 +178,7 @@ class SliceExplorer:
         kind, of = self.kinds[field]
         if ax is None:
             fig = style.new_figure(figsize=(6.2, 5.0))
-            with viz.style():
+            with style.style():
                 ax = fig.add_subplot(111)
         x = self.x[i]
         slices.plot_slice(ax, m, self.size, kind, v2, self.arrow_scale, of=of, plane=plane,
@@ -196,7 +195,7 @@ class SliceExplorer:
         ncol = min(3, len(names))
         nrow = -(-len(names) // ncol)
         fig = style.new_figure(figsize=(5.4 * ncol, 4.5 * nrow))
-        with viz.style():
+        with style.style():
             axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
         for ax, name in zip(axes, names):
             self.render(name, axis, i, arrows, ax=ax)
@@ -230,7 +229,7 @@ class SliceExplorer:
         same for every frame, so the panels do not jump while scrubbing."""
         names = self._panels(fields)
         fig = style.new_figure(figsize=(panel_size[0] * len(names), panel_size[1]), layout="none")
-        with viz.style():
+        with style.style():
             axes = np.atleast_1d(fig.subplots(1, len(names), squeeze=False)).ravel()
             fig.subplots_adjust(left=0.55 / fig.get_figwidth(), right=1 - 0.5 / fig.get_figwidth(),
                                 bottom=0.14, top=0.88, wspace=0.5)
@@ -249,7 +248,7 @@ class SliceExplorer:
         for i in idx:
             fig = self.render_panels(fields, a, int(i), arrows)
             buf = io.BytesIO()
-            with viz.style():
+            with style.style():
                 fig.savefig(buf, format="png", dpi=dpi, bbox_inches=None)
             pngs.append(_palette_png(buf.getvalue()))
         return self.x[idx], pngs

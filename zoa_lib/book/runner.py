@@ -22,7 +22,7 @@ loses or did not learn. :func:`write_scorecard` writes it to
 folder — after every chapter ``zoa run`` executes, and again by ``zoa book`` before the
 build, so the page shows what the data folder holds when the book is built.
 
-Papermill passes ``profile`` and ``overrides`` to every chapter, and ``zoa run -P NAME=VALUE``
+Papermill passes ``profile`` and ``overrides`` to every chapter, and ``zoa run --param NAME=VALUE``
 a chapter's own parameters (``mock``, ``catalogue_path``, …) to the chapters that have them; every
 size comes from the profile.
 """
@@ -32,6 +32,7 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
@@ -51,6 +52,8 @@ from zoa_lib.io.paths import book_root, scrub_paths
 from zoa_lib.io.provenance import git_commit
 from zoa_lib.book.scorecard import refresh_scorecard, write_scorecard
 from zoa_lib.book.run_info import format_seconds, package_versions, scale_comparison, write_run_info
+
+logger = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 #: Literature positions of the Great Attractor and other local structures (shipped table).
@@ -219,7 +222,7 @@ def _is_native_log(output) -> bool:
 
 #: Key of the executed notebook's metadata that records the run it came from (:func:`run_stamp`).
 RUN_META = "zoa"
-#: Parameters of every chapter, set by --profile and -p (not by -P).
+#: Parameters of every chapter, set by --profile and --set (not by --param).
 PROFILE_PARAMETERS = ("profile", "overrides")
 
 
@@ -241,7 +244,7 @@ def chapter_parameters(chapter: Chapter) -> dict:
 
 
 def select_parameters(chapters: list[Chapter], params: dict | None, selected: bool = False) -> dict[str, dict]:
-    """Chapter name -> the ``params`` (``zoa run -P NAME=VALUE``) that chapter takes.
+    """Chapter name -> the ``params`` (``zoa run --param NAME=VALUE``) that chapter takes.
     A name that no chapter in ``chapters`` takes raises :class:`BookError` listing them."""
     params = dict(params or {})
     if not params:
@@ -249,10 +252,10 @@ def select_parameters(chapters: list[Chapter], params: dict | None, selected: bo
     table = {c.name: chapter_parameters(c) for c in chapters}
     for key in params:
         if key in PROFILE_PARAMETERS:
-            raise BookError(f"-P {key}: set it with --profile NAME and -p KEY=VALUE, not -P")
+            raise BookError(f"--param {key}: set it with --profile NAME and --set KEY=VALUE, not --param")
         if not any(key in names for names in table.values()):
             listing = "; ".join(f"{n}: {', '.join(names)}" for n, names in table.items() if names) or "none"
-            raise BookError(f"-P {printable(key)}: no chapter{' selected by --only' if selected else ''}"
+            raise BookError(f"--param {printable(key)}: no chapter{' selected by --only' if selected else ''}"
                             f" takes this parameter (chapter parameters: {listing})")
     return {n: {k: v for k, v in params.items() if k in names} for n, names in table.items()}
 
@@ -279,7 +282,7 @@ def run_command(profile_arg: str, overrides: dict | None = None, params: dict | 
     for k, v in (overrides or {}).items():
         words += ["-p", f"{k}={_cli_value(v)}"]
     for k, v in (params or {}).items():
-        words += ["-P", f"{k}={_cli_value(v)}"]
+        words += ["--param", f"{k}={_cli_value(v)}"]
     for name in only or []:
         words += ["--only", name]
     return " ".join(shlex.quote(w) for w in words)
@@ -399,7 +402,7 @@ def chapter_timeout(profile, chapter: Chapter) -> int:
 
 def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *, root=REPO_ROOT,
                   only: list[str] | None = None, resume: bool = False, params: dict | None = None,
-                  debug: bool = False, log=print) -> dict:
+                  debug: bool = False, log=None) -> dict:
     """Execute the chapters with papermill on a profile; return the run-info dict.
 
     Parameters
@@ -415,12 +418,13 @@ def run_notebooks(profile_name: str = "laptop", overrides: dict | None = None, *
     only : chapter names (or unique prefixes, e.g. ``01``) to run; default all.
     resume : skip chapters already executed with the same profile, overrides, parameters and
         source notebook (as recorded in run-info.json).
-    params : chapter parameters (``zoa run -P NAME=VALUE``), each given to the chapters whose
+    params : chapter parameters (``zoa run --param NAME=VALUE``), each given to the chapters whose
         ``parameters`` cell has it; a name no selected chapter has raises :class:`BookError`.
     debug : leave the kernels' stderr (TensorFlow and Jupyter warnings) on the console
         instead of ``<run folder>/logs/<chapter>.log`` (:func:`run_folder`).
+    log : called with each progress line instead of this module's logger (INFO).
 
-    The console gets one line per chapter: name, wall time and the expected time (this
+    The log gets one line per chapter: name, wall time and the expected time (this
     folder's last run, or the profile's ``book.expected_minutes``), with a progress bar over
     the cells on a terminal. Each executed notebook is written atomically and records its run
     in its metadata (:data:`RUN_META`). A failed chapter raises :class:`BookError` naming the
@@ -465,6 +469,7 @@ def _run_notebooks(profile_name, overrides, *, root, only, resume, params, debug
     folder = run_folder(profile)
     data_label = _portable_path(profile.data_path)
     command = run_command(profile_name if is_builtin(profile_name) else given, user_overrides, params)
+    log = log or logger.info
     log(f"[zoa run] profile {profile.name}, data folder {_show_path(profile.data_path)}"
         + (f" (own folder for overrides {', '.join(f'{k}={v}' for k, v in user_overrides.items())})"
            if tag and user_overrides else ""))
@@ -662,7 +667,7 @@ def book_run(root=REPO_ROOT) -> dict:
                     f"rerun '{fix}' to make one book")
 
 
-def sync_scenes(root, run: dict, log=print) -> int:
+def sync_scenes(root, run: dict) -> int:
     """Make ``<root>/book/_static/scenes`` hold the book's run's scenes only: clear it (the
     ``.gitkeep`` stays) and copy ``<run's data folder>/book/scenes/*`` in. A run that recorded
     no data folder, or wrote no scenes folder, leaves it as it is. Returns files copied."""
@@ -725,22 +730,22 @@ def refresh_estimate(root=REPO_ROOT) -> dict | None:
     return est
 
 
-def build_book(root=REPO_ROOT, path_output: str | os.PathLike | None = None, log=print) -> Path:
+def build_book(root=REPO_ROOT, path_output: str | os.PathLike | None = None) -> Path:
     """Build the Jupyter Book at ``root`` into ``<path_output>/_build/html`` (default
     ``<root>/_build/html``) and return that folder. Notebooks are not executed here."""
     root = Path(root)
     run = book_run(root)  # one run, or a one-line refusal naming the chapters of each
-    log(f"[zoa book] chapters from {_run_label(run)}; made by: {run.get('command')}")
+    logger.info(f"[zoa book] chapters from {_run_label(run)}; made by: {run.get('command')}")
     n = sync_scenes(root, run)
     if n:
-        log(f"[zoa book] {n} scene file(s) from {run.get('data_folder')}/book/scenes")
+        logger.info(f"[zoa book] {n} scene file(s) from {run.get('data_folder')}/book/scenes")
     if not (root / "book" / "_generated" / "run-info.md").exists():
         raise BookError("book/_generated/run-info.md is missing: run 'zoa run' first")
     refresh_estimate(root)  # unit costs `zoa bench book` saved after the run; never fails the build
     try:
         refresh_scorecard(root)
     except (ZoaError, OSError, ValueError, KeyError) as e:  # the profile of run-info no longer loads
-        log(f"[zoa book] warning: scorecard not refreshed ({e}); the landing page keeps the last one")
+        logger.warning(f"[zoa book] warning: scorecard not refreshed ({e}); the landing page keeps the last one")
         stale = root / "book" / "_generated" / "scorecard.md"
         if not stale.exists():
             write_text_atomic(stale, f"## This run at a glance\n\nNo scorecard: {e}\n")
@@ -748,11 +753,11 @@ def build_book(root=REPO_ROOT, path_output: str | os.PathLike | None = None, log
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(root),
            "--path-output", str(path_output), "--keep-going", "--all"]
-    log(f"[zoa book] {' '.join(cmd)}")
+    logger.debug(f"[zoa book] {' '.join(cmd)}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     html = path_output / "_build" / "html"
     if proc.returncode != 0 or not (html / "index.html").exists():
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
         raise BookError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
-    log(f"[zoa book] built {html / 'index.html'}")
+    logger.info(f"[zoa book] built {html / 'index.html'}")
     return html

@@ -1,4 +1,5 @@
-"""``zoa bench WHAT``: speed and memory of a pipeline stage, printed as JSON.
+"""``zoa bench WHAT``: speed and memory of a pipeline stage, printed as JSON (``--json`` changes
+nothing there).
 
 Benchmarks report, tests assert: nothing here fails on a slow machine. Each stage's
 module provides ``benchmark(profile) -> dict``; this command adds the machine.
@@ -16,7 +17,7 @@ import json
 import sys
 
 from zoa_lib.io.machine import peak_rss_mib
-from zoa_lib.commands.options import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_command, add_json_arg, add_profile_args, json_output, profile_from_args
 from zoa_lib.io.machine import machine
 
 #: stage -> "module:function"
@@ -29,18 +30,23 @@ BENCHMARKS = {
 
 
 def register(sub):
-    p = sub.add_parser("bench", help="benchmark a stage, or estimate the book's chapter times",
-                       description="Measure speed and peak memory of a pipeline stage at a profile's "
-                                   "sizes and print JSON (machine included). 'book': estimate every "
-                                   "chapter's wall time from per-unit costs measured here, printed as a "
-                                   "table (--json: JSON) beside the last measured chapter times.")
+    p = add_command(
+        sub, "bench", help="benchmark a stage, or estimate the book's chapter times",
+        description="Measure speed and peak memory of a pipeline stage (sim, mocks, train, evaluate) at a "
+                    "profile's sizes and print them as JSON, the machine included. 'book': estimate every "
+                    "chapter's wall time from per-unit costs measured here, printed as a table (--json: as "
+                    "JSON) beside the chapter times 'zoa run' last measured, and save the costs to "
+                    "<data>/bench/unit-costs.json for the landing page.",
+        examples=["zoa bench sim --profile ci --engine pm        # JSON: seconds per parent box, peak memory",
+                  "zoa bench train --profile paper -o train-paper.json",
+                  "zoa bench book                                # the laptop book's chapter times, a table",
+                  "zoa bench book --profile ci --json --costs data/ci/bench/unit-costs.json"])
     p.add_argument("what", choices=sorted([*BENCHMARKS, "book"]), help="stage to benchmark, or book")
-    add_profile_args(p, default="ci")
+    add_profile_args(p)
     p.add_argument("--engine", choices=("2lpt", "pm"),
                    help="sim only: the parent-box engine (simulation.engine; default: the profile's)")
-    p.add_argument("--output", help="also write the JSON to this file")
-    p.add_argument("--json", action="store_true",
-                   help="print JSON (what every stage but 'book' prints anyway; 'book' prints a table)")
+    p.add_argument("-o", "--output", metavar="FILE.json", help="also write the JSON to this file")
+    add_json_arg(p, "the result (what every stage but 'book' prints anyway; 'book' prints a table)")
     p.add_argument("--costs", metavar="FILE",
                    help="book only: unit costs saved by an earlier 'zoa bench book' (its JSON or "
                         "<data>/bench/unit-costs.json) instead of measuring them")
@@ -52,6 +58,7 @@ def register(sub):
 def run(args):
     if args.what == "book":
         return run_book(args)
+    args.json = True  # a stage's result is JSON, with or without --json (errors too)
     for opt in ("costs", "full"):
         if getattr(args, opt, None):
             from zoa_lib.config import ProfileError
@@ -63,7 +70,8 @@ def run(args):
         args.overrides = [*args.overrides, f"simulation.engine={args.engine}"]
     prof = profile_from_args(args)
     mod, fn = BENCHMARKS[args.what].split(":")
-    result = getattr(importlib.import_module(mod), fn)(prof)
+    with json_output(args):
+        result = getattr(importlib.import_module(mod), fn)(prof)
     out = {"benchmark": args.what, "profile": prof.name, "machine": machine(), **result,
            "peak_rss_mib": round(peak_rss_mib(), 1)}
     text = json.dumps(out, indent=2, default=float)
@@ -138,7 +146,8 @@ def run_book(args):
                             "the estimate is not this profile's")
     else:
         log = (lambda m: None) if args.json else (lambda m: print(f"[zoa bench book] measuring: {m}", file=sys.stderr))
-        costs = be.measure_unit_costs(prof, quick=not args.full, log=log)
+        with json_output(args):
+            costs = be.measure_unit_costs(prof, quick=not args.full, log=log)
         source = f"measured now ({costs.measuring_seconds:.0f} s)"
         path = be.costs_path(prof)
         try:

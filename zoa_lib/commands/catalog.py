@@ -1,10 +1,9 @@
 """``zoa catalog``: read a peculiar-velocity catalog, report what was read, optionally grid it."""
 from __future__ import annotations
 
-import json
-
 from zoa_lib.survey import catalog_files
-from zoa_lib.commands.options import add_profile_args, profile_from_args
+from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, add_renamed, json_output,
+                                      print_json, profile_from_args)
 
 
 def add_frame_args(p) -> None:
@@ -22,28 +21,28 @@ def add_frame_args(p) -> None:
 
 
 def register(sub):
-    p = sub.add_parser(
-        "catalog", help="read a CF4, CF3 or positions catalog (layout from the header), report it, grid it (HDF5)",
+    p = add_command(
+        sub, "catalog", help="read a CF4, CF3 or positions catalog (layout from the header), report it, grid it (HDF5)",
         description="Read a peculiar-velocity catalog with zoa_lib.survey.catalogs.read_catalog — a Cosmicflows-4 "
                     "table in EDD's or VizieR's layout, the Cosmicflows-3 group-member table (czHelio heliocentric, "
-                    "converted to the CMB frame), a table in CF4's layout (Vcmb or cz in km/s, DM and eDM in mag or Dist in Mpc, glon/glat, "
-                    "sgl/sgb or RA/DE in deg) or a positions table (SGX, SGY, SGZ in Mpc/h, v_r in km/s) — and "
-                    "print the report: rows read and kept, columns used, dropped rows with their line, column "
-                    "and reason, sky coverage and distance range. With --grid-out, grid it on the profile's "
-                    "cube exactly as the mocks are gridded and write FILE.h5 atomically: n_gal (N,N,N) "
-                    "galaxies per voxel and v_pec (N,N,N) mean radial peculiar velocity in km/s (0 where "
-                    "empty), axes SGX, SGY, SGZ, observer at the centre. A bad row is an error (exit 2) "
-                    "naming the file, line and column, unless --drop-bad. Galaxies with cz <= 0 "
-                    "(blueshifted neighbours) are kept with v = cz - H0 d (the Watkins-Feldman estimator "
-                    "needs cz > 0) and counted in the report. With --fetch, first download the whole CF4 "
+                    "converted to the CMB frame), a table in CF4's layout (Vcmb or cz in km/s, DM and eDM in mag or "
+                    "Dist in Mpc, glon/glat, sgl/sgb or RA/DE in deg) or a positions table (SGX, SGY, SGZ in Mpc/h, "
+                    "v_r in km/s) — and print the report: rows read and kept, columns used, dropped rows with their "
+                    "line, column and reason, sky coverage and distance range.\n\n"
+                    "With --grid-output, grid it on the profile's cube exactly as the mocks are gridded and write "
+                    "FILE.h5 atomically: n_gal (N,N,N) galaxies per voxel and v_pec (N,N,N) mean radial peculiar "
+                    "velocity in km/s (0 where empty), axes SGX, SGY, SGZ, observer at the centre.\n\n"
+                    "A bad row is an error (exit 2) naming the file, line and column, unless --drop-bad. Galaxies "
+                    "with cz <= 0 (blueshifted neighbours) are kept with v = cz - H0 d (the Watkins-Feldman "
+                    "estimator needs cz > 0) and counted in the report. With --fetch, first download the whole CF4 "
                     "galaxy table (VizieR J/ApJ/944/94/table2, 55,877 rows) to PATH with astroquery "
                     "(pip install 'zoa[cf4]'; needs a network connection).",
-        epilog="Examples: zoa catalog data/cf4-table2-first9999.csv (the shipped real table);  "
-               "zoa catalog data/cf3-group-members.tsv --groups (CF3, whole sky, one row per group);  "
-               "zoa catalog data/cf4-table2.csv --fetch (the full table from VizieR);  "
-               "zoa catalog cf4.csv --drop-bad --profile paper --grid-out cf4-grid.h5;  "
-               "zoa catalog hamlet_000.csv --kind positions --json;  "
-               "zoa catalog table.txt --column velocity=Vhel --h0 100")
+        examples=["zoa catalog data/cf4-table2-first9999.csv                # the shipped real table",
+                  "zoa catalog data/cf3-group-members.tsv --groups          # CF3, whole sky, one row per group",
+                  "zoa catalog data/cf4-table2.csv --fetch                  # the full table from VizieR",
+                  "zoa catalog cf4.csv --drop-bad --profile paper --grid-output cf4-grid.h5",
+                  "zoa catalog hamlet_000.csv --kind positions --json",
+                  "zoa catalog table.txt --column velocity=Vhel --h0 100"])
     p.add_argument("path", metavar="PATH", help="CSV or whitespace-separated text table")
     add_profile_args(p)
     p.add_argument("--kind", choices=("auto", "cf4", "positions"), default="auto",
@@ -57,9 +56,10 @@ def register(sub):
                    help="peculiar-velocity estimator of cf4 tables (default: the profile's survey.estimator)")
     p.add_argument("--drop-bad", action="store_true",
                    help="drop bad rows (listed in the report with line, column and reason) instead of failing")
-    p.add_argument("--grid-out", metavar="FILE.h5",
+    p.add_argument("--grid-output", metavar="FILE.h5",
                    help="grid the catalog on the profile's box (size in Mpc/h, grid N) and write n_gal, v_pec")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_renamed(p, "--grid-out", "--grid-output FILE.h5")
+    add_json_arg(p, "the report")
     p.add_argument("--fetch", action="store_true",
                    help="download the full CF4 galaxy table from VizieR (J/ApJ/944/94/table2) to PATH first "
                         "(atomic; needs astroquery, pip install 'zoa[cf4]', and a network connection)")
@@ -69,6 +69,17 @@ def register(sub):
 
 
 def run(args):
+    with json_output(args):
+        out, lines = _catalog(args)
+    if args.json:
+        print_json(out)
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _catalog(args):
+    """The report of ``zoa catalog`` as a dict (``--json``) and as lines."""
     from zoa_lib.survey import catalogs
 
     prof = profile_from_args(args)
@@ -84,13 +95,12 @@ def run(args):
     if fetched is not None:
         out["fetched"] = {"path": str(fetched), "vizier": catalogs.CF4_VIZIER}
         lines.insert(0, f"downloaded VizieR {catalogs.CF4_VIZIER} to {fetched}")
-    if args.grid_out:
+    if args.grid_output:
         inputs, n_outside = catalogs.grid(cat, prof, return_outside=True)
-        path = catalog_files.write_grid(args.grid_out, inputs, prof, report, n_outside, h0_catalog=float(report.h0_catalog),
+        path = catalog_files.write_grid(args.grid_output, inputs, prof, report, n_outside, h0_catalog=float(report.h0_catalog),
                                    estimator=args.estimator or prof.survey.estimator)
         out["grid"] = {"path": str(path), "profile": prof.name, "grid": prof.box.grid, "box_size": prof.box.size,
                        "n_in_cube": int(inputs[..., 0].sum()), "n_outside": int(n_outside)}
         lines.append(f"gridded on {prof.box.grid}^3 over {prof.box.size:g} Mpc/h (profile {prof.name}): "
                      f"{out['grid']['n_in_cube']} galaxies in the cube, {n_outside} outside; written: {path}")
-    print(json.dumps(out, indent=2) if args.json else "\n".join(lines))
-    return 0
+    return out, lines

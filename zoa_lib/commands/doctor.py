@@ -6,7 +6,7 @@ import shutil
 import sys
 import tempfile
 
-from zoa_lib.commands.options import add_profile_args, profile_from_args
+from zoa_lib.commands.options import add_command, add_json_arg, add_profile_args, json_output, print_json, profile_from_args
 
 #: package -> (minimum version, maximum exclusive or None)
 PACKAGES = {
@@ -18,11 +18,17 @@ PACKAGES = {
 
 
 def register(sub):
-    p = sub.add_parser("doctor", help="check versions, devices, disk and the data folder",
-                       description="Check the environment (Python and package versions, TensorFlow "
-                                   "devices, free disk, writable data folder) and say what to fix.")
-    add_profile_args(p, default="laptop")
+    p = add_command(
+        sub, "doctor", help="check versions, devices, disk and the data folder",
+        description="Check the environment (Python and package versions, TensorFlow devices, free disk for "
+                    "the profile's mocks, writable data folder) and say what to fix: one line per check, "
+                    "OK, WARN or FAIL. Exit status 2 if any check fails.",
+        examples=["zoa doctor                                   # for the laptop profile",
+                  "zoa doctor --profile paper                   # GPUs and disk for the paper's sizes",
+                  "zoa doctor --no-tensorflow --json            # quick, as JSON"])
+    add_profile_args(p)
     p.add_argument("--no-tensorflow", action="store_true", help="skip importing TensorFlow (slow)")
+    add_json_arg(p, "the checks and the verdict")
     p.set_defaults(func=run)
 
 
@@ -93,9 +99,15 @@ def _data_need_gib(profile) -> float:
 
 def run(args):
     prof = profile_from_args(args)
-    worst = 0
-    for status, what, detail in checks(prof, tensorflow=not args.no_tensorflow):
-        print(f"[{status:4s}] {what:20s} {detail}")
-        worst = max(worst, {"OK": 0, "WARN": 0, "FAIL": 2}[status])
-    print("zoa doctor: " + ("fix the FAIL lines above" if worst else "ready (see any WARN lines above)"))
+    worst, rows = 0, []
+    with json_output(args):
+        for status, what, detail in checks(prof, tensorflow=not args.no_tensorflow):
+            rows.append({"status": status, "check": what, "detail": detail})
+            if not args.json:
+                print(f"[{status:4s}] {what:20s} {detail}")
+            worst = max(worst, {"OK": 0, "WARN": 0, "FAIL": 2}[status])
+    if args.json:
+        print_json({"profile": prof.name, "ready": not worst, "checks": rows})
+    else:
+        print("zoa doctor: " + ("fix the FAIL lines above" if worst else "ready (see any WARN lines above)"))
     return worst

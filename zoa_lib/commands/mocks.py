@@ -1,22 +1,23 @@
 """``zoa mocks``: generate a profile's mock shards (resumable, fanned out with Dask)."""
 from __future__ import annotations
 
-import json
-
-from zoa_lib.commands.options import add_profile_args, profile_from_args
+from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, json_output, print_json,
+                                      profile_from_args)
 
 
 def register(sub):
-    p = sub.add_parser(
-        "mocks", help="generate the profile's mock survey shards (HDF5)",
+    p = add_command(
+        sub, "mocks", help="generate the profile's mock survey shards (HDF5)",
         description="Simulate parent boxes, cut observer cubes, draw CF4-like surveys and write "
                     "data/<profile>/mocks/shard-NNNN.h5 with a manifest. Complete shards are skipped "
                     "(checksum verified), corrupt or missing ones regenerated; safe to rerun after "
                     "an interruption. Shards run as Dask tasks: a LocalCluster of --workers processes "
                     "(default), a dask-jobqueue SLURMCluster (--scheduler slurm), or an existing "
                     "scheduler (--scheduler tcp://HOST:PORT).",
-        epilog="Examples: zoa mocks --profile ci;  zoa mocks --profile paper --shards 0:8 --workers 8;  "
-               "zoa mocks --profile paper --scheduler slurm --workers 32")
+        examples=["zoa mocks --profile ci",
+                  "zoa mocks --profile paper --shards 0:8 --workers 8      # the first 8 shards",
+                  "zoa mocks --profile paper --scheduler slurm --workers 32",
+                  "zoa mocks --profile ci --no-progress --json             # the summary as JSON"])
     add_profile_args(p)
     p.add_argument("--shards", metavar="A:B",
                    help="only shards A..B-1 (A:, :B or a single index also work; default: all)")
@@ -31,7 +32,7 @@ def register(sub):
     p.add_argument("--force", action="store_true",
                    help="replace existing mocks made with a different configuration")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_arg(p, "the summary")
     p.set_defaults(func=run)
 
 
@@ -39,10 +40,11 @@ def run(args):
     from zoa_lib.survey.mock_set import generate
 
     prof = profile_from_args(args)
-    summary = generate(prof, shards=args.shards, workers=args.workers, scheduler=args.scheduler,
-                       progress=not args.no_progress, force=args.force, verify=args.verify)
+    with json_output(args):
+        summary = generate(prof, shards=args.shards, workers=args.workers, scheduler=args.scheduler,
+                           progress=not args.no_progress, force=args.force, verify=args.verify)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
     else:
         print(f"{summary['folder']}: {len(summary['made'])} shard(s) made ({summary['mocks_made']} mocks), "
               f"{len(summary['skipped'])} complete, {len(summary['adopted'])} adopted, "

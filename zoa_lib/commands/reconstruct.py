@@ -1,40 +1,44 @@
 """``zoa reconstruct``: δ, φ and the 3D velocity of a real catalogue by the V-Net and the classical methods."""
 from __future__ import annotations
 
-import json
 import math
 import os
 
 from zoa_lib.methods import registry
-from zoa_lib.commands.options import add_profile_args, profile_from_args
+from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, add_renamed, json_output,
+                                      print_json, profile_from_args)
 from zoa_lib.commands.catalog import add_frame_args
 
 
 def register(sub):
-    p = sub.add_parser(
-        "reconstruct", help="reconstruct delta, phi and velocity from a catalogue (HDF5 + bulk-flow JSON)",
+    p = add_command(
+        sub, "reconstruct", help="reconstruct delta, phi and velocity from a catalogue (HDF5 + bulk-flow JSON)",
         description="Read a peculiar-velocity catalogue as `zoa catalog` does (a Cosmicflows-4 table in EDD's or "
                     "VizieR's layout, the Cosmicflows-3 group-member table, or SGX, SGY, SGZ [Mpc/h] + v_r [km/s]), or every file of a glob (e.g. "
                     "HAMLET realizations), grid it on the profile's cube and reconstruct it by each method: "
                     "vnet (the profile's trained density and potential networks; velocity = -(2f/3 H0 Om) grad "
                     "phi), wiener, wiener_cal (Wiener filter with the radial bias calibrated on training mocks), "
                     "wiener_joint (joint Wiener filter of the galaxy counts and the calibrated velocities, its "
-                    "counts model fitted on training mocks), potent. Writes FILE.h5 atomically: root attrs "
+                    "counts model fitted on training mocks), potent.\n\n"
+                    "Writes FILE.h5 atomically: root attrs "
                     "box_size (Mpc/h), grid, the catalogue's "
                     "provenance; one group per method with delta (N,N,N), phi (N,N,N) in (km/s)^2 with its "
                     "mean removed and velocity (N,N,N,3) in km/s, axes SGX, SGY, SGZ, observer at the centre. "
                     "For a glob the groups hold the mean over realizations and *_std their scatter. Beside it, "
                     "FILE.bulk_flows.json: the bulk flow B(R) in top-hat spheres, |B| in km/s and its direction "
-                    "(l, b). Missing trained networks are an error naming the `zoa train` commands; nothing is "
+                    "(l, b).\n\nMissing trained networks are an error naming the `zoa train` commands; nothing is "
                     "trained here.",
-        epilog="Examples: zoa reconstruct data/cf4-table2-first9999.csv --profile laptop --out cf4.h5;  "
-               "zoa reconstruct data/cf3-group-members.tsv --profile laptop --out cf3.h5 --groups;  "
-               "zoa reconstruct 'hamlet/realization-*.csv' --kind positions --profile paper --out hamlet.h5 "
-               "--methods vnet;  zoa reconstruct cf4.csv --profile ci --out cf4.h5 --radii 20,37,50,80")
+        examples=["zoa reconstruct data/cf4-table2-first9999.csv --profile laptop -o cf4.h5",
+                  "zoa reconstruct data/cf3-group-members.tsv --profile laptop -o cf3.h5 --groups",
+                  "zoa reconstruct 'hamlet/realization-*.csv' --kind positions --profile paper -o hamlet.h5 "
+                  "--methods vnet",
+                  "zoa reconstruct cf4.csv --profile ci --output cf4.h5 --radii 20,37,50,80 --json"])
     p.add_argument("path", metavar="PATH", nargs="+",
                    help="catalogue file; several files, or a quoted glob pattern, are realizations of one catalogue")
     add_profile_args(p)
-    p.add_argument("--out", required=True, metavar="FILE.h5", help="HDF5 file to write (and FILE.bulk_flows.json)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.h5",
+                   help="HDF5 file to write (and FILE.bulk_flows.json beside it)")
+    add_renamed(p, "--out", "--output FILE.h5")
     p.add_argument("--methods", default="vnet,wiener_cal", metavar="M[,M...]",
                    help="comma-separated: vnet, wiener, wiener_cal, wiener_joint, potent (default: vnet,wiener_cal)")
     p.add_argument("--radii", metavar="R[,R...]",
@@ -56,7 +60,7 @@ def register(sub):
                    help="fit: fit the catalogue's zero point (the H0 of its distances) as a nuisance parameter, with "
                         "the Malmquist bias and the error measured on the profile's training mocks, and apply it "
                         "before gridding (default; recorded in the output); none: take the distances as given")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_arg(p, "the summary")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -65,16 +69,17 @@ def run(args):
     from zoa_lib.survey import catalogs
     from zoa_lib.analysis import reconstruct as rc
 
-    methods = rc.parse_methods(args.methods)  # before the profile and any heavy import
+    methods = registry.parse_methods(args.methods, registry.SEARCH_METHODS, rc.DEFAULT_METHODS)  # before the profile and any heavy import
     prof = profile_from_args(args)
     columns = catalogs.column_overrides(args.columns)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     source = args.path[0] if len(args.path) == 1 else args.path
-    rec = rc.reconstruct_catalogs(prof, source, methods, h0_catalog=args.h0, kind=args.kind, columns=columns,
-                                  frame=args.frame, groups=args.groups, drop_bad=args.drop_bad, estimator=args.estimator, radii=args.radii,
-                                  progress=not args.no_progress, force=args.force,
-                                  zero_point=args.zero_point == "fit")
-    h5, js = rc.write(rec, args.out)
+    with json_output(args):
+        rec = rc.reconstruct_catalogs(prof, source, methods, h0_catalog=args.h0, kind=args.kind, columns=columns,
+                                      frame=args.frame, groups=args.groups, drop_bad=args.drop_bad,
+                                      estimator=args.estimator, radii=args.radii, progress=not args.no_progress,
+                                      force=args.force, zero_point=args.zero_point == "fit")
+        h5, js = rc.write(rec, args.output)
     cats = [c.to_dict() for c in rec.catalogs]
     summary = {"hdf5": str(h5), "bulk_flows": str(js), "profile": prof.name, "grid": prof.box.grid,
                "box_size": prof.box.size, "methods": rec.methods, "n_catalogs": rec.n,
@@ -84,7 +89,7 @@ def run(args):
                "bulk_flows_by_method": {m: rec.bulk_flow_table(m) for m in rec.methods}, "notes": rec.notes,
                "domain_mismatch": rec.mismatches}
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
         return 0
     c0 = cats[0]
     if rec.n == 1:

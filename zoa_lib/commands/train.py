@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import os
 
-from zoa_lib.commands.options import add_profile_args, profile_from_args
+from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, json_output, print_json,
+                                      profile_from_args)
 
 
 def register(sub):
-    p = sub.add_parser(
-        "train", help="train the density (delta) or potential (phi) V-Net",
+    p = add_command(
+        sub, "train", help="train the density (delta) or potential (phi) V-Net",
         description="Train a V-Net on data/<profile>/mocks (Adam, MSE, triangular cyclic learning rate) "
                     "and write data/<profile>/models/<target>/: model.keras (last epoch), best.keras "
                     "(lowest validation loss), history.csv (loss, val_loss, learning_rate per epoch) and "
                     "backup/ (BackupAndRestore state while training). Every shard is validated first. "
                     "Prints the network's parameter count.",
-        epilog="Examples: zoa train --profile ci --target delta;  zoa train --profile laptop --target phi "
-               "--network vnet_paper;  zoa train --profile paper --target phi "
-               "--resume;  srun zoa train --profile paper --target phi --strategy multiworker")
+        examples=["zoa train --profile ci --target delta",
+                  "zoa train --profile laptop --target phi --network vnet_paper   # the paper's set-up",
+                  "zoa train --profile paper --target phi --resume",
+                  "srun zoa train --profile paper --target phi --strategy multiworker",
+                  "zoa train --profile ci --target phi --set training.epochs=1 --no-progress --json"])
     add_profile_args(p)
     p.add_argument("--target", required=True, choices=("delta", "phi"),
                    help="delta (density contrast) or phi (peculiar potential)")
@@ -31,9 +34,10 @@ def register(sub):
                         "Slurm step, mirrored with several GPUs, else one device), default, mirrored "
                         "(all GPUs of this node), multiworker (cluster from TF_CONFIG or Slurm)")
     p.add_argument("--deterministic", action="store_true",
-                   help="same as -p training.deterministic=true: tf.config.experimental.enable_op_determinism() "
+                   help="same as --set training.deterministic=true: tf.config.experimental.enable_op_determinism() "
                         "before the model is built, for bit-reproducible runs (CPU and GPU), slower")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
+    add_json_arg(p, "the result (parameters, epochs, last epoch's losses, files written)")
     p.set_defaults(func=run)
 
 
@@ -47,9 +51,16 @@ def run(args):
     from zoa_lib.methods.training.fitting import train
     from zoa_lib.methods.training.strategy import get_strategy
 
-    strategy = get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
-    res = train(prof, args.target, resume=args.resume, strategy=strategy, progress=not args.no_progress)
+    with json_output(args):
+        strategy = get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must precede other TF work
+        res = train(prof, args.target, resume=args.resume, strategy=strategy, progress=not args.no_progress)
     last = {k: v[-1] for k, v in res.history.items() if v}
+    if args.json:
+        print_json({"profile": prof.name, "target": args.target, "network": args.network,
+                    "parameters": res.parameters, "epochs_done": res.epochs_done, "start_epoch": res.start_epoch,
+                    "seconds": res.seconds, "last_epoch": last,
+                    "written": [str(res.model_path), str(res.best_path), str(res.history_path)]})
+        return 0
     summary = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
     print(f"{args.target}: {res.parameters:,} parameters, {res.epochs_done} epochs "
           f"(this run from epoch {res.start_epoch}) in {res.seconds:.0f} s"

@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import atomic_path, ensure_writable
 from zoa_lib.io.processes import process_pool
 from zoa_lib.io.provenance import provenance
+
+logger = logging.getLogger(__name__)
 
 #: Names and units of the channels, in order after (N_gal, V_pec).
 CHANNELS = ("phi_wf", "delta_wf")
@@ -312,14 +315,15 @@ def _write_file(profile, shard: str, shard_sha: str, calibration: dict, key: str
 
 
 def ensure(profile, splits=("train", "val", "test"), workers: int | None = None, progress: bool = True,
-           log=print, calibration: dict | None = None) -> dict[str, Path]:
+           log=None, calibration: dict | None = None) -> dict[str, Path]:
     """Compute the missing or stale channel files of the profile's shards of ``splits`` (module
     docstring) and return {shard file name: channel file}. ``calibration``: the one to filter
     with (e.g. a model's, ``transforms.wiener_calibration``); default the profile's
     (:func:`profile_calibration`, which needs the training shards). Mocks are filtered by
     ``workers`` processes (default ``mocks.workers``; each file is written by this process).
     Files that are already up to date are only read, so a read-only data folder is an error
-    only when something must be (re)computed."""
+    only when something must be (re)computed. ``log``: called with the one line saying what is
+    computed, instead of this module's logger."""
     from tqdm.auto import tqdm
 
     from zoa_lib.survey import shards
@@ -341,7 +345,7 @@ def ensure(profile, splits=("train", "val", "test"), workers: int | None = None,
     ensure_writable(profile.data_path / "wiener")
     n_mocks = sum(t[3] for t in todo)
     workers = max(1, min(int(workers or profile.mocks.workers), n_mocks))
-    log(f"Wiener-filter input channels: {len(todo)} shard(s), {n_mocks} mocks, {workers} process(es)")
+    (log or logger.info)(f"Wiener-filter input channels: {len(todo)} shard(s), {n_mocks} mocks, {workers} process(es)")
     bar = tqdm(total=n_mocks, desc="Wiener channels", unit="mock", disable=not progress)
 
     def counted(results):

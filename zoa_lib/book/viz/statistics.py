@@ -1,14 +1,13 @@
 """statistics: part of :mod:`zoa_lib.book.viz` (see its docstring for the conventions)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from zoa_lib.book.viz.style import axis_index, kind_of, new_figure, OKABE_ITO, plane_axes, SLAB, style, VizError
 from zoa_lib.book.viz.slices import as_map, plot_slice, truth_norm
+from zoa_lib.methods.training.model_files import read_history
 
 # --------------------------------------------------------------------------- 1D/2D statistics
 def _new_ax(ax, figsize=(5.2, 4.4), **kw):
@@ -412,29 +411,6 @@ def plot_structure_recovery(ax, rows, labels: Mapping[str, str] | None = None):
 
 
 LR_COLUMNS = ("learning_rate", "lr")
-
-
-def read_history(history):
-    """A training history as a pandas DataFrame, from a CSV path (Keras CSVLogger), a
-    DataFrame or a mapping of lists (``History.history``)."""
-    import pandas as pd
-
-    if isinstance(history, (str, os.PathLike)):
-        path = Path(history)
-        try:
-            df = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-            raise VizError(f"{path}: cannot read training history ({e})") from None
-        where = str(path)
-    elif isinstance(history, pd.DataFrame):
-        df, where = history, "history"
-    elif isinstance(history, Mapping):
-        df, where = pd.DataFrame(dict(history)), "history"
-    else:
-        raise VizError(f"training history must be a CSV path, DataFrame or dict, got {type(history).__name__}")
-    if "loss" not in df.columns:
-        raise VizError(f"{where}: no 'loss' column (columns: {', '.join(map(str, df.columns))})")
-    return df
 
 
 def plot_loss_curves(history, ax=None, *, title: str | None = None):

@@ -54,6 +54,7 @@ speed (not enabled by default).
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import shutil
 import sys
@@ -71,6 +72,8 @@ from zoa_lib.methods.training.model_files import matching_model, model_dir, read
 from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, split_shards
 from zoa_lib.methods.training.strategy import get_strategy, multiworker_workarounds, worker_role
 from zoa_lib.methods.training.transforms import check_target, TARGET_NAMES, TrainingError, Transforms
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,13 +133,15 @@ def build_and_compile(profile, steps_per_epoch: int, name: str = "vnet", jit_com
 
 
 def train(profile, target: str, resume: bool = False, strategy=None, progress: bool = True,
-          callbacks: Sequence = (), log=None) -> TrainResult:
+          callbacks: Sequence = ()) -> TrainResult:
     """Train the ``target`` network (``delta`` or ``phi``) on the profile's mock shards.
 
     ``resume``: continue an interrupted run from ``backup/`` (or a finished one whose
     ``training.epochs`` was raised, from ``model.keras``); otherwise start afresh.
     ``strategy``: a name for :func:`get_strategy` (default ``auto``) or a strategy object.
     ``callbacks``: extra Keras callbacks, run after the checkpointing ones.
+    ``progress``: Keras's per-epoch progress output; what the run does (data in memory or
+    streamed, the network's size, a discarded interrupted run) goes to this module's logger.
     Shards are all validated before anything is built. See the module docstring for files,
     transforms, determinism and distribution."""
     import keras
@@ -145,7 +150,6 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     from zoa_lib.methods.training.callbacks import AtomicBackupAndRestore, backup_epoch, backup_state, Checkpoint, EpochTimer, LearningRateLogger, mark_fresh_backup, StopPoints
 
     check_target(target)
-    log = log or (print if progress else (lambda *a: None))
     t0 = time.perf_counter()
     if strategy is None or isinstance(strategy, str):
         strategy = get_strategy(strategy or "auto")
@@ -158,7 +162,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     gpu = gpu_available()
     use_mp, use_xla = tr.mixed_precision and gpu, tr.xla and gpu
     if (tr.mixed_precision or tr.xla) and not gpu:
-        log("no GPU: training.mixed_precision and training.xla are ignored (float32, no XLA)")
+        logger.warning("no GPU: training.mixed_precision and training.xla are ignored (float32, no XLA)")
     chief, worker, n_workers = worker_role(strategy)
     replicas = int(strategy.num_replicas_in_sync)
     B = tr.batch_size * replicas
@@ -172,14 +176,14 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     if tr.wiener_channels:
         from zoa_lib.methods import wiener_channels
 
-        wiener_channels.ensure(profile, splits=("train", "val"), progress=progress, log=log)
+        wiener_channels.ensure(profile, splits=("train", "val"), progress=progress)
         calibration = wiener_channels.profile_calibration(profile)
         channels = {"train": wiener_channels.split_paths(profile, train_set.paths),
                     "val": wiener_channels.split_paths(profile, val_set.paths) if val_set.n else None}
     transforms = Transforms.from_profile(profile, target, calibration)
     need = in_memory_bytes(train_set.n + val_set.n, profile.box.grid, transforms.in_channels)
     in_memory = need <= tr.in_memory_gib * 2 ** 30
-    log(f"{target}: {'holding' if in_memory else 'streaming'} the {train_set.n + val_set.n} mocks "
+    logger.info(f"{target}: {'holding' if in_memory else 'streaming'} the {train_set.n + val_set.n} mocks "
         f"({need / 2 ** 30:.2f} GiB; training.in_memory_gib = {tr.in_memory_gib:g})"
         + (" in memory" if in_memory else " from the shards"))
     seed = training_seed(profile, target)
@@ -190,7 +194,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         if state is not None:  # an interrupted run (a fresh one killed in its first epoch: epoch 0)
             start_epoch = state["epoch"]
             if start_epoch == 0:
-                log(f"{target}: the interrupted run in {backup} finished no epoch; starting it again")
+                logger.info(f"{target}: the interrupted run in {backup} finished no epoch; starting it again")
         elif (folder / "model.keras").exists():  # a finished run (training.epochs raised?)
             shutil.rmtree(backup, ignore_errors=True)  # uncommitted leftovers (killed in its cleanup)
             meta = read_model_metadata(folder / "model.keras")["meta"]
@@ -199,7 +203,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
             best = float(read_model_metadata(folder / "best.keras")["meta"].get("best_value", math.inf))
     else:
         if backup_epoch(backup):
-            log(f"{target}: starting afresh; the interrupted run in {backup} (epoch {backup_epoch(backup)}) "
+            logger.warning(f"{target}: starting afresh; the interrupted run in {backup} (epoch {backup_epoch(backup)}) "
                 f"is discarded (use --resume to continue it)")
         shutil.rmtree(backup, ignore_errors=True)
         if chief:
@@ -207,7 +211,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
             for old in folder.glob("epoch-*.keras"):
                 old.unlink()  # the previous run's copies (snapshot_epochs)
     if start_epoch >= tr.epochs:
-        log(f"{target}: already trained for {start_epoch} epochs (training.epochs = {tr.epochs}); nothing to do")
+        logger.info(f"{target}: already trained for {start_epoch} epochs (training.epochs = {tr.epochs}); nothing to do")
         return _result(profile, target, folder, start_epoch, start_epoch, None, t0, strategy, replicas, B,
                        steps, {})
 
@@ -215,7 +219,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
         mark_fresh_backup(backup)  # a kill before the first epoch ends is resumed from scratch
     if tr.deterministic:
         tf.config.experimental.enable_op_determinism()
-        log(f"{target}: training.deterministic: TensorFlow op determinism enabled (bit-reproducible, slower)")
+        logger.info(f"{target}: training.deterministic: TensorFlow op determinism enabled (bit-reproducible, slower)")
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         if init_from is not None:
@@ -227,7 +231,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     if n_workers > 1 or isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         multiworker_workarounds(model, strategy, profile.box.grid, transforms.in_channels)
     n_params = int(model.count_params())
-    log(f"{target}: V-Net with {n_params:,} parameters; {train_set.n} training / {val_set.n} validation "
+    logger.info(f"{target}: V-Net with {n_params:,} parameters; {train_set.n} training / {val_set.n} validation "
         f"mocks; {steps} steps per epoch of global batch {B} ({replicas} replica(s), "
         f"{type(strategy).__name__}); epochs {start_epoch}..{tr.epochs - 1}"
         + (" (resumed)" if start_epoch else ""))

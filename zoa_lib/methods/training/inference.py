@@ -13,6 +13,7 @@ from zoa_lib.io.atomic import atomic_path, ensure_writable
 from zoa_lib.io.provenance import provenance
 from zoa_lib.methods.training.model_files import load_model_file, model_path
 from zoa_lib.methods.training.pipeline import ShardReader, split_shards
+from zoa_lib.survey import shards
 from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms, UNITS
 
 
@@ -71,8 +72,7 @@ def _model_channel_files(profile, path, transforms: Transforms, split: str, shar
             f"{path}: the model corrects the Wiener filter but carries no calibration; retrain it with "
             f"`zoa train --profile {profile.name} --target {transforms.target}`")
     try:
-        wiener_channels.ensure(profile, splits=(split,), progress=progress,
-                               log=print if progress else (lambda *a: None), calibration=cal)
+        wiener_channels.ensure(profile, splits=(split,), progress=progress, calibration=cal)
     except OutputError:
         pass  # cannot remake them here: split_paths says whether the files on disk will do
     return wiener_channels.split_paths(
@@ -97,8 +97,8 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     check_target(target)
     if split not in ("train", "val", "test"):
         raise TrainingError(f"split must be train, val or test, got {split!r}")
-    shards = split_shards(profile, split)
-    if shards.n == 0:
+    split_set = split_shards(profile, split)
+    if split_set.n == 0:
         raise TrainingError(f"{shards.mocks_dir(profile)}: no {split!r} shards in the manifest; run "
                             f"`zoa mocks --profile {profile.name}` first")
     path = model_path(profile, target, which)
@@ -106,14 +106,14 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
     if transforms.target != target:
         raise TrainingError(f"{path}: a {transforms.target} model, not {target}")
     N = profile.box.grid
-    n = shards.n
+    n = split_set.n
     b = int(batch_size or profile.training.batch_size)
     out = predictions_path(profile, target, split)
     ensure_writable(out.parent)
     channel_files = None
     if transforms.wiener_channels:
-        channel_files = _model_channel_files(profile, path, transforms, split, shards, progress)
-    reader = ShardReader(shards, target, transforms, channel_files)
+        channel_files = _model_channel_files(profile, path, transforms, split, split_set, progress)
+    reader = ShardReader(split_set, target, transforms, channel_files)
     units = {"prediction": UNITS[target], "truth": UNITS[target],
              "inputs": shards.UNITS["inputs"], "velocity_true": "km/s", "samples": ""}
     try:
@@ -128,7 +128,7 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
             samples = np.zeros(n, np.int64)
             bar = tqdm(total=n, desc=f"predict {target}/{split}", disable=not progress or not sys.stderr.isatty())
             i = 0
-            for s, count in enumerate(shards.counts):
+            for s, count in enumerate(split_set.counts):
                 f = reader._file(s)
                 for r0 in range(0, count, b):
                     r1 = min(count, r0 + b)
@@ -148,7 +148,7 @@ def predict(profile, target: str, split: str = "test", which: str = "best", prog
                 h[name].attrs["units"] = u
             h.attrs.update(provenance(profile, target=target, units=UNITS[target], split=split,
                                       model=str(path), transforms=json.dumps(transforms.to_dict()),
-                                      shards=json.dumps([p.name for p in shards.paths])))
+                                      shards=json.dumps([p.name for p in split_set.paths])))
     finally:
         reader.close()
     return out

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from zoa_lib.io.atomic import atomic_path
@@ -160,3 +162,28 @@ def matching_model(profile, target: str) -> Path | None:
     settings (every section in :data:`MODEL_DEPENDS_ON` equal, all epochs done), else None."""
     return _matching_file(model_dir(profile, target) / "model.keras", profile, profile.training.epochs,
                           any_length=False)
+
+
+def read_history(history):
+    """A training's history, one row per epoch (``epoch``, ``loss``, ``val_loss``, ``lr``,
+    ``seconds``: the epoch's wall time), as a pandas DataFrame, from the ``history.csv`` of a
+    model folder (Keras CSVLogger), a DataFrame or a mapping of lists (``History.history``).
+    Raises :class:`TrainingError` naming the file when it cannot be read or has no ``loss``."""
+    import pandas as pd
+
+    if isinstance(history, (str, os.PathLike)):
+        path = Path(history)
+        try:
+            df = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise TrainingError(f"{path}: cannot read training history ({e})") from None
+        where = str(path)
+    elif isinstance(history, pd.DataFrame):
+        df, where = history, "history"
+    elif isinstance(history, Mapping):
+        df, where = pd.DataFrame(dict(history)), "history"
+    else:
+        raise TrainingError(f"training history must be a CSV path, DataFrame or dict, got {type(history).__name__}")
+    if "loss" not in df.columns:
+        raise TrainingError(f"{where}: no 'loss' column (columns: {', '.join(map(str, df.columns))})")
+    return df
