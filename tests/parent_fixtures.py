@@ -3,8 +3,8 @@ its cosmology and parent box 0 (module scope: each test module builds them once)
 Import them into a test module with ``from parent_fixtures import box, cosmo, prof``."""
 import pytest
 
-from zoa_lib.universe import simulation as S
 from zoa_lib.config import load_profile
+from zoa_lib.universe import simulation as S
 from zoa_lib.universe.cosmology import from_profile
 
 

@@ -1,12 +1,11 @@
 """Wiener filter against dense linear algebra; noiseless limits of the Wiener filter and POTENT."""
 import numpy as np
 import pytest
-
-from zoa_lib.universe import velocity
-from zoa_lib.methods import baselines
-from zoa_lib.universe.cosmology import Cosmology
-
 from dense_prior import H0, covariance_model  # noqa: E402  (tests/dense_prior.py)
+
+from zoa_lib.methods import baselines
+from zoa_lib.universe import velocity
+from zoa_lib.universe.cosmology import Cosmology
 
 
 @pytest.fixture(scope="module")

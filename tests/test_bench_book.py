@@ -237,6 +237,7 @@ def test_zoa_run_puts_the_estimate_on_the_landing_page(tmp_path, monkeypatch):
     from pathlib import Path
 
     from test_book import _tiny_root
+
     from zoa_lib.book.runner import run_notebooks
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path / "data"))

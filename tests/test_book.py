@@ -101,6 +101,7 @@ def test_zoa_run_takes_a_profile_file_outside_profiles(tmp_path):
     import subprocess
 
     from conftest import ZOA
+
     from zoa_lib.book.runner import prepare_root
     from zoa_lib.config import PROFILES_DIR
 
@@ -258,7 +259,7 @@ def test_failed_chapter_keeps_its_executed_notebook_and_exits_non_zero(tiny, tmp
 def test_book_refuses_chapters_from_different_runs(tiny, tmp_path):
     """A chapter rerun with other overrides makes a mixed book: `zoa book` refuses with one line
     naming the chapters of each run and the command that makes them one; scenes are per run."""
-    from zoa_lib.book.runner import book_run, BookError, run_notebooks, sync_scenes
+    from zoa_lib.book.runner import BookError, book_run, run_notebooks, sync_scenes
 
     run_notebooks("ci", {}, root=tiny, log=lambda m: None)
     run = book_run(tiny)

@@ -15,14 +15,12 @@ import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 from astropy.cosmology import FlatLambdaCDM
 
-from zoa_lib.survey import catalog_files
-from zoa_lib.survey import distances
-from zoa_lib.survey import catalogs, galaxies
+from zoa_lib.config import load_profile
+from zoa_lib.errors import ZoaError
+from zoa_lib.survey import catalog_files, catalogs, distances, galaxies
 from zoa_lib.survey.catalog_files import write_cf4_csv
 from zoa_lib.survey.catalogs import CatalogError, read_catalog
-from zoa_lib.config import load_profile
 from zoa_lib.survey.shards import CATALOG_DTYPE
-from zoa_lib.errors import ZoaError
 from zoa_lib.universe.rng import generator
 
 C = 299792.458

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from zoa_lib.cli import build_parser, COMMANDS, main
+from zoa_lib.cli import COMMANDS, build_parser, main
 from zoa_lib.survey.catalogs import CF4_SAMPLE
 
 

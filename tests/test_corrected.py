@@ -11,9 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import galaxies, mocks
-from zoa_lib.config import load_profile, ProfileError
+from zoa_lib.config import ProfileError, load_profile
+from zoa_lib.survey import distances, galaxies, mocks
 from zoa_lib.survey.shards import CATALOG_DTYPE
 
 L = 160.0

@@ -7,20 +7,19 @@ import math
 
 import numpy as np
 import pytest
+from test_reconstruct import (
+    one_line_error,  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
+    trained_ci,  # noqa: E402, F401  (pytest fixture: ci mocks and both networks)
+)
 
-from zoa_lib.methods import reconstruction
-from zoa_lib.methods import registry
-from zoa_lib.methods import calibration
-from zoa_lib.survey import catalogs, mocks
 from zoa_lib.analysis import crossval as cv
 from zoa_lib.analysis import reconstruct as rc
-from zoa_lib.survey.catalog_files import write_cf4_csv
 from zoa_lib.cli import main
 from zoa_lib.config import load_profile
+from zoa_lib.methods import calibration, reconstruction, registry
+from zoa_lib.survey import catalogs, mocks
+from zoa_lib.survey.catalog_files import write_cf4_csv
 from zoa_lib.universe.grid import voxel_centres
-
-from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
-from test_reconstruct import trained_ci  # noqa: E402, F401  (pytest fixture: ci mocks and both networks)
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +228,9 @@ def test_thinned_counts_scale_nbar_and_its_radial_factor():
 
 def test_wiener_joint_is_a_default_method_and_learns_nothing_from_held_out_galaxies(ci, mock_csv, zoa_data,
                                                                                       monkeypatch):
-    from zoa_lib.analysis import evaluation
     from test_reconstruct import synthetic_training_mocks
+
+    from zoa_lib.analysis import evaluation
 
     assert "wiener_joint" in cv.DEFAULT_METHODS and cv.DEFAULT_METHODS[0] == "vnet"
     synthetic_training_mocks(ci)

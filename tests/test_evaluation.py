@@ -5,16 +5,12 @@ import h5py
 import numpy as np
 import pytest
 
-from zoa_lib.analysis import verdict
-from zoa_lib.methods import registry
-from zoa_lib.analysis import report
-from zoa_lib.methods import calibration
-from zoa_lib.methods.training import inference
-from zoa_lib.analysis import evaluation
-from zoa_lib.methods import baselines
-from zoa_lib.survey import shards
+from zoa_lib.analysis import evaluation, report, verdict
 from zoa_lib.config import load_profile
 from zoa_lib.errors import ZoaError
+from zoa_lib.methods import baselines, calibration, registry
+from zoa_lib.methods.training import inference
+from zoa_lib.survey import shards
 
 N_EVAL = 2
 

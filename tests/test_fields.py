@@ -6,19 +6,15 @@ arithmetic on the parent mesh.
 """
 import numpy as np
 import pytest
-
-from zoa_lib.universe import mass_assignment
-from zoa_lib.universe import symmetries
-from zoa_lib.universe import fields as F
-from zoa_lib.universe import simulation as S
-from zoa_lib.config import load_profile
-from zoa_lib.universe.cosmology import from_profile, H0
-from zoa_lib.errors import ZoaError
-from zoa_lib.universe.rng import generator
-
 from parent_fixtures import box, cosmo, prof  # noqa: F401  (pytest fixtures)
 
-
+from zoa_lib.config import load_profile
+from zoa_lib.errors import ZoaError
+from zoa_lib.universe import fields as F
+from zoa_lib.universe import mass_assignment, symmetries
+from zoa_lib.universe import simulation as S
+from zoa_lib.universe.cosmology import H0, from_profile
+from zoa_lib.universe.rng import generator
 
 
 def grid(M, L):

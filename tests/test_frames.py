@@ -10,13 +10,11 @@ import h5py
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-
-from zoa_lib.survey import distances
-from zoa_lib.survey import catalogs, frames
-from zoa_lib.survey.catalogs import CatalogError, read_catalog
-from zoa_lib.cli import main
-
 from test_reconstruct import one_line_error  # noqa: E402  (exit 2, one line on stderr, nothing on stdout)
+
+from zoa_lib.cli import main
+from zoa_lib.survey import catalogs, distances, frames
+from zoa_lib.survey.catalogs import CatalogError, read_catalog
 
 C = 299792.458
 

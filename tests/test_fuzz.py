@@ -34,18 +34,14 @@ import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from zoa_lib.survey import catalog_files
-from zoa_lib.survey import distances
-from zoa_lib.survey import mock_set
-from zoa_lib.survey import sky
 from zoa_lib import config
-from zoa_lib.survey import catalogs, shards
+from zoa_lib.commands.options import parse_overrides
+from zoa_lib.config import ProfileError, load_profile
+from zoa_lib.errors import ZoaError
+from zoa_lib.survey import catalog_files, catalogs, distances, mock_set, shards, sky
 from zoa_lib.survey.catalog_files import write_cf4_csv
 from zoa_lib.survey.catalogs import CatalogError, read_catalog
-from zoa_lib.commands.options import parse_overrides
-from zoa_lib.config import load_profile, ProfileError
 from zoa_lib.survey.shards import CATALOG_DTYPE, ShardError
-from zoa_lib.errors import ZoaError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_shards import make_shard, write_mocks  # noqa: E402

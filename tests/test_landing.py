@@ -2,7 +2,7 @@
 states, and the versions of the key packages, read from the environment — not typed."""
 from importlib import metadata
 
-from zoa_lib.book.run_info import KEY_PACKAGES, package_versions, PAPER_STATES, run_info_markdown, scale_comparison
+from zoa_lib.book.run_info import KEY_PACKAGES, PAPER_STATES, package_versions, run_info_markdown, scale_comparison
 from zoa_lib.config import load_profile
 
 

@@ -5,9 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from zoa_lib.book.viz import skymaps
-from zoa_lib.book.viz import statistics
 from zoa_lib.analysis import literature as lit
+from zoa_lib.book.viz import skymaps, statistics
 
 
 def test_shipped_table_holds_the_measurements_in_the_literature():
@@ -69,7 +68,8 @@ def test_compare_interpolates_the_vector_and_combines_the_errors():
 def test_method_errors_from_the_evaluation_and_attached_to_rows(tmp_path, monkeypatch):
     import json
 
-    from zoa_lib.analysis import bulk_flow_errors as bfe, evaluation
+    from zoa_lib.analysis import bulk_flow_errors as bfe
+    from zoa_lib.analysis import evaluation
     from zoa_lib.config import load_profile
 
     prof = load_profile("ci")

@@ -6,16 +6,13 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from zoa_lib.methods import reconstruction
-from zoa_lib.methods import registry
 from zoa_lib.analysis import ga_search
-from zoa_lib.methods import calibration
-from zoa_lib.survey import catalog_files
-from zoa_lib.universe import constrained
 from zoa_lib.analysis import local_universe as lu
-from zoa_lib.survey import selection
 from zoa_lib.analysis import structures as structures_module
 from zoa_lib.config import load_profile
+from zoa_lib.methods import calibration, reconstruction, registry
+from zoa_lib.survey import catalog_files, selection
+from zoa_lib.universe import constrained
 from zoa_lib.universe.cosmology import Cosmology
 from zoa_lib.universe.rng import generator
 

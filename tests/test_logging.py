@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ZOA
-from zoa_lib.cli import configure_logging, main, StderrHandler
+
+from zoa_lib.cli import StderrHandler, configure_logging, main
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "zoa_lib"

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from zoa_lib.survey import sky
 from zoa_lib.analysis import metrics
+from zoa_lib.survey import sky
 from zoa_lib.universe.cosmology import Cosmology
 
 

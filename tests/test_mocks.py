@@ -1,6 +1,7 @@
 """Mock shards: the sample plan, atomic shard writing, resumable generation, determinism."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -10,15 +11,20 @@ import time
 from pathlib import Path
 
 import h5py
-import hashlib
 import numpy as np
 import pytest
 
-from zoa_lib.survey import mock_set
-from zoa_lib.survey import galaxies, mocks, selection, shards
 from zoa_lib.config import load_profile
-from zoa_lib.survey.shards import CATALOG_DTYPE, content_checksum, read_manifest, read_shard, ShardWriter, validate_shard
 from zoa_lib.io.atomic import TMP_PREFIX
+from zoa_lib.survey import galaxies, mock_set, mocks, selection, shards
+from zoa_lib.survey.shards import (
+    CATALOG_DTYPE,
+    ShardWriter,
+    content_checksum,
+    read_manifest,
+    read_shard,
+    validate_shard,
+)
 
 ZOA = str(Path(sys.executable).with_name("zoa"))
 
@@ -378,7 +384,7 @@ def _malloc_environment():
 def test_local_dask_workers_keep_their_memory():
     """The local Dask workers start with glibc keeping freed memory (Dask's default returns
     it above 64 KiB, and a shard then spent a fifth of its time in page faults)."""
-    from zoa_lib.survey.mock_set import _client, WORKER_MALLOC
+    from zoa_lib.survey.mock_set import WORKER_MALLOC, _client
 
     client, cluster = _client("local", 1, load_profile("ci"))
     try:

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from zoa_lib.methods import registry
-from zoa_lib.methods.training import inference
-from zoa_lib.methods.training import model_files
 from zoa_lib.analysis import evaluation
-from zoa_lib.methods import networks
-from zoa_lib.config import load_profile, ProfileError
+from zoa_lib.config import ProfileError, load_profile
+from zoa_lib.methods import networks, registry
+from zoa_lib.methods.training import inference, model_files
 
 
 def test_paper_setup_reads_two_channels_and_keeps_everything_else():

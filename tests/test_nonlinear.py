@@ -7,8 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from zoa_lib.book.viz import statistics
-from zoa_lib.book.viz import style
+from zoa_lib.book.viz import statistics, style
 from zoa_lib.universe import nonlinear as NL
 from zoa_lib.universe.cosmology import Cosmology
 

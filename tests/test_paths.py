@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from zoa_lib.book.runner import scrub_outputs
-from zoa_lib.io.paths import book_root, display_path, REPO_ROOT, scrub_paths
+from zoa_lib.io.paths import REPO_ROOT, book_root, display_path, scrub_paths
 
 
 @pytest.fixture

@@ -20,14 +20,13 @@ import sys
 import numpy as np
 import pytest
 
-from zoa_lib.universe import lpt
-from zoa_lib.universe import mass_assignment
+from zoa_lib.config import load_profile
+from zoa_lib.errors import ZoaError
+from zoa_lib.universe import lpt, mass_assignment
 from zoa_lib.universe import nonlinear as NL
 from zoa_lib.universe import pm as PM
 from zoa_lib.universe import simulation as S
-from zoa_lib.config import load_profile
-from zoa_lib.universe.cosmology import Cosmology, from_profile, H0
-from zoa_lib.errors import ZoaError
+from zoa_lib.universe.cosmology import H0, Cosmology, from_profile
 from zoa_lib.universe.rng import generator
 
 needs_pm = pytest.mark.skipif(not PM.available(), reason="optional extra 'pm' (numba) not installed: "

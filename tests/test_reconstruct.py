@@ -11,19 +11,14 @@ import numpy as np
 import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 
-from zoa_lib.methods import reconstruction
-from zoa_lib.methods import registry
 from zoa_lib.analysis import ga_search
-from zoa_lib.methods import calibration
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import inference
-from zoa_lib.methods.training import model_files
-from zoa_lib.survey import mock_set
-from zoa_lib.survey import catalogs
-from zoa_lib.universe import velocity
 from zoa_lib.analysis import reconstruct as rc
 from zoa_lib.cli import main
 from zoa_lib.config import load_profile
+from zoa_lib.methods import calibration, reconstruction, registry
+from zoa_lib.methods.training import fitting, inference, model_files
+from zoa_lib.survey import catalogs, mock_set
+from zoa_lib.universe import velocity
 from zoa_lib.universe.cosmology import from_profile
 
 

@@ -35,12 +35,11 @@ import numpy as np
 import pytest
 
 from zoa_lib import errors
-from zoa_lib.io import provenance
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import model_files
 from zoa_lib.io import atomic as zio
+from zoa_lib.io import provenance
+from zoa_lib.io.atomic import TMP_PREFIX, OutputError, atomic_path, write_json_atomic
+from zoa_lib.methods.training import fitting, model_files
 from zoa_lib.survey.shards import content_checksum, read_manifest
-from zoa_lib.io.atomic import atomic_path, OutputError, TMP_PREFIX, write_json_atomic
 
 ZOA = [sys.executable, "-m", "zoa_lib.cli"]
 EPOCH = "1762128000"  # SOURCE_DATE_EPOCH of the runs compared byte for byte
@@ -320,8 +319,8 @@ def test_deterministic_training_gives_bit_identical_weights(tmp_path, monkeypatc
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_shards import write_mocks
 
-    from zoa_lib.survey import shards
     from zoa_lib.config import load_profile
+    from zoa_lib.survey import shards
 
     tiny = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 1,
             "training.batch_size": 2, "training.deterministic": True}
@@ -453,8 +452,8 @@ def _tiny_run(tmp_path, monkeypatch, name, **over):
     sys.path.insert(0, str(Path(__file__).parent))
     from synthetic_shards import write_mocks
 
-    from zoa_lib.survey import shards
     from zoa_lib.config import load_profile
+    from zoa_lib.survey import shards
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path / name))
     p = load_profile("ci", {**TINY, **over})
@@ -781,8 +780,8 @@ def test_thread_share_limits_the_block_and_restores():
     process its threads back."""
     from threadpoolctl import threadpool_info
 
-    from zoa_lib.universe.fourier import fft_workers
     from zoa_lib.io.processes import thread_share
+    from zoa_lib.universe.fourier import fft_workers
 
     before = fft_workers(), {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
     with thread_share(1):

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoa_lib.analysis import literature
-from zoa_lib.analysis import ga_search
+from zoa_lib.analysis import ga_search, literature
 from zoa_lib.book import scorecard as sc
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,14 +12,12 @@ import pytest
 from astropy.coordinates import Galactic, SkyCoord
 from scipy.stats import ks_2samp
 
+from zoa_lib.config import ProfileError, load_profile
 from zoa_lib.io import paths
-from zoa_lib.survey import distances
-from zoa_lib.survey import sky
-from zoa_lib.universe import cosmology
-from zoa_lib.survey import domain, mocks, selection
+from zoa_lib.survey import distances, domain, mocks, selection, sky
 from zoa_lib.survey.catalogs import CF4_SAMPLE, read_catalog
-from zoa_lib.config import load_profile, ProfileError
 from zoa_lib.survey.shards import CATALOG_DTYPE
+from zoa_lib.universe import cosmology
 from zoa_lib.universe.rng import generator
 
 CF3 = paths.REPO_ROOT / "data" / "cf3-group-members.tsv"

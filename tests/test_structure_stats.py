@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from zoa_lib.book.viz import structure_stats
 from zoa_lib.analysis import metrics
 from zoa_lib.analysis import structure_stats as ss
-from zoa_lib.universe.grid import voxel_centres
+from zoa_lib.book.viz import structure_stats
 from zoa_lib.survey.sky import galactic_to_sg, sg_to_galactic
+from zoa_lib.universe.grid import voxel_centres
 
 N, L, R_MAX, ZOA_B = 32, 64.0, 28.0, 10.0
 DX = L / N

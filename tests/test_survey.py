@@ -11,10 +11,8 @@ import pytest
 from astropy.coordinates import CartesianRepresentation, SkyCoord
 from astropy.cosmology import FlatLambdaCDM
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import sky
-from zoa_lib.survey import galaxies
 from zoa_lib.config import load_profile
+from zoa_lib.survey import distances, galaxies, sky
 from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.universe.rng import generator
 

@@ -19,20 +19,15 @@ keras = pytest.importorskip("keras")
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_shards import make_shard, write_mocks  # noqa: E402
 
-from zoa_lib.methods.training import schedule
-from zoa_lib.methods.training import bench
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import inference
-from zoa_lib.methods.training import model_files
-from zoa_lib.methods.training import pipeline
-from zoa_lib.methods.training import strategy
-from zoa_lib.methods.training import transforms
-from zoa_lib.universe import symmetries
-from zoa_lib.survey import shards
-from zoa_lib.universe import fields  # noqa: E402
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
+from zoa_lib.methods.training import bench, fitting, inference, model_files, pipeline, schedule, strategy, transforms
 from zoa_lib.methods.vnet import build_vnet  # noqa: E402
+from zoa_lib.survey import shards
+from zoa_lib.universe import (
+    fields,  # noqa: E402
+    symmetries,
+)
 
 TINY = {"model.depth": 2, "model.base_filters": 2, "model.convs_per_stage": 1, "training.epochs": 2,
         "training.batch_size": 2, "training.lr_half_cycle_epochs": 1.0, "training.wiener_channels": False}
@@ -490,8 +485,8 @@ def test_ensure_trained_reuses_only_a_matching_model(tmp_path, monkeypatch):
     """A model trained for the profile is reused; another setting (epochs) retrains."""
     import shutil
 
-    from zoa_lib.methods.training import fitting
     from zoa_lib.config import load_profile
+    from zoa_lib.methods.training import fitting
 
     monkeypatch.setenv("ZOA_DATA", str(tmp_path))
     prof = load_profile("ci", {"training.epochs": 1, "training.wiener_channels": False})

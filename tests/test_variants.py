@@ -2,10 +2,9 @@
 import numpy as np
 import pytest
 
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import model_files
-from zoa_lib.survey import mock_set
 from zoa_lib.analysis import variants
+from zoa_lib.methods.training import fitting, model_files
+from zoa_lib.survey import mock_set
 
 
 def test_scores_flag_a_constant_prediction_and_match_numpy():

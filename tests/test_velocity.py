@@ -138,7 +138,7 @@ def test_bad_shapes_raise_zoa_error(cosmo):
 
 def test_velocities_from_potentials_is_the_per_mock_velocity_of_a_stack():
     from zoa_lib.universe.cosmology import Cosmology
-    from zoa_lib.universe.velocity import velocities_from_potentials, velocity_from_potential, VelocityError
+    from zoa_lib.universe.velocity import VelocityError, velocities_from_potentials, velocity_from_potential
 
     rng = np.random.default_rng(3)
     phi = rng.normal(size=(3, 8, 8, 8)) * 1e5

@@ -22,16 +22,12 @@ from matplotlib.colors import LogNorm
 from matplotlib.quiver import Quiver, QuiverKey
 
 from zoa_lib.analysis import metrics
+from zoa_lib.book.viz import catalogs, skymaps, slices, statistics, style
 from zoa_lib.book.viz import selection as selection_plots
-from zoa_lib.book.viz import catalogs
-from zoa_lib.book.viz import skymaps
-from zoa_lib.book.viz import slices
-from zoa_lib.book.viz import statistics
-from zoa_lib.book.viz import style
-from zoa_lib.survey import sky
-from zoa_lib.universe.cosmology import C_LIGHT
-from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.errors import ZoaError
+from zoa_lib.survey import sky
+from zoa_lib.survey.shards import CATALOG_DTYPE
+from zoa_lib.universe.cosmology import C_LIGHT
 
 L = 160.0
 
@@ -732,8 +728,8 @@ def test_density_scene_content(scene):
 
 
 def test_density_scene_marks_the_structures_inside_the_cube():
-    from zoa_lib.book import scene3d
     from zoa_lib.analysis.structures import Structure
+    from zoa_lib.book import scene3d
 
     inside = Structure("Norma cluster (A3627)", 325.3, -7.3, 4870.0, "attractor", "", (-35.0, -3.0, -33.0))
     void = Structure("Local Void", 45.0, 5.0, 1500.0, "void", "", (-2.0, 11.0, 8.0))

@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras")
 
 from zoa_lib.config import ModelConfig  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
-from zoa_lib.methods.vnet import build_vnet, check_grid, level_table, ReflectionPadding3D  # noqa: E402
+from zoa_lib.methods.vnet import ReflectionPadding3D, build_vnet, check_grid, level_table  # noqa: E402
 
 
 @pytest.mark.parametrize("pad", [1, 2])

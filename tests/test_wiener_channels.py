@@ -14,18 +14,13 @@ import pytest  # noqa: E402
 
 keras = pytest.importorskip("keras")
 
-from zoa_lib.methods import reconstruction
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import inference
-from zoa_lib.methods.training import model_files
-from zoa_lib.methods.training import pipeline
-from zoa_lib.methods.training import transforms
-from zoa_lib.survey import mock_set
 from zoa_lib.analysis import metrics
-from zoa_lib.methods import wiener_channels
 from zoa_lib.config import load_profile  # noqa: E402
 from zoa_lib.errors import ZoaError  # noqa: E402
+from zoa_lib.methods import reconstruction, wiener_channels
+from zoa_lib.methods.training import fitting, inference, model_files, pipeline, transforms
 from zoa_lib.methods.vnet import build_vnet  # noqa: E402
+from zoa_lib.survey import mock_set
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from dense_prior import covariance_model  # noqa: E402  (tests/dense_prior.py)
 
 from zoa_lib.methods import baselines
 from zoa_lib.methods import wiener_joint as wj
 from zoa_lib.methods.baselines import BaselineError
 from zoa_lib.universe.cosmology import Cosmology
-
-from dense_prior import covariance_model  # noqa: E402  (tests/dense_prior.py)
 
 
 @pytest.fixture(scope="module")
@@ -197,8 +196,8 @@ def _clustered_mock(prof, index, b_gal):
     """baselines.synthetic_mock with galaxies that trace δ: N_gal ~ Poisson(λ max(1 + b δ, 0))
     on the same selection λ, V_pec = v·r̂ + noise of σ_v / √N_gal."""
     from zoa_lib.survey import galaxies
-    from zoa_lib.universe import velocity as vel
     from zoa_lib.survey.sky import zoa_mask
+    from zoa_lib.universe import velocity as vel
 
     mk = baselines.synthetic_mock(prof, index)
     n, L = prof.box.grid, prof.box.size
@@ -219,8 +218,8 @@ def test_joint_filter_beats_velocity_filter_on_clustered_synthetic_mocks():
     """ci profile, Gaussian mocks whose galaxies trace δ (b = 1.2): a counts model fitted on
     training mocks, then on a held-out mock the joint filter's r(δ) in the survey sphere is
     above the velocity-only filter's."""
-    from zoa_lib.config import load_profile
     from zoa_lib.analysis.metrics import regions
+    from zoa_lib.config import load_profile
 
     prof = load_profile("ci")
     n, L = prof.box.grid, prof.box.size

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import mocks, zero_point as zp
-from zoa_lib.survey.catalogs import CF3_SAMPLE, CF4_SAMPLE, read_catalog
 from zoa_lib.config import load_profile
+from zoa_lib.survey import distances, mocks
+from zoa_lib.survey import zero_point as zp
+from zoa_lib.survey.catalogs import CF3_SAMPLE, CF4_SAMPLE, read_catalog
 from zoa_lib.universe.grid import voxel_centres
 
 

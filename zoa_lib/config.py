@@ -34,12 +34,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, TypeVar
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError, ValidationInfo
-from pydantic import model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
-from zoa_lib.errors import printable, ZoaError
+from zoa_lib.errors import ZoaError, printable
 from zoa_lib.io.paths import data_root, shipped_dir
 
 PROFILES_DIR = shipped_dir("profiles")

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoa_lib.errors import ZoaError
 from zoa_lib.methods.training import inference
 from zoa_lib.universe.cosmology import H0
-from zoa_lib.errors import ZoaError
 from zoa_lib.universe.grid import check_cube
 
 #: Fields searched by :func:`blind_search`.
@@ -81,10 +81,10 @@ def local_peaks(field, size: float, survey_radius: float, k: int = 10, smoothing
     sphere), voxel (index)."""
     from scipy.ndimage import maximum_filter
 
-    from zoa_lib.universe.fields import gaussian_smooth
-    from zoa_lib.universe.grid import voxel_centres
     from zoa_lib.analysis.ga_search import refine_peak
     from zoa_lib.survey.sky import sg_to_galactic
+    from zoa_lib.universe.fields import gaussian_smooth
+    from zoa_lib.universe.grid import voxel_centres
 
     a = _check_field(field)
     if not survey_radius > 0:

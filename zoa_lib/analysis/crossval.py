@@ -126,8 +126,8 @@ def radial_velocity_at(velocity, size: float, positions) -> np.ndarray:
     ``velocity`` (N, N, N, 3) km/s on the observer-centred cube of side ``size`` Mpc/h,
     interpolated trilinearly per component (:func:`zoa_lib.survey.sky.interpolate_cube`), projected
     on r̂ = x/|x|. NaN outside the cube or at the observer (|x| = 0)."""
-    from zoa_lib.universe.grid import check_cube
     from zoa_lib.survey.sky import interpolate_cube
+    from zoa_lib.universe.grid import check_cube
 
     v = check_cube(np.asarray(velocity, np.float64), "velocity", vector=True, error=CrossValError)
     x = np.asarray(positions, np.float64).reshape(-1, 3)
@@ -303,9 +303,9 @@ def crossval(profile, path, methods=DEFAULT_METHODS, *, fraction: float = FRACTI
     Errors, one line each, before any reconstruction: bad options, unknown method, the
     reader's, fewer than :data:`MIN_HELD_OUT` scored galaxies held out, missing trained
     networks (naming ``zoa train``) or calibration."""
+    from zoa_lib.analysis.reconstruct import Reconstructor, read_table
+    from zoa_lib.methods.registry import SEARCH_METHODS, parse_methods
     from zoa_lib.survey import catalogs, galaxies
-    from zoa_lib.analysis.reconstruct import read_table, Reconstructor
-    from zoa_lib.methods.registry import parse_methods, SEARCH_METHODS
 
     methods = parse_methods(methods, SEARCH_METHODS, DEFAULT_METHODS)
     check_split_options(fraction, n_splits)

@@ -76,24 +76,20 @@ from pathlib import Path
 
 import numpy as np
 
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import inference
-from zoa_lib.methods.training import model_files
 from zoa_lib.analysis import metrics
-from zoa_lib.methods import baselines, networks
-from zoa_lib.universe.cosmology import from_profile
+from zoa_lib.analysis.report import comparison_markdown
+from zoa_lib.analysis.verdict import comparison
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, write_json_atomic, write_text_atomic
 from zoa_lib.io.processes import process_pool
 from zoa_lib.io.provenance import provenance
-
-from zoa_lib.methods.registry import parse_methods, LABELS
-from zoa_lib.methods.training.inference import predictions_path
-from zoa_lib.analysis.report import comparison_markdown
+from zoa_lib.methods import baselines, networks
 from zoa_lib.methods.calibration import calibration, counts_calibration, has_training_shards
-from zoa_lib.analysis.verdict import comparison
-from zoa_lib.methods.registry import BASELINES, CALIBRATED, METHODS, NETWORK_METHODS, TARGET_OF
 from zoa_lib.methods.reconstruction import reconstruct
+from zoa_lib.methods.registry import BASELINES, CALIBRATED, LABELS, METHODS, NETWORK_METHODS, TARGET_OF, parse_methods
+from zoa_lib.methods.training import fitting, inference, model_files
+from zoa_lib.methods.training.inference import predictions_path
+from zoa_lib.universe.cosmology import from_profile
 
 PREDICTION_DATASETS = ("prediction", "truth", "inputs", "velocity_true", "samples")
 

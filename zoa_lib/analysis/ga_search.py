@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from zoa_lib.analysis.structures import LocalUniverseError, great_attractor, known_structures
+from zoa_lib.methods.registry import SEARCH_LABELS, SEARCH_METHODS
 from zoa_lib.universe.cosmology import H0
 from zoa_lib.universe.grid import check_cube
-from zoa_lib.analysis.structures import great_attractor, known_structures, LocalUniverseError
-from zoa_lib.methods.registry import SEARCH_LABELS, SEARCH_METHODS
+
 
 def refine_peak(field: np.ndarray, idx, axis: int) -> float:
     """Sub-voxel offset (voxels, in [−½, ½]) of a peak along ``axis``: the vertex of the
@@ -55,9 +56,9 @@ def locate_attractor(delta, size: float, guess_sg, search_radius: float, smoothi
 
     Returns dict: l, b (deg), cz (km/s, = H0 d), distance d (Mpc/h), sg (SGX, SGY, SGZ
     list, Mpc/h), peak_value (field at the peak voxel), voxel (index), found (bool)."""
+    from zoa_lib.survey.sky import sg_to_galactic
     from zoa_lib.universe.fields import gaussian_smooth
     from zoa_lib.universe.grid import voxel_centres
-    from zoa_lib.survey.sky import sg_to_galactic
 
     a = check_cube(delta, "locate_attractor: delta", error=LocalUniverseError)
     if not search_radius > 0:

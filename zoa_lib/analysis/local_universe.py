@@ -56,11 +56,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoa_lib.universe.constrained import constrain, ConstrainedField, constraint_system, zeldovich_displacement
+from zoa_lib.analysis.structures import LocalUniverseError, constraint_heights, known_structures
+from zoa_lib.universe.constrained import ConstrainedField, constrain, constraint_system, zeldovich_displacement
 from zoa_lib.universe.cosmology import from_profile
 from zoa_lib.universe.rng import generator
 from zoa_lib.universe.simulation import ParentBox
-from zoa_lib.analysis.structures import constraint_heights, known_structures, LocalUniverseError
 
 #: Damping ω of the reverse-Zel'dovich iteration q ← q + ω (x − Ψ(q) − q).
 RZA_DAMPING = 0.7
@@ -153,8 +153,8 @@ def survey_realizations(profile, cube, n: int, start: int = 0) -> list[tuple[np.
     ``survey.catalogue`` out to the depth the cube's particles reach) from the stream
     ``("local_universe", *key, i)`` (:func:`_survey_key`), and is gridded with
     :func:`zoa_lib.survey.galaxies.grid_inputs` like the mocks. ``catalog["sample"]`` = i."""
-    from zoa_lib.survey.selection import draw_survey
     from zoa_lib.survey.galaxies import grid_inputs
+    from zoa_lib.survey.selection import draw_survey
 
     if int(n) < 0 or int(start) < 0:
         raise LocalUniverseError(f"survey_realizations: need n >= 0 and start >= 0, got n={n}, start={start}")

@@ -27,11 +27,11 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
+from zoa_lib.errors import ZoaError
+from zoa_lib.survey.sky import sample_shell, zoa_mask
 from zoa_lib.universe import fourier
 from zoa_lib.universe import velocity as vel
-from zoa_lib.errors import ZoaError
 from zoa_lib.universe.grid import check_cube, voxel_centres
-from zoa_lib.survey.sky import sample_shell, zoa_mask
 
 
 class MetricsError(ZoaError, ValueError):

@@ -80,15 +80,11 @@ from typing import Sequence
 
 import numpy as np
 
-from zoa_lib.methods import calibration
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import inference
-from zoa_lib.methods.training import model_files
-from zoa_lib.methods.training import transforms
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.provenance import file_sha256
-from zoa_lib.methods.registry import SEARCH_LABELS
-from zoa_lib.methods.registry import CALIBRATED, parse_methods, SEARCH_METHODS
+from zoa_lib.methods import calibration
+from zoa_lib.methods.registry import CALIBRATED, SEARCH_LABELS, SEARCH_METHODS, parse_methods
+from zoa_lib.methods.training import fitting, inference, model_files, transforms
 
 #: Methods ``zoa reconstruct`` runs when none are named.
 DEFAULT_METHODS = ("vnet", "wiener_cal")
@@ -257,8 +253,8 @@ _COUNTS: dict = {}
 def _counts_stamp(profile) -> str:
     """What the counts model depends on: the training shards (checksums), the cube, ``survey.r_max``,
     the number of training mocks, the fit's settings and :data:`COUNTS_VERSION`."""
-    from zoa_lib.survey import shards
     from zoa_lib.methods import wiener_joint as wj
+    from zoa_lib.survey import shards
 
     man = shards.read_manifest(shards.mocks_dir(profile))
     train = {k: v.get("sha256") for k, v in sorted(man.get("shards", {}).items()) if v.get("split") == "train"}
@@ -280,8 +276,8 @@ def counts_model(profile):
     process and cached in :func:`counts_model_path` (refitted when the training shards, the cube,
     ``survey.r_max`` or the fit change: :func:`_counts_stamp`; a data folder that cannot be written
     is not an error). No training shards: one-line :class:`ReconstructError` naming ``zoa mocks``."""
-    from zoa_lib.methods.baselines import BaselineError
     from zoa_lib.io.atomic import write_json_atomic
+    from zoa_lib.methods.baselines import BaselineError
     from zoa_lib.methods.wiener_joint import CountsModel
 
     if not calibration.has_training_shards(profile):
@@ -354,7 +350,8 @@ class Reconstructor:
         from zoa_lib.methods import reconstruction
         from zoa_lib.universe.cosmology import from_profile
 
-        self.profile, self.methods, self.progress = profile, parse_methods(methods, SEARCH_METHODS, DEFAULT_METHODS), progress
+        self.profile, self.progress = profile, progress
+        self.methods = parse_methods(methods, SEARCH_METHODS, DEFAULT_METHODS)
         self.cosmo = from_profile(profile)
         self.info: dict[str, dict] = {m: {} for m in self.methods}
         self._models = None
@@ -631,7 +628,8 @@ def reconstruct_catalogs(profile, path, methods=DEFAULT_METHODS, *, h0_catalog: 
 
     path : a catalogue file :func:`zoa_lib.survey.catalogs.read_catalog` reads, a glob pattern or a
         list of files; each file is one realization (``sample`` = its index).
-    methods : names (:data:`~zoa_lib.methods.registry.SEARCH_METHODS`) or ``"vnet,wiener_cal"``; default :data:`DEFAULT_METHODS`.
+    methods : names (:data:`~zoa_lib.methods.registry.SEARCH_METHODS`) or ``"vnet,wiener_cal"``;
+        default :data:`DEFAULT_METHODS`.
     h0_catalog, kind, columns, drop_bad, estimator, frame, groups : passed to the reader
         (estimator default: the profile's ``survey.estimator``; H0 default: the layout's, CF4
         74.6, CF3 75 km/s/Mpc, recorded as the value used).

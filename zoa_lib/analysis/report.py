@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+
+from zoa_lib.analysis.verdict import BULK_FLOW_RADIUS, VERDICT_METRICS, json_get
 from zoa_lib.methods import networks
-from zoa_lib.analysis.verdict import BULK_FLOW_RADIUS, json_get, VERDICT_METRICS
 from zoa_lib.methods.registry import LABELS
 
 

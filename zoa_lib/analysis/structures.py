@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from zoa_lib.universe.cosmology import H0
-from zoa_lib.io.paths import shipped
 from zoa_lib.errors import ZoaError
+from zoa_lib.io.paths import shipped
 from zoa_lib.survey.frames import CMB, HELIOCENTRIC, LOCAL_GROUP
+from zoa_lib.universe.cosmology import H0
 
 #: Constraint height ν (in units of σ_s) by structure name or kind; the GA is the strongest.
 HEIGHTS = {"Great Attractor": 3.0, "attractor": 2.0, "void": -1.5}

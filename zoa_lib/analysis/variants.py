@@ -38,13 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from zoa_lib.methods.training import fitting
-from zoa_lib.methods.training import model_files
-from zoa_lib.methods.training import pipeline
-from zoa_lib.methods.training import transforms
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import ensure_writable, write_json_atomic
 from zoa_lib.io.provenance import provenance
+from zoa_lib.methods.training import fitting, model_files, pipeline, transforms
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +175,9 @@ def run_variant(profile, name: str, epochs: int, log=None, n_mocks: int | None =
     ``log``: called with the one-line result instead of this module's logger."""
     import keras
 
-    from zoa_lib.methods import wiener_channels
     from zoa_lib.analysis.evaluation import load_shard_mocks
     from zoa_lib.analysis.metrics import regions as make_regions
+    from zoa_lib.methods import wiener_channels
 
     if name not in VARIANTS:
         raise VariantsError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")

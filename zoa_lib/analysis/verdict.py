@@ -10,8 +10,8 @@ import numpy as np
 
 from zoa_lib.analysis import metrics
 from zoa_lib.analysis.metrics import REGIONS
-from zoa_lib.methods import networks
 from zoa_lib.io.provenance import provenance
+from zoa_lib.methods import networks
 from zoa_lib.methods.registry import BASELINES, LABELS
 
 #: Bootstrap draws for every interval of the verdict.

@@ -478,8 +478,8 @@ def _time_box_and_mocks(profile, n_mocks: int) -> dict:
     """One parent box and ``n_mocks`` of its mocks, timed as :func:`zoa_lib.survey.mocks.make_shard`
     makes them (the serial half of ``zoa bench mocks``), with 1 FFT thread when the mock set
     runs in several Dask workers."""
-    from zoa_lib.universe import fields, simulation
     from zoa_lib.survey.mocks import sample_from_cube
+    from zoa_lib.universe import fields, simulation
 
     sim = profile.simulation
     workers = 1 if profile.mocks.workers > 1 else None
@@ -518,9 +518,9 @@ def measure_unit_costs(profile, quick: bool = True, log=None) -> UnitCosts:
     profile add the particle-mesh parent box (tens of seconds) and a larger training step.
     ``log``: called with the name of each stage as it starts (default: this module's logger,
     ``measuring unit costs: <stage>`` at INFO)."""
+    from zoa_lib.io.machine import machine
     from zoa_lib.methods import baselines
     from zoa_lib.universe import simulation
-    from zoa_lib.io.machine import machine
 
     log = log or (lambda stage: logger.info("measuring unit costs: %s", stage))
     t0 = time.perf_counter()

@@ -25,10 +25,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from zoa_lib.book.viz import slices
-from zoa_lib.book.viz import style
-from zoa_lib.universe import grid
+from zoa_lib.book.viz import slices, style
 from zoa_lib.book.viz.style import AXIS_NAMES, VizError
+from zoa_lib.universe import grid
 
 #: Kinds :func:`zoa_lib.book.viz.slices.plot_slice` draws.
 SLICE_KINDS = ("density", "potential", "velocity", "n_gal", "v_pec", "residual")

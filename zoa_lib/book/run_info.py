@@ -1,8 +1,10 @@
-"""What the landing page says about a run of the book: its profile beside the paper's scale, chapter times, package versions.
+"""What the landing page says about a run of the book: its profile beside the paper's scale,
+chapter times, package versions.
 """
 from __future__ import annotations
 
 from pathlib import Path
+
 from zoa_lib.io.atomic import write_json_atomic, write_text_atomic
 
 

@@ -45,13 +45,12 @@ from pathlib import Path
 
 import yaml
 
-from zoa_lib.errors import printable, ZoaError
-from zoa_lib.io.paths import REPO_ROOT
-from zoa_lib.io.atomic import atomic_path, write_json_atomic, write_text_atomic
-from zoa_lib.io.paths import book_root, scrub_paths
-from zoa_lib.io.provenance import git_commit
-from zoa_lib.book.scorecard import refresh_scorecard, write_scorecard
 from zoa_lib.book.run_info import format_seconds, package_versions, scale_comparison, write_run_info
+from zoa_lib.book.scorecard import refresh_scorecard, write_scorecard
+from zoa_lib.errors import ZoaError, printable
+from zoa_lib.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from zoa_lib.io.paths import REPO_ROOT, book_root, scrub_paths
+from zoa_lib.io.provenance import git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +261,7 @@ def select_parameters(chapters: list[Chapter], params: dict | None, selected: bo
 
 def _cli_value(v) -> str:
     """``v`` as text that :func:`zoa_lib.config.parse_value` reads back as ``v``."""
-    from zoa_lib.config import parse_value, ProfileError
+    from zoa_lib.config import ProfileError, parse_value
 
     if isinstance(v, str):
         try:

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from zoa_lib.book.viz.style import check_plot_cube
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import atomic_path, write_text_atomic
-from zoa_lib.book.viz.style import check_plot_cube
 
 #: Roberts' R3 low-discrepancy sequence constants (1/g, 1/g², 1/g³ with g³ = g + 1).
 _G3 = 1.2207440846057596
@@ -246,8 +246,13 @@ def scene_vtksz(plotter) -> bytes:
     import zipfile
 
     try:
-        from trame_vtk.modules.vtk.serializers import (SynchronizationContext, extract_array_hash,
-                                                       initialize_serializers, reference_id, serialize)
+        from trame_vtk.modules.vtk.serializers import (
+            SynchronizationContext,
+            extract_array_hash,
+            initialize_serializers,
+            reference_id,
+            serialize,
+        )
     except ImportError as e:
         raise SceneError(f"cannot export the 3D scene: {e} (pip install trame-vtk)") from None
     initialize_serializers()

@@ -62,15 +62,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from zoa_lib.analysis.literature import PAPER_NUMBERS
 from zoa_lib.analysis.verdict import json_get as _get
 from zoa_lib.io.atomic import write_json_atomic, write_text_atomic
 from zoa_lib.io.paths import REPO_ROOT
 
-
 #: The classical methods of ``zoa evaluate``, and the networks' methods as (network, target):
 #: the one table of method names, :mod:`zoa_lib.methods.registry`.
-from zoa_lib.methods.registry import BASELINES as CLASSICAL, LABELS, NETWORK_METHODS  # noqa: E402
-from zoa_lib.analysis.literature import PAPER_NUMBERS
+from zoa_lib.methods.registry import BASELINES as CLASSICAL  # noqa: E402
+from zoa_lib.methods.registry import LABELS, NETWORK_METHODS
+
 #: Relative paths (under the profile's data folder) of the files read, and who writes them.
 SOURCES = {
     "evaluation": ("evaluation/", "chapter 05 (classical methods) or `zoa evaluate`"),

@@ -16,9 +16,8 @@ import importlib
 import json
 import sys
 
-from zoa_lib.io.machine import peak_rss_mib
 from zoa_lib.commands.options import add_command, add_json_arg, add_profile_args, json_output, profile_from_args
-from zoa_lib.io.machine import machine
+from zoa_lib.io.machine import machine, peak_rss_mib
 
 #: stage -> "module:function"
 BENCHMARKS = {

@@ -1,9 +1,16 @@
 """``zoa catalog``: read a peculiar-velocity catalog, report what was read, optionally grid it."""
 from __future__ import annotations
 
+from zoa_lib.commands.options import (
+    add_command,
+    add_json_arg,
+    add_profile_args,
+    add_renamed,
+    json_output,
+    print_json,
+    profile_from_args,
+)
 from zoa_lib.survey import catalog_files
-from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, add_renamed, json_output,
-                                      print_json, profile_from_args)
 
 
 def add_frame_args(p) -> None:

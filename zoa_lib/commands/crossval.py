@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 
-from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, add_renamed, json_output,
-                                      print_json, profile_from_args)
 from zoa_lib.commands.catalog import add_frame_args
+from zoa_lib.commands.options import (
+    add_command,
+    add_json_arg,
+    add_profile_args,
+    add_renamed,
+    json_output,
+    print_json,
+    profile_from_args,
+)
 
 
 def register(sub):
@@ -56,7 +63,7 @@ def register(sub):
 def run(args):
     from zoa_lib.analysis import crossval as cv
     from zoa_lib.analysis.reconstruct import DEFAULT_METHODS
-    from zoa_lib.methods.registry import parse_methods, SEARCH_METHODS
+    from zoa_lib.methods.registry import SEARCH_METHODS, parse_methods
 
     methods = parse_methods(args.methods, SEARCH_METHODS, DEFAULT_METHODS)  # before the profile and any heavy import
     cv.check_split_options(args.fraction, args.splits)

@@ -6,7 +6,14 @@ import shutil
 import sys
 import tempfile
 
-from zoa_lib.commands.options import add_command, add_json_arg, add_profile_args, json_output, print_json, profile_from_args
+from zoa_lib.commands.options import (
+    add_command,
+    add_json_arg,
+    add_profile_args,
+    json_output,
+    print_json,
+    profile_from_args,
+)
 
 #: package -> (minimum version, maximum exclusive or None)
 PACKAGES = {

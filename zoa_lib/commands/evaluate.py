@@ -1,8 +1,14 @@
 """``zoa evaluate``: the V-Nets' δ and φ against the Wiener filters and POTENT on held-out mocks."""
 from __future__ import annotations
 
-from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, json_output, print_json,
-                                      profile_from_args)
+from zoa_lib.commands.options import (
+    add_command,
+    add_json_arg,
+    add_profile_args,
+    json_output,
+    print_json,
+    profile_from_args,
+)
 
 
 def register(sub):

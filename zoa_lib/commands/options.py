@@ -23,7 +23,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from zoa_lib.config import load_profile, parse_value, ProfileError
+from zoa_lib.config import ProfileError, load_profile, parse_value
 from zoa_lib.errors import printable
 
 #: The profile every command uses unless ``--profile`` names another.

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import os
 
-from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, json_output, print_json,
-                                      profile_from_args)
+from zoa_lib.commands.options import (
+    add_command,
+    add_json_arg,
+    add_profile_args,
+    json_output,
+    print_json,
+    profile_from_args,
+)
 
 
 def register(sub):

@@ -1,8 +1,8 @@
 """``zoa profile``: list profiles and show one, fully resolved and validated."""
 from __future__ import annotations
 
-from zoa_lib.config import load_profile, PROFILES_DIR
-from zoa_lib.commands.options import add_command, add_json_arg, DEFAULT_PROFILE, parse_overrides, print_json
+from zoa_lib.commands.options import DEFAULT_PROFILE, add_command, add_json_arg, parse_overrides, print_json
+from zoa_lib.config import PROFILES_DIR, load_profile
 
 
 def register(sub):

@@ -4,10 +4,17 @@ from __future__ import annotations
 import math
 import os
 
-from zoa_lib.methods import registry
-from zoa_lib.commands.options import (add_command, add_json_arg, add_profile_args, add_renamed, json_output,
-                                      print_json, profile_from_args)
 from zoa_lib.commands.catalog import add_frame_args
+from zoa_lib.commands.options import (
+    add_command,
+    add_json_arg,
+    add_profile_args,
+    add_renamed,
+    json_output,
+    print_json,
+    profile_from_args,
+)
+from zoa_lib.methods import registry
 
 
 def register(sub):
@@ -66,10 +73,11 @@ def register(sub):
 
 
 def run(args):
-    from zoa_lib.survey import catalogs
     from zoa_lib.analysis import reconstruct as rc
+    from zoa_lib.survey import catalogs
 
-    methods = registry.parse_methods(args.methods, registry.SEARCH_METHODS, rc.DEFAULT_METHODS)  # before the profile and any heavy import
+    # the methods before the profile and any heavy import
+    methods = registry.parse_methods(args.methods, registry.SEARCH_METHODS, rc.DEFAULT_METHODS)
     prof = profile_from_args(args)
     columns = catalogs.column_overrides(args.columns)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -40,7 +40,7 @@ def parse_params(items: list[str]) -> dict:
     """``NAME=VALUE`` pairs of ``--param``: VALUE read as YAML (``3``, ``true``, ``null``,
     ``[1, 2]``), or kept as text when it is not valid YAML. One-line error otherwise."""
     from zoa_lib.book.runner import BookError
-    from zoa_lib.config import parse_value, ProfileError
+    from zoa_lib.config import ProfileError, parse_value
     from zoa_lib.errors import printable
 
     out = {}

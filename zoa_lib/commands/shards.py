@@ -31,8 +31,8 @@ def register(sub):
 
 def check(args):
     from zoa_lib.config import load_profile
-    from zoa_lib.survey.shards import ShardError
     from zoa_lib.survey.mock_set import check_shards
+    from zoa_lib.survey.shards import ShardError
 
     overrides = parse_overrides(args.overrides)
     if args.paths:

@@ -6,7 +6,6 @@ import os
 import signal
 import sys
 
-
 #: Environment variable naming the step at which :func:`stop_point` kills the process.
 STOP_AT_ENV = "ZOA_TEST_STOP_AT"
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+
 from zoa_lib import __version__
 from zoa_lib.errors import ZoaError
 

@@ -86,13 +86,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoa_lib.survey import distances
-from zoa_lib.universe import cosmology
-from zoa_lib.universe import fields
-from zoa_lib.universe import fourier
-from zoa_lib.universe import velocity as vel
-from zoa_lib.universe.cosmology import from_profile, H0
 from zoa_lib.errors import ZoaError
+from zoa_lib.survey import distances
+from zoa_lib.universe import cosmology, fields, fourier
+from zoa_lib.universe import velocity as vel
+from zoa_lib.universe.cosmology import H0, from_profile
 from zoa_lib.universe.grid import check_cube
 
 
@@ -582,10 +580,10 @@ def synthetic_mock(profile, index: int = 0) -> dict:
     Gaussian noise of σ_v(r)/√N_gal (:func:`noise_sigma_v`).
 
     Returns {"inputs" (N,N,N,2) float32, "delta", "phi", "velocity" (N,N,N,3)}."""
-    from zoa_lib.universe import rng as rngmod
     from zoa_lib.survey import galaxies
-    from zoa_lib.universe import simulation
     from zoa_lib.survey.sky import zoa_mask
+    from zoa_lib.universe import rng as rngmod
+    from zoa_lib.universe import simulation
 
     n, L = profile.box.grid, profile.box.size
     cosmo = from_profile(profile)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
-from zoa_lib.methods import baselines
+
 from zoa_lib.errors import ZoaError
+from zoa_lib.methods import baselines
 
 
 class CalibrationError(ZoaError, ValueError):

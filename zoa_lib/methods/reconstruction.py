@@ -6,12 +6,11 @@ Units: δ dimensionless, φ in (km/s)², v in km/s, lengths in Mpc/h.
 from __future__ import annotations
 
 import numpy as np
+
 from zoa_lib.methods import baselines
+from zoa_lib.methods.registry import CALIBRATED, METHODS, TARGET_OF, MethodError
 from zoa_lib.universe import velocity as vel
 from zoa_lib.universe.cosmology import from_profile
-from zoa_lib.methods.registry import MethodError, CALIBRATED, METHODS, TARGET_OF
-
-
 
 
 def reconstruct(method: str, inputs, profile, prediction=None, cosmo=None, operator=None,

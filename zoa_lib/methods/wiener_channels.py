@@ -144,9 +144,9 @@ def profile_calibration(profile) -> dict:
     """The profile's WF calibration, measured on its training mocks and cached in
     ``<data>/wiener/calibration.json`` (recomputed when the training shards, the cube, the
     survey radius or the measurement change: :func:`_calibration_stamp`)."""
-    from zoa_lib.survey import shards
-    from zoa_lib.methods.calibration import calibration
     from zoa_lib.io.atomic import write_json_atomic
+    from zoa_lib.methods.calibration import calibration
+    from zoa_lib.survey import shards
 
     folder = profile.data_path / "wiener"
     man = shards.read_manifest(shards.mocks_dir(profile))

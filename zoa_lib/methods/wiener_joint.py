@@ -87,9 +87,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from zoa_lib.methods.baselines import BaselineError, WienerFilter, WienerResult, check_inputs, noise_sigma_v, solve_cg
 from zoa_lib.universe import fourier
 from zoa_lib.universe import velocity as vel
-from zoa_lib.methods.baselines import BaselineError, check_inputs, noise_sigma_v, solve_cg, WienerFilter, WienerResult
 from zoa_lib.universe.cosmology import from_profile
 
 #: Floor on the expected galaxies per voxel n̄ for a voxel to carry count data.

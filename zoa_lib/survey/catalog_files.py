@@ -11,10 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import sky
-from zoa_lib.survey.catalogs import CatalogError, CatalogReport, CF4_H0, CF4_SAMPLE, CF4_VIZIER
 from zoa_lib.errors import printable
+from zoa_lib.survey import distances, sky
+from zoa_lib.survey.catalogs import CF4_H0, CF4_SAMPLE, CF4_VIZIER, CatalogError, CatalogReport
 
 
 # --------------------------------------------------------------------------- gridded catalogue

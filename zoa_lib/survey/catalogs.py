@@ -69,13 +69,11 @@ from typing import Mapping
 
 import numpy as np
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import sky
-from zoa_lib.survey.sky import galactic_to_sg, icrs_to_galactic, supergalactic_to_galactic_angles
-from zoa_lib.survey import frames, galaxies
-from zoa_lib.survey.shards import CATALOG_DTYPE
-from zoa_lib.errors import printable, ZoaError
+from zoa_lib.errors import ZoaError, printable
 from zoa_lib.io.paths import display_path, shipped
+from zoa_lib.survey import distances, frames, galaxies, sky
+from zoa_lib.survey.shards import CATALOG_DTYPE
+from zoa_lib.survey.sky import galactic_to_sg, icrs_to_galactic, supergalactic_to_galactic_angles
 
 #: H0 (km/s/Mpc) of Cosmicflows-4 distances (Tully et al. 2023).
 CF4_H0 = 74.6

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from zoa_lib.universe.cosmology import C_LIGHT, H0 as H0_DEFAULT
-from zoa_lib.errors import ZoaError
 
+from zoa_lib.errors import ZoaError
+from zoa_lib.universe.cosmology import C_LIGHT
+from zoa_lib.universe.cosmology import H0 as H0_DEFAULT
 
 #: WF15 deceleration and jerk parameters of the cosmographic expansion.
 Q0 = -0.55

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoa_lib.universe.cosmology import C_LIGHT
 from zoa_lib.errors import ZoaError
+from zoa_lib.universe.cosmology import C_LIGHT
 
 #: Frame names accepted by the catalogue reader (``auto``: the layout's or column's frame).
 FRAMES = ("auto", "cmb", "heliocentric", "local-group")

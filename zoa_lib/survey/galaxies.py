@@ -51,11 +51,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoa_lib.universe.cosmology import C_LIGHT, H0 as H0_DEFAULT
+from zoa_lib.survey.distances import (
+    SurveyError,
+    comoving_distance,
+    comoving_from_luminosity_distance,
+    estimate_velocity,
+    luminosity_from_comoving_distance,
+    observed_cz,
+    redshift_distance,
+)
 from zoa_lib.survey.shards import CATALOG_DTYPE
 from zoa_lib.survey.sky import sg_to_galactic
-from zoa_lib.survey.distances import comoving_distance, comoving_from_luminosity_distance, estimate_velocity, luminosity_from_comoving_distance, observed_cz, redshift_distance, SurveyError
-
+from zoa_lib.universe.cosmology import C_LIGHT
+from zoa_lib.universe.cosmology import H0 as H0_DEFAULT
 
 # --------------------------------------------------------------------------- sky coordinates
 

@@ -16,11 +16,36 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from zoa_lib.survey.shards import content_checksum, MANIFEST, manifest_lock, manifest_mismatch, mocks_dir, read_manifest, ShardError, ShardWriter, update_manifest, validate_shard
 from zoa_lib.errors import ZoaError
-from zoa_lib.io.atomic import ensure_writable, TMP_PREFIX
+from zoa_lib.io.atomic import TMP_PREFIX, ensure_writable
 from zoa_lib.io.paths import display_path
-from zoa_lib.survey.mocks import config_checksum, CONNECT_TIMEOUT, diff_keys, make_shard, mock_config, MocksError, parse_shard_range, sample_from_cube, shard_attrs, shard_plan, ShardSpec, split_boxes, split_ranges
+from zoa_lib.survey.mocks import (
+    CONNECT_TIMEOUT,
+    MocksError,
+    ShardSpec,
+    config_checksum,
+    diff_keys,
+    make_shard,
+    mock_config,
+    parse_shard_range,
+    sample_from_cube,
+    shard_attrs,
+    shard_plan,
+    split_boxes,
+    split_ranges,
+)
+from zoa_lib.survey.shards import (
+    MANIFEST,
+    ShardError,
+    ShardWriter,
+    content_checksum,
+    manifest_lock,
+    manifest_mismatch,
+    mocks_dir,
+    read_manifest,
+    update_manifest,
+    validate_shard,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -51,9 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoa_lib.survey.shards import shard_name, ShardWriter
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.provenance import provenance
+from zoa_lib.survey.shards import ShardWriter, shard_name
 from zoa_lib.universe.rng import generator
 
 SPLITS = ("train", "val", "test")
@@ -211,7 +211,7 @@ def shard_attrs(profile, spec: ShardSpec) -> dict:
     """Attrs of a shard: DESIGN.md's list (box_size, grid, smoothing, cosmology, zoa_b,
     selection, seed, split, provenance) with units (``attr_units``), plus the sample
     range, the configuration checksum and the survey's redshift/estimator conventions."""
-    from zoa_lib.universe.cosmology import from_profile, H0
+    from zoa_lib.universe.cosmology import H0, from_profile
 
     cosmo = from_profile(profile)
     sv = profile.survey

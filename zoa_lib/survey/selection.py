@@ -41,14 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import sky
-from zoa_lib.survey import galaxies
-from zoa_lib.universe.cosmology import C_LIGHT, H0 as H0_DEFAULT
-from zoa_lib.io.paths import REPO_ROOT
 from zoa_lib.errors import ZoaError
-from zoa_lib.io.paths import display_path
+from zoa_lib.io.paths import REPO_ROOT, display_path
 from zoa_lib.io.provenance import file_sha256
+from zoa_lib.survey import distances, galaxies, sky
+from zoa_lib.universe.cosmology import C_LIGHT
+from zoa_lib.universe.cosmology import H0 as H0_DEFAULT
 
 #: Width of the redshift-distance bins of n(s) and of σ_μ(s), Mpc/h.
 S_BIN = 10.0

@@ -43,7 +43,7 @@ from typing import Iterable, Mapping
 import h5py
 import numpy as np
 
-from zoa_lib.errors import printable, ZoaError
+from zoa_lib.errors import ZoaError, printable
 from zoa_lib.io.atomic import atomic_path, write_json_atomic
 
 #: Catalog columns (name, dtype, unit). Positions are comoving, observer-centred.

@@ -28,10 +28,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from zoa_lib.survey import distances
-from zoa_lib.survey import galaxies
-from zoa_lib.universe.cosmology import C_LIGHT
 from zoa_lib.errors import ZoaError
+from zoa_lib.survey import distances, galaxies
+from zoa_lib.universe.cosmology import C_LIGHT
 
 #: Galaxies up to this redshift distance (Mpc/h) enter the fit (the shells the book checks).
 S_MAX = 70.0

@@ -42,7 +42,15 @@ import numpy as np
 import scipy.fft as sfft
 
 from zoa_lib.errors import ZoaError
-from zoa_lib.universe.fourier import axis_wavenumbers, fft_workers, gaussian_kernel_k, half_spectrum_weights, inverse_k_squared, nyquist_mask, zero_nyquist
+from zoa_lib.universe.fourier import (
+    axis_wavenumbers,
+    fft_workers,
+    gaussian_kernel_k,
+    half_spectrum_weights,
+    inverse_k_squared,
+    nyquist_mask,
+    zero_nyquist,
+)
 
 
 class ConstraintError(ZoaError, ValueError):

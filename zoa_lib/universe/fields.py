@@ -69,9 +69,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.fft as sfft
 
-from zoa_lib.universe.cosmology import H0
 from zoa_lib.errors import ZoaError
-from zoa_lib.universe.fourier import fft_workers, gaussian_kernel_k, half_spectrum_weights, inverse_k_squared, k_squared, wavevectors
+from zoa_lib.universe.cosmology import H0
+from zoa_lib.universe.fourier import (
+    fft_workers,
+    gaussian_kernel_k,
+    half_spectrum_weights,
+    inverse_k_squared,
+    k_squared,
+    wavevectors,
+)
 from zoa_lib.universe.grid import check_cube, voxel_centres
 from zoa_lib.universe.mass_assignment import cic_deposit, cic_deposit_many
 

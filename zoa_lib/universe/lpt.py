@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft as sfft
+
 from zoa_lib.errors import ZoaError
 from zoa_lib.universe.fourier import fft_workers, inverse_k_squared, wavevectors
+
 
 class SimulationError(ZoaError, ValueError):
     """Bad input to the simulation (shapes, sizes): the message names the argument."""

@@ -49,9 +49,8 @@ import numpy as np
 import scipy.fft as sfft
 
 from zoa_lib.universe.fourier import fft_workers, wavevectors
+from zoa_lib.universe.lpt import SimulationError, lpt_components, second_order_growth_rate
 from zoa_lib.universe.rng import generator
-from zoa_lib.universe.lpt import lpt_components, second_order_growth_rate
-from zoa_lib.universe.lpt import SimulationError
 
 
 # --------------------------------------------------------------------------- data classes
@@ -350,7 +349,8 @@ def observer_cubes(profile, box: ParentBox, indices: Sequence[int]) -> list[Obse
 
 
 # --------------------------------------------------------------------------- benchmark
-from zoa_lib.io.machine import peak_rss_mib as _peak_rss_mib, rss_mib as _rss_mib  # noqa: E402
+from zoa_lib.io.machine import peak_rss_mib as _peak_rss_mib  # noqa: E402
+from zoa_lib.io.machine import rss_mib as _rss_mib
 
 
 def benchmark(profile, n_cubes: int | None = None) -> dict:

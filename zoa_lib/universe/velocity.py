@@ -34,10 +34,9 @@ import functools
 import numpy as np
 import scipy.fft as sfft
 
-from zoa_lib.universe import fields
-from zoa_lib.universe import fourier
-from zoa_lib.universe.cosmology import H0
 from zoa_lib.errors import ZoaError
+from zoa_lib.universe import fields, fourier
+from zoa_lib.universe.cosmology import H0
 from zoa_lib.universe.grid import check_cube, voxel_centres
 
 

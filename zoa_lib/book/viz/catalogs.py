@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoa_lib.book.viz.style import new_figure, OKABE_ITO, robust_abs_max, style, VizError
 from zoa_lib.book.viz.skymaps import mark_structures, sky_map, zoa_band
+from zoa_lib.book.viz.style import OKABE_ITO, VizError, new_figure, robust_abs_max, style
+
 
 # --------------------------------------------------------------------------- catalogs
 def check_catalog(catalog, fields, where="catalog"):

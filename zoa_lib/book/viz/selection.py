@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoa_lib.book.viz.style import new_figure, OKABE_ITO, style, VizError
-from zoa_lib.book.viz.skymaps import sky_axes, sky_map, zoa_band
 from zoa_lib.book.viz.catalogs import check_catalog
+from zoa_lib.book.viz.skymaps import sky_axes, sky_map, zoa_band
+from zoa_lib.book.viz.style import OKABE_ITO, VizError, new_figure, style
 
 #: Colour of the observed HEALPix pixels on the sky panels (a pale blue, under the galaxies).
 OBSERVED_COLOUR = "#cfe3f2"

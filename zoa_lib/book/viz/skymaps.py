@@ -5,11 +5,20 @@ import os
 
 import numpy as np
 
-from zoa_lib.book.viz.style import check_plot_cube, kind_norm, kind_of, new_figure, OKABE_ITO, robust_abs_max, style, VizError
+from zoa_lib.book.viz.style import (
+    OKABE_ITO,
+    VizError,
+    check_plot_cube,
+    kind_norm,
+    kind_of,
+    new_figure,
+    robust_abs_max,
+    style,
+)
 
 # --------------------------------------------------------------------------- sky maps
 #: Sky frames and the sampling of cube fields on the sky live in :mod:`zoa_lib.survey.sky` (computation).
-from zoa_lib.survey.sky import frame_to_galactic, galactic_to_frame, sample_shell, SKY_FRAMES, SkyError
+from zoa_lib.survey.sky import SKY_FRAMES, SkyError, frame_to_galactic, galactic_to_frame, sample_shell
 from zoa_lib.survey.sky import check_frame as _sky_frame  # noqa: E402
 
 
@@ -199,7 +208,7 @@ def read_structures(structures) -> list[tuple[str, float, float]]:
     if structures is None:
         return []
     if isinstance(structures, (str, os.PathLike)):
-        from zoa_lib.analysis.structures import known_structures, LocalUniverseError
+        from zoa_lib.analysis.structures import LocalUniverseError, known_structures
 
         try:
             structures = known_structures(structures)

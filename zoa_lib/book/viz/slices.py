@@ -3,9 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoa_lib.book.viz.style import (
+    AXIS_NAMES,
+    SLAB,
+    VizError,
+    axis_index,
+    box_extent,
+    kind_norm,
+    kind_of,
+    new_figure,
+    plane_axes,
+    robust_abs_max,
+    slab_average,
+    style,
+)
 from zoa_lib.universe.grid import voxel_centres
 
-from zoa_lib.book.viz.style import axis_index, AXIS_NAMES, box_extent, kind_norm, kind_of, new_figure, plane_axes, robust_abs_max, SLAB, slab_average, style, VizError
 
 # --------------------------------------------------------------------------- slices
 def plot_slice(ax, field2d, size: float, kind: str = "density", velocity2d=None, arrow_scale: float = 1000.0,

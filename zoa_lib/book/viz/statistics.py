@@ -5,9 +5,10 @@ from typing import Mapping
 
 import numpy as np
 
-from zoa_lib.book.viz.style import axis_index, kind_of, new_figure, OKABE_ITO, plane_axes, SLAB, style, VizError
 from zoa_lib.book.viz.slices import as_map, plot_slice, truth_norm
+from zoa_lib.book.viz.style import OKABE_ITO, SLAB, VizError, axis_index, kind_of, new_figure, plane_axes, style
 from zoa_lib.methods.training.model_files import read_history
+
 
 # --------------------------------------------------------------------------- 1D/2D statistics
 def _new_ax(ax, figsize=(5.2, 4.4), **kw):

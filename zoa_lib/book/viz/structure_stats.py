@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from zoa_lib.book.viz.style import new_figure, OKABE_ITO, style, VizError
+from zoa_lib.book.viz.style import OKABE_ITO, VizError, new_figure, style
 
 KIND_TITLES = {"cluster": "clusters", "void": "voids"}
 

@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 from matplotlib.figure import Figure
 
-from zoa_lib.universe.cosmology import C_LIGHT
 from zoa_lib.errors import ZoaError
+from zoa_lib.universe.cosmology import C_LIGHT
 from zoa_lib.universe.grid import check_cube, voxel_centres
 
 #: The names of the cube axes, in array order.

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from zoa_lib.survey import shards
 from zoa_lib.io.machine import available_bytes, gpu_total_bytes
-from zoa_lib.universe.rng import generator
 from zoa_lib.methods.training.fitting import build_and_compile, gpu_available
 from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, scan_shards, wiener_dataset
 from zoa_lib.methods.training.transforms import Transforms
+from zoa_lib.survey import shards
+from zoa_lib.universe.rng import generator
 
 
 def _synthetic_shards(folder: Path, grid: int, n_shards: int, per_shard: int, seed: int = 0,
@@ -81,8 +81,8 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
     import keras
     import tensorflow as tf
 
-    from zoa_lib.methods.vnet import activation_bytes
     from zoa_lib.methods.training.callbacks import EpochTimer
+    from zoa_lib.methods.vnet import activation_bytes
 
     tr = profile.training
     N = profile.box.grid

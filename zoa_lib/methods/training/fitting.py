@@ -4,7 +4,8 @@ and reusing a finished model.
 Training (:func:`train`)
 ------------------------
 Adam on the MSE of the transformed target, learning rate
-:class:`zoa_lib.methods.training.schedule.TriangularCyclicLR` (Smith 2017) between ``lr_min`` and ``lr_max``, half period ``lr_half_cycle_epochs`` epochs.
+:class:`zoa_lib.methods.training.schedule.TriangularCyclicLR` (Smith 2017) between ``lr_min``
+and ``lr_max``, half period ``lr_half_cycle_epochs`` epochs.
 Everything lives in ``<data>/models/<target>/``:
 
 =================  ==========================================================================
@@ -19,8 +20,8 @@ Everything lives in ``<data>/models/<target>/``:
 =================  ==========================================================================
 
 Checkpoints are written atomically (temporary file, then rename) by
-:class:`zoa_lib.methods.training.callbacks.Checkpoint` rather than by ``keras.callbacks.ModelCheckpoint``, which writes in place (a kill during a
-write would leave a torn ``model.keras``) and cannot add the transforms to the file.
+:class:`zoa_lib.methods.training.callbacks.Checkpoint` rather than by
+``keras.callbacks.ModelCheckpoint``, which writes in place (a kill during a write would leave a torn ``model.keras``) and cannot add the transforms to the file.
 ``--resume`` also continues a *finished* run when ``training.epochs`` was raised.
 
 Killed at any moment (``kill -9``, a node failure, a Slurm time limit), a run resumed with
@@ -63,15 +64,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from zoa_lib.survey import shards
 from zoa_lib.errors import ZoaError
 from zoa_lib.io.atomic import atomic_path, ensure_writable, output_error
 from zoa_lib.io.crash_points import stop_armed
-from zoa_lib.universe.rng import generator
-from zoa_lib.methods.training.model_files import matching_model, model_dir, read_model_metadata, register_custom_objects, snapshot_epochs
+from zoa_lib.methods.training.model_files import (
+    matching_model,
+    model_dir,
+    read_model_metadata,
+    register_custom_objects,
+    snapshot_epochs,
+)
 from zoa_lib.methods.training.pipeline import in_memory_bytes, make_dataset, split_shards
 from zoa_lib.methods.training.strategy import get_strategy, multiworker_workarounds, worker_role
-from zoa_lib.methods.training.transforms import check_target, TARGET_NAMES, TrainingError, Transforms
+from zoa_lib.methods.training.transforms import TARGET_NAMES, TrainingError, Transforms, check_target
+from zoa_lib.survey import shards
+from zoa_lib.universe.rng import generator
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +154,16 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     import keras
     import tensorflow as tf
 
-    from zoa_lib.methods.training.callbacks import AtomicBackupAndRestore, backup_epoch, backup_state, Checkpoint, EpochTimer, LearningRateLogger, mark_fresh_backup, StopPoints
+    from zoa_lib.methods.training.callbacks import (
+        AtomicBackupAndRestore,
+        Checkpoint,
+        EpochTimer,
+        LearningRateLogger,
+        StopPoints,
+        backup_epoch,
+        backup_state,
+        mark_fresh_backup,
+    )
 
     check_target(target)
     t0 = time.perf_counter()

@@ -13,8 +13,8 @@ from zoa_lib.io.atomic import atomic_path, ensure_writable
 from zoa_lib.io.provenance import provenance
 from zoa_lib.methods.training.model_files import load_model_file, model_path
 from zoa_lib.methods.training.pipeline import ShardReader, split_shards
+from zoa_lib.methods.training.transforms import UNITS, TrainingError, Transforms, check_target
 from zoa_lib.survey import shards
-from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms, UNITS
 
 
 def predictions_path(profile, target: str, split: str = "test") -> Path:
@@ -63,8 +63,8 @@ def _model_channel_files(profile, path, transforms: Transforms, split: str, shar
     at ``path`` (the filter it was trained to correct), not the profile's current one: files made
     with another calibration are remade; where they cannot be (a read-only data folder),
     :func:`zoa_lib.methods.wiener_channels.split_paths` refuses, naming both calibrations."""
-    from zoa_lib.methods import wiener_channels
     from zoa_lib.io.atomic import OutputError
+    from zoa_lib.methods import wiener_channels
 
     cal = transforms.wiener_calibration
     if not cal:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from zoa_lib.io.atomic import atomic_path
 from zoa_lib.io.provenance import provenance
-from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms
+from zoa_lib.methods.training.transforms import TrainingError, Transforms, check_target
 
 #: Name of the metadata member added to every .keras zip.
 META_MEMBER = "zoa.json"

@@ -35,10 +35,10 @@ from typing import Sequence
 
 import numpy as np
 
+from zoa_lib.methods.training.transforms import TrainingError, Transforms, check_target
 from zoa_lib.survey import shards
 from zoa_lib.universe.rng import generator
 from zoa_lib.universe.symmetries import rotate_cube
-from zoa_lib.methods.training.transforms import check_target, TrainingError, Transforms
 
 
 @dataclass(frozen=True)

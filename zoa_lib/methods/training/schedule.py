@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 from keras import ops
+
 from zoa_lib.methods.training.transforms import TrainingError
 
 

@@ -9,7 +9,8 @@ Inputs, per voxel (both invertible, :meth:`Transforms.normalise_inputs` /
     u0 = ln(1 + N_gal) / n_gal_scale          N_gal = galaxies per voxel
     u1 = V_pec / v_pec_scale                  V_pec in km/s, 0 where the voxel is empty
 
-Targets, with the one implementation in :mod:`zoa_lib.universe.fields` (:func:`~zoa_lib.universe.fields.delta_to_target`,
+Targets, with the one implementation in :mod:`zoa_lib.universe.fields`
+(:func:`~zoa_lib.universe.fields.delta_to_target`,
 :func:`~zoa_lib.universe.fields.phi_to_target` and their inverses)::
 
     δ:  t = ln max(1 + δ, 10⁻²)   (``delta_transform: log1p``; inverse δ = eᵗ − 1)  or t = δ
@@ -29,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoa_lib.universe import fields as _fields
 from zoa_lib.errors import ZoaError
+from zoa_lib.universe import fields as _fields
 
 TARGET_NAMES = ("delta", "phi")
 UNITS = {"delta": "dimensionless (density contrast)", "phi": "(km/s)^2"}
