@@ -15,7 +15,7 @@ Methods (each gives δ, φ and the 3D velocity on the observer cube):
                       every occupied voxel is data, inside the ZOA too; the noise adds, in
                       quadrature, the small-scale velocity dispersion σ_nl measured on training mocks
 ``wiener_cal``        the same after subtracting the mean radial bias b(r) = ⟨V_pec − v_r,true⟩
-                      measured on (up to :data:`N_CALIBRATION`) *training* mocks — the
+                      measured on (up to :data:`~zoa_lib.methods.calibration.N_CALIBRATION`) *training* mocks — the
                       inhomogeneous Malmquist bias of galaxies gridded at observed distances,
                       which the network learns from the same mocks
                       (:func:`zoa_lib.methods.baselines.radial_bias`); run by default when training
@@ -26,7 +26,7 @@ Methods (each gives δ, φ and the 3D velocity on the observer cube):
                       noise fitted on training mocks (:func:`counts_calibration`)
 ``potent``            POTENT (:mod:`zoa_lib.methods.baselines`), scored against the truth smoothed as
                       POTENT smooths (:func:`potent_truth`); not a candidate for "best classical"
-                      then (:func:`comparable_baselines`), it stands in its own column
+                      then (:func:`~zoa_lib.analysis.verdict.comparable_baselines`), it stands in its own column
 ====================  ==========================================================================
 
 Calibration (:func:`calibration`, training mocks only): the radial bias b(r) and σ_nl, the rms
@@ -53,15 +53,15 @@ mock. φ is defined up to a constant that velocities cannot measure (each mock's
 over a region comes from the parent box's zero point), so φ is judged by per-mock Pearson r
 and by the MSE with each mock's mean over the region removed.
 
-The verdict (:func:`comparison`, :data:`VERDICT_METRICS`): for each network, on each headline
+The verdict (:func:`comparison`, :data:`~zoa_lib.analysis.verdict.VERDICT_METRICS`): for each network, on each headline
 metric, the network against the *best* classical method on that metric among those run and
-scored against the same truth (:func:`comparable_baselines`; by the mean over mocks),
+scored against the same truth (:func:`~zoa_lib.analysis.verdict.comparable_baselines`; by the mean over mocks),
 with the mean paired difference V-Net − baseline and its 68 % interval from a bootstrap over
 parent boxes (:func:`zoa_lib.analysis.metrics.paired_bootstrap`). A winner is named only where the
 interval excludes zero ("tie" otherwise; "undetermined" with a single parent box).
 ``goal_met`` is true only if the profile's V-Net wins or ties on every counted row;
 ``networks`` holds the same for each network. The structure statistic (clusters and voids
-inside and outside the ZOA, :mod:`zoa_lib.analysis.structure_stats`, :data:`STRUCTURE_METRICS`) enters
+inside and outside the ZOA, :mod:`zoa_lib.analysis.structure_stats`, :data:`~zoa_lib.analysis.verdict.STRUCTURE_METRICS`) enters
 the verdict with its intervals, shown and not counted.
 
 Outputs in ``<data>/evaluation/``: ``<method>.json`` (every metric, the per-mock arrays, the

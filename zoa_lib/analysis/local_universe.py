@@ -15,7 +15,7 @@ its cube and its surveys.
    no peculiar-velocity correction), and the supergalactic position comes from astropy
    (:func:`zoa_lib.survey.sky.galactic_to_sg`).
 
-2. **Constrained realization** (Hoffman & Ribak 1991; :func:`constrained_field`, the
+2. **Constrained realization** (Hoffman & Ribak 1991; :func:`~zoa_lib.universe.constrained.constrained_field`, the
    generic method and its equations in :mod:`zoa_lib.universe.constrained`): the linear density
    contrast at z = 0, smoothed with a Gaussian of σ = R_s =
    ``local_universe.constraint_smoothing`` Mpc/h, is a *peak* of height c = ν σ_s at each
@@ -40,14 +40,14 @@ its cube and its surveys.
    the profile's survey configuration (ZOA |b| < ``survey.zoa_b`` empty), independent
    galaxies and distance errors per realization, each gridded like the mocks.
 
-5. **Great Attractor** (:func:`locate_attractor`, :func:`locate_convergence`,
-   :func:`attractor_statistics`): the highest peak of the (predicted) density — or of
+5. **Great Attractor** (:func:`~zoa_lib.analysis.ga_search.locate_attractor`, :func:`~zoa_lib.analysis.ga_search.locate_convergence`,
+   :func:`~zoa_lib.analysis.ga_search.attractor_statistics`): the highest peak of the (predicted) density — or of
    the velocity convergence −∇·v — within ``local_universe.ga_match_radius`` Mpc/h of the
    literature GA, refined to sub-voxel precision, converted to (l, b) and cz = H0 d; then
    its mean and scatter over the realizations and the fraction of realizations that find
    it (the paper's 64 % for CF4).
 
-6. **CF4 file format** (:func:`write_local_universe_cf4`): a survey written in EDD's CSV
+6. **CF4 file format** (:func:`~zoa_lib.survey.catalog_files.write_local_universe_cf4`): a survey written in EDD's CSV
    layout so that the CF4 chapter runs on it; its header says it is a mock, not CF4.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def local_universe_box(profile, realization: int = 0, structures=None, lagrangia
                        workers: int | None = None) -> LocalUniverseBox:
     """The constrained parent box of a profile (module docstring, items 2–3).
 
-    Linear field: :func:`constrained_field` on the profile's parent box
+    Linear field: :func:`~zoa_lib.universe.constrained.constrained_field` on the profile's parent box
     (``simulation.parent_size``, ``parent_mesh``) with peak constraints (value, zero
     gradient, typical Hessian) of heights :func:`constraint_heights` and smoothing
     ``local_universe.constraint_smoothing``, for the ``structures`` (default: the shipped

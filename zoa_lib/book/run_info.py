@@ -104,7 +104,7 @@ def run_info_markdown(info: dict) -> str:
 
 def chapter_times_markdown(info: dict) -> list[str]:
     """The landing page's chapter-time table: each chapter's measured wall time and, when
-    run-info holds an estimate (:func:`chapter_estimate`), the estimate and measured /
+    run-info holds an estimate (:func:`~zoa_lib.book.runner.chapter_estimate`), the estimate and measured /
     estimate beside it, with a line naming where the estimate comes from."""
     est = info.get("estimate") or {}
     est_ch = est.get("chapters") if isinstance(est.get("chapters"), dict) else {}

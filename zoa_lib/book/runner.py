@@ -219,7 +219,7 @@ def _is_native_log(output) -> bool:
     return bool(lines) and all(NATIVE_LOG_LINE.match(ln) for ln in lines)
 
 
-#: Key of the executed notebook's metadata that records the run it came from (:func:`run_stamp`).
+#: Key of the executed notebook's metadata that records the run it came from (:func:`chapter_run` reads it).
 RUN_META = "zoa"
 #: Parameters of every chapter, set by --profile and --set (not by --param).
 PROFILE_PARAMETERS = ("profile", "overrides")

@@ -3,7 +3,7 @@
 Every file the pipeline writes goes through :func:`atomic_path`: the content is
 written under a temporary name in the destination folder and renamed into place
 only when complete, so an interrupted run leaves the old file or the new one, never
-a torn one. :func:`provenance` gives the attrs every file carries (DESIGN.md).
+a torn one. :func:`~zoa_lib.io.provenance.provenance` gives the attrs every file carries (DESIGN.md).
 
 Temporary names are ``.tmp-<name>.<writer>.<random><suffix>``, where ``<writer>`` is
 ``<machine>-<pid>`` (:func:`writer_tag`: a hash of host name, boot id and PID namespace,
@@ -23,7 +23,7 @@ Crash-safety tests stop a process at a named step with ``ZOA_TEST_STOP_AT`` (:fu
 every atomic write is two steps, ``write:<name>`` (temporary complete, not yet renamed) and
 ``wrote:<name>`` (renamed), so a test kills at an exact point instead of after a delay.
 
-``created_utc`` in :func:`provenance` honours ``SOURCE_DATE_EPOCH`` (the reproducible-builds
+``created_utc`` in :func:`~zoa_lib.io.provenance.provenance` honours ``SOURCE_DATE_EPOCH`` (the reproducible-builds
 convention): with it set, two runs of a profile write byte-identical shards and JSON.
 """
 from __future__ import annotations

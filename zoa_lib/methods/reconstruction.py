@@ -16,9 +16,9 @@ from zoa_lib.universe.cosmology import from_profile
 def reconstruct(method: str, inputs, profile, prediction=None, cosmo=None, operator=None,
                 bias=None, sigma_nl: float | None = None, counts=None) -> dict:
     """δ, φ, v (float32) of one mock by ``method`` (module docstring), plus solver info;
-    ``bias`` (:class:`zoa_lib.methods.baselines.RadialBias`, :func:`calibration`) is needed by
+    ``bias`` (:class:`zoa_lib.methods.baselines.RadialBias`, :func:`~zoa_lib.methods.calibration.calibration`) is needed by
     ``wiener_cal`` and ``wiener_joint``, ``counts`` (:class:`zoa_lib.methods.wiener_joint.CountsModel`,
-    :func:`counts_calibration`) by ``wiener_joint``; ``operator``: the method's filter
+    :func:`~zoa_lib.methods.calibration.counts_calibration`) by ``wiener_joint``; ``operator``: the method's filter
     (:class:`~zoa_lib.methods.baselines.WienerFilter`, or :class:`~zoa_lib.methods.wiener_joint.JointWienerFilter`
     for ``wiener_joint``), built here when None. ``sigma_nl`` (km/s): the small-scale
     dispersion the Wiener filters add to their noise (default: ``bias.sigma_nl`` when a

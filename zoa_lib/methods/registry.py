@@ -32,7 +32,7 @@ METHODS = ("vnet_delta", "vnet_phi", "vnet_paper_delta", "vnet_paper_phi", "wien
 
 
 #: The classical methods, every one a candidate for "best classical" where it is scored against
-#: the networks' truth (:func:`comparable_baselines`: POTENT, scored against a smoother truth,
+#: the networks' truth (:func:`~zoa_lib.analysis.verdict.comparable_baselines`: POTENT, scored against a smoother truth,
 #: stands in its own table).
 BASELINES = ("wiener", "wiener_cal", "wiener_joint", "potent")
 
@@ -48,7 +48,7 @@ CALIBRATED = ("wiener_cal", "wiener_joint")
 TARGET_OF = {m: t for m, (_, t) in NETWORK_METHODS.items()}
 
 
-#: Reconstruction methods of :func:`reconstruct_surveys`, with their names in tables and plots.
+#: Reconstruction methods of :func:`~zoa_lib.analysis.ga_search.reconstruct_surveys`, with their names in tables and plots.
 SEARCH_METHODS = ("vnet", "wiener", "wiener_cal", "wiener_joint", "potent")
 
 

@@ -19,7 +19,7 @@ from zoa_lib.survey.catalogs import CF4_H0, CF4_SAMPLE, CF4_VIZIER, CatalogError
 # --------------------------------------------------------------------------- gridded catalogue
 def write_grid(path: str | os.PathLike, inputs: np.ndarray, profile, report: CatalogReport | None = None,
                n_outside: int = 0, **attrs) -> Path:
-    """Write a gridded catalog — :func:`grid`'s (N, N, N, 2) inputs — to HDF5 atomically.
+    """Write a gridded catalog — :func:`~zoa_lib.survey.catalogs.grid`'s (N, N, N, 2) inputs — to HDF5 atomically.
 
     Datasets (float32, axes SGX, SGY, SGZ, observer at the cube centre, voxel i spanning
     [−L/2 + i L/N, −L/2 + (i+1) L/N) Mpc/h): ``n_gal`` (N, N, N), galaxies per voxel;
@@ -68,7 +68,7 @@ def fetch_cf4(path: str | os.PathLike, *, catalog: str = CF4_VIZIER, server: str
     """Download the CF4 galaxy table from VizieR (astroquery) and write it to ``path`` as
     CSV, atomically, in VizieR's column names (PGC, 1PGC, T17, Vcmb, DM, e_DM, the moduli by
     method, RAJ2000, DEJ2000, GLON, GLAT, SGL, SGB, ...; blank where VizieR has no value),
-    after ``#`` lines saying what it is, from where and when. :func:`read_catalog` reads it
+    after ``#`` lines saying what it is, from where and when. :func:`~zoa_lib.survey.catalogs.read_catalog` reads it
     with its defaults.
 
     ``catalog``: VizieR table (default :data:`CF4_VIZIER`, 55,877 rows); ``server``: a VizieR

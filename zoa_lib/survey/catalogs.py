@@ -45,15 +45,15 @@ the like are not line breaks), so line numbers are those an editor shows. With
 is skipped silently.
 
 :func:`describe` gives the sky coverage and distance range of a read catalog, and
-:func:`write_grid` writes its gridded inputs (``n_gal``, ``v_pec``) to HDF5; ``zoa
+:func:`~zoa_lib.survey.catalog_files.write_grid` writes its gridded inputs (``n_gal``, ``v_pec``) to HDF5; ``zoa
 catalog`` prints the report of both.
 
-:func:`write_cf4_csv` writes a catalog in EDD's CSV layout (the tests and the book use it
+:func:`~zoa_lib.survey.catalog_files.write_cf4_csv` writes a catalog in EDD's CSV layout (the tests and the book use it
 for mock tables; such a file says in its header that it is not Cosmicflows-4 data).
 
 Real data: :data:`CF4_SAMPLE` is the shipped ``data/cf4-table2-first9999.csv``, the first
 9,999 rows (PGC order, RA 0°–203° only) of the CF4 galaxy table as VizieR serves it
-(provenance in ``data/README.md``); :func:`fetch_cf4` downloads the whole table (55,877
+(provenance in ``data/README.md``); :func:`~zoa_lib.survey.catalog_files.fetch_cf4` downloads the whole table (55,877
 galaxies, all sky) from VizieR with astroquery (``pip install 'zoa[cf4]'``; ``zoa catalog
 PATH --fetch``).
 """

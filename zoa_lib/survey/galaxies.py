@@ -6,8 +6,8 @@ in km/s, H0 = 100 km/s per Mpc/h, angles in degrees.
 
 Sky coordinates
     The cube axes are supergalactic (SGX, SGY, SGZ); Galactic (l, b) come from
-    ``astropy.coordinates`` (:func:`sg_to_galactic`, :func:`galactic_to_sg`,
-    :func:`icrs_to_galactic`). No rotation matrix is typed here.
+    ``astropy.coordinates`` (:func:`sg_to_galactic`, :func:`~zoa_lib.survey.sky.galactic_to_sg`,
+    :func:`~zoa_lib.survey.sky.icrs_to_galactic`). No rotation matrix is typed here.
 
 Distance–redshift relation
     Distances and redshifts obey the cosmographic expansion that Watkins & Feldman

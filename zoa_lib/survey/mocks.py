@@ -22,7 +22,7 @@ Determinism
     ``("observers", box, i)``, the survey of sample s from ``("survey", s)``. A shard
     therefore has the same bytes whichever worker, order or scheduler makes it.
 
-Resuming (:func:`generate`)
+Resuming (:func:`~zoa_lib.survey.mock_set.generate`)
     A shard is complete when the manifest lists it with the current sample range, the
     file validates (:func:`zoa_lib.survey.shards.validate_shard`) and its content checksum equals
     the manifest's. A valid shard file that the manifest does not list (its writer was
@@ -32,11 +32,11 @@ Resuming (:func:`generate`)
     file lock, after each shard completes. Temporaries of killed runs are removed first
     (those of the selected shards, so concurrent ``--shards`` jobs can share a folder).
     Mocks made with a different configuration (a changed survey, box, simulation,
-    cosmology, split sizes or seed) are not mixed in: :func:`generate` refuses unless
+    cosmology, split sizes or seed) are not mixed in: :func:`~zoa_lib.survey.mock_set.generate` refuses unless
     ``force=True``.
 
-Checking (:func:`check_shards`, ``zoa shards check``)
-    The same judgement as resuming, read-only: one :class:`ShardCheck` per shard file
+Checking (:func:`~zoa_lib.survey.mock_set.check_shards`, ``zoa shards check``)
+    The same judgement as resuming, read-only: one :class:`~zoa_lib.survey.mock_set.ShardCheck` per shard file
     (the profile's plan, or given paths against the manifest beside them).
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Computation only (:mod:`zoa_lib.book.viz` draws). Frames: Galactic (l, b) and supergalactic
 (SGL, SGB), converted with astropy; the cube's axes are supergalactic Cartesian (SGX, SGY,
 SGZ) with the observer at the centre. :func:`sample_shell` averages a cube field over a
-distance shell on an equal-angle sky grid; :func:`shell_correlations` compares a true and a
+distance shell on an equal-angle sky grid; :func:`~zoa_lib.analysis.metrics.shell_correlations` compares a true and a
 predicted field shell by shell, on the whole sky and inside the Zone of Avoidance.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ class SkyError(ZoaError, ValueError):
 
 
 #: Sky frames of the maps: name → (longitude symbol, latitude symbol, long name). Every
-#: sky Axes (:func:`sky_axes`) carries one as ``ax.zoa_frame``; coordinates given to
-#: :func:`sky_map` are in that frame, named structures and the ZOA (defined in Galactic
+#: sky Axes (:func:`~zoa_lib.book.viz.skymaps.sky_axes`) carries one as ``ax.zoa_frame``; coordinates given to
+#: :func:`~zoa_lib.book.viz.skymaps.sky_map` are in that frame, named structures and the ZOA (defined in Galactic
 #: coordinates) are converted to it with astropy.
 SKY_FRAMES = {"galactic": ("l", "b", "Galactic"), "supergalactic": ("SGL", "SGB", "Supergalactic")}
 

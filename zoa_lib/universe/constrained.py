@@ -240,7 +240,7 @@ class ConstrainedField:
     ∂xz, ∂yz (per (Mpc/h)²); unconstrained : (m,) smoothed δ of the random field before
     the correction; sigma_s : rms of the smoothed linear field; smoothing : R_s (Mpc/h);
     kind : the constraint kind; displacement : (m, 3) Zel'dovich displacement of the
-    smoothed field at the points (Mpc/h; filled by :func:`local_universe_box`)."""
+    smoothed field at the points (Mpc/h; filled by :func:`~zoa_lib.analysis.local_universe.local_universe_box`)."""
 
     delta: np.ndarray
     positions: np.ndarray

@@ -64,7 +64,7 @@ def lpt_displacements(delta_lin: np.ndarray, size: float, Om0: float, order: int
                       workers: int | None = None):
     """First- and second-order displacement fields (Ψ₁, Ψ₂), each (M, M, M, 3) float32 in
     Mpc/h on the Lagrangian lattice (Ψ₂ is None for ``order=1``). For tests and small meshes;
-    :func:`make_parent_box` streams them component by component."""
+    :func:`~zoa_lib.universe.simulation.make_parent_box` streams them component by component."""
     delta_lin = np.asarray(delta_lin)
     if delta_lin.ndim != 3 or len(set(delta_lin.shape)) != 1:
         raise SimulationError(f"lpt_displacements: delta_lin must be (M, M, M), got {delta_lin.shape}")

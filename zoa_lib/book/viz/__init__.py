@@ -30,10 +30,10 @@ Conventions (docs/DESIGN.md)
   as φ/c² × 10⁶ (c in km/s, so φ/c² is the dimensionless Newtonian potential of the
   paper, whose maps are in units of 10⁻⁶) from −6 to 6; velocity arrows are scaled so
   that the key arrow is 1000 km/s (Dupuy et al. 2025, main figure). The truth-vs-prediction
-  figure (:func:`figure_truth_vs_prediction`) instead derives one scale for truth and
-  prediction from the truth (:func:`truth_norm`), so that a run whose potential exceeds
+  figure (:func:`~zoa_lib.book.viz.slices.figure_truth_vs_prediction`) instead derives one scale for truth and
+  prediction from the truth (:func:`~zoa_lib.book.viz.slices.truth_norm`), so that a run whose potential exceeds
   ±6 × 10⁻⁶ is not drawn saturated.
-* Sky maps are Mollweide projections drawn on :func:`sky_axes`, in Galactic (l, b) or
+* Sky maps are Mollweide projections drawn on :func:`~zoa_lib.book.viz.skymaps.sky_axes`, in Galactic (l, b) or
   supergalactic (SGL, SGB) coordinates, with longitude 0 at the centre increasing to the
   LEFT, as astronomers draw the sky; the labels are placed at the longitudes they name.
 

@@ -125,7 +125,7 @@ def sky_map(ax_or_fig, l_deg, b_deg, values=None, *, kind: str | None = None, cm
       pixel centres (as returned by :func:`sample_shell`) → a pcolormesh.
 
     ``kind`` ("density", "potential", "velocity", ...) picks the colour conventions of
-    :func:`plot_slice` (values in that kind's units); otherwise ``cmap``/``norm``/``vmin``/
+    :func:`~zoa_lib.book.viz.slices.plot_slice` (values in that kind's units); otherwise ``cmap``/``norm``/``vmin``/
     ``vmax`` as given (symmetric RdBu_r by default). ``ax_or_fig``: an Axes made by
     :func:`sky_axes`, a Figure (a Galactic sky Axes is added) or None (new Figure).
     """
@@ -251,7 +251,7 @@ def mark_structures(ax, structures, *, short: bool = True, color="black", fontsi
 
 def mark_structures_slice(ax, structures, *, plane=(0, 1), depth: tuple[float, float] | None = None,
                           short: bool = True, color="black", fontsize: float = 7.5) -> list:
-    """Mark named structures on a cube slice drawn by :func:`plot_slice` (axes in Mpc/h,
+    """Mark named structures on a cube slice drawn by :func:`~zoa_lib.book.viz.slices.plot_slice` (axes in Mpc/h,
     observer at 0). ``structures``: objects with ``name`` and ``sg`` = (SGX, SGY, SGZ) in
     Mpc/h (:class:`zoa_lib.analysis.structures.Structure`); ``plane`` the drawn SG axes;
     ``depth`` = (lo, hi) Mpc/h along the third axis keeps only the structures inside the
@@ -293,7 +293,7 @@ def zoa_slice_mask(size: float, zoa_b: float, *, plane=(0, 1), offset: float = 0
 def mark_zoa_slice(ax, size: float, zoa_b: float, *, plane=(0, 1), offset: float = 0.0, n: int = 161,
                    color="0.35", label: str | None = "ZOA"):
     """Hatch the Zone of Avoidance (|b| < ``zoa_b`` deg, :func:`zoa_slice_mask`) on a cube slice drawn
-    by :func:`plot_slice` (axes in Mpc/h, observer at 0). Returns the contour set."""
+    by :func:`~zoa_lib.book.viz.slices.plot_slice` (axes in Mpc/h, observer at 0). Returns the contour set."""
     mask = zoa_slice_mask(size, zoa_b, plane=plane, offset=offset, n=n)
     x = np.linspace(-size / 2.0, size / 2.0, int(n))
     with style():

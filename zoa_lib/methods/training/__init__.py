@@ -2,7 +2,7 @@
 
 ===============================================  =============================================
 :mod:`~zoa_lib.methods.training.transforms`      input normalisation and target transforms
-                                                 (saved with every model), :class:`TrainingError`
+                                                 (saved with every model), :class:`~zoa_lib.methods.training.transforms.TrainingError`
 :mod:`~zoa_lib.methods.training.pipeline`        shards → batches: validation, global shuffle,
                                                  rotations (:mod:`zoa_lib.universe.symmetries`),
                                                  threaded reads or mocks held in memory

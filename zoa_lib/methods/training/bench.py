@@ -54,7 +54,7 @@ def _synthetic_shards(folder: Path, grid: int, n_shards: int, per_shard: int, se
 def benchmark(profile, seconds: float = 10.0) -> dict:
     """Speed and memory of training at the profile's architecture and grid (``zoa bench train``).
 
-    The epoch is timed the way :func:`train` runs it: the same model (input channels and
+    The epoch is timed the way :func:`~zoa_lib.methods.training.fitting.train` runs it: the same model (input channels and
     residual head from the profile's transforms), :func:`make_dataset` (held in memory when
     the profile's mocks fit ``training.in_memory_gib``, else streamed from the shards with
     threaded reads, with augmentation) and ``keras.Model.fit`` with validation, on synthetic

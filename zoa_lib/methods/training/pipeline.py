@@ -3,7 +3,7 @@
 Data pipeline (:func:`make_dataset`)
 ------------------------------------
 Every shard is validated up front (:func:`zoa_lib.survey.shards.validate_shard` at the profile's
-grid): a wrong shape, a missing dataset or a truncated file raises a :class:`ZoaError` naming
+grid): a wrong shape, a missing dataset or a truncated file raises a :class:`~zoa_lib.errors.ZoaError` naming
 the file before any training starts. Each epoch draws a full permutation of all the training
 mocks across every shard (a global shuffle, so mocks of different shards and parent boxes
 are interleaved in every batch) and, with ``training.augment``, one of the 24 rotations of
