@@ -167,18 +167,102 @@ def test_every_figure_has_a_numbered_caption(browser, server, built_book):
 
 
 @pytest.mark.slow
-def test_no_parameters_cell_on_any_page_and_code_shown_alike(browser, server, built_book):
+def test_no_parameters_cell_on_any_page_and_code_folded_alike(browser, server, built_book):
     for ch in toc_chapters(built_book):
         _open(browser, server, ch.name)
         hidden = browser.execute_script(
             "return document.querySelectorAll('.tag_parameters, .tag_injected-parameters').length;")
         text = browser.find_element("tag name", "article").text
         assert hidden == 0 and 'profile = "' not in text and "overrides = {" not in text, ch.name
-        # analysis code is shown, never collapsed or removed, in every chapter alike
-        collapsed = browser.execute_script(
-            "return document.querySelectorAll('.tag_hide-input, .tag_remove-input, .tag_hide-cell').length;")
-        shown = browser.execute_script("return document.querySelectorAll('div.cell_input').length;")
-        assert collapsed == 0 and shown >= 2, (ch.name, collapsed, shown)
+        # code is folded behind a "show code" toggle (hide-input) or removed (remove-input), in
+        # every chapter alike: the page shows its prose and figures, its code one click away
+        code = browser.execute_script(
+            "const inputs = Array.from(document.querySelectorAll('article div.cell_input'));"
+            "return {folded: inputs.filter(i => i.closest('details.hide')"
+            "                                   && !i.closest('details.hide').open).length,"
+            "        open: inputs.filter(i => !(i.closest('details.hide')"
+            "                                   && !i.closest('details.hide').open)).length,"
+            "        visible_code: inputs.filter(i => i.checkVisibility()).length};")
+        assert code["open"] == 0 and code["visible_code"] == 0 and code["folded"] >= 1, (ch.name, code)
+        unfolded = browser.execute_script(  # one click on "Show code cell source" shows the code
+            "const d = document.querySelector('article details.hide');"
+            "d.querySelector('summary').click();"
+            "return d.open && d.querySelector('div.cell_input').checkVisibility();")
+        assert unfolded, f"{ch.name}: the folded code does not unfold"
+        wide = browser.execute_script(  # unfolded, no code cell scrolls sideways (book/_static/zoa.css)
+            "document.querySelectorAll('article details.hide').forEach(d => { d.open = true; });"
+            "return Array.from(document.querySelectorAll('article div.cell_input pre'))"
+            "  .filter(p => p.scrollWidth > p.clientWidth + 1)"
+            "  .map(p => p.innerText.split('\\n').reduce((a, b) => b.length > a.length ? b : a, ''));")
+        assert not wide, f"{ch.name}: code wider than its cell: {[w.strip()[:60] for w in wide]}"
+
+
+def _first_figure_layout(driver) -> dict:
+    """With the page scrolled to the top: where its first figure (an image in a cell's output,
+    or a glued figure) begins, in px below the end of the Prerequisites section's own text
+    (its last element before the code cells that follow it on the page), and the window's
+    innerHeight; or {"error": ...}."""
+    return driver.execute_script("""
+        window.scrollTo(0, 0);
+        const art = document.querySelector('article') || document.body;
+        const heading = s => {
+            const h = s.querySelector(':scope > h2');
+            return h ? h.textContent.replace(/#\\s*$/, '').trim() : '';
+        };
+        const sections = Array.from(art.querySelectorAll('section'));
+        const overview = sections.find(s => heading(s) === 'Overview');
+        const pre = sections.find(s => heading(s) === 'Prerequisites');
+        if (!overview || !pre) return {error: 'no Overview or Prerequisites section'};
+        let end = null;
+        for (const el of pre.children) {
+            if (el.matches('div.cell')) break;
+            end = el.getBoundingClientRect().bottom;
+        }
+        const images = Array.from(art.querySelectorAll('.cell_output img, figure img'));
+        const first = images.find(i => i.getBoundingClientRect().top >= end);
+        if (!first) return {error: 'no figure after the Prerequisites'};
+        const top = first.getBoundingClientRect().top;
+        return {below: Math.round(top - end), screen: window.innerHeight,
+                prerequisites_end: Math.round(end + window.scrollY),
+                figure: (first.getAttribute('src') || '').slice(0, 60)};""")
+
+
+#: Chapters where prose, tables or printed results (not code) put the first figure more than
+#: a screen below the Prerequisites, with what stands there (px at the ci profile, a screen of
+#: the test's window being ~860 px): the check is skipped for them, and fails once one of them
+#: meets it, so that it is taken off this list when the chapter is rewritten.
+FIRST_FIGURE_PENDING: dict[str, str] = {
+    "03-training": "the V-Net, its training set-up, why the φ network once predicted a constant and "
+                   "the variant and mock-count tables (~4,100 px) come before the training curves",
+    "05-classical": "the classical methods described, the verdict, win-loss and edge tables "
+                    "(~20,000 px) come before the first figure",
+    "06-local-universe": "the set-up cell's table of known structures (~900 px) and the "
+                         "constrained-realization prose come before the first figure",
+    "07-cf4": "the catalogue's read report, the domain check and the sky-coverage prose (~1,100 px) "
+              "come before the catalogue's sky",
+}
+
+
+@pytest.mark.slow
+def test_first_figure_within_a_screen_after_the_prerequisites(browser, server, built_book):
+    """Set-up code is folded (hide-input) or removed (remove-input): below a chapter's
+    Overview and Prerequisites the reader meets its first figure within one screen."""
+    late, on_time = {}, []
+    for ch in toc_chapters(built_book):
+        _open(browser, server, ch.name)
+        _wait_for_mathjax(browser)
+        layout = _first_figure_layout(browser)
+        assert "error" not in layout, (ch.name, layout)
+        if layout["below"] > layout["screen"]:
+            late[ch.name] = layout
+        else:
+            on_time.append(ch.name)
+    assert not set(late) - set(FIRST_FIGURE_PENDING), (
+        f"the first figure is more than a screen below the Prerequisites: "
+        f"{ {k: v for k, v in late.items() if k not in FIRST_FIGURE_PENDING} }")
+    done = set(FIRST_FIGURE_PENDING) & set(on_time)
+    assert not done, f"{sorted(done)} now show a figure within a screen: take them off FIRST_FIGURE_PENDING"
+    assert on_time, late  # the check checks something
 
 
 @pytest.mark.slow

@@ -99,6 +99,47 @@ def test_notebook_stripped_with_parameters_cell(path):
     assert "profile" in src and "overrides" in src
 
 
+#: The widest code line of a notebook: the book's code column shows 100 characters without a
+#: sideways scroll.
+NOTEBOOK_LINE_WIDTH = 100
+#: Tags that fold a code cell's input on the page (a "show code" toggle) or remove it.
+FOLD_TAGS = {"hide-input", "remove-input"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_code_fits_the_page_and_is_folded(path):
+    """Every code line fits the page (≤ 100 characters) and every code cell is tagged hide-input
+    or remove-input (the parameters cell too, folded: it is never removed, papermill injects the
+    run's parameters after it), so a page shows its prose and figures first."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    wide, bare, removed = [], [], []
+    for c in nb["cells"]:
+        if c["cell_type"] != "code":
+            continue
+        for n, line in enumerate("".join(c["source"]).splitlines(), 1):
+            if len(line) > NOTEBOOK_LINE_WIDTH:
+                wide.append(f"cell {c.get('id')} line {n} ({len(line)} characters): {line.strip()[:60]}")
+        tags = set(c.get("metadata", {}).get("tags", []))
+        if not tags & FOLD_TAGS:
+            bare.append(c.get("id"))
+        if "remove-cell" in tags:
+            removed.append(c.get("id"))
+    assert not wide, f"{path.name}: code lines wider than {NOTEBOOK_LINE_WIDTH}: {wide}"
+    assert not bare, f"{path.name}: code cells tagged neither hide-input nor remove-input: {bare}"
+    assert not removed, f"{path.name}: code cells tagged remove-cell (fold them instead): {removed}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_json_is_canonical(path):
+    """Committed as json.dumps(nb, indent=1, ensure_ascii=False) plus a newline, with unique
+    cell ids: a script that loads and dumps a notebook that way changes only what it meant to."""
+    text = path.read_text(encoding="utf-8")
+    nb = json.loads(text)
+    assert text == json.dumps(nb, indent=1, ensure_ascii=False) + "\n", f"{path.name} is not canonical JSON"
+    ids = [c.get("id") for c in nb["cells"]]
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: missing or repeated cell ids"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_holds_no_training_loop_or_physics(path):
     """Notebooks import their logic from zoa_lib: no model.fit, no FFT, no def of physics."""
@@ -216,8 +257,18 @@ def test_a_built_wheel_runs_from_anywhere_with_its_shipped_profiles_and_tables(t
     uv = Path(sys.executable).with_name("uv")
     if not uv.exists():
         pytest.skip("uv is not in this environment (make install puts it there)")
-    dist = tmp_path / "dist"
-    subprocess.run([str(uv), "build", "--wheel", "--no-config", "--quiet", "--out-dir", str(dist), str(ROOT)],
+    src, dist = tmp_path / "src", tmp_path / "dist"  # a copy: setuptools builds in the source tree (build/)
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "zoa_lib", src / "zoa_lib", ignore=skip)
+    shutil.copytree(ROOT / "profiles", src / "profiles", ignore=skip)
+    (src / "data").mkdir()
+    for p in (ROOT / "data").iterdir():
+        if p.is_file() and p.suffix in (".csv", ".tsv", ".md", ".py"):
+            shutil.copy(p, src / "data" / p.name)
+    subprocess.run([str(uv), "build", "--wheel", "--no-config", "--quiet", "--out-dir", str(dist), str(src)],
                    check=True, capture_output=True, text=True, timeout=600)
     (wheel,) = dist.glob("zoa-*.whl")
     venv = tmp_path / "venv"
