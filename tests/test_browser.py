@@ -231,16 +231,7 @@ def _first_figure_layout(driver) -> dict:
 #: a screen below the Prerequisites, with what stands there (px at the ci profile, a screen of
 #: the test's window being ~860 px): the check is skipped for them, and fails once one of them
 #: meets it, so that it is taken off this list when the chapter is rewritten.
-FIRST_FIGURE_PENDING: dict[str, str] = {
-    "03-training": "the V-Net, its training set-up, why the φ network once predicted a constant and "
-                   "the variant and mock-count tables (~4,100 px) come before the training curves",
-    "05-classical": "the classical methods described, the verdict, win-loss and edge tables "
-                    "(~20,000 px) come before the first figure",
-    "06-local-universe": "the set-up cell's table of known structures (~900 px) and the "
-                         "constrained-realization prose come before the first figure",
-    "07-cf4": "the catalogue's read report, the domain check and the sky-coverage prose (~1,100 px) "
-              "come before the catalogue's sky",
-}
+FIRST_FIGURE_PENDING: dict[str, str] = {}
 
 
 @pytest.mark.slow

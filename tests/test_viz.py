@@ -923,3 +923,30 @@ def test_zoa_slice_mask_against_astropy():
     ax = fig.add_subplot()
     skymaps.mark_zoa_slice(ax, L, 10.0, plane=(0, 1))
     assert "ZOA, |b| < 10°" in ax.get_legend_handles_labels()[1]
+
+
+def test_verdict_figure_puts_the_advantage_on_the_side_of_the_better_method():
+    """A higher-is-better row the network wins and a lower-is-better row it loses: advantages of
+    +10 % and −20 % of the classical value, intervals bounded the same way, blue and vermillion."""
+    from matplotlib.colors import to_hex
+
+    won = {"metric": "Pearson r", "better": "higher", "network": "vnet", "baseline": "wiener_cal",
+           "baseline_value": 0.5, "difference": 0.05, "interval68": [0.04, 0.06], "winner": "vnet",
+           "counts_for_goal": True}
+    lost = {"metric": "MSE", "better": "lower", "network": "vnet", "baseline": "wiener_cal",
+            "baseline_value": 2.0, "difference": 0.4, "interval68": [0.2, 0.6], "winner": "wiener_cal",
+            "counts_for_goal": True}
+    shown = dict(won, metric="bulk flow", counts_for_goal=False)
+    assert statistics.verdict_advantage(won) == pytest.approx((0.10, 0.08, 0.12))
+    assert statistics.verdict_advantage(lost) == pytest.approx((-0.20, -0.30, -0.10))
+    one = dict(lost, better="one", baseline_value=0.8, difference=-0.1, interval68=[-0.15, -0.05])
+    assert statistics.verdict_advantage(one) == pytest.approx((0.5, 0.25, 0.75))  # of |0.8 − 1|
+    fig = statistics.figure_verdict({"verdict": [won, lost, shown], "labels": {}})
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Pearson r", "MSE"]  # counted rows only
+    dots = [ln for ln in ax.lines if ln.get_marker() == "o" and len(ln.get_xdata())]
+    assert [float(d.get_xdata()[0]) for d in dots] == pytest.approx([10.0, -20.0])
+    assert [to_hex(d.get_color()) for d in dots] == [statistics.VERDICT_COLOURS["vnet"].lower(),
+                                                    statistics.VERDICT_COLOURS["classical"].lower()]
+    with pytest.raises(style.VizError, match="no verdict rows"):
+        statistics.figure_verdict({"verdict": [shown]})

@@ -446,3 +446,62 @@ def plot_loss_curves(history, ax=None, *, title: str | None = None):
     return ax.figure
 
 
+
+
+# --------------------------------------------------------------------------- the verdict
+#: Colour of each outcome of a verdict row (:func:`zoa_lib.analysis.verdict.verdict_rows`).
+VERDICT_COLOURS = {"vnet": OKABE_ITO[0], "classical": OKABE_ITO[1], "tie": "0.55", "undetermined": "0.55"}
+
+
+def verdict_advantage(row: Mapping) -> tuple[float, float, float]:
+    """(advantage, low, high): how much better the network does than the best classical method
+    on one verdict row, as a fraction of that method's own value (for ``better = one``, of its
+    distance |x − 1| from a perfect 1), positive where the network is better; low and high bound
+    the row's 68 % paired-bootstrap interval the same way. NaN where the scale is zero."""
+    d, (lo, hi) = float(row["difference"]), (float(v) for v in row["interval68"])
+    base = float(row["baseline_value"])
+    if row["better"] == "higher":
+        adv, lo_a, hi_a, scale = d, lo, hi, abs(base)
+    else:  # lower, or one: the difference is of the value, or of |x − 1|; smaller is better
+        adv, lo_a, hi_a = -d, -hi, -lo
+        scale = abs(base - 1.0) if row["better"] == "one" else abs(base)
+    if not scale > 0:
+        return float("nan"), float("nan"), float("nan")
+    return adv / scale, lo_a / scale, hi_a / scale
+
+
+def figure_verdict(comparison: Mapping, labels: Mapping[str, str] | None = None):
+    """The verdict of ``zoa evaluate`` at a glance: for each network (one panel) and each
+    headline metric the goal counts (one row), the network's advantage over the best classical
+    method on that metric (:func:`verdict_advantage`, per cent of that method's value) with the
+    68 % paired-bootstrap interval over parent boxes. Blue: the network wins (the interval
+    excludes zero on its side); vermillion: the classical method wins; grey: a tie. Rows shown
+    but not counted (δ-derived velocities, the bulk flow, structures) stay in the tables.
+    ``comparison``: the dict of ``comparison.json``. Returns the Figure."""
+    rows = [r for r in comparison.get("verdict") or [] if r.get("counts_for_goal", True)]
+    if not rows:
+        raise VizError("the comparison has no verdict rows that count for the goal (no network was scored)")
+    labels = dict(comparison.get("labels") or {}, **dict(labels or {}))
+    nets = list(dict.fromkeys(r.get("network", "vnet") for r in rows))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    fig = new_figure(figsize=(4.2 + 3.4 * len(nets), 1.2 + 0.3 * len(metrics)))
+    with style():
+        axes = np.atleast_1d(fig.subplots(1, len(nets), squeeze=False, sharex=True, sharey=True)).ravel()
+        for ax, net in zip(axes, nets):
+            for r in (r for r in rows if r.get("network", "vnet") == net):
+                y = metrics.index(r["metric"])
+                adv, lo, hi = (100.0 * v for v in verdict_advantage(r))
+                colour = VERDICT_COLOURS[r["winner"] if r["winner"] in VERDICT_COLOURS else "classical"]
+                ax.plot([lo, hi], [y, y], color=colour, lw=2.0)
+                ax.plot([adv], [y], "o", ms=6, color=colour)
+            ax.axvline(0.0, color="0.3", lw=0.8)
+            ax.set_xlabel("advantage over the best classical (%)", fontsize=8)
+            ax.set_title("V-Net" if net == "vnet" else "V-Net, the paper's set-up", fontsize=9)
+        axes[0].set_yticks(range(len(metrics)))
+        axes[0].set_yticklabels(metrics, fontsize=7)
+        axes[0].set_ylim(len(metrics) - 0.5, -0.5)
+        handles = [axes[-1].plot([], [], "o", color=c, label=t)[0] for t, c in
+                   (("network wins", VERDICT_COLOURS["vnet"]), ("classical wins", VERDICT_COLOURS["classical"]),
+                    ("tie", VERDICT_COLOURS["tie"]))]
+        axes[-1].legend(handles=handles, loc="best", fontsize=7)
+    return fig
