@@ -941,12 +941,14 @@ def test_verdict_figure_puts_the_advantage_on_the_side_of_the_better_method():
     assert statistics.verdict_advantage(lost) == pytest.approx((-0.20, -0.30, -0.10))
     one = dict(lost, better="one", baseline_value=0.8, difference=-0.1, interval68=[-0.15, -0.05])
     assert statistics.verdict_advantage(one) == pytest.approx((0.5, 0.25, 0.75))  # of |0.8 − 1|
-    fig = statistics.figure_verdict({"verdict": [won, lost, shown], "labels": {}})
+    undetermined = dict(won, metric="r(δ)", interval68=[None, None], winner="undetermined")
+    assert np.isnan(statistics.verdict_advantage(undetermined)[1:]).all()
+    fig = statistics.figure_verdict({"verdict": [won, lost, shown, undetermined], "labels": {}})
     (ax,) = fig.axes
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["Pearson r", "MSE"]  # counted rows only
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Pearson r", "MSE", "r(δ)"]  # counted rows only
     dots = [ln for ln in ax.lines if ln.get_marker() == "o" and len(ln.get_xdata())]
-    assert [float(d.get_xdata()[0]) for d in dots] == pytest.approx([10.0, -20.0])
-    assert [to_hex(d.get_color()) for d in dots] == [statistics.VERDICT_COLOURS["vnet"].lower(),
-                                                    statistics.VERDICT_COLOURS["classical"].lower()]
+    assert [float(d.get_xdata()[0]) for d in dots] == pytest.approx([10.0, -20.0, 10.0])
+    assert [to_hex(d.get_color()) for d in dots] == [to_hex(statistics.VERDICT_COLOURS[k])
+                                                    for k in ("vnet", "classical", "undetermined")]
     with pytest.raises(style.VizError, match="no verdict rows"):
         statistics.figure_verdict({"verdict": [shown]})

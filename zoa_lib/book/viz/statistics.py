@@ -457,9 +457,13 @@ def verdict_advantage(row: Mapping) -> tuple[float, float, float]:
     """(advantage, low, high): how much better the network does than the best classical method
     on one verdict row, as a fraction of that method's own value (for ``better = one``, of its
     distance |x − 1| from a perfect 1), positive where the network is better; low and high bound
-    the row's 68 % paired-bootstrap interval the same way. NaN where the scale is zero."""
-    d, (lo, hi) = float(row["difference"]), (float(v) for v in row["interval68"])
-    base = float(row["baseline_value"])
+    the row's 68 % paired-bootstrap interval the same way. NaN where the scale is zero or a
+    number is missing (an interval is None when every mock comes from one parent box)."""
+    def num(v):
+        return float("nan") if v is None else float(v)
+
+    d, base = num(row["difference"]), num(row["baseline_value"])
+    lo, hi = (num(v) for v in (row.get("interval68") or (None, None)))
     if row["better"] == "higher":
         adv, lo_a, hi_a, scale = d, lo, hi, abs(base)
     else:  # lower, or one: the difference is of the value, or of |x − 1|; smaller is better
