@@ -168,7 +168,7 @@ def test_default_methods_on_the_shipped_cf4_rows_with_trained_ci(trained_ci, mon
     assert main(["crossval", str(catalogs.CF4_SAMPLE), "--profile", "ci", "--splits", "3", "--json",
                  "--no-progress"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["methods"] == ["vnet", "wiener_cal", "wiener_joint", "wiener"] and doc["n_in_cube"] == 7961
+    assert doc["methods"] == ["vnet", "wiener", "wiener_cal", "wiener_joint"] and doc["n_in_cube"] == 7961
     assert doc["info"]["wiener_joint"]["counts_model"]["n_mocks"] == trained_ci.mocks.n_train
     assert doc["n_held_out"] == [796] * 3 and doc["disjoint"]
     assert doc["info"]["vnet"]["phi_model"].endswith(".keras") and "calibration" in doc["info"]["wiener_cal"]

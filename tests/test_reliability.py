@@ -590,8 +590,8 @@ def test_killed_training_resumes_to_the_uninterrupted_result(reference, tmp_path
     assert meta["epoch"] == 1 and (folder / "backup" / "epoch-00001.weights.h5").is_file()
     assert zoa_meta(folder / "model.keras")["meta"]["epochs_done"] == 2  # written before the backup
     # 2. resumed from epoch 1, killed after its second batch
-    out = stopped(["train", "--resume"] + TRAIN, env, "train-batch#2")
-    assert "(resumed)" in out.stdout, out.stdout[-1500:]
+    out = stopped(["-v", "train", "--resume"] + TRAIN, env, "train-batch#2")  # -v: the start line (INFO log)
+    assert "(resumed)" in out.stderr, out.stderr[-1500:]
     state = folder / "backup" / "training_metadata.json"
     resume_from = json.loads(state.read_text())["epoch"]
     log = [("resume from", resume_from)]
