@@ -21,10 +21,10 @@ import json
 import shutil
 import sys
 import textwrap
-from pathlib import Path
 
 from zoa_lib.config import ProfileError, load_profile, parse_value
 from zoa_lib.errors import printable
+from zoa_lib.io.atomic import json_default
 
 #: The profile every command uses unless ``--profile`` names another.
 DEFAULT_PROFILE = "laptop"
@@ -114,11 +114,11 @@ def json_output(args):
 
 
 def _json_default(o):
-    if isinstance(o, Path):
-        return str(o)
-    if hasattr(o, "tolist"):  # numpy scalars and arrays
-        return o.tolist()
-    return float(o)
+    """:func:`zoa_lib.io.atomic.json_default`, and a number for anything else that converts."""
+    try:
+        return json_default(o)
+    except TypeError:
+        return float(o)
 
 
 def print_json(doc, args=None) -> None:

@@ -242,10 +242,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps``'s ``default`` for what the pipeline writes: numpy scalars and arrays as
+    numbers and lists, paths as strings; anything else raises :class:`TypeError`."""
     import numpy as np
 
     if isinstance(o, np.generic):
