@@ -286,3 +286,15 @@ def test_the_shipped_reference_costs_fit_their_profiles(zoa_data):
         prof = load_profile(path.stem)
         assert be.size_mismatch(prof, be.load_costs(path)) == []
         assert "reference machine" in be.landing_estimate(prof)["source"]
+
+
+def test_every_stage_benchmark_names_a_function_that_exists():
+    """``zoa bench <stage>`` looks its function up by name; a module that moved must not leave
+    the command pointing at nothing."""
+    import importlib
+
+    from zoa_lib.commands.bench import BENCHMARKS
+
+    for stage, target in BENCHMARKS.items():
+        mod, fn = target.split(":")
+        assert callable(getattr(importlib.import_module(mod), fn, None)), f"zoa bench {stage}: {target}"

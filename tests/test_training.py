@@ -181,6 +181,28 @@ def test_dataset_slices_global_batches_per_worker(tmp_path):
         np.testing.assert_array_equal(ya, yb)
 
 
+def test_validation_is_one_pass_with_the_same_batches_held_or_streamed(tmp_path):
+    """Validation (``epochs=None, repeat=False``) ends after its plan (Keras makes a fresh
+    iterator each epoch) and gives the streamed batches exactly, also when held in memory as
+    tensors, for every worker's slice; ``repeat=True`` repeats the plan."""
+    paths = write_mocks(tmp_path, grid=8, splits=(("val", 2, 3),))["val"]
+    tf_ = transforms.Transforms(target="phi", phi_scale=1e5)
+    kw = dict(batch_size=2, shuffle=False, augment=False, seed=3, steps_per_epoch=4, grid=8)
+    for part in ({}, {"num_pipelines": 2, "pipeline_id": 1, "per_replica_batch": 1}):
+        streamed = list(pipeline.make_dataset(paths, "phi", tf_, repeat=False, **part, **kw).as_numpy_iterator())
+        held = list(pipeline.make_dataset(paths, "phi", tf_, repeat=False, in_memory=True, **part,
+                                          **kw).as_numpy_iterator())
+        assert len(streamed) == len(held) == 4
+        for (xa, ya), (xb, yb) in zip(streamed, held):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    # 6 mocks, 4 steps of 2: the plan wraps around to the first mocks
+    first = list(pipeline.make_dataset(paths, "phi", tf_, repeat=False, in_memory=True, **kw).as_numpy_iterator())
+    np.testing.assert_array_equal(first[3][1], first[0][1])
+    endless = pipeline.make_dataset(paths, "phi", tf_, **kw).take(9)
+    assert len(list(endless.as_numpy_iterator())) == 9
+
+
 # --------------------------------------------------------------------------- learning
 def test_network_overfits_two_samples():
     keras.utils.set_random_seed(0)
@@ -419,6 +441,34 @@ def test_mirrored_two_cpus_gives_the_first_step_loss_of_one_device(tmp_path):
     res = json.loads(r.stdout.split("RESULT", 1)[1])
     assert res["replicas"] == 2 and res["batch"] == [2, 2] and res["steps"] == [1, 1]
     assert res["two"]["loss"][0] == pytest.approx(res["one"]["loss"][0], rel=1e-5)
+
+
+def test_mirrored_training_reads_the_wiener_channels(tmp_path):
+    """Under a distribution strategy each worker's dataset keeps the Wiener-filter channel files
+    and the in-memory set (they were dropped once, and the run refused to start)."""
+    env = dict(os.environ, ZOA_DATA=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="2")
+    write_mocks(tmp_path / "ci" / "mocks", grid=16, splits=(("train", 1, 2), ("val", 1, 2)))
+    code = f"""
+        import json
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from zoa_lib.methods.training import fitting
+        from zoa_lib.methods.training.strategy import get_strategy
+        from zoa_lib.config import load_profile
+        over = {TINY!r}
+        over.update({{"training.epochs": 1, "training.augment": False, "training.wiener_channels": True,
+                      "training.batch_size": 2}})
+        if __name__ == "__main__":
+            res = fitting.train(load_profile("ci", over), "delta",
+                                strategy=get_strategy("mirrored", ["/cpu:0", "/cpu:1"]), progress=False)
+            print("RESULT", json.dumps({{"replicas": res.replicas, "history": res.history}}))
+    """
+    r = _run_python(code, env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert res["replicas"] == 2
+    assert np.isfinite(res["history"]["loss"][0]) and np.isfinite(res["history"]["val_loss"][0])
 
 
 def _free_ports(n):

@@ -22,8 +22,8 @@ from zoa_lib.io.machine import machine, peak_rss_mib
 #: stage -> "module:function"
 BENCHMARKS = {
     "sim": "zoa_lib.universe.simulation:benchmark",
-    "mocks": "zoa_lib.survey.mocks:benchmark",
-    "train": "zoa_lib.methods.training:benchmark",
+    "mocks": "zoa_lib.survey.mock_set:benchmark",
+    "train": "zoa_lib.methods.training.bench:benchmark",
     "evaluate": "zoa_lib.methods.baselines:benchmark",
 }
 

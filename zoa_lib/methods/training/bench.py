@@ -132,7 +132,7 @@ def benchmark(profile, seconds: float = 10.0) -> dict:
         ds = make_dataset(shards, "phi", transforms, batch, shuffle=True, augment=tr.augment, seed=profile.seed,
                           epochs=2, steps_per_epoch=steps, **kw)
         val = make_dataset(shards, "phi", transforms, batch, shuffle=False, augment=False, seed=profile.seed,
-                           steps_per_epoch=val_steps, **kw)
+                           steps_per_epoch=val_steps, repeat=False, **kw)  # one pass, as in training
         out["data_setup_seconds"] = round(time.perf_counter() - a, 3)
         it = iter(make_dataset(shards, "phi", transforms, batch, shuffle=True, augment=tr.augment,
                                seed=profile.seed, epochs=1, steps_per_epoch=steps, **kw))

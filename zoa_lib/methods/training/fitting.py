@@ -256,9 +256,10 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
 
     def dataset(shard_set, shuffle, augment, epochs, nsteps, stream, ctx=None):
         kw = dict(num_pipelines=1, pipeline_id=0, per_replica_batch=None, in_memory=in_memory,
-                  channel_paths=channels["train" if shard_set is train_set else "val"])
-        if ctx is not None:
-            kw = dict(num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
+                  channel_paths=channels["train" if shard_set is train_set else "val"],
+                  repeat=shard_set is train_set)  # validation: one pass, ended by the generator
+        if ctx is not None:  # this worker's slice of each global batch (the files as above)
+            kw.update(num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
                       per_replica_batch=ctx.get_per_replica_batch_size(B))
         return make_dataset(shard_set, batch_size=B, shuffle=shuffle, augment=augment, seed=seed,
                             epochs=epochs, start_epoch=start_epoch if epochs else 0, steps_per_epoch=nsteps,

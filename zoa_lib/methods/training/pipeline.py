@@ -251,12 +251,14 @@ def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms
                  steps_per_epoch: int | None = None, reflections: bool = False, grid: int | None = None,
                  num_pipelines: int = 1, pipeline_id: int = 0, per_replica_batch: int | None = None,
                  stream: int = 0, channel_paths: Sequence[str | Path] | None = None, in_memory: bool = False,
-                 threads: int | None = None):
+                 threads: int | None = None, repeat: bool = True):
     """A ``tf.data.Dataset`` of (inputs (b,N,N,N,C), target (b,N,N,N,1)) batches from shards.
 
     ``batch_size`` is the global batch B; each epoch has ``steps_per_epoch`` steps (default
     n // B, at least 1) built by :func:`epoch_plan` for epochs ``start_epoch`` … ``epochs``−1
-    (``epochs=None``: the first epoch's plan repeated forever, for validation and benchmarks).
+    (``epochs=None``: the first epoch's plan, repeated forever for benchmarks, or given once
+    with ``repeat=False``, as validation is; a single pass of unrotated in-memory mocks is
+    then made from the arrays themselves, with no Python generator).
     ``augment`` draws one of 24 rotations per mock (48 with ``reflections``).
     ``channel_paths``: the Wiener-filter channel files of the shards (needed by a model with
     ``transforms.wiener_channels``). ``in_memory``: read, normalise and encode every mock
@@ -310,14 +312,21 @@ def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms
                              else pool.map(source, f[sl], r[sl], s[sl]))
                     xs, ys = zip(*items)
                     yield np.stack(xs), np.stack(ys)
-                if epochs is not None:
+                if epochs is not None or not repeat:
                     return
         finally:
             if pool is not None:
                 pool.shutdown(wait=False)
 
-    sig = (tf.TensorSpec((b, N, N, N, C), tf.float32), tf.TensorSpec((b, N, N, N, 1), tf.float32))
-    ds = tf.data.Dataset.from_generator(batches, output_signature=sig).prefetch(2)
+    if in_memory and not repeat and epochs is None and not np.any(s):
+        # one pass of unrotated mocks held in memory (validation): the batches as tensors, no
+        # Python generator; Keras drops its validation iterator after every evaluation, and
+        # dropping one over a generator stalled the epoch by 1–2 s about every other time
+        g = source.starts[f[:n_batches * b]] + r[:n_batches * b]
+        ds = tf.data.Dataset.from_tensor_slices((source.x[g], source.y[g])).batch(b)
+    else:
+        sig = (tf.TensorSpec((b, N, N, N, C), tf.float32), tf.TensorSpec((b, N, N, N, 1), tf.float32))
+        ds = tf.data.Dataset.from_generator(batches, output_signature=sig).prefetch(2)
     opts = tf.data.Options()
     opts.deterministic = True
     opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
