@@ -257,7 +257,7 @@ def train(profile, target: str, resume: bool = False, strategy=None, progress: b
     def dataset(shard_set, shuffle, augment, epochs, nsteps, stream, ctx=None):
         kw = dict(num_pipelines=1, pipeline_id=0, per_replica_batch=None, in_memory=in_memory,
                   channel_paths=channels["train" if shard_set is train_set else "val"],
-                  repeat=shard_set is train_set)  # validation: one pass, ended by the generator
+                  repeat=shard_set is train_set)  # validation: one pass per evaluation
         if ctx is not None:  # this worker's slice of each global batch (the files as above)
             kw.update(num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
                       per_replica_batch=ctx.get_per_replica_batch_size(B))

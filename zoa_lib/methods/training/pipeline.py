@@ -232,8 +232,12 @@ class MemoryMocks:
                 ys.append(y)
         self.x, self.y = np.stack(xs), np.stack(ys)
 
+    def index(self, shard, row):
+        """Rows of :attr:`x` and :attr:`y` of (shard index, row in shard): numbers or arrays."""
+        return self.starts[shard] + row
+
     def __call__(self, shard, row, sym):
-        g = self.starts[int(shard)] + int(row)
+        g = self.index(int(shard), int(row))
         x, y = self.x[g], self.y[g]
         s = int(sym)
         if s:
@@ -322,7 +326,7 @@ def make_dataset(paths: Sequence[str | Path] | ShardSet, target: str, transforms
         # one pass of unrotated mocks held in memory (validation): the batches as tensors, no
         # Python generator; Keras drops its validation iterator after every evaluation, and
         # dropping one over a generator stalled the epoch by 1–2 s about every other time
-        g = source.starts[f[:n_batches * b]] + r[:n_batches * b]
+        g = source.index(f[:n_batches * b], r[:n_batches * b])
         ds = tf.data.Dataset.from_tensor_slices((source.x[g], source.y[g])).batch(b)
     else:
         sig = (tf.TensorSpec((b, N, N, N, C), tf.float32), tf.TensorSpec((b, N, N, N, 1), tf.float32))
